@@ -1,0 +1,219 @@
+//! Stack-overflow reporting: name the agent, then abort.
+//!
+//! Overflowing a coroutine's guard page raises SIGSEGV at an address std's
+//! own handler does not know, which ends the process with a bare segfault
+//! (pitfalls.md §3.6). Recovery is not possible in general (the agent may be
+//! inside `malloc` or hold a lock), so an overflow stays fatal but is named.
+//!
+//! # Protocol
+//!
+//! 1. [`install`] (once per process) puts our handler on SIGSEGV and SIGBUS
+//!    with `SA_ONSTACK | SA_SIGINFO`, keeping the previous handlers.
+//! 2. [`ensure_alt_stack`] (once per worker thread) makes sure the thread has
+//!    an alternate signal stack; std gives one to its threads when its own
+//!    handler is installed, and we add one otherwise.
+//! 3. Before each resume the worker calls [`enter`] with the agent's guard
+//!    range; after it, [`leave`]. These write `const`-initialised
+//!    thread-locals: no lazy initialisation, so reading them in the handler is
+//!    async-signal-safe, and they are written by the worker loop, never by
+//!    agent code (the thread-local rule of ARCHITECTURE.md).
+//! 4. The handler compares `si_addr` with the range. Inside: it writes
+//!    "agent <id> overflowed its <N> KiB stack" with `write(2)` and aborts.
+//!    Outside: it hands the signal to the previous handler (std's, which
+//!    reports thread-stack overflows), or restores the default action so the
+//!    fault repeats and kills the process as usual.
+
+use std::cell::Cell;
+use std::sync::Once;
+
+thread_local! {
+    /// Lowest address of the running agent's guard page (0: none).
+    static GUARD_LOW: Cell<usize> = const { Cell::new(0) };
+    /// One past the highest address of that guard page.
+    static GUARD_HIGH: Cell<usize> = const { Cell::new(0) };
+    /// Serial number of the running agent.
+    static AGENT_SERIAL: Cell<u64> = const { Cell::new(0) };
+    /// Usable stack size of the running agent, in KiB.
+    static STACK_KIB: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The handlers that were installed before ours.
+struct Previous {
+    segv: libc::sigaction,
+    bus: libc::sigaction,
+}
+
+/// Written once inside `INSTALL`, read only by the handler afterwards.
+static mut PREVIOUS: Option<Previous> = None;
+static INSTALL: Once = Once::new();
+
+/// Step 1: installs the handler for the whole process (idempotent).
+pub(crate) fn install() {
+    INSTALL.call_once(|| {
+        // SAFETY: `sigaction` with a zeroed struct, our handler and an empty
+        // mask is the documented way to install a handler; PREVIOUS is
+        // written here only, before the handler can run, inside call_once.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handler as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            let mut segv: libc::sigaction = std::mem::zeroed();
+            let mut bus: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGSEGV, std::ptr::null(), &mut segv);
+            libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut bus);
+            *std::ptr::addr_of_mut!(PREVIOUS) = Some(Previous { segv, bus });
+            libc::sigaction(libc::SIGSEGV, &action, std::ptr::null_mut());
+            libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
+        }
+    });
+}
+
+/// Size of the alternate signal stack we add when a thread has none.
+const ALT_STACK_SIZE_BYTES: usize = 64 * 1024;
+
+/// Step 2: gives the calling thread an alternate signal stack if it has none.
+/// The stack is leaked on purpose: it must outlive every signal the thread
+/// can take, and there is one per worker thread.
+pub(crate) fn ensure_alt_stack() {
+    // SAFETY: querying the current alternate stack writes only `current`.
+    let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let rc = unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
+    if rc != 0 || current.ss_flags & libc::SS_DISABLE == 0 {
+        return;
+    }
+    let memory = vec![0u8; ALT_STACK_SIZE_BYTES].leak();
+    let stack = libc::stack_t {
+        ss_sp: memory.as_mut_ptr().cast(),
+        ss_flags: 0,
+        ss_size: memory.len(),
+    };
+    // SAFETY: `memory` is leaked, so it stays valid for the thread's life.
+    unsafe {
+        libc::sigaltstack(&stack, std::ptr::null_mut());
+    }
+}
+
+/// Step 3: the worker is about to resume the agent `serial`, whose guard
+/// page spans `low..high` and whose stack has `stack_bytes` usable bytes.
+pub(crate) fn enter(low: usize, high: usize, serial: u64, stack_bytes: usize) {
+    GUARD_LOW.with(|c| c.set(low));
+    GUARD_HIGH.with(|c| c.set(high));
+    AGENT_SERIAL.with(|c| c.set(serial));
+    STACK_KIB.with(|c| c.set(stack_bytes / 1024));
+}
+
+/// Step 3: the agent switched out.
+pub(crate) fn leave() {
+    GUARD_LOW.with(|c| c.set(0));
+    GUARD_HIGH.with(|c| c.set(0));
+}
+
+/// Step 4.
+extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let address = unsafe { (*info).si_addr() } as usize;
+    let low = GUARD_LOW.with(Cell::get);
+    let high = GUARD_HIGH.with(Cell::get);
+    if low != 0 && (low..high).contains(&address) {
+        let mut line = LineBuffer::default();
+        line.push(b"erlangen: agent <");
+        line.push_hex(AGENT_SERIAL.with(Cell::get));
+        line.push(b"> overflowed its ");
+        line.push_decimal(STACK_KIB.with(Cell::get) as u64);
+        line.push(b" KiB stack; aborting\n");
+        // SAFETY: write(2) and abort(3) are async-signal-safe.
+        unsafe {
+            libc::write(2, line.bytes.as_ptr().cast(), line.len);
+            libc::abort();
+        }
+    }
+    // SAFETY: PREVIOUS was written before this handler was installed and is
+    // never written again.
+    let previous = unsafe { (*std::ptr::addr_of!(PREVIOUS)).as_ref() };
+    let Some(previous) = previous else { return };
+    let old = if signal == libc::SIGBUS {
+        &previous.bus
+    } else {
+        &previous.segv
+    };
+    chain(signal, info, context, old);
+}
+
+/// Hands the signal to the handler that was there before ours.
+fn chain(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+    old: &libc::sigaction,
+) {
+    let handler = old.sa_sigaction;
+    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        // SAFETY: restoring the default action makes the faulting instruction
+        // fault again on return and end the process the usual way.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    } else if old.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: a handler installed with SA_SIGINFO has this signature.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(handler) };
+        f(signal, info, context);
+    } else {
+        // SAFETY: a handler installed without SA_SIGINFO has this signature.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+        f(signal);
+    }
+}
+
+/// A fixed buffer for formatting without allocating (signal context).
+struct LineBuffer {
+    bytes: [u8; 160],
+    len: usize,
+}
+
+impl Default for LineBuffer {
+    fn default() -> LineBuffer {
+        LineBuffer {
+            bytes: [0; 160],
+            len: 0,
+        }
+    }
+}
+
+impl LineBuffer {
+    fn push(&mut self, text: &[u8]) {
+        for &byte in text {
+            if self.len < self.bytes.len() {
+                self.bytes[self.len] = byte;
+                self.len += 1;
+            }
+        }
+    }
+
+    fn push_hex(&mut self, value: u64) {
+        self.push_radix(value, 16);
+    }
+
+    fn push_decimal(&mut self, value: u64) {
+        self.push_radix(value, 10);
+    }
+
+    fn push_radix(&mut self, mut value: u64, radix: u64) {
+        let mut digits = [0u8; 20];
+        let mut n = 0;
+        loop {
+            digits[n] = b"0123456789abcdef"[(value % radix) as usize];
+            n += 1;
+            value /= radix;
+            if value == 0 {
+                break;
+            }
+        }
+        digits[..n].reverse();
+        self.push(&digits[..n]);
+    }
+}

@@ -1,0 +1,457 @@
+//! Agent stacks: slots carved from big slabs, a guard page under each, pooled.
+//!
+//! # Why not one mapping per stack
+//!
+//! A stack mapped on its own with an `mprotect` guard costs two kernel
+//! mappings (VMAs); at the default `vm.max_map_count` of 65,530 a process
+//! stops at about 32,750 stacks (pitfalls.md §3.4). So:
+//!
+//! 1. **Slabs.** Each size class reserves [`SLAB_SIZE_BYTES`] of address space
+//!    with one `mmap(MAP_NORESERVE)` and `MADV_NOHUGEPAGE` (a huge page would
+//!    make 2 MiB resident where 4 KiB is touched). Untouched pages cost no RAM.
+//! 2. **Guards.** A slot is `[guard page][usable stack]`, the stack growing
+//!    down towards its guard. The guard is installed when the slot is first
+//!    carved, with `madvise(MADV_GUARD_INSTALL)` (Linux ≥ 6.13), which marks
+//!    page-table entries and adds no VMA. Where the kernel refuses it, the
+//!    documented fallback is an `mprotect(PROT_NONE)` guard (two VMAs per
+//!    stack) within a budget of a quarter of `vm.max_map_count`; past that
+//!    budget new stacks are refused and the agent exits with `SystemLimit`.
+//!    An unguarded stack is never handed out.
+//! 3. **Reuse.** A finished agent's slot goes to its worker's cache (no lock),
+//!    overflowing in halves to the class's shared free list; allocation takes
+//!    from the cache, then the free list in batches, then carves. In steady
+//!    state a spawn makes no system call.
+//! 4. **Release.** Slots are never unmapped one by one; the whole pool is
+//!    unmapped when the runtime is dropped, after every coroutine is gone.
+//!
+//! # Bounds
+//!
+//! Address space: one slab per [`SLAB_SIZE_BYTES`] of live stacks. Kernel
+//! mappings: one per slab (plus two per stack in the `mprotect` fallback,
+//! capped). Worker caches: [`STACK_CACHE_LEN_MAX`] slots each.
+
+use std::sync::Mutex;
+
+use corosensei::stack::{Stack, StackPointer};
+
+use crate::config::{GUARD_SIZE_BYTES, SLAB_SIZE_BYTES, STACK_CACHE_LEN_MAX};
+use crate::sync::lock;
+
+/// Linux's `MADV_GUARD_INSTALL` (not yet in the libc crate).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// One stack slot: where it starts (its guard page) and how big it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StackSlot {
+    /// Lowest address: the guard page.
+    bottom: usize,
+    /// Guard plus usable bytes.
+    slot_bytes: usize,
+}
+
+impl StackSlot {
+    /// The guard page's address range, for overflow reporting.
+    pub(crate) fn guard_range(&self) -> (usize, usize) {
+        (self.bottom, self.bottom + GUARD_SIZE_BYTES)
+    }
+
+    /// Usable bytes.
+    pub(crate) fn usable_bytes(&self) -> usize {
+        self.slot_bytes - GUARD_SIZE_BYTES
+    }
+}
+
+/// A stack lent to one coroutine. Dropping it (when a suspended coroutine is
+/// killed) hands the slot back to the pool's free list.
+#[derive(Debug)]
+pub(crate) struct PooledStack {
+    /// The slot.
+    slot: StackSlot,
+    /// The pool it came from. Invariant: the pool outlives every stack it
+    /// lends (the runtime drops every coroutine before it drops the pool).
+    pool: *const StackPool,
+}
+
+// SAFETY: a PooledStack is an owned range of memory plus a pointer to the
+// pool, whose `release` takes a lock; nothing in it is tied to a thread.
+unsafe impl Send for PooledStack {}
+
+impl PooledStack {
+    /// The slot, without returning it to the pool.
+    pub(crate) fn into_slot(self) -> StackSlot {
+        let slot = self.slot;
+        std::mem::forget(self);
+        slot
+    }
+
+    /// The slot this stack occupies.
+    pub(crate) fn slot(&self) -> StackSlot {
+        self.slot
+    }
+}
+
+impl Drop for PooledStack {
+    fn drop(&mut self) {
+        // SAFETY: the pool outlives every stack it lends (field invariant).
+        let pool = unsafe { &*self.pool };
+        pool.release(self.slot);
+    }
+}
+
+// SAFETY: `base` is the top of the slot and `limit` its bottom, both
+// page-aligned (so aligned to STACK_ALIGNMENT); the slot's lowest page is a
+// guard page installed at carve time, and the usable part is at least
+// STACK_SIZE_BYTES_MIN (32 KiB) > MIN_STACK_SIZE. The memory stays mapped
+// while the PooledStack lives (the pool outlives it).
+unsafe impl Stack for PooledStack {
+    fn base(&self) -> StackPointer {
+        StackPointer::new(self.slot.bottom + self.slot.slot_bytes).expect("slot is mapped")
+    }
+
+    fn limit(&self) -> StackPointer {
+        StackPointer::new(self.slot.bottom).expect("slot is mapped")
+    }
+}
+
+/// How guards are installed on this kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GuardMode {
+    /// Not yet known: try `MADV_GUARD_INSTALL` first.
+    Unknown,
+    /// `MADV_GUARD_INSTALL` works.
+    Advise,
+    /// Fallback: `mprotect` guards, counted against the budget.
+    Protect,
+}
+
+/// One reserved range of address space.
+#[derive(Debug)]
+struct Slab {
+    /// Start address.
+    base: usize,
+    /// Length in bytes.
+    len: usize,
+}
+
+/// Slots of one size.
+#[derive(Debug)]
+struct SizeClass {
+    /// Guard plus usable bytes per slot.
+    slot_bytes: usize,
+    /// Slots returned and not yet reused.
+    free: Vec<StackSlot>,
+    /// Every slab of this class; the last is being carved.
+    slabs: Vec<Slab>,
+    /// Slots carved from the last slab.
+    carved: usize,
+    /// Slots the last slab holds.
+    slab_slots: usize,
+}
+
+/// The mutable part of the pool.
+#[derive(Debug)]
+struct PoolState {
+    /// One entry per stack size in use.
+    classes: Vec<SizeClass>,
+    /// How guards are installed.
+    guard_mode: GuardMode,
+    /// `mprotect` guards installed (fallback mode only).
+    protect_guards: usize,
+    /// Most `mprotect` guards allowed.
+    protect_budget: usize,
+}
+
+/// Counters for introspection and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackPoolStats {
+    /// Slabs mapped.
+    pub slabs: usize,
+    /// Slots ever carved.
+    pub slots_carved: usize,
+    /// Slots on the shared free lists.
+    pub slots_free: usize,
+    /// Whether guards use `MADV_GUARD_INSTALL` (else the `mprotect` fallback).
+    pub guard_install: bool,
+}
+
+/// The runtime's stack allocator.
+#[derive(Debug)]
+pub(crate) struct StackPool {
+    /// Size classes, free lists and slabs.
+    state: Mutex<PoolState>,
+}
+
+// SAFETY: the raw addresses inside are plain numbers describing mappings the
+// pool owns; all access goes through the mutex.
+unsafe impl Send for StackPool {}
+// SAFETY: as above.
+unsafe impl Sync for StackPool {}
+
+impl StackPool {
+    /// An empty pool.
+    pub(crate) fn new() -> StackPool {
+        StackPool {
+            state: Mutex::new(PoolState {
+                classes: Vec::new(),
+                guard_mode: GuardMode::Unknown,
+                protect_guards: 0,
+                protect_budget: max_map_count() / 4,
+            }),
+        }
+    }
+
+    /// Lends a stack with `usable_bytes` (a multiple of the page size),
+    /// taking from `cache` first when it holds slots of that size.
+    pub(crate) fn take(&self, usable_bytes: usize, cache: &mut StackCache) -> Option<PooledStack> {
+        let slot_bytes = usable_bytes + GUARD_SIZE_BYTES;
+        let slot = if cache.slot_bytes == slot_bytes {
+            match cache.slots.pop() {
+                Some(slot) => slot,
+                None => {
+                    self.refill(slot_bytes, &mut cache.slots);
+                    cache.slots.pop()?
+                }
+            }
+        } else {
+            let mut one = Vec::with_capacity(1);
+            self.take_batch(slot_bytes, 1, &mut one);
+            one.pop()?
+        };
+        Some(PooledStack {
+            slot,
+            pool: self as *const StackPool,
+        })
+    }
+
+    /// Hands a finished coroutine's slot to `cache`, spilling half of the
+    /// cache to the shared free list when it is full.
+    pub(crate) fn give(&self, slot: StackSlot, cache: &mut StackCache) {
+        if slot.slot_bytes != cache.slot_bytes {
+            self.release(slot);
+            return;
+        }
+        if cache.slots.len() >= STACK_CACHE_LEN_MAX {
+            let spill = cache.slots.split_off(STACK_CACHE_LEN_MAX / 2);
+            let mut state = lock(&self.state);
+            let class = class_mut(&mut state.classes, slot.slot_bytes);
+            class.free.extend(spill);
+        }
+        cache.slots.push(slot);
+    }
+
+    /// Returns a slot to the shared free list.
+    pub(crate) fn release(&self, slot: StackSlot) {
+        let mut state = lock(&self.state);
+        class_mut(&mut state.classes, slot.slot_bytes)
+            .free
+            .push(slot);
+    }
+
+    /// Moves a worker cache back to the shared free lists (worker exit).
+    pub(crate) fn drain_cache(&self, cache: &mut StackCache) {
+        let mut state = lock(&self.state);
+        let slot_bytes = cache.slot_bytes;
+        class_mut(&mut state.classes, slot_bytes)
+            .free
+            .append(&mut cache.slots);
+    }
+
+    /// Counters.
+    pub(crate) fn stats(&self) -> StackPoolStats {
+        let state = lock(&self.state);
+        let mut stats = StackPoolStats {
+            guard_install: state.guard_mode != GuardMode::Protect,
+            ..StackPoolStats::default()
+        };
+        for class in &state.classes {
+            stats.slabs += class.slabs.len();
+            stats.slots_free += class.free.len();
+            stats.slots_carved +=
+                class.carved + class.slabs.len().saturating_sub(1) * class.slab_slots;
+        }
+        stats
+    }
+
+    /// Fills `out` with up to half a cache of slots.
+    fn refill(&self, slot_bytes: usize, out: &mut Vec<StackSlot>) {
+        self.take_batch(slot_bytes, crate::config::STEAL_BATCH_LEN_MAX, out);
+    }
+
+    /// Takes up to `n` slots: free ones first, then freshly carved ones.
+    fn take_batch(&self, slot_bytes: usize, n: usize, out: &mut Vec<StackSlot>) {
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        let class = class_mut(&mut state.classes, slot_bytes);
+        while out.len() < n {
+            match class.free.pop() {
+                Some(slot) => out.push(slot),
+                None => break,
+            }
+        }
+        while out.len() < n {
+            if class.carved == class.slab_slots && !class.map_slab() {
+                return;
+            }
+            let slab = class.slabs.last().expect("a slab was just mapped");
+            let bottom = slab.base + class.carved * class.slot_bytes;
+            if !install_guard(
+                bottom,
+                &mut state.guard_mode,
+                &mut state.protect_guards,
+                state.protect_budget,
+            ) {
+                return;
+            }
+            class.carved += 1;
+            out.push(StackSlot { bottom, slot_bytes });
+        }
+    }
+}
+
+impl Drop for StackPool {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for class in &state.classes {
+            for slab in &class.slabs {
+                // SAFETY: the slab was mapped by `map_slab` with this address
+                // and length, and no stack in it is in use: the runtime drops
+                // every coroutine before the pool (PooledStack invariant).
+                unsafe {
+                    libc::munmap(slab.base as *mut libc::c_void, slab.len);
+                }
+            }
+        }
+    }
+}
+
+impl SizeClass {
+    /// Reserves one more slab. Returns `false` if the kernel refused.
+    fn map_slab(&mut self) -> bool {
+        let slab_slots = (SLAB_SIZE_BYTES / self.slot_bytes).max(1);
+        let len = slab_slots * self.slot_bytes;
+        // SAFETY: an anonymous private mapping at an address of the kernel's
+        // choosing touches no existing memory.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            tracing::warn!(
+                len,
+                error = %std::io::Error::last_os_error(),
+                "erlangen: cannot reserve a stack slab"
+            );
+            return false;
+        }
+        // SAFETY: advice on a mapping we own; failure only loses the advice.
+        unsafe {
+            libc::madvise(base, len, libc::MADV_NOHUGEPAGE);
+        }
+        self.slabs.push(Slab {
+            base: base as usize,
+            len,
+        });
+        self.slab_slots = slab_slots;
+        self.carved = 0;
+        true
+    }
+}
+
+/// Finds (or creates) the class of `slot_bytes`.
+fn class_mut(classes: &mut Vec<SizeClass>, slot_bytes: usize) -> &mut SizeClass {
+    let index = match classes.iter().position(|c| c.slot_bytes == slot_bytes) {
+        Some(index) => index,
+        None => {
+            classes.push(SizeClass {
+                slot_bytes,
+                free: Vec::new(),
+                slabs: Vec::new(),
+                carved: 0,
+                slab_slots: 0,
+            });
+            classes.len() - 1
+        }
+    };
+    &mut classes[index]
+}
+
+/// Installs the guard page at `bottom`. Returns `false` if no guard can be
+/// had (fallback budget spent): the slot must then not be used.
+fn install_guard(
+    bottom: usize,
+    mode: &mut GuardMode,
+    protect_guards: &mut usize,
+    protect_budget: usize,
+) -> bool {
+    if *mode != GuardMode::Protect {
+        // SAFETY: the page lies inside a slab we own and no stack uses it yet.
+        let rc = unsafe {
+            libc::madvise(
+                bottom as *mut libc::c_void,
+                GUARD_SIZE_BYTES,
+                MADV_GUARD_INSTALL,
+            )
+        };
+        if rc == 0 {
+            *mode = GuardMode::Advise;
+            return true;
+        }
+        if *mode == GuardMode::Advise {
+            return false;
+        }
+        tracing::warn!(
+            "erlangen: MADV_GUARD_INSTALL unavailable ({}); falling back to mprotect guards, at most {protect_budget} stacks",
+            std::io::Error::last_os_error()
+        );
+        *mode = GuardMode::Protect;
+    }
+    if *protect_guards >= protect_budget {
+        return false;
+    }
+    // SAFETY: as above.
+    let rc = unsafe {
+        libc::mprotect(
+            bottom as *mut libc::c_void,
+            GUARD_SIZE_BYTES,
+            libc::PROT_NONE,
+        )
+    };
+    if rc != 0 {
+        return false;
+    }
+    *protect_guards += 1;
+    true
+}
+
+/// `vm.max_map_count`, or Linux's default when it cannot be read.
+fn max_map_count() -> usize {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(65_530)
+}
+
+/// A worker's private stack cache, for the runtime's default stack size.
+#[derive(Debug)]
+pub(crate) struct StackCache {
+    /// Guard plus usable bytes of the cached slots.
+    slot_bytes: usize,
+    /// Free slots.
+    slots: Vec<StackSlot>,
+}
+
+impl StackCache {
+    /// An empty cache for stacks of `usable_bytes`.
+    pub(crate) fn new(usable_bytes: usize) -> StackCache {
+        StackCache {
+            slot_bytes: usable_bytes + GUARD_SIZE_BYTES,
+            slots: Vec::new(),
+        }
+    }
+}

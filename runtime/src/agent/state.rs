@@ -1,0 +1,130 @@
+//! The agent's state word: one atomic that settles who may resume an agent.
+//!
+//! # Protocol
+//!
+//! 1. A sender (or timer, or killer) first makes its effect visible (message
+//!    enqueued under the mailbox lock), then calls [`State::transition_to_scheduled`].
+//!    `WAITING → SCHEDULED` obliges the caller to put the agent on exactly one
+//!    run queue; `RUNNING → RUNNING|NOTIFIED` means the worker running it will
+//!    see the flag; any other state needs nothing.
+//! 2. A worker that pops the agent calls [`State::transition_to_running`]
+//!    (`SCHEDULED → RUNNING`) and only then touches the agent's coroutine.
+//! 3. When the coroutine suspends, the **worker** (never the agent itself,
+//!    which is still switching out) calls [`State::transition_to_waiting`]:
+//!    `RUNNING → WAITING`, or, if `NOTIFIED` is set, `→ SCHEDULED` and the
+//!    worker re-queues it. Sender and worker meet on this one word, so no
+//!    wake-up is lost; and because `WAITING` is published only after `resume`
+//!    returned, no other worker can resume a stack that is still in use.
+//! 4. A finished agent is `DONE` for ever; every transition out of it fails.
+//!
+//! Timers and messages race for step 1 on the same word: exactly one of them
+//! moves `WAITING → SCHEDULED`, the other finds `SCHEDULED` and does nothing.
+
+use crate::sync::{AtomicU32, Ordering};
+
+/// In exactly one run queue (or LIFO slot, or about to be pushed to one).
+/// Never together with `RUNNING`, `WAITING` or `DONE`.
+pub(crate) const SCHEDULED: u32 = 1;
+/// A worker is inside `resume()` for this agent. May carry `NOTIFIED`.
+pub(crate) const RUNNING: u32 = 2;
+/// Suspended in receive or sleep, in no run queue.
+pub(crate) const WAITING: u32 = 3;
+/// Finished (or torn down at shutdown); never runs again.
+pub(crate) const DONE: u32 = 4;
+/// Flag beside `RUNNING`: something arrived while it ran. Set by a waker,
+/// cleared by the worker in [`State::transition_to_waiting`].
+pub(crate) const NOTIFIED: u32 = 8;
+
+/// The agent's lifecycle word.
+#[derive(Debug)]
+pub(crate) struct State {
+    word: AtomicU32,
+}
+
+/// What a worker must do after [`State::transition_to_waiting`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AfterSuspend {
+    /// The agent is waiting; someone else will schedule it.
+    Parked,
+    /// A wake-up came while it ran: the caller **must** re-queue it.
+    Requeue,
+}
+
+impl State {
+    /// A new agent, about to be pushed on a run queue by its spawner.
+    pub(crate) fn new_scheduled() -> State {
+        State {
+            word: AtomicU32::new(SCHEDULED),
+        }
+    }
+
+    /// Step 1: make the agent runnable after its mailbox or timer changed.
+    /// Returns `true` when the caller **must** push it on a run queue.
+    pub(crate) fn transition_to_scheduled(&self) -> bool {
+        // AcqRel on success: Release publishes the enqueued message to the
+        // worker that will resume the agent (it acquires in step 2); Acquire
+        // orders us after the worker's publication of WAITING (step 3).
+        let mut current = self.word.load(Ordering::Acquire);
+        loop {
+            let next = match current {
+                WAITING => SCHEDULED,
+                RUNNING => RUNNING | NOTIFIED,
+                _ => return false,
+            };
+            match self.word.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return current == WAITING,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Step 2: a worker popped the agent. Returns `false` if the agent is
+    /// `DONE` (torn down at shutdown while queued) and must be skipped.
+    pub(crate) fn transition_to_running(&self) -> bool {
+        // Acquire pairs with the Release of the waker's transition.
+        match self
+            .word
+            .compare_exchange(SCHEDULED, RUNNING, Ordering::Acquire, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(actual) => {
+                debug_assert_eq!(actual, DONE, "popped an agent that was not scheduled");
+                false
+            }
+        }
+    }
+
+    /// Step 3: the coroutine suspended waiting for a message or a timer.
+    pub(crate) fn transition_to_waiting(&self) -> AfterSuspend {
+        // Release publishes everything the agent did before suspending to the
+        // waker that will schedule it next; on failure we read NOTIFIED.
+        match self
+            .word
+            .compare_exchange(RUNNING, WAITING, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => AfterSuspend::Parked,
+            Err(actual) => {
+                debug_assert_eq!(actual, RUNNING | NOTIFIED);
+                self.word.store(SCHEDULED, Ordering::Release);
+                AfterSuspend::Requeue
+            }
+        }
+    }
+
+    /// The running agent yielded its slice: straight back to `SCHEDULED`.
+    /// The caller **must** re-queue it.
+    pub(crate) fn transition_to_yielded(&self) {
+        debug_assert!(self.word.load(Ordering::Relaxed) & RUNNING != 0);
+        self.word.store(SCHEDULED, Ordering::Release);
+    }
+
+    /// The agent finished (or is torn down by its worker at shutdown).
+    pub(crate) fn transition_to_done(&self) {
+        self.word.store(DONE, Ordering::Release);
+    }
+}

@@ -1,0 +1,104 @@
+//! Every tunable and limit of the runtime, with its unit in its name.
+//!
+//! The defaults are constants here; a [`Config`] carries the values one runtime
+//! was built with. The relations between limits are checked by `const`
+//! assertions at the bottom of the file, so an edit that breaks one fails to
+//! compile.
+
+use std::time::Duration;
+
+/// Default usable stack size of an agent, in bytes (pitfalls.md §3.4: 64 KiB;
+/// only touched pages become resident, so the cost is address space).
+pub const STACK_SIZE_BYTES_DEFAULT: usize = 64 * 1024;
+
+/// Smallest stack an agent may ask for. A panic message with a backtrace
+/// overflows 16 KiB (pitfalls.md §3.5).
+pub const STACK_SIZE_BYTES_MIN: usize = 32 * 1024;
+
+/// Largest stack an agent may ask for.
+pub const STACK_SIZE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Size of one guard page under every stack.
+pub(crate) const GUARD_SIZE_BYTES: usize = 4096;
+
+/// Address space reserved for one slab of stack slots. Slots of one size class
+/// are carved from slabs of this size (rounded to a whole number of slots).
+pub(crate) const SLAB_SIZE_BYTES: usize = 1 << 30;
+
+/// Most free stack slots one worker keeps for itself before handing half of
+/// them to the shared free list.
+pub(crate) const STACK_CACHE_LEN_MAX: usize = 256;
+
+/// Default capacity of an agent's data lane (Erlangen's `*default-mailbox-size*`).
+pub const MAILBOX_LEN_DEFAULT: usize = 64;
+
+/// Largest data-lane capacity an agent may ask for.
+pub const MAILBOX_LEN_MAX: usize = 1 << 30;
+
+/// Runtime calls (send, spawn, …) an agent may make before it yields its worker
+/// to the next runnable agent, like BEAM's reductions.
+pub(crate) const REDUCTIONS_PER_SLICE: u32 = 2000;
+
+/// Consecutive runs from a worker's LIFO slot before the slot's agent goes to
+/// the back of the run queue instead (tokio caps its LIFO slot the same way).
+pub(crate) const LIFO_RUNS_MAX: u32 = 64;
+
+/// Every this many scheduling ticks a worker looks at its inbox, the global
+/// injector and its timers before its local queues, so none starves.
+pub(crate) const FAIRNESS_TICKS: u32 = 61;
+
+/// How long an idle worker keeps searching for work before it parks. A wake
+/// of a parked thread costs 2.5–46 µs on the target machine, a search loop
+/// a few ns per probe (pitfalls.md §6).
+pub(crate) const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
+
+/// Most agents moved in one batch from a shared queue to a worker.
+pub(crate) const STEAL_BATCH_LEN_MAX: usize = 32;
+
+/// Longest name accepted by the registry, in bytes.
+pub(crate) const NAME_LEN_MAX_BYTES: usize = 255;
+
+/// Shards of the live-agent table (a power of two).
+pub(crate) const LIVE_SHARDS: usize = 64;
+
+/// Most worker threads one runtime may have.
+pub(crate) const WORKERS_MAX: usize = 256;
+
+/// Longest delay accepted by `sleep`, `receive_timeout` and `send_after`
+/// (longer delays are clamped to it).
+pub(crate) const TIMER_HORIZON: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The values one runtime was built with.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    /// Number of worker threads.
+    pub(crate) workers: usize,
+    /// Pin each worker to one core.
+    pub(crate) pin_workers: bool,
+    /// Default usable stack size of an agent, in bytes.
+    pub(crate) stack_size_bytes: usize,
+    /// Default data-lane capacity of an agent.
+    pub(crate) mailbox_len: usize,
+    /// How long an idle worker searches before parking.
+    pub(crate) spin_before_park: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pin_workers: true,
+            stack_size_bytes: STACK_SIZE_BYTES_DEFAULT,
+            mailbox_len: MAILBOX_LEN_DEFAULT,
+            spin_before_park: SPIN_BEFORE_PARK,
+        }
+    }
+}
+
+const _: () = assert!(STACK_SIZE_BYTES_MIN <= STACK_SIZE_BYTES_DEFAULT);
+const _: () = assert!(STACK_SIZE_BYTES_DEFAULT <= STACK_SIZE_BYTES_MAX);
+const _: () = assert!(STACK_SIZE_BYTES_MIN % GUARD_SIZE_BYTES == 0);
+const _: () = assert!(SLAB_SIZE_BYTES >= STACK_SIZE_BYTES_MAX + GUARD_SIZE_BYTES);
+const _: () = assert!(LIVE_SHARDS.is_power_of_two());
+const _: () = assert!(STEAL_BATCH_LEN_MAX <= STACK_CACHE_LEN_MAX);
+const _: () = assert!(MAILBOX_LEN_DEFAULT <= MAILBOX_LEN_MAX);

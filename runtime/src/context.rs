@@ -1,0 +1,593 @@
+//! `Ctx`: what agent code calls — send, receive, spawn, link, monitor, exit,
+//! sleep, the registry and introspection.
+//!
+//! A `Ctx` lives on its agent's own stack and is `!Send`: it cannot leave the
+//! agent. It holds no per-worker pointer derived from a thread-local: the
+//! worker that resumes the agent passes its context as the resume value, and
+//! `Ctx` stores the latest one (pitfalls.md §3.2).
+//!
+//! # Receive
+//!
+//! The agent keeps two private queues of messages it has taken from its
+//! mailbox but skipped in a selective receive: notifications and ordinary
+//! messages. A receive looks, in order, at skipped notifications, the control
+//! lane, skipped messages, then the data lane; the first match is returned,
+//! the rest stay queued in arrival order. An exit signal found on the way
+//! ends the agent at once (stack unwound, destructors run).
+//!
+//! ```compile_fail
+//! fn assert_send<T: Send>() {}
+//! assert_send::<erlangen_runtime::Ctx>();
+//! ```
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::agent::coroutine::{Body, ResumeArg, Suspend, Suspender};
+use crate::config::{REDUCTIONS_PER_SLICE, TIMER_HORIZON};
+use crate::error::Error;
+use crate::exit::{ExitReason, ExitStatus, Timeout, Value};
+use crate::introspection::{AgentStats, AgentTree};
+use crate::mailbox::{Item, Signal};
+use crate::message::Message;
+use crate::pid::Pid;
+use crate::scheduler::signal::Attach;
+use crate::scheduler::worker::WorkerContext;
+use crate::scheduler::Shared;
+use crate::spawn::{spawn_agent, SpawnOptions};
+use crate::timer::TimerAction;
+
+/// The panic payload that carries an exit through the agent's stack.
+struct ExitUnwind;
+
+/// The handle an agent's function receives. Every runtime call goes through it.
+///
+/// ```
+/// use erlangen_runtime::Runtime;
+/// let rt = Runtime::builder().workers(2).build().unwrap();
+/// let answer = rt.run(|ctx| {
+///     let me = ctx.pid();
+///     let echo = ctx.spawn(move |ctx| {
+///         let n = ctx.receive().downcast::<u64>().unwrap();
+///         ctx.send(&me, n * 2);
+///     });
+///     ctx.send(&echo, 21u64);
+///     ctx.receive().downcast::<u64>().unwrap()
+/// });
+/// assert_eq!(answer.unwrap(), 42);
+/// ```
+pub struct Ctx {
+    /// This agent.
+    pid: Pid,
+    /// Switches out; lives at the root of this agent's stack.
+    suspender: NonNull<Suspender>,
+    /// The worker that resumed the agent last.
+    worker: Cell<NonNull<WorkerContext>>,
+    /// Notifications taken but skipped by a selective receive.
+    saved_control: RefCell<VecDeque<Message>>,
+    /// Messages taken but skipped by a selective receive.
+    saved_data: RefCell<VecDeque<Message>>,
+    /// Set when the agent has begun to exit.
+    exiting: RefCell<Option<ExitReason>>,
+    /// Runtime calls left before the agent yields its worker.
+    reductions: Cell<u32>,
+    /// `Ctx` must stay on its agent's stack.
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the body of an agent running `f`.
+pub(crate) fn agent_body<F, R>(f: F) -> Body
+where
+    F: FnOnce(&mut Ctx) -> R + Send + 'static,
+    R: Any + Send + Sync + fmt::Debug,
+{
+    Box::new(move |suspender, arg| {
+        let mut ctx = Ctx::new(suspender, arg);
+        let result = catch_unwind(AssertUnwindSafe(|| f(&mut ctx)));
+        match result {
+            Ok(value) => ExitStatus::Ok(Value::new(value)),
+            Err(payload) => ExitStatus::Exit(ctx.reason_of(payload)),
+        }
+    })
+}
+
+/// Builds the body of a root agent whose result (or exit reason) goes to
+/// `report` instead of into its status.
+pub(crate) fn root_body<F, R>(f: F, report: Box<dyn FnOnce(Result<R, ExitReason>) + Send>) -> Body
+where
+    F: FnOnce(&mut Ctx) -> R + Send + 'static,
+    R: Send + 'static,
+{
+    Box::new(move |suspender, arg| {
+        let mut ctx = Ctx::new(suspender, arg);
+        let result = catch_unwind(AssertUnwindSafe(|| f(&mut ctx)));
+        match result {
+            Ok(value) => {
+                report(Ok(value));
+                ExitStatus::Ok(Value::new(()))
+            }
+            Err(payload) => {
+                let reason = ctx.reason_of(payload);
+                report(Err(reason.clone()));
+                ExitStatus::Exit(reason)
+            }
+        }
+    })
+}
+
+/// Delivers `message` to `to`'s data lane and wakes it; a full or closed
+/// mailbox drops the message and counts it.
+pub(crate) fn deliver(shared: &Shared, to: &Pid, message: Message, from: Option<&WorkerContext>) {
+    if to.cell.mailbox.push_message(message).is_ok() {
+        shared.wake(&to.cell, from);
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+impl Ctx {
+    /// The context of the agent that `arg`'s worker is resuming.
+    fn new(suspender: &Suspender, arg: ResumeArg) -> Ctx {
+        let worker: NonNull<WorkerContext> = arg.cast();
+        // SAFETY: `arg` is the resuming worker's context (worker.rs
+        // `as_resume_arg`), alive while it is inside `resume`.
+        let pid = Pid::from_cell(unsafe { worker.as_ref() }.current_agent());
+        Ctx {
+            pid,
+            suspender: NonNull::from(suspender),
+            worker: Cell::new(worker),
+            saved_control: RefCell::new(VecDeque::new()),
+            saved_data: RefCell::new(VecDeque::new()),
+            exiting: RefCell::new(None),
+            reductions: Cell::new(REDUCTIONS_PER_SLICE),
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The worker running this agent now. Never hold the reference across a
+    /// suspend.
+    fn worker(&self) -> &WorkerContext {
+        // SAFETY: the pointer was passed by the worker that resumed us last
+        // (`new` or `suspend`); that worker stays inside `resume` while agent
+        // code runs, and its context lives as long as its thread.
+        unsafe { self.worker.get().as_ref() }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.worker().shared
+    }
+
+    /// Switches out, then picks up the context of the worker resuming us.
+    fn suspend(&self, why: Suspend) {
+        // SAFETY: the suspender lives at the root of this agent's stack,
+        // below every frame that can hold this Ctx.
+        let arg = unsafe { self.suspender.as_ref() }.suspend(why);
+        self.worker.set(arg.cast());
+        self.reductions.set(REDUCTIONS_PER_SLICE);
+    }
+
+    /// The exit reason for a caught panic payload.
+    fn reason_of(&self, payload: Box<dyn Any + Send>) -> ExitReason {
+        if payload.is::<ExitUnwind>() {
+            self.exiting.borrow_mut().take().unwrap_or(ExitReason::Kill)
+        } else {
+            ExitReason::Panic(panic_message(&*payload).into())
+        }
+    }
+
+    /// Unwinds the agent's stack and ends it with `reason`.
+    fn die(&self, reason: ExitReason) -> ! {
+        *self.exiting.borrow_mut() = Some(reason);
+        resume_unwind(Box::new(ExitUnwind))
+    }
+
+    /// Ends the agent if an exit signal is pending (or it already began to
+    /// exit and caught the unwind). Never while the stack is unwinding: a
+    /// destructor's runtime call must not start a second unwind.
+    fn check_exit(&self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let pending = self.exiting.borrow().clone();
+        if let Some(reason) = pending {
+            self.die(reason);
+        }
+        if self.pid.cell.mailbox.exit_pending() {
+            while let Some(signal) = self.pid.cell.mailbox.pop_signal() {
+                match signal {
+                    Signal::Exit(reason) => self.die(reason),
+                    Signal::Down(down) => self
+                        .saved_control
+                        .borrow_mut()
+                        .push_back(Message::new(down)),
+                }
+            }
+        }
+    }
+
+    /// Counts one runtime call against the slice; yields when it is used up.
+    fn charge(&self) {
+        self.check_exit();
+        let left = self.reductions.get();
+        if left == 0 {
+            self.yield_now();
+        } else {
+            self.reductions.set(left - 1);
+        }
+    }
+
+    /// This agent's handle.
+    pub fn pid(&self) -> Pid {
+        self.pid.clone()
+    }
+
+    /// Spawns an agent running `f` with default options. Its return value
+    /// becomes its exit status, `ExitStatus::Ok(value)`.
+    pub fn spawn<F, R>(&self, f: F) -> Pid
+    where
+        F: FnOnce(&mut Ctx) -> R + Send + 'static,
+        R: Any + Send + Sync + fmt::Debug,
+    {
+        self.charge();
+        let worker = self.worker();
+        spawn_agent(
+            &worker.shared,
+            Some(worker),
+            &SpawnOptions::default(),
+            agent_body(f),
+            None,
+        )
+        .expect("default spawn options are valid")
+    }
+
+    /// Spawns an agent with `options` (attach, mailbox capacity, stack size).
+    /// Attaching happens before the agent runs, so no exit can be missed.
+    pub fn spawn_with<F, R>(&self, options: SpawnOptions, f: F) -> Result<Pid, Error>
+    where
+        F: FnOnce(&mut Ctx) -> R + Send + 'static,
+        R: Any + Send + Sync + fmt::Debug,
+    {
+        self.charge();
+        let worker = self.worker();
+        spawn_agent(
+            &worker.shared,
+            Some(worker),
+            &options,
+            agent_body(f),
+            Some(&self.pid),
+        )
+    }
+
+    /// Sends `message` to `to`. Never blocks; a full mailbox or a dead agent
+    /// drops the message and counts it in the receiver's `dropped`.
+    pub fn send<M: Any + Send>(&self, to: &Pid, message: M) {
+        self.charge();
+        let worker = self.worker();
+        deliver(&worker.shared, to, Message::new(message), Some(worker));
+    }
+
+    /// Sends to the agent registered as `name`.
+    pub fn send_named<M: Any + Send>(&self, name: &str, message: M) -> Result<(), Error> {
+        let to = self
+            .shared()
+            .registry
+            .lookup(name)
+            .ok_or_else(|| Error::NoSuchName(name.to_owned()))?;
+        self.send(&to, message);
+        Ok(())
+    }
+
+    /// Sends `message` to `to` after `delay`.
+    pub fn send_after<M: Any + Send>(&self, to: &Pid, message: M, delay: Duration) {
+        self.charge();
+        let worker = self.worker();
+        let deadline = deadline_after(delay);
+        let action = TimerAction::Send {
+            to: to.cell.clone(),
+            message: Message::new(message),
+        };
+        worker
+            .shared
+            .arm_timer(worker.index, deadline, action, Some(worker));
+    }
+
+    /// Takes the next message, suspending until one comes. Notifications
+    /// ([`crate::Down`]) come ahead of ordinary messages.
+    pub fn receive(&self) -> Message {
+        match self.receive_until(&mut |_| true, None) {
+            Ok(message) => message,
+            Err(Timeout) => unreachable!("a receive without deadline cannot time out"),
+        }
+    }
+
+    /// Like [`Ctx::receive`], but gives up after `timeout` (zero: do not
+    /// wait at all).
+    pub fn receive_timeout(&self, timeout: Duration) -> Result<Message, Timeout> {
+        self.receive_until(&mut |_| true, Some(deadline_after(timeout)))
+    }
+
+    /// Takes the first message for which `matches` is true, leaving the
+    /// others queued in their order (Erlang's selective receive).
+    pub fn receive_match(&self, mut matches: impl FnMut(&Message) -> bool) -> Message {
+        match self.receive_until(&mut matches, None) {
+            Ok(message) => message,
+            Err(Timeout) => unreachable!("a receive without deadline cannot time out"),
+        }
+    }
+
+    /// Selective receive with a timeout.
+    pub fn receive_match_timeout(
+        &self,
+        mut matches: impl FnMut(&Message) -> bool,
+        timeout: Duration,
+    ) -> Result<Message, Timeout> {
+        self.receive_until(&mut matches, Some(deadline_after(timeout)))
+    }
+
+    /// The receive loop shared by every variant.
+    fn receive_until(
+        &self,
+        matches: &mut dyn FnMut(&Message) -> bool,
+        deadline: Option<Instant>,
+    ) -> Result<Message, Timeout> {
+        self.check_exit();
+        let mut armed = false;
+        let mut look_at_saved = true;
+        let result = loop {
+            if let Some(message) = self.take_match(matches, look_at_saved) {
+                break Ok(message);
+            }
+            look_at_saved = false;
+            if let Some(deadline) = deadline {
+                if Instant::now() >= deadline {
+                    break Err(Timeout);
+                }
+                if !armed {
+                    self.arm_wake(deadline);
+                    armed = true;
+                }
+            }
+            self.suspend(Suspend::Wait);
+            self.check_exit();
+        };
+        if armed {
+            self.disarm_wake();
+        }
+        result
+    }
+
+    /// One pass over the saved queues and the mailbox.
+    fn take_match(
+        &self,
+        matches: &mut dyn FnMut(&Message) -> bool,
+        look_at_saved: bool,
+    ) -> Option<Message> {
+        if look_at_saved {
+            if let Some(message) = take_first(&mut self.saved_control.borrow_mut(), matches) {
+                return Some(message);
+            }
+            if !self.saved_data.borrow().is_empty() {
+                while let Some(signal) = self.pid.cell.mailbox.pop_signal() {
+                    if let Some(message) = self.consider_signal(signal, matches) {
+                        return Some(message);
+                    }
+                }
+                if let Some(message) = take_first(&mut self.saved_data.borrow_mut(), matches) {
+                    return Some(message);
+                }
+            }
+        }
+        while let Some(item) = self.pid.cell.mailbox.pop() {
+            match item {
+                Item::Signal(signal) => {
+                    if let Some(message) = self.consider_signal(signal, matches) {
+                        return Some(message);
+                    }
+                }
+                Item::Message(message) => {
+                    if matches(&message) {
+                        return Some(message);
+                    }
+                    self.saved_data.borrow_mut().push_back(message);
+                }
+            }
+        }
+        None
+    }
+
+    /// An exit signal ends the agent; a notification is offered to `matches`
+    /// and saved if it does not match.
+    fn consider_signal(
+        &self,
+        signal: Signal,
+        matches: &mut dyn FnMut(&Message) -> bool,
+    ) -> Option<Message> {
+        match signal {
+            Signal::Exit(reason) => self.die(reason),
+            Signal::Down(down) => {
+                let message = Message::new(down);
+                if matches(&message) {
+                    return Some(message);
+                }
+                self.saved_control.borrow_mut().push_back(message);
+                None
+            }
+        }
+    }
+
+    /// Arms a timer that wakes this agent at `deadline`.
+    fn arm_wake(&self, deadline: Instant) {
+        let cell = &self.pid.cell;
+        let seq = cell.timer_seq.fetch_add(1, Ordering::AcqRel) + 1;
+        let worker = self.worker();
+        let action = TimerAction::Wake {
+            cell: cell.clone(),
+            seq,
+        };
+        worker
+            .shared
+            .arm_timer(worker.index, deadline, action, Some(worker));
+    }
+
+    /// Makes any armed timer stale.
+    fn disarm_wake(&self) {
+        self.pid.cell.timer_seq.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Suspends the agent for `duration`. A kill ends it at once.
+    pub fn sleep(&self, duration: Duration) {
+        self.check_exit();
+        let deadline = deadline_after(duration);
+        self.arm_wake(deadline);
+        while Instant::now() < deadline {
+            self.suspend(Suspend::Wait);
+            self.check_exit();
+        }
+        self.disarm_wake();
+    }
+
+    /// Lets the other runnable agents of this worker run first.
+    pub fn yield_now(&self) {
+        self.suspend(Suspend::Yield);
+        self.check_exit();
+    }
+
+    /// Ends this agent with `reason`: its stack unwinds (destructors run),
+    /// and its links and monitors are told.
+    pub fn exit(&self, reason: ExitReason) -> ! {
+        self.die(reason)
+    }
+
+    /// Sends `to` an exit signal with `reason` (Erlangen's `exit reason
+    /// agent`). It takes effect at once if `to` is suspended, else at its
+    /// next runtime call; later messages to it are dropped. Killing a dead
+    /// agent does nothing; killing yourself is [`Ctx::exit`].
+    pub fn kill(&self, to: &Pid, reason: ExitReason) {
+        if *to == self.pid {
+            self.exit(reason);
+        }
+        self.charge();
+        let worker = self.worker();
+        worker.shared.deliver_exit(to, reason, Some(worker));
+    }
+
+    /// Links this agent and `to`: when either exits, normally or not, the
+    /// other is killed with the whole exit status as its reason
+    /// ([`ExitReason::Linked`]). Linking a dead agent kills this one with
+    /// `noproc`.
+    pub fn link(&self, to: &Pid) -> Result<(), Error> {
+        self.charge();
+        let worker = self.worker();
+        worker
+            .shared
+            .attach(&self.pid, to, Attach::Link, Some(worker))
+    }
+
+    /// Monitors `to`: when it exits this agent receives a [`crate::Down`]
+    /// (at once, with `noproc`, if it is already dead); when this agent exits,
+    /// `to` is killed (Erlangen's monitor).
+    pub fn monitor(&self, to: &Pid) -> Result<(), Error> {
+        self.charge();
+        let worker = self.worker();
+        worker
+            .shared
+            .attach(&self.pid, to, Attach::Monitor, Some(worker))
+    }
+
+    /// Removes every link and monitor between this agent and `to`, in both
+    /// directions. No notification for them arrives afterwards.
+    pub fn unlink(&self, to: &Pid) -> Result<(), Error> {
+        self.charge();
+        self.shared().detach(&self.pid, to)
+    }
+
+    /// Registers this agent as `name`; the name is released when it exits.
+    pub fn register(&self, name: &str) -> Result<(), Error> {
+        self.shared().registry.register(name, &self.pid)
+    }
+
+    /// Registers `pid` as `name`.
+    pub fn register_pid(&self, name: &str, pid: &Pid) -> Result<(), Error> {
+        self.shared().registry.register(name, pid)
+    }
+
+    /// Removes `name` from the registry.
+    pub fn unregister(&self, name: &str) -> Result<(), Error> {
+        self.shared().registry.unregister(name)
+    }
+
+    /// The agent registered as `name`.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.shared().registry.lookup(name)
+    }
+
+    /// Every registered name, sorted.
+    pub fn registered(&self) -> Vec<String> {
+        self.shared().registry.names()
+    }
+
+    /// Counters and times of `pid`.
+    pub fn stats(&self, pid: &Pid) -> AgentStats {
+        AgentStats::of(pid)
+    }
+
+    /// The tree of agents `pid` monitors, with its other links.
+    pub fn agent_tree(&self, pid: &Pid) -> AgentTree {
+        AgentTree::of(pid)
+    }
+
+    /// Every live agent of the runtime.
+    pub fn agents(&self) -> Vec<Pid> {
+        crate::introspection::live_agents(self.shared())
+    }
+
+    /// Takes every message now queued without waiting (Erlangen's
+    /// `flush-messages`).
+    pub fn flush(&self) -> Vec<Message> {
+        let mut all = Vec::new();
+        while let Ok(message) = self.receive_timeout(Duration::ZERO) {
+            all.push(message);
+        }
+        all
+    }
+}
+
+/// Takes the first element of `queue` that `matches`.
+fn take_first(
+    queue: &mut VecDeque<Message>,
+    matches: &mut dyn FnMut(&Message) -> bool,
+) -> Option<Message> {
+    let index = queue.iter().position(matches)?;
+    queue.remove(index)
+}
+
+/// `now + delay`, clamped to the timer horizon.
+pub(crate) fn deadline_after(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay.min(TIMER_HORIZON))
+        .unwrap_or(now + TIMER_HORIZON)
+}

@@ -1,0 +1,39 @@
+//! `Error`: what a runtime call refuses, and why.
+
+use std::fmt;
+
+/// A refused runtime call. Every variant says what was wrong with the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// `register`: the name already belongs to a live agent.
+    NameTaken(String),
+    /// `unregister`: the name is not registered.
+    NotRegistered(String),
+    /// A send or lookup by name found no agent under that name.
+    NoSuchName(String),
+    /// A name is empty, too long, or holds `/` or a control character.
+    InvalidName(String),
+    /// An agent tried to link to, monitor or unlink itself.
+    LinkToSelf,
+    /// A builder or spawn option is out of range.
+    InvalidConfig(String),
+    /// The operating system refused a thread or a memory mapping.
+    System(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NameTaken(name) => write!(f, "{name:?} is already registered"),
+            Error::NotRegistered(name) => write!(f, "not registered: {name:?}"),
+            Error::NoSuchName(name) => write!(f, "no such agent: {name:?}"),
+            Error::InvalidName(why) => write!(f, "invalid name: {why}"),
+            Error::LinkToSelf => f.write_str("an agent cannot link to or monitor itself"),
+            Error::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
+            Error::System(why) => write!(f, "system error: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,119 @@
+//! # erlangen-runtime
+//!
+//! The single-node core of Erlangen for Rust: millions of lightweight
+//! **agents**, each a stackful coroutine with a bounded mailbox, scheduled
+//! M:N over pinned worker threads with work stealing. A blocking `receive`
+//! suspends the agent and gives its worker to the next agent; it never blocks
+//! the OS thread.
+//!
+//! ```
+//! use erlangen_runtime::{Runtime, SpawnOptions, Down};
+//!
+//! let rt = Runtime::builder().workers(2).build().unwrap();
+//! let result = rt.run(|ctx| {
+//!     // A supervised child: we get a Down when it ends.
+//!     let child = ctx
+//!         .spawn_with(SpawnOptions::new().monitor(), |ctx| {
+//!             let n = ctx.receive().downcast::<u32>().unwrap();
+//!             n + 1
+//!         })
+//!         .unwrap();
+//!     ctx.send(&child, 41u32);
+//!     let down = ctx.receive().downcast::<Down>().unwrap();
+//!     *down.status.value().unwrap().downcast_ref::<u32>().unwrap()
+//! });
+//! assert_eq!(result.unwrap(), 42);
+//! ```
+//!
+//! # Semantics (Erlangen's, with its bugs fixed)
+//!
+//! * **Send** never blocks. A full mailbox (default capacity 64) or a dead
+//!   agent drops the message and counts it ([`AgentStats::dropped`]).
+//! * **Receive** takes exit notifications ([`Down`]) ahead of ordinary
+//!   messages; [`Ctx::receive_timeout`] returns [`Timeout`];
+//!   [`Ctx::receive_match`] is Erlang's selective receive (Erlangen had none).
+//! * **Exit**: an agent's status is `Ok(value)` (its function returned) or
+//!   `Exit(reason)`. A panic becomes `ExitReason::Panic` with the message; the
+//!   worker survives. [`Ctx::kill`] takes effect at once on a suspended agent,
+//!   else at its next runtime call.
+//! * **Links** fire on every exit, normal ones included, and kill the peer
+//!   with the whole status as reason ([`ExitReason::Linked`]). A **monitor**
+//!   gets `Down { pid, status }`; the death of the monitoring agent kills the
+//!   monitored one (Erlangen's supervised child). At most one notification
+//!   per link; none after `unlink`.
+//!
+//! # Deliberate differences from Erlangen
+//!
+//! * Linking or monitoring a dead agent answers at once with
+//!   [`ExitReason::NoProc`] (Erlangen delivered nothing: bug 7).
+//! * A registered name is released when its agent exits (bug 12).
+//! * Every [`Runtime::run`] gets its own root agent; plain threads never
+//!   share one pseudo-agent (bug 11).
+//! * A kill of a suspended agent (in receive or sleep) takes effect at once,
+//!   and a running agent's at its next runtime call, not only at `receive`.
+//! * Exits deliver their signals without holding two locks, so agents that
+//!   monitor each other and die together cannot deadlock (bug 10).
+//! * Selective receive exists; `select`'s polling loop does not (bugs 1, 2).
+//! * The agent tree is safe on cycles and its accessors work (bug 3).
+//! * An exit reason is an [`ExitReason`], not an arbitrary object; a
+//!   program's own reasons are [`ExitReason::Other`] strings, like atoms.
+//!
+//! # Agent rules
+//!
+//! Agent code runs on a coroutine stack (64 KiB by default) and must follow
+//! these rules (ARCHITECTURE.md "Agent rules" gives the reasons):
+//! 1. Do not use `thread_local!` data, directly or through a crate
+//!    (`rand::thread_rng`, a `tracing` span guard, …) across a blocking call.
+//! 2. Do not hold a `std::sync::Mutex` guard (or any OS-blocking lock) across
+//!    a blocking call: it can deadlock the node.
+//! 3. Do not block the OS thread (blocking I/O, `std::thread::sleep`, long
+//!    computations without runtime calls): use [`Ctx::sleep`], and call
+//!    [`Ctx::yield_now`] in long loops.
+//! 4. Destructors should not block.
+
+#![warn(missing_docs)]
+
+mod agent;
+mod config;
+mod context;
+mod error;
+mod exit;
+mod introspection;
+mod links;
+mod mailbox;
+mod message;
+mod pid;
+mod registry;
+mod runtime;
+mod scheduler;
+mod spawn;
+mod sync;
+mod timer;
+
+pub use crate::agent::stack::StackPoolStats;
+pub use crate::config::{
+    MAILBOX_LEN_DEFAULT, MAILBOX_LEN_MAX, STACK_SIZE_BYTES_DEFAULT, STACK_SIZE_BYTES_MAX,
+    STACK_SIZE_BYTES_MIN,
+};
+pub use crate::context::Ctx;
+pub use crate::error::Error;
+pub use crate::exit::{Down, ExitReason, ExitStatus, Timeout, Value};
+pub use crate::introspection::{AgentStats, AgentTree};
+pub use crate::message::Message;
+pub use crate::pid::Pid;
+pub use crate::runtime::{Builder, Runtime};
+pub use crate::scheduler::signal::Attach;
+pub use crate::spawn::SpawnOptions;
+
+/// Types that must be `Send` and `Sync` for the runtime to be usable from
+/// any thread; a compile error here is a design error.
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Runtime>();
+    send_sync::<Pid>();
+    send_sync::<ExitStatus>();
+    send_sync::<Down>();
+    fn send<T: Send>() {}
+    send::<Message>();
+}

@@ -1,0 +1,88 @@
+//! `LinkSet`: one agent's links and monitors, with Erlangen's semantics
+//! (erlangen.md §3.1 `link`/`unlink`, §4).
+//!
+//! For an agent A the set records:
+//! * `kill`: agents that get an exit signal carrying A's whole status when A
+//!   exits (Erlangen's `links`). `link(C, X)` puts C in X's and X in C's;
+//!   `monitor(C, X)` puts X in C's (the monitor's death kills the monitored).
+//! * `notify`: agents that get a `Down` notification when A exits
+//!   (Erlangen's `monitors`). `monitor(C, X)` puts C in X's.
+//! * `dead`: set once, under the lock, when A starts exiting; a link or
+//!   monitor made after that gets `noproc` at once.
+//!
+//! # Protocol (no nested locks at exit; design-notes §3)
+//!
+//! 1. `link`/`monitor` lock both sets in serial order, check that the target
+//!    is alive, insert both edges, unlock.
+//! 2. A dying agent locks only its own set, marks it dead, takes both lists
+//!    and its registered names out, and unlocks.
+//! 3. Then, for each peer, it locks only the peer's set and removes its own
+//!    edge there. Only if the edge was still present (not unlinked meanwhile,
+//!    the peer not dead) does it deliver the signal: so each link fires at
+//!    most once, and never after an unlink.
+
+use crate::pid::Pid;
+
+/// An agent's link and monitor edges.
+#[derive(Debug, Default)]
+pub(crate) struct LinkSet {
+    /// Agents to kill with our status when we exit.
+    pub(crate) kill: Vec<Pid>,
+    /// Agents to notify with `Down` when we exit.
+    pub(crate) notify: Vec<Pid>,
+    /// Names registered to this agent, released at exit.
+    pub(crate) names: Vec<String>,
+    /// Set once when the agent starts exiting.
+    pub(crate) dead: bool,
+}
+
+/// The edges a dying agent must fire, taken out of its set at step 2.
+#[derive(Debug, Default)]
+pub(crate) struct Farewell {
+    /// Agents to kill with our status.
+    pub(crate) kill: Vec<Pid>,
+    /// Agents to notify.
+    pub(crate) notify: Vec<Pid>,
+    /// Names to release.
+    pub(crate) names: Vec<String>,
+}
+
+impl LinkSet {
+    /// Adds `pid` to the kill list unless present.
+    pub(crate) fn add_kill(&mut self, pid: &Pid) {
+        if !self.kill.contains(pid) {
+            self.kill.push(pid.clone());
+        }
+    }
+
+    /// Adds `pid` to the notify list unless present.
+    pub(crate) fn add_notify(&mut self, pid: &Pid) {
+        if !self.notify.contains(pid) {
+            self.notify.push(pid.clone());
+        }
+    }
+
+    /// Removes every edge to `pid`; returns whether there was one.
+    pub(crate) fn remove(&mut self, pid: &Pid) -> bool {
+        let before = self.kill.len() + self.notify.len();
+        self.kill.retain(|p| p != pid);
+        self.notify.retain(|p| p != pid);
+        before != self.kill.len() + self.notify.len()
+    }
+
+    /// Whether `pid` is in the notify list (we are monitored by it).
+    pub(crate) fn notifies(&self, pid: &Pid) -> bool {
+        self.notify.contains(pid)
+    }
+
+    /// Step 2: marks the agent dead and takes its edges and names.
+    pub(crate) fn take_for_exit(&mut self) -> Farewell {
+        debug_assert!(!self.dead, "an agent exits once");
+        self.dead = true;
+        Farewell {
+            kill: std::mem::take(&mut self.kill),
+            notify: std::mem::take(&mut self.notify),
+            names: std::mem::take(&mut self.names),
+        }
+    }
+}

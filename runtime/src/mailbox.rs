@@ -1,0 +1,183 @@
+//! `Mailbox`: an agent's two-lane queue (erlangen.md §3.3, design-notes §2).
+//!
+//! * The **control lane** is unbounded and carries [`Signal`]s: exit signals
+//!   and monitor notifications. Receive drains it before the data lane, so a
+//!   kill or a `Down` overtakes queued messages (Erlangen).
+//! * The **data lane** holds ordinary messages up to the capacity given at
+//!   spawn (default 64). A send to a full or closed mailbox drops the message
+//!   and counts it (`dropped`); send never blocks.
+//!
+//! # Fields
+//!
+//! Both lanes and the `closed` flag live under one mutex. Any thread may push;
+//! only the owning agent (or its worker, after it died) pops. `received` is
+//! written only by the owner; `dropped` by any sender; both are read racily by
+//! introspection.
+//!
+//! # Protocol (the wake-up contract)
+//!
+//! 1. A sender pushes under the lock and releases it.
+//! 2. Only then does it call `State::transition_to_scheduled` on the owner
+//!    (agent/state.rs), which schedules the owner if it was waiting.
+//! 3. The owner checks the lanes after every resume, so a message pushed at
+//!    step 1 is either seen before the owner suspends or makes step 2 find it
+//!    `RUNNING` and set `NOTIFIED`.
+
+use std::collections::VecDeque;
+
+use crate::exit::{Down, ExitReason};
+use crate::message::Message;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::sync::lock;
+
+/// A control-lane entry.
+#[derive(Debug)]
+pub(crate) enum Signal {
+    /// Exit with this reason at the next runtime call.
+    Exit(ExitReason),
+    /// A monitored agent exited.
+    Down(Down),
+}
+
+/// What a receive takes from the mailbox, control lane first.
+#[derive(Debug)]
+pub(crate) enum Item {
+    Signal(Signal),
+    Message(Message),
+}
+
+/// Both lanes, under the mailbox lock.
+#[derive(Debug, Default)]
+struct Lanes {
+    /// Exit signals and notifications, unbounded.
+    control: VecDeque<Signal>,
+    /// Ordinary messages, at most `capacity`.
+    data: VecDeque<Message>,
+    /// Set at kill or death: every later push is dropped and counted.
+    closed: bool,
+}
+
+/// An agent's mailbox.
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    /// Both lanes and the closed flag.
+    lanes: Mutex<Lanes>,
+    /// Most messages the data lane holds.
+    capacity: usize,
+    /// Set when an exit signal is queued; lets every runtime call check for a
+    /// pending kill with one relaxed load.
+    exit_pending: AtomicBool,
+    /// Messages and signals taken by the owner (Erlangen's `messages-received`).
+    received: AtomicU64,
+    /// Pushes refused because the data lane was full or the mailbox closed.
+    dropped: AtomicU64,
+}
+
+impl Mailbox {
+    /// An open, empty mailbox whose data lane holds `capacity` messages.
+    pub(crate) fn new(capacity: usize) -> Mailbox {
+        debug_assert!(capacity >= 1);
+        Mailbox {
+            lanes: Mutex::new(Lanes::default()),
+            capacity,
+            exit_pending: AtomicBool::new(false),
+            received: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Appends a message to the data lane. A full or closed mailbox hands it
+    /// back (the caller drops it outside the lock) and counts it as dropped.
+    pub(crate) fn push_message(&self, message: Message) -> Result<(), Message> {
+        let mut lanes = lock(&self.lanes);
+        if lanes.closed || lanes.data.len() >= self.capacity {
+            drop(lanes);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(message);
+        }
+        lanes.data.push_back(message);
+        Ok(())
+    }
+
+    /// Appends a notification to the control lane; refused (and counted) only
+    /// when the mailbox is closed.
+    pub(crate) fn push_down(&self, down: Down) -> Result<(), Down> {
+        let mut lanes = lock(&self.lanes);
+        if lanes.closed {
+            drop(lanes);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(down);
+        }
+        lanes.control.push_back(Signal::Down(down));
+        Ok(())
+    }
+
+    /// Queues an exit signal and closes the mailbox, as Erlangen's `exit` on
+    /// another agent does. Returns `false` (and changes nothing) if the
+    /// mailbox was already closed: the agent is dead or already dying.
+    pub(crate) fn push_exit(&self, reason: ExitReason) -> bool {
+        let mut lanes = lock(&self.lanes);
+        if lanes.closed {
+            return false;
+        }
+        lanes.control.push_back(Signal::Exit(reason));
+        lanes.closed = true;
+        // Relaxed: the flag is only a hint; the signal itself is read under
+        // the lock.
+        self.exit_pending.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether an exit signal may be waiting in the control lane.
+    pub(crate) fn exit_pending(&self) -> bool {
+        self.exit_pending.load(Ordering::Relaxed)
+    }
+
+    /// Takes the next item: a control signal if any, else a message.
+    pub(crate) fn pop(&self) -> Option<Item> {
+        let mut lanes = lock(&self.lanes);
+        let item = if let Some(signal) = lanes.control.pop_front() {
+            Item::Signal(signal)
+        } else {
+            Item::Message(lanes.data.pop_front()?)
+        };
+        drop(lanes);
+        self.received.fetch_add(1, Ordering::Relaxed);
+        Some(item)
+    }
+
+    /// Takes the next control signal only.
+    pub(crate) fn pop_signal(&self) -> Option<Signal> {
+        let signal = lock(&self.lanes).control.pop_front()?;
+        self.received.fetch_add(1, Ordering::Relaxed);
+        Some(signal)
+    }
+
+    /// Closes the mailbox for good and returns what was queued, so the
+    /// caller can drop it outside the lock. Called once, at the owner's death.
+    pub(crate) fn close(&self) -> (VecDeque<Signal>, VecDeque<Message>) {
+        let mut lanes = lock(&self.lanes);
+        lanes.closed = true;
+        (
+            std::mem::take(&mut lanes.control),
+            std::mem::take(&mut lanes.data),
+        )
+    }
+
+    /// Messages and signals taken so far.
+    pub(crate) fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Pushes refused so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Queued data messages, for introspection.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.lanes).data.len()
+    }
+}

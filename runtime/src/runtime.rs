@@ -1,0 +1,401 @@
+//! `Runtime` and its `Builder`: start the workers, run root agents, shut down.
+//!
+//! # Start
+//!
+//! 1. Validate the configuration.
+//! 2. Read the core ids once, before anything is pinned
+//!    (`core_affinity::get_core_ids` reads the *calling thread's* mask,
+//!    pitfalls.md §5).
+//! 3. Install the stack-overflow handler (once per process).
+//! 4. Create every worker's deque, the shared state, then the threads; each
+//!    pins itself (or logs once that it could not) and enters its loop.
+//!
+//! # Shutdown (on `shutdown` or drop)
+//!
+//! 1. Set `shutdown` and unpark every worker.
+//! 2. Each worker finishes the agent it is running, meets the others at a
+//!    barrier, unwinds the started agents whose home it is (their destructors
+//!    run on that worker), meets them again, returns its stack cache and
+//!    exits (worker.rs "Shutdown").
+//! 3. Join every thread.
+//! 4. Empty the live table, queues, timers and registry here: only unstarted
+//!    agents (plain closures) and handles remain, dropped on this thread.
+//! 5. The last reference to the shared state goes; the stack pool unmaps its
+//!    slabs. No coroutine exists any more, so no stack is in use.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_deque::Worker;
+
+use crate::agent::overflow;
+use crate::agent::stack::StackPoolStats;
+use crate::agent::Stage;
+use crate::config::{Config, MAILBOX_LEN_MAX, WORKERS_MAX};
+use crate::context::{agent_body, deadline_after, deliver, root_body, Ctx};
+use crate::error::Error;
+use crate::exit::ExitReason;
+use crate::introspection::{live_agents, AgentStats, AgentTree};
+use crate::message::Message;
+use crate::pid::Pid;
+use crate::scheduler::worker::WorkerContext;
+use crate::scheduler::Shared;
+use crate::spawn::{spawn_agent, stack_size, SpawnOptions};
+use crate::sync::lock;
+use crate::timer::TimerAction;
+
+/// Configures and builds a [`Runtime`].
+///
+/// ```
+/// let rt = erlangen_runtime::Runtime::builder()
+///     .workers(2)
+///     .stack_size(128 * 1024)
+///     .mailbox_len(256)
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.workers(), 2);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    /// What to build.
+    config: Config,
+}
+
+impl Builder {
+    /// Number of worker threads (default: one per core; 1 works).
+    pub fn workers(mut self, n: usize) -> Builder {
+        self.config.workers = n;
+        self
+    }
+
+    /// Whether to pin each worker to a core (default: yes).
+    pub fn pin_workers(mut self, pin: bool) -> Builder {
+        self.config.pin_workers = pin;
+        self
+    }
+
+    /// Default usable stack size of agents, in bytes (default 64 KiB).
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.config.stack_size_bytes = bytes;
+        self
+    }
+
+    /// Default data-lane capacity of agents (default 64).
+    pub fn mailbox_len(mut self, len: usize) -> Builder {
+        self.config.mailbox_len = len;
+        self
+    }
+
+    /// How long an idle worker searches for work before parking.
+    pub fn spin_before_park(mut self, spin: Duration) -> Builder {
+        self.config.spin_before_park = spin;
+        self
+    }
+
+    /// Starts the runtime.
+    pub fn build(self) -> Result<Runtime, Error> {
+        let mut config = self.config;
+        if config.workers == 0 || config.workers > WORKERS_MAX {
+            return Err(Error::InvalidConfig(format!(
+                "{} workers is outside 1..={WORKERS_MAX}",
+                config.workers
+            )));
+        }
+        if config.mailbox_len == 0 || config.mailbox_len > MAILBOX_LEN_MAX {
+            return Err(Error::InvalidConfig(format!(
+                "mailbox length {} is outside 1..={MAILBOX_LEN_MAX}",
+                config.mailbox_len
+            )));
+        }
+        config.stack_size_bytes = stack_size(config.stack_size_bytes)?;
+        let cores = if config.pin_workers {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        overflow::install();
+        let deques: Vec<Worker<crate::scheduler::Task>> =
+            (0..config.workers).map(|_| Worker::new_lifo()).collect();
+        let stealers = deques.iter().map(Worker::stealer).collect();
+        let shared = Arc::new(Shared::new(config, stealers));
+        let barrier = Arc::new(Barrier::new(shared.workers.len()));
+        let mut threads = Vec::with_capacity(deques.len());
+        for (index, deque) in deques.into_iter().enumerate() {
+            let worker_shared = shared.clone();
+            let barrier = barrier.clone();
+            let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
+            let thread = std::thread::Builder::new()
+                .name(format!("erlangen-worker-{index}"))
+                .spawn(move || {
+                    pin(core, index);
+                    WorkerContext::new(index, worker_shared, deque).run(&barrier);
+                });
+            match thread {
+                Ok(thread) => threads.push(thread),
+                Err(error) => {
+                    let runtime = Runtime { shared, threads };
+                    drop(runtime);
+                    return Err(Error::System(format!(
+                        "cannot start a worker thread: {error}"
+                    )));
+                }
+            }
+        }
+        Ok(Runtime { shared, threads })
+    }
+}
+
+/// Where a root agent leaves its result for the thread blocked in `run`.
+type ResultSlot<R> = (Mutex<Option<Result<R, ExitReason>>>, Condvar);
+
+/// Pins the calling worker to `core`; logs once per process if refused.
+fn pin(core: Option<core_affinity::CoreId>, index: usize) {
+    static REFUSED: std::sync::Once = std::sync::Once::new();
+    if let Some(core) = core {
+        if !core_affinity::set_for_current(core) {
+            REFUSED.call_once(|| {
+                tracing::warn!(
+                    worker = index,
+                    "erlangen: pinning refused; running unpinned"
+                );
+            });
+        }
+    }
+}
+
+/// A running node-local runtime: pinned workers running agents.
+///
+/// Dropping it shuts it down: every agent still alive is unwound, every
+/// stack freed, every thread joined.
+///
+/// ```
+/// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+/// let sum = rt.run(|ctx| {
+///     let me = ctx.pid();
+///     for i in 0..10u64 {
+///         let me = me.clone();
+///         ctx.spawn(move |ctx| ctx.send(&me, i));
+///     }
+///     (0..10).map(|_| ctx.receive().downcast::<u64>().unwrap()).sum::<u64>()
+/// });
+/// assert_eq!(sum.unwrap(), 45);
+/// ```
+pub struct Runtime {
+    /// State shared with the workers.
+    shared: Arc<Shared>,
+    /// The worker threads.
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A builder with the defaults.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A runtime with the defaults: one pinned worker per core.
+    pub fn new() -> Result<Runtime, Error> {
+        Builder::default().build()
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// Runs `f` as a new root agent and blocks the calling thread until it
+    /// ends: its return value, or the reason it exited. Each call gets an
+    /// agent of its own, so plain threads never share a mailbox (Erlangen
+    /// bug 11). Must not be called from inside an agent (it would block a
+    /// worker); use `spawn_with` and a monitor there.
+    pub fn run<F, R>(&self, f: F) -> Result<R, ExitReason>
+    where
+        F: FnOnce(&mut Ctx) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let slot: Arc<ResultSlot<R>> = Arc::new((Mutex::new(None), Condvar::new()));
+        let report_slot = slot.clone();
+        let report = Box::new(move |result: Result<R, ExitReason>| {
+            *lock(&report_slot.0) = Some(result);
+            report_slot.1.notify_all();
+        });
+        let spawned = spawn_agent(
+            &self.shared,
+            None,
+            &SpawnOptions::default(),
+            root_body(f, report),
+            None,
+        );
+        if let Err(error) = spawned {
+            return Err(ExitReason::other(&error.to_string()));
+        }
+        let mut guard = lock(&slot.0);
+        loop {
+            if let Some(result) = guard.take() {
+                return result;
+            }
+            guard = slot.1.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Spawns an agent from outside the runtime.
+    pub fn spawn<F, R>(&self, f: F) -> Pid
+    where
+        F: FnOnce(&mut Ctx) -> R + Send + 'static,
+        R: Any + Send + Sync + fmt::Debug,
+    {
+        spawn_agent(
+            &self.shared,
+            None,
+            &SpawnOptions::default(),
+            agent_body(f),
+            None,
+        )
+        .expect("default spawn options are valid")
+    }
+
+    /// Spawns an agent with options from outside the runtime (attaching needs
+    /// a calling agent and is refused here).
+    pub fn spawn_with<F, R>(&self, options: SpawnOptions, f: F) -> Result<Pid, Error>
+    where
+        F: FnOnce(&mut Ctx) -> R + Send + 'static,
+        R: Any + Send + Sync + fmt::Debug,
+    {
+        spawn_agent(&self.shared, None, &options, agent_body(f), None)
+    }
+
+    /// Sends from outside the runtime. Never blocks; a full mailbox or dead
+    /// agent drops and counts the message.
+    pub fn send<M: Any + Send>(&self, to: &Pid, message: M) {
+        deliver(&self.shared, to, Message::new(message), None);
+    }
+
+    /// Sends to the agent registered as `name`.
+    pub fn send_named<M: Any + Send>(&self, name: &str, message: M) -> Result<(), Error> {
+        let to = self
+            .shared
+            .registry
+            .lookup(name)
+            .ok_or_else(|| Error::NoSuchName(name.to_owned()))?;
+        self.send(&to, message);
+        Ok(())
+    }
+
+    /// Sends `message` to `to` after `delay`.
+    pub fn send_after<M: Any + Send>(&self, to: &Pid, message: M, delay: Duration) {
+        let action = TimerAction::Send {
+            to: to.cell.clone(),
+            message: Message::new(message),
+        };
+        self.shared
+            .arm_timer(0, deadline_after(delay), action, None);
+    }
+
+    /// Sends `to` an exit signal (see [`Ctx::kill`]).
+    pub fn kill(&self, to: &Pid, reason: ExitReason) {
+        self.shared.deliver_exit(to, reason, None);
+    }
+
+    /// Registers `pid` as `name`.
+    pub fn register(&self, name: &str, pid: &Pid) -> Result<(), Error> {
+        self.shared.registry.register(name, pid)
+    }
+
+    /// Removes `name`.
+    pub fn unregister(&self, name: &str) -> Result<(), Error> {
+        self.shared.registry.unregister(name)
+    }
+
+    /// The agent registered as `name`.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.shared.registry.lookup(name)
+    }
+
+    /// Every registered name, sorted.
+    pub fn registered(&self) -> Vec<String> {
+        self.shared.registry.names()
+    }
+
+    /// Counters and times of `pid`.
+    pub fn stats(&self, pid: &Pid) -> AgentStats {
+        AgentStats::of(pid)
+    }
+
+    /// The agent tree rooted at `pid`.
+    pub fn agent_tree(&self, pid: &Pid) -> AgentTree {
+        AgentTree::of(pid)
+    }
+
+    /// Every live agent.
+    pub fn agents(&self) -> Vec<Pid> {
+        live_agents(&self.shared)
+    }
+
+    /// Number of live agents.
+    pub fn agent_count(&self) -> usize {
+        self.shared.live.len()
+    }
+
+    /// Counters of the stack pool.
+    pub fn stack_pool_stats(&self) -> StackPoolStats {
+        self.shared.stacks.stats()
+    }
+
+    /// Shuts down (see the module docs); the same as dropping it.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.unpark_all();
+        let mut worker_panicked = false;
+        for thread in self.threads.drain(..) {
+            worker_panicked |= thread.join().is_err();
+        }
+        for cell in self.shared.live.drain() {
+            // SAFETY: BODY-OWNER, shutdown clause: every worker has exited,
+            // so no thread runs or touches agents; we are the only one.
+            let stage = unsafe { cell.stage() };
+            debug_assert!(
+                !matches!(stage, Stage::Started(_)),
+                "workers unwound every started agent"
+            );
+            *stage = Stage::Finished;
+            cell.state.transition_to_done();
+            // Queued messages and link lists may hold handles that form
+            // cycles; drop them so every cell is freed.
+            drop(cell.mailbox.close());
+            let mut links = lock(&cell.links);
+            links.kill.clear();
+            links.notify.clear();
+        }
+        while !self.shared.injector.is_empty() {
+            let _ = self.shared.injector.steal();
+        }
+        for worker in self.shared.workers.iter() {
+            while !worker.inbox.is_empty() {
+                let _ = worker.inbox.steal();
+            }
+            drop(lock(&worker.timers).clear());
+        }
+        self.shared.registry.clear();
+        if worker_panicked && !std::thread::panicking() {
+            panic!("an erlangen worker thread panicked: a runtime invariant was broken");
+        }
+    }
+}

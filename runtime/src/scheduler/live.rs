@@ -1,0 +1,109 @@
+//! `LiveTable`: every agent of the runtime that has not exited.
+//!
+//! It answers "which agents are alive" (introspection) and lets shutdown
+//! reach agents that no queue holds (those waiting in receive), so that their
+//! stacks are unwound and freed. Sharded by serial number so that spawns on
+//! different workers rarely meet on one lock; each shard is a slab with a free
+//! list, and a cell remembers its index, so insert and remove are O(1).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use crate::agent::AgentCell;
+use crate::config::LIVE_SHARDS;
+use crate::sync::lock;
+
+/// One shard.
+#[derive(Debug, Default)]
+struct Shard {
+    /// Occupied and free slots.
+    slots: Vec<Option<Arc<AgentCell>>>,
+    /// Indices of free slots.
+    free: Vec<usize>,
+}
+
+/// The live agents.
+#[derive(Debug)]
+pub(crate) struct LiveTable {
+    /// `LIVE_SHARDS` shards, by serial number.
+    shards: Box<[Mutex<Shard>]>,
+}
+
+impl LiveTable {
+    /// An empty table.
+    pub(crate) fn new() -> LiveTable {
+        LiveTable {
+            shards: (0..LIVE_SHARDS)
+                .map(|_| Mutex::new(Shard::default()))
+                .collect(),
+        }
+    }
+
+    fn shard(&self, cell: &AgentCell) -> &Mutex<Shard> {
+        &self.shards[cell.serial as usize & (LIVE_SHARDS - 1)]
+    }
+
+    /// Adds a new agent.
+    pub(crate) fn insert(&self, cell: &Arc<AgentCell>) {
+        let mut shard = lock(self.shard(cell));
+        let index = match shard.free.pop() {
+            Some(index) => {
+                shard.slots[index] = Some(cell.clone());
+                index
+            }
+            None => {
+                shard.slots.push(Some(cell.clone()));
+                shard.slots.len() - 1
+            }
+        };
+        // Relaxed: read back only under the same shard lock.
+        cell.live_index.store(index, Ordering::Relaxed);
+    }
+
+    /// Removes an agent that exited. Returns the table's reference to it, so
+    /// the caller can drop it outside the lock.
+    pub(crate) fn remove(&self, cell: &AgentCell) -> Option<Arc<AgentCell>> {
+        let mut shard = lock(self.shard(cell));
+        let index = cell.live_index.load(Ordering::Relaxed);
+        let slot = shard.slots.get_mut(index)?;
+        match slot {
+            Some(held) if std::ptr::eq(&**held, cell) => {
+                let held = slot.take();
+                shard.free.push(index);
+                held
+            }
+            _ => None,
+        }
+    }
+
+    /// Every live agent, in no particular order.
+    pub(crate) fn snapshot(&self) -> Vec<Arc<AgentCell>> {
+        let mut all = Vec::new();
+        for shard in self.shards.iter() {
+            all.extend(lock(shard).slots.iter().flatten().cloned());
+        }
+        all
+    }
+
+    /// The number of live agents.
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| {
+                let shard = lock(shard);
+                shard.slots.len() - shard.free.len()
+            })
+            .sum()
+    }
+
+    /// Empties the table (shutdown), returning what it held.
+    pub(crate) fn drain(&self) -> Vec<Arc<AgentCell>> {
+        let mut all = Vec::new();
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
+            all.extend(shard.slots.drain(..).flatten());
+            shard.free.clear();
+        }
+        all
+    }
+}

@@ -1,0 +1,188 @@
+//! The scheduler's shared state and `schedule`, the one way to make an agent
+//! runnable.
+//!
+//! # Queues
+//!
+//! Each worker owns (worker.rs):
+//! * a **LIFO slot** for the agent most recently woken by an agent running on
+//!   that worker, so a ping-pong pair stays on one core and pays no
+//!   cross-core wake;
+//! * a private **run queue** of started agents whose home it is;
+//! * a crossbeam **stealable deque** of agents that have not started yet.
+//!
+//! Shared here: every worker's **inbox** (an `Injector` through which other
+//! threads wake agents whose home that worker is), every worker's `Stealer`,
+//! the global **injector** for agents spawned from outside the runtime, and the
+//! idle counts.
+//!
+//! # Which agents may move between workers
+//!
+//! A started agent never leaves its home worker unless it was spawned with
+//! the `unsafe` migration opt-in. Rust 1.95 can keep a thread-local's address
+//! across a coroutine switch (pitfalls.md §3.2), so migrating a started
+//! agent could make safe code read another thread's thread-local. Agents
+//! that have not started hold only their `Send` closure, so they are the
+//! ones stolen, which is also where the load is in spawn-heavy work (a
+//! parent spawns children, idle workers take them).
+
+pub(crate) mod idle;
+pub(crate) mod live;
+pub(crate) mod signal;
+pub(crate) mod worker;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_deque::{Injector, Stealer};
+
+use self::idle::{Idle, Parker};
+use self::live::LiveTable;
+use self::worker::WorkerContext;
+use crate::agent::stack::StackPool;
+use crate::agent::AgentCell;
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::sync::lock;
+use crate::timer::Timers;
+
+/// A reference to an agent, as queues hold it.
+pub(crate) type Task = Arc<AgentCell>;
+
+/// What other threads may touch of one worker.
+#[derive(Debug)]
+pub(crate) struct WorkerShared {
+    /// Steals unstarted agents from the worker's deque.
+    pub(crate) stealer: Stealer<Task>,
+    /// Wakes of agents whose home is this worker, from other threads.
+    pub(crate) inbox: Injector<Task>,
+    /// The worker's parking spot.
+    pub(crate) parker: Parker,
+    /// Deadlines armed by agents running on this worker.
+    pub(crate) timers: Mutex<Timers>,
+}
+
+/// Everything the workers and the runtime handle share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The configuration the runtime was built with.
+    pub(crate) config: Config,
+    /// Agents spawned from outside the runtime.
+    pub(crate) injector: Injector<Task>,
+    /// Per-worker shared parts, by worker index.
+    pub(crate) workers: Box<[WorkerShared]>,
+    /// Searching and parked counts.
+    pub(crate) idle: Idle,
+    /// Set once, when the runtime shuts down.
+    pub(crate) shutdown: AtomicBool,
+    /// Registered names.
+    pub(crate) registry: Registry,
+    /// Agents that have not exited.
+    pub(crate) live: LiveTable,
+    /// Stacks.
+    pub(crate) stacks: StackPool,
+    /// Next serial number handed to a spawn outside a worker, or a block of
+    /// serials handed to a worker.
+    next_serial: AtomicU64,
+}
+
+/// Serial numbers a worker reserves at a time.
+pub(crate) const SERIAL_BLOCK_LEN: u64 = 1024;
+
+impl Shared {
+    /// Shared state for `stealers.len()` workers.
+    pub(crate) fn new(config: Config, stealers: Vec<Stealer<Task>>) -> Shared {
+        let workers = stealers
+            .into_iter()
+            .map(|stealer| WorkerShared {
+                stealer,
+                inbox: Injector::new(),
+                parker: Parker::new(),
+                timers: Mutex::new(Timers::default()),
+            })
+            .collect();
+        Shared {
+            config,
+            injector: Injector::new(),
+            workers,
+            idle: Idle::default(),
+            shutdown: AtomicBool::new(false),
+            registry: Registry::default(),
+            live: LiveTable::new(),
+            stacks: StackPool::new(),
+            next_serial: AtomicU64::new(1),
+        }
+    }
+
+    /// Takes `n` fresh serial numbers; returns the first.
+    pub(crate) fn reserve_serials(&self, n: u64) -> u64 {
+        self.next_serial.fetch_add(n, Ordering::Relaxed)
+    }
+
+    /// Makes `cell` runnable after its mailbox or timer changed; `from` is
+    /// the worker the caller runs on, if any.
+    pub(crate) fn wake(&self, cell: &Task, from: Option<&WorkerContext>) {
+        if cell.state.transition_to_scheduled() {
+            self.schedule(cell.clone(), from);
+        }
+    }
+
+    /// Puts a `SCHEDULED` agent on the right queue: the caller's LIFO slot
+    /// if the agent lives on the caller's worker, its home's inbox if it
+    /// lives elsewhere, a stealable deque (or the injector) if it has not
+    /// started or may migrate.
+    pub(crate) fn schedule(&self, cell: Task, from: Option<&WorkerContext>) {
+        match (cell.home(), from) {
+            (Some(home), Some(worker)) if !cell.migratable && home == worker.index => {
+                worker.push_lifo(cell);
+            }
+            (Some(home), _) if !cell.migratable => {
+                let target = &self.workers[home];
+                target.inbox.push(cell);
+                target.parker.wake_if_parked();
+            }
+            (_, Some(worker)) => {
+                worker.push_stealable(cell);
+                self.notify_one(Some(worker.index));
+            }
+            (_, None) => {
+                self.injector.push(cell);
+                self.notify_one(None);
+            }
+        }
+    }
+
+    /// Wakes one parked worker other than `except`, if work anyone may take
+    /// appeared and no worker is searching.
+    pub(crate) fn notify_one(&self, except: Option<usize>) {
+        if !self.idle.should_wake_one() {
+            return;
+        }
+        for (index, worker) in self.workers.iter().enumerate() {
+            if Some(index) != except && worker.parker.is_parked() {
+                worker.parker.unpark();
+                return;
+            }
+        }
+    }
+
+    /// Arms a timer on worker `index` and makes sure it sees the deadline.
+    pub(crate) fn arm_timer(
+        &self,
+        index: usize,
+        deadline: std::time::Instant,
+        action: crate::timer::TimerAction,
+        from: Option<&WorkerContext>,
+    ) {
+        lock(&self.workers[index].timers).insert(deadline, action);
+        if from.map(|w| w.index) != Some(index) {
+            self.workers[index].parker.unpark();
+        }
+    }
+
+    /// Wakes every worker (shutdown).
+    pub(crate) fn unpark_all(&self) {
+        for worker in self.workers.iter() {
+            worker.parker.unpark();
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Exit signals, notifications, links and monitors between agents, and what
+//! happens when an agent ends (links.rs holds the data and the protocol).
+//!
+//! Every function here takes at most two link locks at once, and only in
+//! serial-number order (`link`, `unlink`); the exit path takes one at a time.
+//! So two agents that monitor each other and die together cannot deadlock
+//! (Erlangen bug 10).
+
+use crate::agent::AgentCell;
+use crate::error::Error;
+use crate::exit::{Down, ExitReason, ExitStatus};
+use crate::pid::Pid;
+use crate::scheduler::worker::WorkerContext;
+use crate::scheduler::Shared;
+use crate::sync::lock;
+
+/// How a caller attaches itself to another agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// Each one's exit kills the other, normal exits included (Erlangen).
+    Link,
+    /// The caller gets a [`Down`] when the other exits, and the caller's exit
+    /// kills the other (Erlangen's monitor, a supervised child).
+    Monitor,
+}
+
+impl Shared {
+    /// Sends an exit signal: queued ahead of messages, closes the mailbox,
+    /// and takes effect at the target's next runtime call (at once if it is
+    /// suspended). Does nothing to an agent that is dead or already dying.
+    pub(crate) fn deliver_exit(
+        &self,
+        target: &Pid,
+        reason: ExitReason,
+        from: Option<&WorkerContext>,
+    ) {
+        if target.cell.mailbox.push_exit(reason) {
+            self.wake(&target.cell, from);
+        }
+    }
+
+    /// Queues a `Down` notification on the target's control lane.
+    pub(crate) fn deliver_down(&self, target: &Pid, down: Down, from: Option<&WorkerContext>) {
+        if target.cell.mailbox.push_down(down).is_ok() {
+            self.wake(&target.cell, from);
+        }
+    }
+
+    /// `me` links to (or monitors) `target`. A dead target answers at once
+    /// with `noproc`: an exit signal for a link, a `Down` for a monitor.
+    pub(crate) fn attach(
+        &self,
+        me: &Pid,
+        target: &Pid,
+        how: Attach,
+        from: Option<&WorkerContext>,
+    ) -> Result<(), Error> {
+        if me == target {
+            return Err(Error::LinkToSelf);
+        }
+        let target_dead = {
+            let (first, second) = if me.cell.serial <= target.cell.serial {
+                (me, target)
+            } else {
+                (target, me)
+            };
+            let mut first_links = lock(&first.cell.links);
+            let mut second_links = lock(&second.cell.links);
+            let (mine, theirs) = if std::ptr::eq(first, me) {
+                (&mut *first_links, &mut *second_links)
+            } else {
+                (&mut *second_links, &mut *first_links)
+            };
+            if theirs.dead {
+                true
+            } else {
+                match how {
+                    Attach::Link => theirs.add_kill(me),
+                    Attach::Monitor => theirs.add_notify(me),
+                }
+                mine.add_kill(target);
+                false
+            }
+        };
+        if target_dead {
+            match how {
+                Attach::Link => self.deliver_exit(me, ExitReason::NoProc, from),
+                Attach::Monitor => {
+                    let down = Down {
+                        pid: target.clone(),
+                        status: ExitStatus::Exit(ExitReason::NoProc),
+                    };
+                    self.deliver_down(me, down, from);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every link and monitor between `me` and `target`, both ways.
+    pub(crate) fn detach(&self, me: &Pid, target: &Pid) -> Result<(), Error> {
+        if me == target {
+            return Err(Error::LinkToSelf);
+        }
+        let (first, second) = if me.cell.serial <= target.cell.serial {
+            (me, target)
+        } else {
+            (target, me)
+        };
+        let mut first_links = lock(&first.cell.links);
+        let mut second_links = lock(&second.cell.links);
+        first_links.remove(second);
+        second_links.remove(first);
+        Ok(())
+    }
+
+    /// The agent `cell` ended with `status`: close its mailbox, release its
+    /// names, record the status, and fire its links and monitors (links.rs
+    /// steps 2 and 3). Runs on the worker that ran the agent last.
+    pub(crate) fn finish(
+        &self,
+        cell: &std::sync::Arc<AgentCell>,
+        status: ExitStatus,
+        from: Option<&WorkerContext>,
+    ) {
+        let me = Pid::from_cell(cell.clone());
+        let leftovers = cell.mailbox.close();
+        let farewell = lock(&cell.links).take_for_exit();
+        for name in &farewell.names {
+            self.registry.release(name, &me);
+        }
+        cell.set_died();
+        cell.state.transition_to_done();
+        let held = self.live.remove(cell);
+        for peer in &farewell.kill {
+            if lock(&peer.cell.links).remove(&me) {
+                let reason = ExitReason::Linked(Box::new(status.clone()));
+                self.deliver_exit(peer, reason, from);
+            }
+        }
+        for peer in &farewell.notify {
+            if lock(&peer.cell.links).remove(&me) {
+                let down = Down {
+                    pid: me.clone(),
+                    status: status.clone(),
+                };
+                self.deliver_down(peer, down, from);
+            }
+        }
+        drop(leftovers);
+        drop(held);
+    }
+}

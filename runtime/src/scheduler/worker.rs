@@ -1,0 +1,414 @@
+//! `WorkerContext`: one worker thread, its queues, and its loop.
+//!
+//! # The loop
+//!
+//! 1. Every [`FAIRNESS_TICKS`] ticks, fire due timers and pull from the inbox
+//!    and the injector first, so that neither starves behind local work.
+//! 2. Find the next agent: LIFO slot (at most [`LIFO_RUNS_MAX`] times in a
+//!    row), run queue, stealable deque, inbox, injector, then steal from
+//!    another worker's deque.
+//! 3. Run it until it suspends or returns (`run_agent`), then publish its new
+//!    state (agent/state.rs step 3) or finish it (signal.rs `finish`).
+//! 4. With nothing to run: fire due timers; search (spin) for up to
+//!    `spin_before_park`; then park until woken or until the next deadline
+//!    (idle.rs explains why no wake-up is lost).
+//!
+//! # Shutdown
+//!
+//! 1. The runtime sets `shutdown` and unparks everyone; each worker leaves
+//!    the loop after the agent it is running switches out.
+//! 2. All workers meet at a barrier: from here on no agent runs.
+//! 3. Each worker tears down the started agents whose home it is: it drops
+//!    their coroutines on its own thread, which unwinds their stacks (their
+//!    destructors run here, with this worker's context still valid) and
+//!    returns the stacks to the pool.
+//! 4. A second barrier; each worker returns its stack cache to the pool and
+//!    exits. The runtime joins the threads and frees the rest (runtime.rs).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
+
+use crossbeam_deque::{Steal, Worker};
+
+use super::{Shared, Task, SERIAL_BLOCK_LEN};
+use crate::agent::coroutine::{AgentCoroutine, Resumed, Suspend};
+use crate::agent::stack::StackCache;
+use crate::agent::state::AfterSuspend;
+use crate::agent::{overflow, Stage};
+use crate::config::{FAIRNESS_TICKS, LIFO_RUNS_MAX, STEAL_BATCH_LEN_MAX};
+use crate::exit::{ExitReason, ExitStatus};
+use crate::sync::lock;
+use crate::timer::TimerAction;
+
+/// One worker thread's private state. Agent code reaches it only through the
+/// pointer passed on each resume (never through a thread-local).
+#[derive(Debug)]
+pub(crate) struct WorkerContext {
+    /// This worker's index in `Shared::workers`.
+    pub(crate) index: usize,
+    /// The runtime's shared state.
+    pub(crate) shared: Arc<Shared>,
+    /// Unstarted (and migratable) agents; the other end is stealable.
+    stealable: Worker<Task>,
+    /// Started agents whose home is this worker.
+    run_queue: RefCell<VecDeque<Task>>,
+    /// The agent woken last by an agent running here.
+    lifo: RefCell<Option<Task>>,
+    /// Consecutive runs taken from the LIFO slot.
+    lifo_runs: Cell<u32>,
+    /// Free stacks of the default size.
+    stack_cache: RefCell<StackCache>,
+    /// Scheduling ticks, for the fairness check.
+    tick: Cell<u32>,
+    /// The agent being resumed (read by a new agent's body at its start).
+    current: RefCell<Option<Task>>,
+    /// Next serial number of this worker's block, and the block's end.
+    serials: Cell<(u64, u64)>,
+    /// Scratch list of due timers.
+    due: RefCell<Vec<TimerAction>>,
+}
+
+impl WorkerContext {
+    /// The context of worker `index`, owning `stealable`.
+    pub(crate) fn new(index: usize, shared: Arc<Shared>, stealable: Worker<Task>) -> WorkerContext {
+        let stack_bytes = shared.config.stack_size_bytes;
+        WorkerContext {
+            index,
+            shared,
+            stealable,
+            run_queue: RefCell::new(VecDeque::new()),
+            lifo: RefCell::new(None),
+            lifo_runs: Cell::new(0),
+            stack_cache: RefCell::new(StackCache::new(stack_bytes)),
+            tick: Cell::new(0),
+            current: RefCell::new(None),
+            serials: Cell::new((0, 0)),
+            due: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The opaque pointer handed to agents on resume.
+    fn as_resume_arg(&self) -> NonNull<()> {
+        NonNull::from(self).cast()
+    }
+
+    /// The agent being resumed right now.
+    pub(crate) fn current_agent(&self) -> Task {
+        self.current
+            .borrow()
+            .clone()
+            .expect("called from inside an agent")
+    }
+
+    /// A fresh serial number from this worker's block.
+    pub(crate) fn next_serial(&self) -> u64 {
+        let (next, end) = self.serials.get();
+        if next < end {
+            self.serials.set((next + 1, end));
+            return next;
+        }
+        let start = self.shared.reserve_serials(SERIAL_BLOCK_LEN);
+        self.serials.set((start + 1, start + SERIAL_BLOCK_LEN));
+        start
+    }
+
+    /// Puts an agent woken by an agent running here into the LIFO slot; the
+    /// previous occupant goes to the back of the run queue.
+    pub(crate) fn push_lifo(&self, task: Task) {
+        if let Some(previous) = self.lifo.borrow_mut().replace(task) {
+            self.run_queue.borrow_mut().push_back(previous);
+        }
+    }
+
+    /// Puts an unstarted or migratable agent where other workers can steal it.
+    pub(crate) fn push_stealable(&self, task: Task) {
+        self.stealable.push(task);
+    }
+
+    /// The worker thread's body.
+    pub(crate) fn run(&self, barrier: &Barrier) {
+        self.shared.workers[self.index].parker.bind_current_thread();
+        overflow::ensure_alt_stack();
+        while !self.shared.shutdown.load(Ordering::Acquire) {
+            let tick = self.tick.get().wrapping_add(1);
+            self.tick.set(tick);
+            if tick % FAIRNESS_TICKS == 0 {
+                self.fire_timers(Instant::now());
+                if let Some(task) = self.next_shared() {
+                    self.run_agent(task);
+                    continue;
+                }
+            }
+            match self.next_local().or_else(|| self.next_shared()) {
+                Some(task) => self.run_agent(task),
+                None => self.idle(),
+            }
+        }
+        self.teardown(barrier);
+    }
+
+    /// Step 2, local part.
+    fn next_local(&self) -> Option<Task> {
+        let lifo = self.lifo.borrow_mut().take();
+        if let Some(task) = lifo {
+            if self.lifo_runs.get() < LIFO_RUNS_MAX {
+                self.lifo_runs.set(self.lifo_runs.get() + 1);
+                return Some(task);
+            }
+            self.run_queue.borrow_mut().push_back(task);
+        }
+        self.lifo_runs.set(0);
+        let queued = self.run_queue.borrow_mut().pop_front();
+        queued.or_else(|| self.stealable.pop())
+    }
+
+    /// Step 2, shared part: inbox, injector, other workers' deques.
+    fn next_shared(&self) -> Option<Task> {
+        let own = &self.shared.workers[self.index];
+        if let Some(task) = self.drain_inbox(own) {
+            return Some(task);
+        }
+        if let Some(task) = retry(|| self.shared.injector.steal_batch_and_pop(&self.stealable)) {
+            return Some(task);
+        }
+        let n = self.shared.workers.len();
+        for offset in 1..n {
+            let victim = &self.shared.workers[(self.index + offset) % n];
+            if let Some(task) = retry(|| victim.stealer.steal_batch_and_pop(&self.stealable)) {
+                return Some(task);
+            }
+        }
+        None
+    }
+
+    /// Moves up to a batch of woken agents from the inbox to the run queue,
+    /// returning the first.
+    fn drain_inbox(&self, own: &super::WorkerShared) -> Option<Task> {
+        let first = retry(|| own.inbox.steal())?;
+        let mut run_queue = self.run_queue.borrow_mut();
+        for _ in 1..STEAL_BATCH_LEN_MAX {
+            match retry(|| own.inbox.steal()) {
+                Some(task) => run_queue.push_back(task),
+                None => break,
+            }
+        }
+        Some(first)
+    }
+
+    /// Step 3.
+    fn run_agent(&self, task: Task) {
+        if !task.state.transition_to_running() {
+            return;
+        }
+        // SAFETY: BODY-OWNER: we just moved the state word to RUNNING, and we
+        // drop `stage` before moving it out of RUNNING below.
+        let stage = unsafe { task.stage() };
+        if matches!(stage, Stage::Unstarted(_)) && !self.start(&task, stage) {
+            return;
+        }
+        let Stage::Started(coroutine) = stage else {
+            unreachable!("a scheduled agent is unstarted or started");
+        };
+        if task.migratable {
+            task.home.store(self.index, Ordering::Release);
+        }
+        let slot = coroutine.slot();
+        let (guard_low, guard_high) = slot.guard_range();
+        overflow::enter(guard_low, guard_high, task.serial, slot.usable_bytes());
+        *self.current.borrow_mut() = Some(task.clone());
+        let resumed = coroutine.resume(self.as_resume_arg());
+        *self.current.borrow_mut() = None;
+        overflow::leave();
+        match resumed {
+            Resumed::Suspended(Suspend::Wait) => {
+                if task.state.transition_to_waiting() == AfterSuspend::Requeue {
+                    self.requeue(task);
+                }
+            }
+            Resumed::Suspended(Suspend::Yield) => {
+                task.state.transition_to_yielded();
+                self.requeue(task);
+            }
+            Resumed::Returned(status) => {
+                if let Stage::Started(coroutine) = std::mem::replace(stage, Stage::Finished) {
+                    debug_assert!(coroutine.done());
+                    let slot = coroutine.into_stack().into_slot();
+                    self.shared
+                        .stacks
+                        .give(slot, &mut self.stack_cache.borrow_mut());
+                }
+                self.shared.finish(&task, status, Some(self));
+            }
+        }
+    }
+
+    /// Gives an unstarted agent its stack and coroutine, and a home. Returns
+    /// `false` if no stack could be had: the agent has then exited.
+    fn start(&self, task: &Task, stage: &mut Stage) -> bool {
+        let Stage::Unstarted(body) = std::mem::replace(stage, Stage::Finished) else {
+            return true;
+        };
+        let stack = self
+            .shared
+            .stacks
+            .take(task.stack_bytes, &mut self.stack_cache.borrow_mut());
+        match stack {
+            Some(stack) => {
+                *stage = Stage::Started(AgentCoroutine::new(stack, body));
+                task.home.store(self.index, Ordering::Release);
+                true
+            }
+            None => {
+                drop(body);
+                self.shared
+                    .finish(task, ExitStatus::Exit(ExitReason::SystemLimit), Some(self));
+                false
+            }
+        }
+    }
+
+    /// Puts an agent that is `SCHEDULED` again at the back of the queues.
+    fn requeue(&self, task: Task) {
+        if task.migratable {
+            task.home.store(self.index, Ordering::Release);
+            self.stealable.push(task);
+        } else {
+            self.run_queue.borrow_mut().push_back(task);
+        }
+    }
+
+    /// Fires every timer due at `now`. Returns whether any fired.
+    fn fire_timers(&self, now: Instant) -> bool {
+        let mut due = self.due.borrow_mut();
+        {
+            let mut timers = lock(&self.shared.workers[self.index].timers);
+            match timers.next_deadline() {
+                Some(deadline) if deadline <= now => timers.take_due(now, &mut due),
+                _ => return false,
+            }
+        }
+        let fired = !due.is_empty();
+        for action in due.drain(..) {
+            match action {
+                TimerAction::Wake { cell, seq } => {
+                    if cell.timer_seq.load(Ordering::Acquire) == seq {
+                        self.shared.wake(&cell, Some(self));
+                    }
+                }
+                TimerAction::Send { to, message } => {
+                    let pid = crate::pid::Pid::from_cell(to);
+                    crate::context::deliver(&self.shared, &pid, message, Some(self));
+                }
+            }
+        }
+        fired
+    }
+
+    /// Step 4.
+    fn idle(&self) {
+        if self.fire_timers(Instant::now()) {
+            return;
+        }
+        let idle = &self.shared.idle;
+        idle.n_searching.fetch_add(1, Ordering::SeqCst);
+        let started = Instant::now();
+        loop {
+            if let Some(task) = self.next_shared() {
+                idle.n_searching.fetch_sub(1, Ordering::SeqCst);
+                self.run_agent(task);
+                return;
+            }
+            let now = Instant::now();
+            if self.shared.shutdown.load(Ordering::Acquire) || self.fire_timers(now) {
+                idle.n_searching.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
+            if now.duration_since(started) >= self.shared.config.spin_before_park {
+                break;
+            }
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+        }
+        idle.n_searching.fetch_sub(1, Ordering::SeqCst);
+        self.park();
+    }
+
+    /// Parks until woken or until the next deadline (idle.rs protocol).
+    fn park(&self) {
+        let own = &self.shared.workers[self.index];
+        own.parker.announce(&self.shared.idle);
+        if !self.work_visible() {
+            let deadline = lock(&own.timers).next_deadline();
+            match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if deadline > now {
+                        std::thread::park_timeout(deadline - now);
+                    }
+                }
+                None => std::thread::park(),
+            }
+        }
+        own.parker.retract(&self.shared.idle);
+    }
+
+    /// Step 2 of the park protocol: anything this worker could take now?
+    fn work_visible(&self) -> bool {
+        let shared = &self.shared;
+        shared.shutdown.load(Ordering::SeqCst)
+            || !shared.workers[self.index].inbox.is_empty()
+            || !shared.injector.is_empty()
+            || !self.stealable.is_empty()
+            || !self.run_queue.borrow().is_empty()
+            || self.lifo.borrow().is_some()
+            || shared
+                .workers
+                .iter()
+                .enumerate()
+                .any(|(i, w)| i != self.index && !w.stealer.is_empty())
+    }
+
+    /// Shutdown steps 2 to 4.
+    fn teardown(&self, barrier: &Barrier) {
+        barrier.wait();
+        for task in self.shared.live.snapshot() {
+            if task.home() != Some(self.index) {
+                continue;
+            }
+            // SAFETY: BODY-OWNER, shutdown clause: no worker runs agents any
+            // more (barrier above) and this is the agent's home worker; the
+            // reference is dropped at the end of this iteration.
+            let stage = unsafe { task.stage() };
+            if let Stage::Started(coroutine) = std::mem::replace(stage, Stage::Finished) {
+                task.state.transition_to_done();
+                task.set_died();
+                *self.current.borrow_mut() = Some(task.clone());
+                drop(coroutine);
+                *self.current.borrow_mut() = None;
+            }
+        }
+        barrier.wait();
+        self.shared
+            .stacks
+            .drain_cache(&mut self.stack_cache.borrow_mut());
+        self.lifo.borrow_mut().take();
+        self.run_queue.borrow_mut().clear();
+        while self.stealable.pop().is_some() {}
+    }
+}
+
+/// Runs a steal until it gives a definite answer.
+fn retry<T>(mut steal: impl FnMut() -> Steal<T>) -> Option<T> {
+    loop {
+        match steal() {
+            Steal::Success(task) => return Some(task),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
+    }
+}

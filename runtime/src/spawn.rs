@@ -1,0 +1,152 @@
+//! `SpawnOptions` and the one spawn path shared by agents and the runtime.
+
+use std::sync::Arc;
+
+use crate::agent::coroutine::Body;
+use crate::agent::AgentCell;
+use crate::config::{
+    GUARD_SIZE_BYTES, MAILBOX_LEN_MAX, STACK_SIZE_BYTES_MAX, STACK_SIZE_BYTES_MIN,
+};
+use crate::error::Error;
+use crate::pid::Pid;
+use crate::scheduler::signal::Attach;
+use crate::scheduler::worker::WorkerContext;
+use crate::scheduler::Shared;
+
+/// How to spawn an agent. The defaults: not attached, the runtime's mailbox
+/// capacity (64 unless configured) and stack size (64 KiB unless configured).
+///
+/// ```
+/// use erlangen_runtime::{Runtime, SpawnOptions};
+/// let rt = Runtime::builder().workers(1).build().unwrap();
+/// let down = rt.run(|ctx| {
+///     let child = ctx
+///         .spawn_with(SpawnOptions::new().monitor().mailbox_len(8), |_| 7u8)
+///         .unwrap();
+///     let down = ctx.receive().downcast::<erlangen_runtime::Down>().unwrap();
+///     assert_eq!(down.pid, child);
+///     *down.status.value().unwrap().downcast_ref::<u8>().unwrap()
+/// });
+/// assert_eq!(down.unwrap(), 7);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct SpawnOptions {
+    /// Attach the caller to the new agent before it runs.
+    pub(crate) attach: Option<Attach>,
+    /// Data-lane capacity.
+    pub(crate) mailbox_len: Option<usize>,
+    /// Usable stack bytes.
+    pub(crate) stack_size_bytes: Option<usize>,
+    /// Whether the started agent may move between workers.
+    pub(crate) migratable: bool,
+}
+
+impl SpawnOptions {
+    /// The defaults.
+    pub fn new() -> SpawnOptions {
+        SpawnOptions::default()
+    }
+
+    /// Link the caller and the new agent before it runs.
+    pub fn link(mut self) -> SpawnOptions {
+        self.attach = Some(Attach::Link);
+        self
+    }
+
+    /// Monitor the new agent from the caller before it runs.
+    pub fn monitor(mut self) -> SpawnOptions {
+        self.attach = Some(Attach::Monitor);
+        self
+    }
+
+    /// Attach as given (or not at all).
+    pub fn attach(mut self, attach: Option<Attach>) -> SpawnOptions {
+        self.attach = attach;
+        self
+    }
+
+    /// Capacity of the data lane (1 to 2^30): sends beyond it are dropped
+    /// and counted.
+    pub fn mailbox_len(mut self, len: usize) -> SpawnOptions {
+        self.mailbox_len = Some(len);
+        self
+    }
+
+    /// Usable stack size in bytes (32 KiB to 64 MiB, rounded up to 4 KiB).
+    pub fn stack_size(mut self, bytes: usize) -> SpawnOptions {
+        self.stack_size_bytes = Some(bytes);
+        self
+    }
+
+    /// Lets the started agent be stolen by other workers, for load balance.
+    ///
+    /// # Safety
+    ///
+    /// The agent's code may then resume on another OS thread after any
+    /// blocking call (receive, sleep, yield) or any runtime call that may
+    /// yield (send, spawn). The caller promises that no `!Send` value
+    /// (`Rc`, a `MutexGuard`, a `RefCell` borrow of thread-local data) and no
+    /// reference to thread-local data is live across those calls, and that
+    /// no code the agent runs caches a thread-local's address across them.
+    /// Rust 1.95 release builds do cache it (pitfalls.md §3.2), which makes
+    /// `thread_local!` with lazy initialisation unsound to use in such agents.
+    pub unsafe fn migratable(mut self) -> SpawnOptions {
+        self.migratable = true;
+        self
+    }
+}
+
+/// Spawns an agent running `body`. `parent` is the calling agent, needed
+/// when `options` attach.
+pub(crate) fn spawn_agent(
+    shared: &Shared,
+    from: Option<&WorkerContext>,
+    options: &SpawnOptions,
+    body: Body,
+    parent: Option<&Pid>,
+) -> Result<Pid, Error> {
+    let mailbox_len = options.mailbox_len.unwrap_or(shared.config.mailbox_len);
+    if mailbox_len == 0 || mailbox_len > MAILBOX_LEN_MAX {
+        return Err(Error::InvalidConfig(format!(
+            "mailbox length {mailbox_len} is outside 1..={MAILBOX_LEN_MAX}"
+        )));
+    }
+    let stack_bytes = stack_size(
+        options
+            .stack_size_bytes
+            .unwrap_or(shared.config.stack_size_bytes),
+    )?;
+    if options.attach.is_some() && parent.is_none() {
+        return Err(Error::InvalidConfig(
+            "attaching needs a calling agent; spawn from inside an agent".to_owned(),
+        ));
+    }
+    let serial = match from {
+        Some(worker) => worker.next_serial(),
+        None => shared.reserve_serials(1),
+    };
+    let cell = Arc::new(AgentCell::new(
+        serial,
+        body,
+        mailbox_len,
+        stack_bytes,
+        options.migratable,
+    ));
+    let pid = Pid::from_cell(cell.clone());
+    if let (Some(how), Some(parent)) = (options.attach, parent) {
+        shared.attach(parent, &pid, how, from)?;
+    }
+    shared.live.insert(&cell);
+    shared.schedule(cell, from);
+    Ok(pid)
+}
+
+/// Checks a stack size and rounds it up to whole pages.
+pub(crate) fn stack_size(bytes: usize) -> Result<usize, Error> {
+    if !(STACK_SIZE_BYTES_MIN..=STACK_SIZE_BYTES_MAX).contains(&bytes) {
+        return Err(Error::InvalidConfig(format!(
+            "stack size {bytes} bytes is outside {STACK_SIZE_BYTES_MIN}..={STACK_SIZE_BYTES_MAX}"
+        )));
+    }
+    Ok(bytes.div_ceil(GUARD_SIZE_BYTES) * GUARD_SIZE_BYTES)
+}

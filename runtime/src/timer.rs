@@ -1,0 +1,109 @@
+//! `Timers`: one worker's deadlines, for receive-with-timeout, sleep and
+//! send-after.
+//!
+//! A min-heap of entries under a mutex (the owning worker takes it on every
+//! tick that has a due deadline; other threads take it only for `send_after`
+//! from outside the runtime). A wake entry carries the agent's timer sequence
+//! number at the time it was armed: if the agent has armed a newer timer (or
+//! none) since, the entry is stale and firing it does nothing. A wake that
+//! does fire goes through the agent's state word, so a timer that races a
+//! message schedules the agent at most once (agent/state.rs step 4).
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::agent::AgentCell;
+use crate::message::Message;
+
+/// What a due timer does.
+#[derive(Debug)]
+pub(crate) enum TimerAction {
+    /// Wake the agent if its timer sequence still equals `seq`.
+    Wake { cell: Arc<AgentCell>, seq: u64 },
+    /// Deliver a message (send-after).
+    Send {
+        to: Arc<AgentCell>,
+        message: Message,
+    },
+}
+
+/// One deadline.
+#[derive(Debug)]
+struct Entry {
+    /// When it is due.
+    deadline: Instant,
+    /// Insertion order, to keep equal deadlines FIFO.
+    order: u64,
+    /// What to do.
+    action: TimerAction,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.deadline == other.deadline && self.order == other.order
+    }
+}
+
+impl Eq for Entry {}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Entry) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Entry) -> Ordering {
+        // Reversed: BinaryHeap is a max-heap and we want the earliest first.
+        other
+            .deadline
+            .cmp(&self.deadline)
+            .then_with(|| other.order.cmp(&self.order))
+    }
+}
+
+/// A worker's timer heap.
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    /// Pending entries, earliest on top.
+    heap: BinaryHeap<Entry>,
+    /// Next insertion number.
+    next_order: u64,
+}
+
+impl Timers {
+    /// Arms a timer.
+    pub(crate) fn insert(&mut self, deadline: Instant, action: TimerAction) {
+        let order = self.next_order;
+        self.next_order += 1;
+        self.heap.push(Entry {
+            deadline,
+            order,
+            action,
+        });
+    }
+
+    /// The earliest deadline, if any.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|entry| entry.deadline)
+    }
+
+    /// Moves every entry due at `now` into `due`.
+    pub(crate) fn take_due(&mut self, now: Instant, due: &mut Vec<TimerAction>) {
+        while let Some(entry) = self.heap.peek() {
+            if entry.deadline > now {
+                break;
+            }
+            if let Some(entry) = self.heap.pop() {
+                due.push(entry.action);
+            }
+        }
+    }
+
+    /// Removes every entry (shutdown).
+    pub(crate) fn clear(&mut self) -> Vec<TimerAction> {
+        self.heap.drain().map(|entry| entry.action).collect()
+    }
+}

@@ -1,0 +1,116 @@
+//! Receive: timeouts and selective receive.
+
+use std::time::Duration;
+
+use erlangen_runtime::Timeout;
+
+use crate::support::{recv_as, runtime};
+
+#[test]
+fn receive_timeout_returns_timeout_when_no_message_comes() {
+    let rt = runtime(1);
+    let got = rt.run(|ctx| ctx.receive_timeout(Duration::from_millis(20)).map(|_| ()));
+    assert_eq!(got.unwrap(), Err(Timeout));
+}
+
+#[test]
+fn zero_timeout_receive_does_not_wait_and_returns_a_queued_message() {
+    let rt = runtime(1);
+    let got = rt.run(|ctx| {
+        let empty = ctx.receive_timeout(Duration::ZERO).is_err();
+        ctx.send(&ctx.pid(), 5u8);
+        let five = ctx
+            .receive_timeout(Duration::ZERO)
+            .unwrap()
+            .downcast::<u8>()
+            .unwrap();
+        (empty, five)
+    });
+    assert_eq!(got.unwrap(), (true, 5));
+}
+
+#[test]
+fn receive_timeout_returns_a_message_that_arrives_in_time() {
+    let rt = runtime(2);
+    let got = rt.run(|ctx| {
+        let me = ctx.pid();
+        ctx.spawn(move |ctx| {
+            ctx.sleep(Duration::from_millis(10));
+            ctx.send(&me, 9u8);
+        });
+        ctx.receive_timeout(crate::support::HANG_GUARD)
+            .unwrap()
+            .downcast::<u8>()
+            .unwrap()
+    });
+    assert_eq!(got.unwrap(), 9);
+}
+
+#[test]
+fn selective_receive_takes_the_match_and_keeps_the_others_in_order() {
+    let rt = runtime(1);
+    let got = rt.run(|ctx| {
+        let me = ctx.pid();
+        for i in 0..5u32 {
+            ctx.send(&me, i);
+        }
+        ctx.send(&me, "marker");
+        for i in 5..8u32 {
+            ctx.send(&me, i);
+        }
+        let marker = ctx
+            .receive_match(|m| m.is::<&str>())
+            .downcast::<&str>()
+            .unwrap();
+        let three = ctx
+            .receive_match(|m| m.downcast_ref::<u32>() == Some(&3))
+            .downcast::<u32>()
+            .unwrap();
+        let rest: Vec<u32> = (0..7).map(|_| recv_as::<u32>(ctx)).collect();
+        (marker, three, rest)
+    });
+    assert_eq!(got.unwrap(), ("marker", 3, vec![0, 1, 2, 4, 5, 6, 7]));
+}
+
+#[test]
+fn selective_receive_waits_for_a_later_matching_message() {
+    let rt = runtime(2);
+    let got = rt.run(|ctx| {
+        let me = ctx.pid();
+        ctx.send(&me, 1u32);
+        ctx.spawn(move |ctx| {
+            ctx.sleep(Duration::from_millis(5));
+            ctx.send(&me, 2u32);
+            ctx.send(&me, "late");
+        });
+        let late = ctx
+            .receive_match(|m| m.is::<&str>())
+            .downcast::<&str>()
+            .unwrap();
+        (late, recv_as::<u32>(ctx), recv_as::<u32>(ctx))
+    });
+    assert_eq!(got.unwrap(), ("late", 1, 2));
+}
+
+#[test]
+fn selective_receive_with_timeout_leaves_the_mailbox_intact() {
+    let rt = runtime(1);
+    let got = rt.run(|ctx| {
+        ctx.send(&ctx.pid(), 1u32);
+        let miss = ctx.receive_match_timeout(|m| m.is::<String>(), Duration::from_millis(10));
+        (miss.is_err(), recv_as::<u32>(ctx))
+    });
+    assert_eq!(got.unwrap(), (true, 1));
+}
+
+#[test]
+fn flush_takes_every_queued_message() {
+    let rt = runtime(1);
+    let got = rt.run(|ctx| {
+        for i in 0..3u8 {
+            ctx.send(&ctx.pid(), i);
+        }
+        ctx.flush().len()
+    });
+    assert_eq!(got.unwrap(), 3);
+}
