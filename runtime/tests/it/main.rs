@@ -1,5 +1,13 @@
 //! Integration tests of erlangen-runtime: one binary, one module per behaviour.
 
+mod erlangen_suite;
+mod links_monitors;
 mod messaging;
+mod panics;
 mod receive;
+mod registry;
+mod scale;
+mod shutdown;
 mod support;
+mod threads;
+mod timers;

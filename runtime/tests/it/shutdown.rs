@@ -1,0 +1,94 @@
+//! Shutdown: every agent unwound, every stack returned, every thread joined.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support::runtime;
+
+/// Counts drops.
+struct Guard(Arc<AtomicUsize>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn dropping_the_runtime_unwinds_every_waiting_agent() {
+    const N: usize = 1_000;
+    let drops = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let rt = runtime(2);
+    let counter = drops.clone();
+    let running = started.clone();
+    rt.run(move |ctx| {
+        for _ in 0..N {
+            let guard = Guard(counter.clone());
+            let running = running.clone();
+            ctx.spawn(move |ctx| {
+                let _guard = guard;
+                running.fetch_add(1, Ordering::SeqCst);
+                ctx.receive();
+            });
+        }
+        // Make sure they all started and wait (hang guard: the test's own).
+        while running.load(Ordering::SeqCst) < N {
+            ctx.sleep(Duration::from_millis(1));
+        }
+    })
+    .unwrap();
+    let carved = rt.stack_pool_stats().slots_carved;
+    assert!(carved >= N, "{carved} stacks carved");
+    drop(rt);
+    assert_eq!(drops.load(Ordering::SeqCst), N);
+}
+
+#[test]
+fn dropping_the_runtime_drops_agents_that_never_started() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let rt = runtime(1);
+    let counter = drops.clone();
+    rt.run(move |ctx| {
+        for _ in 0..100 {
+            let guard = Guard(counter.clone());
+            ctx.spawn(move |_| drop(guard));
+        }
+        // Exit before the worker runs any of them.
+    })
+    .unwrap();
+    drop(rt);
+    assert_eq!(drops.load(Ordering::SeqCst), 100);
+}
+
+#[test]
+fn agents_spawned_while_unwinding_at_shutdown_are_dropped_too() {
+    struct SpawnOnDrop(Arc<AtomicUsize>);
+    impl Drop for SpawnOnDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let rt = runtime(2);
+    let counter = drops.clone();
+    rt.run(move |ctx| {
+        ctx.spawn(move |ctx| {
+            let _guard = SpawnOnDrop(counter);
+            ctx.receive();
+        });
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    drop(rt);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn runtimes_can_be_built_and_dropped_many_times() {
+    for _ in 0..50 {
+        let rt = runtime(2);
+        assert!(rt.run(|ctx| ctx.pid().serial() >= 1).unwrap());
+    }
+}

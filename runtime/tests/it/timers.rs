@@ -1,0 +1,130 @@
+//! Sleep, send-after, and kills of sleeping agents.
+
+use std::time::Duration;
+
+use erlangen_runtime::{ExitReason, ExitStatus, SpawnOptions};
+
+use crate::support::{recv_as, recv_down, runtime};
+
+#[test]
+fn sleep_suspends_the_agent_and_lets_others_run_on_its_worker() {
+    let rt = runtime(1);
+    let order = rt
+        .run(|ctx| {
+            let me = ctx.pid();
+            let me2 = me.clone();
+            ctx.spawn(move |ctx| {
+                ctx.sleep(Duration::from_millis(30));
+                ctx.send(&me, "sleeper woke");
+            });
+            ctx.spawn(move |ctx| {
+                for _ in 0..1000 {
+                    ctx.yield_now();
+                }
+                ctx.send(&me2, "busy one done");
+            });
+            vec![recv_as::<&str>(ctx), recv_as::<&str>(ctx)]
+        })
+        .unwrap();
+    assert_eq!(order, vec!["busy one done", "sleeper woke"]);
+}
+
+#[test]
+fn send_after_delivers_the_message_later() {
+    let rt = runtime(2);
+    let order = rt
+        .run(|ctx| {
+            let me = ctx.pid();
+            ctx.send_after(&me, "later", Duration::from_millis(20));
+            ctx.send(&me, "now");
+            vec![recv_as::<&str>(ctx), recv_as::<&str>(ctx)]
+        })
+        .unwrap();
+    assert_eq!(order, vec!["now", "later"]);
+}
+
+#[test]
+fn send_after_from_a_plain_thread_is_delivered() {
+    let rt = runtime(2);
+    let pid = rt
+        .spawn_with(SpawnOptions::new().mailbox_len(4), |ctx| {
+            ctx.receive_timeout(crate::support::HANG_GUARD)
+                .map(|m| m.downcast::<u8>().unwrap_or(0))
+                .unwrap_or(0)
+        })
+        .unwrap();
+    let watcher = rt.run(move |ctx| {
+        ctx.monitor(&pid).unwrap();
+        pid
+    });
+    let pid = watcher.unwrap();
+    rt.send_after(&pid, 9u8, Duration::from_millis(10));
+    let guard = std::time::Instant::now() + crate::support::HANG_GUARD;
+    while rt.stats(&pid).died.is_none() && std::time::Instant::now() < guard {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(rt.stats(&pid).received, 1);
+}
+
+#[test]
+fn kill_of_a_sleeping_agent_takes_effect_at_once() {
+    let rt = runtime(1);
+    let status = rt
+        .run(|ctx| {
+            let sleeper = ctx
+                .spawn_with(SpawnOptions::new().monitor(), |ctx| {
+                    ctx.sleep(Duration::from_secs(3600));
+                })
+                .unwrap();
+            ctx.yield_now();
+            ctx.kill(&sleeper, ExitReason::other("wake up"));
+            recv_down(ctx).status
+        })
+        .unwrap();
+    assert!(matches!(status, ExitStatus::Exit(ExitReason::Other(ref r)) if &**r == "wake up"));
+}
+
+#[test]
+fn kill_of_an_agent_waiting_in_receive_runs_its_destructors() {
+    struct Flag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = dropped.clone();
+    let rt = runtime(2);
+    rt.run(move |ctx| {
+        let victim = ctx
+            .spawn_with(SpawnOptions::new().monitor(), move |ctx| {
+                let _flag = Flag(flag);
+                ctx.receive();
+            })
+            .unwrap();
+        ctx.kill(&victim, ExitReason::Kill);
+        recv_down(ctx);
+    })
+    .unwrap();
+    assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+#[test]
+fn many_timeouts_in_a_row_do_not_pile_up_or_misfire() {
+    let rt = runtime(1);
+    let (timeouts, got) = rt
+        .run(|ctx| {
+            let mut timeouts = 0;
+            for _ in 0..200 {
+                if ctx.receive_timeout(Duration::from_micros(50)).is_err() {
+                    timeouts += 1;
+                }
+            }
+            ctx.send(&ctx.pid(), 1u8);
+            let got = ctx.receive_timeout(Duration::from_secs(3600)).unwrap();
+            (timeouts, got.downcast::<u8>().unwrap())
+        })
+        .unwrap();
+    assert_eq!(timeouts, 200);
+    assert_eq!(got, 1);
+}
