@@ -47,6 +47,11 @@ pub(crate) const LIFO_RUNS_MAX: u32 = 64;
 /// injector and its timers before its local queues, so none starves.
 pub(crate) const FAIRNESS_TICKS: u32 = 61;
 
+/// Most scheduling ticks an agent that yielded waits while other local work
+/// runs first (about the agents one slice of [`REDUCTIONS_PER_SLICE`] calls
+/// can spawn).
+pub(crate) const YIELD_WAIT_TICKS_MAX: u32 = 1024;
+
 /// How long an idle worker keeps searching for work before it parks. A wake
 /// of a parked thread costs 2.5–46 µs on the target machine, a search loop
 /// a few ns per probe (pitfalls.md §6).

@@ -39,6 +39,8 @@ pub struct SpawnOptions {
     pub(crate) stack_size_bytes: Option<usize>,
     /// Whether the started agent may move between workers.
     pub(crate) migratable: bool,
+    /// Run the agent on this worker only.
+    pub(crate) worker: Option<usize>,
 }
 
 impl SpawnOptions {
@@ -75,6 +77,14 @@ impl SpawnOptions {
     /// Usable stack size in bytes (32 KiB to 64 MiB, rounded up to 4 KiB).
     pub fn stack_size(mut self, bytes: usize) -> SpawnOptions {
         self.stack_size_bytes = Some(bytes);
+        self
+    }
+
+    /// Runs the agent on worker `index` only (it is never stolen), for
+    /// benchmarks that place agents on purpose and for affinity. An index
+    /// past the last worker is refused by the spawn.
+    pub fn worker(mut self, index: usize) -> SpawnOptions {
+        self.worker = Some(index);
         self
     }
 
@@ -121,6 +131,14 @@ pub(crate) fn spawn_agent(
             "attaching needs a calling agent; spawn from inside an agent".to_owned(),
         ));
     }
+    if let Some(index) = options.worker {
+        if index >= shared.workers.len() || options.migratable {
+            return Err(Error::InvalidConfig(format!(
+                "worker {index} does not exist (there are {}), or the agent is migratable",
+                shared.workers.len()
+            )));
+        }
+    }
     let serial = match from {
         Some(worker) => worker.next_serial(),
         None => shared.reserve_serials(1),
@@ -132,6 +150,9 @@ pub(crate) fn spawn_agent(
         stack_bytes,
         options.migratable,
     ));
+    if let Some(index) = options.worker {
+        cell.home.store(index, std::sync::atomic::Ordering::Release);
+    }
     let pid = Pid::from_cell(cell.clone());
     if let (Some(how), Some(parent)) = (options.attach, parent) {
         shared.attach(parent, &pid, how, from)?;

@@ -5,8 +5,8 @@
 //! 1. Every [`FAIRNESS_TICKS`] ticks, fire due timers and pull from the inbox
 //!    and the injector first, so that neither starves behind local work.
 //! 2. Find the next agent: LIFO slot (at most [`LIFO_RUNS_MAX`] times in a
-//!    row), run queue, stealable deque, inbox, injector, then steal from
-//!    another worker's deque.
+//!    row), run queue, stealable deque, inbox, injector, steal from another
+//!    worker's deque, and last the agents that yielded their slice.
 //! 3. Run it until it suspends or returns (`run_agent`), then publish its new
 //!    state (agent/state.rs step 3) or finish it (signal.rs `finish`).
 //! 4. With nothing to run: fire due timers; search (spin) for up to
@@ -39,7 +39,7 @@ use crate::agent::coroutine::{AgentCoroutine, Resumed, Suspend};
 use crate::agent::stack::StackCache;
 use crate::agent::state::AfterSuspend;
 use crate::agent::{overflow, Stage};
-use crate::config::{FAIRNESS_TICKS, LIFO_RUNS_MAX, STEAL_BATCH_LEN_MAX};
+use crate::config::{FAIRNESS_TICKS, LIFO_RUNS_MAX, STEAL_BATCH_LEN_MAX, YIELD_WAIT_TICKS_MAX};
 use crate::exit::{ExitReason, ExitStatus};
 use crate::sync::lock;
 use crate::timer::TimerAction;
@@ -56,6 +56,11 @@ pub(crate) struct WorkerContext {
     stealable: Worker<Task>,
     /// Started agents whose home is this worker.
     run_queue: RefCell<VecDeque<Task>>,
+    /// Started agents that yielded their slice, with the tick at which they
+    /// did: they run after all other local work, or once they have waited
+    /// [`YIELD_WAIT_TICKS_MAX`] ticks, so a yield lets others run and a
+    /// yielded agent is never starved.
+    yielded: RefCell<VecDeque<(u32, Task)>>,
     /// The agent woken last by an agent running here.
     lifo: RefCell<Option<Task>>,
     /// Consecutive runs taken from the LIFO slot.
@@ -81,6 +86,7 @@ impl WorkerContext {
             shared,
             stealable,
             run_queue: RefCell::new(VecDeque::new()),
+            yielded: RefCell::new(VecDeque::new()),
             lifo: RefCell::new(None),
             lifo_runs: Cell::new(0),
             stack_cache: RefCell::new(StackCache::new(stack_bytes)),
@@ -138,12 +144,16 @@ impl WorkerContext {
             self.tick.set(tick);
             if tick % FAIRNESS_TICKS == 0 {
                 self.fire_timers(Instant::now());
-                if let Some(task) = self.next_shared() {
+                if let Some(task) = self.overdue_yielded(tick).or_else(|| self.next_shared()) {
                     self.run_agent(task);
                     continue;
                 }
             }
-            match self.next_local().or_else(|| self.next_shared()) {
+            let next = self
+                .next_local()
+                .or_else(|| self.next_shared())
+                .or_else(|| self.yielded.borrow_mut().pop_front().map(|(_, task)| task));
+            match next {
                 Some(task) => self.run_agent(task),
                 None => self.idle(),
             }
@@ -164,6 +174,17 @@ impl WorkerContext {
         self.lifo_runs.set(0);
         let queued = self.run_queue.borrow_mut().pop_front();
         queued.or_else(|| self.stealable.pop())
+    }
+
+    /// The oldest yielded agent, if it has waited too long.
+    fn overdue_yielded(&self, tick: u32) -> Option<Task> {
+        let mut yielded = self.yielded.borrow_mut();
+        match yielded.front() {
+            Some((since, _)) if tick.wrapping_sub(*since) > YIELD_WAIT_TICKS_MAX => {
+                yielded.pop_front().map(|(_, task)| task)
+            }
+            _ => None,
+        }
     }
 
     /// Step 2, shared part: inbox, injector, other workers' deques.
@@ -231,7 +252,11 @@ impl WorkerContext {
             }
             Resumed::Suspended(Suspend::Yield) => {
                 task.state.transition_to_yielded();
-                self.requeue(task);
+                if task.migratable {
+                    self.requeue(task);
+                } else {
+                    self.yielded.borrow_mut().push_back((self.tick.get(), task));
+                }
             }
             Resumed::Returned(status) => {
                 if let Stage::Started(coroutine) = std::mem::replace(stage, Stage::Finished) {
@@ -330,9 +355,7 @@ impl WorkerContext {
             if now.duration_since(started) >= self.shared.config.spin_before_park {
                 break;
             }
-            for _ in 0..16 {
-                std::hint::spin_loop();
-            }
+            std::hint::spin_loop();
         }
         idle.n_searching.fetch_sub(1, Ordering::SeqCst);
         self.park();
@@ -365,6 +388,7 @@ impl WorkerContext {
             || !shared.injector.is_empty()
             || !self.stealable.is_empty()
             || !self.run_queue.borrow().is_empty()
+            || !self.yielded.borrow().is_empty()
             || self.lifo.borrow().is_some()
             || shared
                 .workers
@@ -398,6 +422,7 @@ impl WorkerContext {
             .drain_cache(&mut self.stack_cache.borrow_mut());
         self.lifo.borrow_mut().take();
         self.run_queue.borrow_mut().clear();
+        self.yielded.borrow_mut().clear();
         while self.stealable.pop().is_some() {}
     }
 }

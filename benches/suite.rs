@@ -1,0 +1,519 @@
+//! cargo bench --bench suite [-- --quick] [-- CASE…]
+//!
+//! Our side of the benchmark suite (perf-anchors.md §7): ping-pong, counting,
+//! thread ring, skynet, 1 M parked agents, spawn churn, parallel map. Each
+//! case runs in a child process of its own, so that peak RSS and the mapping
+//! count belong to that case alone, and prints one line per figure:
+//!
+//! ```text
+//! B1 ping-pong 1w rtt_ns=…
+//! ```
+//!
+//! `--quick` runs every case at 1/10 size and checks results only (CI's smoke
+//! run). Timings here are for `benches/RESULTS.md`, quoted as ratios against
+//! the peers measured in the same run (benches/peers/, the benches issue).
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use erlangen::{Ctx, Pid, Runtime, SpawnOptions};
+
+/// A case runs at 1/divisor of its full size.
+type Case = (&'static str, fn(u64));
+
+/// Every case.
+const CASES: &[Case] = &[
+    ("ping_pong_1w", ping_pong_1w),
+    ("ping_pong_2w", ping_pong_2w),
+    ("ping_pong_2w_cross", ping_pong_2w_cross),
+    ("counting_1w", counting_1w),
+    ("counting_2w", counting_2w),
+    ("ring_100", ring_100),
+    ("ring_10000", ring_10000),
+    ("ring_100_2w", ring_100_2w),
+    ("skynet", skynet),
+    ("parked", parked),
+    ("churn_1w", churn_1w),
+    ("churn_2w", churn_2w),
+    ("parallel_map", parallel_map),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let divisor = if quick { 10 } else { 1 };
+    let chosen: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    if let Ok(case) = std::env::var("ERLANGEN_BENCH_CASE") {
+        match CASES.iter().find(|(name, _)| *name == case) {
+            Some((_, run)) => run(divisor),
+            None => {
+                eprintln!("unknown case {case}");
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
+    let exe = std::env::current_exe().expect("own path");
+    let mut failed = false;
+    for (name, _) in CASES {
+        if !chosen.is_empty() && !chosen.contains(name) {
+            continue;
+        }
+        let status = Command::new(&exe)
+            .args(if quick { vec!["--quick"] } else { vec![] })
+            .env("ERLANGEN_BENCH_CASE", name)
+            .status()
+            .expect("run a case");
+        if !status.success() {
+            eprintln!("case {name} failed: {status}");
+            failed = true;
+        }
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+fn runtime(workers: usize) -> Runtime {
+    Runtime::builder()
+        .workers(workers)
+        .build()
+        .expect("runtime starts")
+}
+
+/// Prints one figure line.
+fn figure(case: &str, params: &str, metrics: &[(&str, String)]) {
+    let metrics: Vec<String> = metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("{case} {params} {}", metrics.join(" "));
+}
+
+fn per(elapsed: Duration, n: u64) -> String {
+    format!("{:.1}", elapsed.as_nanos() as f64 / n as f64)
+}
+
+/// A field of /proc/self/status, in KiB.
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn maps_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps").map_or(0, |m| m.lines().count())
+}
+
+// ---- B1 ping-pong -------------------------------------------------------
+
+fn ping_pong(workers: usize, cross: bool, divisor: u64, label: &str) {
+    let rounds = 1_000_000 / divisor;
+    let rt = runtime(workers);
+    let elapsed = rt
+        .run(move |ctx| {
+            let me = ctx.pid();
+            let options = |w: usize| {
+                if cross {
+                    SpawnOptions::new().worker(w)
+                } else {
+                    SpawnOptions::new()
+                }
+            };
+            let ponger = ctx
+                .spawn_with(options(1), move |ctx| {
+                    let pinger = ctx.receive().downcast::<Pid>().unwrap();
+                    for _ in 0..rounds {
+                        ctx.receive();
+                        ctx.send(&pinger, ());
+                    }
+                })
+                .unwrap();
+            let pinger = ctx
+                .spawn_with(options(0), move |ctx| {
+                    ctx.send(&ponger, ctx.pid());
+                    let started = Instant::now();
+                    for _ in 0..rounds {
+                        ctx.send(&ponger, ());
+                        ctx.receive();
+                    }
+                    let elapsed = started.elapsed();
+                    ctx.send(&me, elapsed);
+                })
+                .unwrap();
+            let _ = pinger;
+            ctx.receive().downcast::<Duration>().unwrap()
+        })
+        .unwrap();
+    figure(
+        "B1 ping-pong",
+        label,
+        &[
+            ("rounds", rounds.to_string()),
+            ("rtt_ns", per(elapsed, rounds)),
+        ],
+    );
+}
+
+fn ping_pong_1w(d: u64) {
+    ping_pong(1, false, d, "1w");
+}
+fn ping_pong_2w(d: u64) {
+    ping_pong(2, false, d, "2w");
+}
+fn ping_pong_2w_cross(d: u64) {
+    ping_pong(2, true, d, "2w-cross");
+}
+
+// ---- B2 counting --------------------------------------------------------
+
+fn counting(workers: usize, divisor: u64, label: &str) {
+    let n = 1_000_000 / divisor;
+    let rt = runtime(workers);
+    let (elapsed, total) = rt
+        .run(move |ctx| {
+            let me = ctx.pid();
+            let counter = ctx
+                .spawn_with(
+                    SpawnOptions::new().mailbox_len(n as usize + 1),
+                    move |ctx| {
+                        let mut total = 0u64;
+                        loop {
+                            let m = ctx.receive();
+                            match m.downcast::<u64>() {
+                                Ok(v) => total += v,
+                                Err(_) => break,
+                            }
+                        }
+                        ctx.send(&me, total);
+                    },
+                )
+                .unwrap();
+            let started = Instant::now();
+            for i in 0..n {
+                ctx.send(&counter, i);
+            }
+            ctx.send(&counter, "total?");
+            let total = ctx.receive().downcast::<u64>().unwrap();
+            (started.elapsed(), total)
+        })
+        .unwrap();
+    assert_eq!(total, n * (n - 1) / 2, "counting lost messages");
+    figure(
+        "B2 counting",
+        label,
+        &[("messages", n.to_string()), ("per_msg_ns", per(elapsed, n))],
+    );
+}
+
+fn counting_1w(d: u64) {
+    counting(1, d, "1w");
+}
+fn counting_2w(d: u64) {
+    counting(2, d, "2w");
+}
+
+// ---- B3 thread ring -----------------------------------------------------
+
+fn ring(workers: usize, size: usize, divisor: u64, label: &str) {
+    let hops = 1_000_000 / divisor;
+    let rt = runtime(workers);
+    let elapsed = rt
+        .run(move |ctx| {
+            let me = ctx.pid();
+            // Agent i forwards to agent i+1; the last forwards to the first.
+            let first = ctx.spawn(move |ctx| ring_member(ctx, me.clone(), None));
+            let mut next = first.clone();
+            for _ in 1..size {
+                let me = ctx.pid();
+                let to = next.clone();
+                next = ctx.spawn(move |ctx| ring_member(ctx, me, Some(to)));
+            }
+            ctx.send(&first, next.clone());
+            let started = Instant::now();
+            ctx.send(&next, hops);
+            ctx.receive().downcast::<&str>().unwrap();
+            // The stop token then travels the ring once and ends every member.
+            started.elapsed()
+        })
+        .unwrap();
+    figure(
+        "B3 ring",
+        label,
+        &[
+            ("agents", size.to_string()),
+            ("hops", hops.to_string()),
+            ("per_hop_ns", per(elapsed, hops)),
+        ],
+    );
+}
+
+fn ring_member(ctx: &mut Ctx, root: Pid, next: Option<Pid>) {
+    let next = match next {
+        Some(next) => next,
+        None => ctx.receive().downcast::<Pid>().unwrap(),
+    };
+    loop {
+        let token = ctx.receive().downcast::<u64>().unwrap();
+        if token == 0 {
+            ctx.send(&root, "done");
+            ctx.send(&next, u64::MAX);
+            return;
+        }
+        if token == u64::MAX {
+            ctx.send(&next, u64::MAX);
+            return;
+        }
+        ctx.send(&next, token - 1);
+    }
+}
+
+fn ring_100(d: u64) {
+    ring(1, 100, d, "100 1w");
+}
+fn ring_10000(d: u64) {
+    ring(1, 10_000, d, "10000 1w");
+}
+fn ring_100_2w(d: u64) {
+    ring(2, 100, d, "100 2w");
+}
+
+// ---- B4 skynet ----------------------------------------------------------
+
+fn skynet_agent(ctx: &mut Ctx, parent: Pid, number: u64, size: u64) {
+    if size == 1 {
+        ctx.send(&parent, number);
+        return;
+    }
+    let me = ctx.pid();
+    let step = size / 10;
+    for i in 0..10 {
+        let me = me.clone();
+        ctx.spawn(move |ctx| skynet_agent(ctx, me, number + i * step, step));
+    }
+    let sum: u64 = (0..10)
+        .map(|_| ctx.receive().downcast::<u64>().unwrap())
+        .sum();
+    ctx.send(&parent, sum);
+}
+
+fn skynet(divisor: u64) {
+    let leaves = 1_000_000 / divisor;
+    let rt = runtime(2);
+    let started = Instant::now();
+    let sum = rt
+        .run(move |ctx| {
+            let me = ctx.pid();
+            ctx.spawn(move |ctx| skynet_agent(ctx, me, 0, leaves));
+            ctx.receive().downcast::<u64>().unwrap()
+        })
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(sum, leaves * (leaves - 1) / 2, "skynet sum");
+    let agents = leaves + leaves / 9;
+    figure(
+        "B4 skynet",
+        "2w",
+        &[
+            ("agents", agents.to_string()),
+            ("sum", sum.to_string()),
+            ("wall_ms", format!("{:.1}", elapsed.as_secs_f64() * 1e3)),
+            (
+                "peak_rss_mib",
+                format!("{:.1}", status_kib("VmHWM:") as f64 / 1024.0),
+            ),
+        ],
+    );
+}
+
+// ---- B5 1 M parked agents -----------------------------------------------
+
+fn parked(divisor: u64) {
+    let n = 1_000_000 / divisor as usize;
+    let rt = runtime(2);
+    let rss_before = status_kib("VmRSS:");
+    let maps_before = maps_count();
+    let started = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let (spawn_time, rss_at_plateau, maps_at_plateau, teardown) = {
+        let started = started.clone();
+        let done = done.clone();
+        rt.run(move |ctx| {
+            let t0 = Instant::now();
+            let mut agents = Vec::with_capacity(n);
+            for _ in 0..n {
+                let started = started.clone();
+                let done = done.clone();
+                agents.push(ctx.spawn(move |ctx| {
+                    started.fetch_add(1, Ordering::Relaxed);
+                    ctx.receive();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }));
+            }
+            while started.load(Ordering::Relaxed) < n {
+                ctx.sleep(Duration::from_micros(200));
+            }
+            let spawn_time = t0.elapsed();
+            let rss = status_kib("VmRSS:");
+            let maps = maps_count();
+            let t1 = Instant::now();
+            for agent in &agents {
+                ctx.send(agent, ());
+            }
+            while done.load(Ordering::Relaxed) < n {
+                ctx.sleep(Duration::from_micros(200));
+            }
+            (spawn_time, rss, maps, t1.elapsed())
+        })
+        .unwrap()
+    };
+    let rss_per_agent = (rss_at_plateau.saturating_sub(rss_before)) as f64 * 1024.0 / n as f64;
+    figure(
+        "B5 parked",
+        "2w",
+        &[
+            ("agents", n.to_string()),
+            ("spawn_ns_per_agent", per(spawn_time, n as u64)),
+            ("rss_bytes_per_agent", format!("{rss_per_agent:.0}")),
+            ("maps", maps_at_plateau.to_string()),
+            (
+                "maps_added",
+                (maps_at_plateau as i64 - maps_before as i64).to_string(),
+            ),
+            ("teardown_ns_per_agent", per(teardown, n as u64)),
+        ],
+    );
+    assert!(maps_at_plateau < 1000, "mapping count {maps_at_plateau}");
+}
+
+// ---- B6 spawn churn -----------------------------------------------------
+
+fn churn(workers: usize, divisor: u64, label: &str) {
+    let n = 1_000_000 / divisor as usize;
+    let rt = runtime(workers);
+    let finished = Arc::new(AtomicUsize::new(0));
+    let counter = finished.clone();
+    let elapsed = rt
+        .run(move |ctx| {
+            let started = Instant::now();
+            for i in 0..n {
+                let counter = counter.clone();
+                let agent = ctx.spawn(move |ctx| {
+                    let x = ctx.receive().downcast::<f64>().unwrap();
+                    let y = (x.sin() * x.cos()).abs();
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    std::hint::black_box(y);
+                });
+                ctx.send(&agent, i as f64);
+            }
+            while counter.load(Ordering::Relaxed) < n {
+                ctx.yield_now();
+            }
+            started.elapsed()
+        })
+        .unwrap();
+    assert_eq!(finished.load(Ordering::Relaxed), n);
+    figure(
+        "B6 churn",
+        label,
+        &[
+            ("agents", n.to_string()),
+            ("per_agent_ns", per(elapsed, n as u64)),
+        ],
+    );
+}
+
+fn churn_1w(d: u64) {
+    churn(1, d, "1w");
+}
+fn churn_2w(d: u64) {
+    churn(2, d, "2w");
+}
+
+// ---- B9 parallel map ----------------------------------------------------
+
+fn heavy(x: f64) -> f64 {
+    (x.sin() * x.cos()).abs().sqrt() + 1.0
+}
+
+fn parallel_map(divisor: u64) {
+    let n = 10_000_000 / divisor as usize;
+    let rt = runtime(2);
+    let input: Arc<Vec<f64>> = Arc::new((0..n).map(|i| i as f64 * 0.001).collect());
+    let t = Instant::now();
+    let sequential: Vec<f64> = input.iter().copied().map(heavy).collect();
+    let sequential_time = t.elapsed();
+    let shared = input.clone();
+    let t = Instant::now();
+    let parallel = rt
+        .run(move |ctx| {
+            let workers = 2;
+            let chunk = n / workers;
+            let mut pids = Vec::new();
+            for w in 0..workers {
+                let input = shared.clone();
+                let start = w * chunk;
+                let end = if w + 1 == workers { n } else { start + chunk };
+                pids.push(
+                    ctx.spawn_with(SpawnOptions::new().monitor(), move |_| {
+                        (
+                            start,
+                            input[start..end]
+                                .iter()
+                                .copied()
+                                .map(heavy)
+                                .collect::<Vec<f64>>(),
+                        )
+                    })
+                    .unwrap(),
+                );
+            }
+            let mut parts = Vec::new();
+            for _ in 0..workers {
+                let down = ctx.receive().downcast::<erlangen::Down>().unwrap();
+                let value = down.status.into_value().unwrap();
+                parts.push(value.take::<(usize, Vec<f64>)>().unwrap());
+            }
+            parts.sort_by_key(|(s, _)| *s);
+            let mut out = Vec::with_capacity(n);
+            for (_, mut p) in parts {
+                out.append(&mut p);
+            }
+            out
+        })
+        .unwrap();
+    let parallel_time = t.elapsed();
+    assert_eq!(parallel, sequential);
+    figure(
+        "B9 parallel-map",
+        "2w",
+        &[
+            ("elements", n.to_string()),
+            (
+                "sequential_ms",
+                format!("{:.1}", sequential_time.as_secs_f64() * 1e3),
+            ),
+            (
+                "parallel_ms",
+                format!("{:.1}", parallel_time.as_secs_f64() * 1e3),
+            ),
+            (
+                "speedup",
+                format!(
+                    "{:.2}",
+                    sequential_time.as_secs_f64() / parallel_time.as_secs_f64()
+                ),
+            ),
+        ],
+    );
+}
