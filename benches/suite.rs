@@ -343,57 +343,60 @@ fn parked(divisor: u64) {
     let rt = runtime(2);
     let rss_before = status_kib("VmRSS:");
     let maps_before = maps_count();
+    // Round 0 runs on cold memory (every stack page faulted in for the first
+    // time); round 1 reuses the pooled stacks (warm).
+    for round in 0..2 {
+        let (spawn_time, rss, maps, teardown) = parked_round(&rt, n);
+        let rss_per_agent = (rss.saturating_sub(rss_before)) as f64 * 1024.0 / n as f64;
+        figure(
+            "B5 parked",
+            if round == 0 { "2w cold" } else { "2w warm" },
+            &[
+                ("agents", n.to_string()),
+                ("spawn_ns_per_agent", per(spawn_time, n as u64)),
+                ("rss_bytes_per_agent", format!("{rss_per_agent:.0}")),
+                ("maps", maps.to_string()),
+                ("maps_added", (maps as i64 - maps_before as i64).to_string()),
+                ("teardown_ns_per_agent", per(teardown, n as u64)),
+            ],
+        );
+        assert!(maps < 1000, "mapping count {maps}");
+    }
+}
+
+/// Spawns `n` agents that park in receive, then ends them; returns the
+/// spawn time, RSS and mapping count at the plateau, and the teardown time.
+fn parked_round(rt: &Runtime, n: usize) -> (Duration, u64, usize, Duration) {
     let started = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
-    let (spawn_time, rss_at_plateau, maps_at_plateau, teardown) = {
-        let started = started.clone();
-        let done = done.clone();
-        rt.run(move |ctx| {
-            let t0 = Instant::now();
-            let mut agents = Vec::with_capacity(n);
-            for _ in 0..n {
-                let started = started.clone();
-                let done = done.clone();
-                agents.push(ctx.spawn(move |ctx| {
-                    started.fetch_add(1, Ordering::Relaxed);
-                    ctx.receive();
-                    done.fetch_add(1, Ordering::Relaxed);
-                }));
-            }
-            while started.load(Ordering::Relaxed) < n {
-                ctx.sleep(Duration::from_micros(200));
-            }
-            let spawn_time = t0.elapsed();
-            let rss = status_kib("VmRSS:");
-            let maps = maps_count();
-            let t1 = Instant::now();
-            for agent in &agents {
-                ctx.send(agent, ());
-            }
-            while done.load(Ordering::Relaxed) < n {
-                ctx.sleep(Duration::from_micros(200));
-            }
-            (spawn_time, rss, maps, t1.elapsed())
-        })
-        .unwrap()
-    };
-    let rss_per_agent = (rss_at_plateau.saturating_sub(rss_before)) as f64 * 1024.0 / n as f64;
-    figure(
-        "B5 parked",
-        "2w",
-        &[
-            ("agents", n.to_string()),
-            ("spawn_ns_per_agent", per(spawn_time, n as u64)),
-            ("rss_bytes_per_agent", format!("{rss_per_agent:.0}")),
-            ("maps", maps_at_plateau.to_string()),
-            (
-                "maps_added",
-                (maps_at_plateau as i64 - maps_before as i64).to_string(),
-            ),
-            ("teardown_ns_per_agent", per(teardown, n as u64)),
-        ],
-    );
-    assert!(maps_at_plateau < 1000, "mapping count {maps_at_plateau}");
+    rt.run(move |ctx| {
+        let t0 = Instant::now();
+        let mut agents = Vec::with_capacity(n);
+        for _ in 0..n {
+            let started = started.clone();
+            let done = done.clone();
+            agents.push(ctx.spawn(move |ctx| {
+                started.fetch_add(1, Ordering::Relaxed);
+                ctx.receive();
+                done.fetch_add(1, Ordering::Relaxed);
+            }));
+        }
+        while started.load(Ordering::Relaxed) < n {
+            ctx.sleep(Duration::from_micros(200));
+        }
+        let spawn_time = t0.elapsed();
+        let rss = status_kib("VmRSS:");
+        let maps = maps_count();
+        let t1 = Instant::now();
+        for agent in &agents {
+            ctx.send(agent, ());
+        }
+        while done.load(Ordering::Relaxed) < n {
+            ctx.sleep(Duration::from_micros(200));
+        }
+        (spawn_time, rss, maps, t1.elapsed())
+    })
+    .unwrap()
 }
 
 // ---- B6 spawn churn -----------------------------------------------------

@@ -208,7 +208,16 @@ impl Ctx {
     /// Ends the agent if an exit signal is pending (or it already began to
     /// exit and caught the unwind). Never while the stack is unwinding: a
     /// destructor's runtime call must not start a second unwind.
+    #[inline]
     fn check_exit(&self) {
+        if self.pid.cell.mailbox.exit_pending() || self.exiting.borrow().is_some() {
+            self.take_exit();
+        }
+    }
+
+    /// The slow path of `check_exit`.
+    #[cold]
+    fn take_exit(&self) {
         if std::thread::panicking() {
             return;
         }
@@ -216,7 +225,7 @@ impl Ctx {
         if let Some(reason) = pending {
             self.die(reason);
         }
-        if self.pid.cell.mailbox.exit_pending() {
+        {
             while let Some(signal) = self.pid.cell.mailbox.pop_signal() {
                 match signal {
                     Signal::Exit(reason) => self.die(reason),

@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 
 use crate::exit::{Down, ExitReason};
 use crate::message::Message;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::sync::lock;
@@ -70,7 +70,12 @@ pub(crate) struct Mailbox {
     /// pending kill with one relaxed load.
     exit_pending: AtomicBool,
     /// Messages and signals taken by the owner (Erlangen's `messages-received`).
+    /// Written only by the owner (load and store, no read-modify-write).
     received: AtomicU64,
+    /// Items in both lanes; written under the lock, read without it by the
+    /// owner to skip locking an empty mailbox. A push that races with that
+    /// read is caught by the state word (protocol step 3).
+    queued: AtomicUsize,
     /// Pushes refused because the data lane was full or the mailbox closed.
     dropped: AtomicU64,
 }
@@ -84,6 +89,7 @@ impl Mailbox {
             capacity,
             exit_pending: AtomicBool::new(false),
             received: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
         }
     }
@@ -98,6 +104,7 @@ impl Mailbox {
             return Err(message);
         }
         lanes.data.push_back(message);
+        self.publish_len(&lanes);
         Ok(())
     }
 
@@ -111,6 +118,7 @@ impl Mailbox {
             return Err(down);
         }
         lanes.control.push_back(Signal::Down(down));
+        self.publish_len(&lanes);
         Ok(())
     }
 
@@ -124,6 +132,7 @@ impl Mailbox {
         }
         lanes.control.push_back(Signal::Exit(reason));
         lanes.closed = true;
+        self.publish_len(&lanes);
         // Relaxed: the flag is only a hint; the signal itself is read under
         // the lock.
         self.exit_pending.store(true, Ordering::Relaxed);
@@ -137,22 +146,47 @@ impl Mailbox {
 
     /// Takes the next item: a control signal if any, else a message.
     pub(crate) fn pop(&self) -> Option<Item> {
+        // Acquire pairs with the Release in `publish_len`: seeing a count
+        // means the pushed item is visible once we take the lock.
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let mut lanes = lock(&self.lanes);
         let item = if let Some(signal) = lanes.control.pop_front() {
             Item::Signal(signal)
         } else {
             Item::Message(lanes.data.pop_front()?)
         };
+        self.publish_len(&lanes);
         drop(lanes);
-        self.received.fetch_add(1, Ordering::Relaxed);
+        self.count_received();
         Some(item)
     }
 
     /// Takes the next control signal only.
     pub(crate) fn pop_signal(&self) -> Option<Signal> {
-        let signal = lock(&self.lanes).control.pop_front()?;
-        self.received.fetch_add(1, Ordering::Relaxed);
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut lanes = lock(&self.lanes);
+        let signal = lanes.control.pop_front()?;
+        self.publish_len(&lanes);
+        drop(lanes);
+        self.count_received();
         Some(signal)
+    }
+
+    /// Records the lanes' length for lock-free emptiness checks. Called
+    /// with the lock held, after every change.
+    fn publish_len(&self, lanes: &Lanes) {
+        self.queued
+            .store(lanes.control.len() + lanes.data.len(), Ordering::Release);
+    }
+
+    /// Counts one item taken (owner only, so no read-modify-write).
+    fn count_received(&self) {
+        let received = self.received.load(Ordering::Relaxed);
+        self.received.store(received + 1, Ordering::Relaxed);
     }
 
     /// Closes the mailbox for good and returns what was queued, so the
@@ -160,6 +194,7 @@ impl Mailbox {
     pub(crate) fn close(&self) -> (VecDeque<Signal>, VecDeque<Message>) {
         let mut lanes = lock(&self.lanes);
         lanes.closed = true;
+        self.queued.store(0, Ordering::Release);
         (
             std::mem::take(&mut lanes.control),
             std::mem::take(&mut lanes.data),

@@ -38,7 +38,7 @@ use super::{Shared, Task, SERIAL_BLOCK_LEN};
 use crate::agent::coroutine::{AgentCoroutine, Resumed, Suspend};
 use crate::agent::stack::StackCache;
 use crate::agent::state::AfterSuspend;
-use crate::agent::{overflow, Stage};
+use crate::agent::{overflow, AgentCell, Stage};
 use crate::config::{FAIRNESS_TICKS, LIFO_RUNS_MAX, STEAL_BATCH_LEN_MAX, YIELD_WAIT_TICKS_MAX};
 use crate::exit::{ExitReason, ExitStatus};
 use crate::sync::lock;
@@ -70,7 +70,9 @@ pub(crate) struct WorkerContext {
     /// Scheduling ticks, for the fairness check.
     tick: Cell<u32>,
     /// The agent being resumed (read by a new agent's body at its start).
-    current: RefCell<Option<Task>>,
+    /// Invariant: non-null only while `run_agent` (or `teardown`) holds a
+    /// `Task` for it, which keeps the cell alive.
+    current: Cell<*const AgentCell>,
     /// Next serial number of this worker's block, and the block's end.
     serials: Cell<(u64, u64)>,
     /// Scratch list of due timers.
@@ -91,7 +93,7 @@ impl WorkerContext {
             lifo_runs: Cell::new(0),
             stack_cache: RefCell::new(StackCache::new(stack_bytes)),
             tick: Cell::new(0),
-            current: RefCell::new(None),
+            current: Cell::new(std::ptr::null()),
             serials: Cell::new((0, 0)),
             due: RefCell::new(Vec::new()),
         }
@@ -104,10 +106,16 @@ impl WorkerContext {
 
     /// The agent being resumed right now.
     pub(crate) fn current_agent(&self) -> Task {
-        self.current
-            .borrow()
-            .clone()
-            .expect("called from inside an agent")
+        let cell = self.current.get();
+        assert!(!cell.is_null(), "called from inside an agent");
+        // SAFETY: `current` is non-null only while this worker holds a Task
+        // (an Arc) for the cell (field invariant), so the count is at least
+        // one and the pointer came from `Arc::as_ptr`; we add the reference
+        // that `from_raw` takes over.
+        unsafe {
+            Arc::increment_strong_count(cell);
+            Arc::from_raw(cell)
+        }
     }
 
     /// A fresh serial number from this worker's block.
@@ -240,9 +248,9 @@ impl WorkerContext {
         let slot = coroutine.slot();
         let (guard_low, guard_high) = slot.guard_range();
         overflow::enter(guard_low, guard_high, task.serial, slot.usable_bytes());
-        *self.current.borrow_mut() = Some(task.clone());
+        self.current.set(Arc::as_ptr(&task));
         let resumed = coroutine.resume(self.as_resume_arg());
-        *self.current.borrow_mut() = None;
+        self.current.set(std::ptr::null());
         overflow::leave();
         match resumed {
             Resumed::Suspended(Suspend::Wait) => {
@@ -341,19 +349,25 @@ impl WorkerContext {
         let idle = &self.shared.idle;
         idle.n_searching.fetch_add(1, Ordering::SeqCst);
         let started = Instant::now();
+        let mut round = 0u32;
         loop {
             if let Some(task) = self.next_shared() {
                 idle.n_searching.fetch_sub(1, Ordering::SeqCst);
                 self.run_agent(task);
                 return;
             }
-            let now = Instant::now();
-            if self.shared.shutdown.load(Ordering::Acquire) || self.fire_timers(now) {
-                idle.n_searching.fetch_sub(1, Ordering::SeqCst);
-                return;
-            }
-            if now.duration_since(started) >= self.shared.config.spin_before_park {
-                break;
+            round = round.wrapping_add(1);
+            // Time and timers cost a clock read and a lock: look every 32
+            // rounds only (a round is a few hundred ns).
+            if round % 32 == 0 {
+                let now = Instant::now();
+                if self.shared.shutdown.load(Ordering::Acquire) || self.fire_timers(now) {
+                    idle.n_searching.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
+                if now.duration_since(started) >= self.shared.config.spin_before_park {
+                    break;
+                }
             }
             std::hint::spin_loop();
         }
@@ -411,9 +425,9 @@ impl WorkerContext {
             if let Stage::Started(coroutine) = std::mem::replace(stage, Stage::Finished) {
                 task.state.transition_to_done();
                 task.set_died();
-                *self.current.borrow_mut() = Some(task.clone());
+                self.current.set(Arc::as_ptr(&task));
                 drop(coroutine);
-                *self.current.borrow_mut() = None;
+                self.current.set(std::ptr::null());
             }
         }
         barrier.wait();
