@@ -488,8 +488,12 @@ fn parallel_map(divisor: u64) {
                 parts.push(value.take::<(usize, Vec<f64>)>().unwrap());
             }
             parts.sort_by_key(|(s, _)| *s);
-            let mut out = Vec::with_capacity(n);
-            for (_, mut p) in parts {
+            // Grow the first chunk in place (a large realloc is an mremap)
+            // and append the rest.
+            let mut parts = parts.into_iter().map(|(_, p)| p);
+            let mut out = parts.next().unwrap_or_default();
+            out.reserve(n - out.len());
+            for mut p in parts {
                 out.append(&mut p);
             }
             out

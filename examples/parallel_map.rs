@@ -68,8 +68,12 @@ where
         }
     }
     chunks.sort_by_key(|(start, _)| *start);
-    let mut output = Vec::with_capacity(input.len());
-    for (_, mut part) in chunks {
+    // Grow the first chunk in place (a large realloc is an mremap) and
+    // append the others.
+    let mut parts = chunks.into_iter().map(|(_, part)| part);
+    let mut output = parts.next().unwrap_or_default();
+    output.reserve(input.len() - output.len());
+    for mut part in parts {
         output.append(&mut part);
     }
     output

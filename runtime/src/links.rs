@@ -23,8 +23,12 @@
 
 use crate::pid::Pid;
 
+/// Called once an agent has exited and its links fired (`Runtime::run`
+/// waits on it).
+pub(crate) type ExitHook = Box<dyn FnOnce() + Send>;
+
 /// An agent's link and monitor edges.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct LinkSet {
     /// Agents to kill with our status when we exit.
     pub(crate) kill: Vec<Pid>,
@@ -34,10 +38,23 @@ pub(crate) struct LinkSet {
     pub(crate) names: Vec<String>,
     /// Set once when the agent starts exiting.
     pub(crate) dead: bool,
+    /// Run after the exit is complete.
+    pub(crate) on_exit: Option<ExitHook>,
+}
+
+impl std::fmt::Debug for LinkSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkSet")
+            .field("kill", &self.kill)
+            .field("notify", &self.notify)
+            .field("names", &self.names)
+            .field("dead", &self.dead)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The edges a dying agent must fire, taken out of its set at step 2.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Farewell {
     /// Agents to kill with our status.
     pub(crate) kill: Vec<Pid>,
@@ -45,6 +62,8 @@ pub(crate) struct Farewell {
     pub(crate) notify: Vec<Pid>,
     /// Names to release.
     pub(crate) names: Vec<String>,
+    /// Run last.
+    pub(crate) on_exit: Option<ExitHook>,
 }
 
 impl LinkSet {
@@ -83,6 +102,7 @@ impl LinkSet {
             kill: std::mem::take(&mut self.kill),
             notify: std::mem::take(&mut self.notify),
             names: std::mem::take(&mut self.names),
+            on_exit: self.on_exit.take(),
         }
     }
 }

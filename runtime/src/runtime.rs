@@ -150,7 +150,8 @@ impl Builder {
 }
 
 /// Where a root agent leaves its result for the thread blocked in `run`.
-type ResultSlot<R> = (Mutex<Option<Result<R, ExitReason>>>, Condvar);
+/// The result, and whether the agent's exit is complete.
+type ResultSlot<R> = (Mutex<(Option<Result<R, ExitReason>>, bool)>, Condvar);
 
 /// Pins the calling worker to `core`; logs once per process if refused.
 fn pin(core: Option<core_affinity::CoreId>, index: usize) {
@@ -225,11 +226,10 @@ impl Runtime {
         F: FnOnce(&mut Ctx) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let slot: Arc<ResultSlot<R>> = Arc::new((Mutex::new(None), Condvar::new()));
+        let slot: Arc<ResultSlot<R>> = Arc::new((Mutex::new((None, false)), Condvar::new()));
         let report_slot = slot.clone();
         let report = Box::new(move |result: Result<R, ExitReason>| {
-            *lock(&report_slot.0) = Some(result);
-            report_slot.1.notify_all();
+            lock(&report_slot.0).0 = Some(result);
         });
         let spawned = spawn_agent(
             &self.shared,
@@ -238,13 +238,35 @@ impl Runtime {
             root_body(f, report),
             None,
         );
-        if let Err(error) = spawned {
-            return Err(ExitReason::other(&error.to_string()));
+        let pid = match spawned {
+            Ok(pid) => pid,
+            Err(error) => return Err(ExitReason::other(&error.to_string())),
+        };
+        // Return only once the root's exit is complete (links fired, names
+        // released), so that what the caller sees next is settled.
+        let finished_slot = slot.clone();
+        let hook: crate::links::ExitHook = Box::new(move || {
+            lock(&finished_slot.0).1 = true;
+            finished_slot.1.notify_all();
+        });
+        {
+            let mut links = lock(&pid.cell.links);
+            if links.dead {
+                drop(links);
+                hook();
+            } else {
+                links.on_exit = Some(hook);
+            }
         }
+        drop(pid);
         let mut guard = lock(&slot.0);
         loop {
-            if let Some(result) = guard.take() {
-                return result;
+            if guard.1 {
+                if let Some(result) = guard.0.take() {
+                    return result;
+                }
+                // The body never ran: no stack could be had for it.
+                return Err(ExitReason::SystemLimit);
             }
             guard = slot.1.wait(guard).unwrap_or_else(|e| e.into_inner());
         }

@@ -102,6 +102,11 @@ impl Timers {
         }
     }
 
+    /// Pending entries.
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
     /// Removes every entry (shutdown).
     pub(crate) fn clear(&mut self) -> Vec<TimerAction> {
         self.heap.drain().map(|entry| entry.action).collect()

@@ -59,6 +59,9 @@ pub(crate) struct WorkerShared {
     pub(crate) parker: Parker,
     /// Deadlines armed by agents running on this worker.
     pub(crate) timers: Mutex<Timers>,
+    /// Entries in `timers`, written under its lock, read without it so that
+    /// a worker with no timers reads neither the clock nor the lock.
+    pub(crate) n_timers: std::sync::atomic::AtomicUsize,
 }
 
 /// Everything the workers and the runtime handle share.
@@ -98,6 +101,7 @@ impl Shared {
                 inbox: Injector::new(),
                 parker: Parker::new(),
                 timers: Mutex::new(Timers::default()),
+                n_timers: std::sync::atomic::AtomicUsize::new(0),
             })
             .collect();
         Shared {
@@ -173,7 +177,11 @@ impl Shared {
         action: crate::timer::TimerAction,
         from: Option<&WorkerContext>,
     ) {
-        lock(&self.workers[index].timers).insert(deadline, action);
+        let worker = &self.workers[index];
+        let mut timers = lock(&worker.timers);
+        timers.insert(deadline, action);
+        worker.n_timers.store(timers.len(), Ordering::Release);
+        drop(timers);
         if from.map(|w| w.index) != Some(index) {
             self.workers[index].parker.unpark();
         }

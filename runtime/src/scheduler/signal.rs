@@ -149,5 +149,8 @@ impl Shared {
         }
         drop(leftovers);
         drop(held);
+        if let Some(hook) = farewell.on_exit {
+            hook();
+        }
     }
 }

@@ -151,7 +151,7 @@ impl WorkerContext {
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
             if tick % FAIRNESS_TICKS == 0 {
-                self.fire_timers(Instant::now());
+                self.fire_timers();
                 if let Some(task) = self.overdue_yielded(tick).or_else(|| self.next_shared()) {
                     self.run_agent(task);
                     continue;
@@ -314,15 +314,22 @@ impl WorkerContext {
         }
     }
 
-    /// Fires every timer due at `now`. Returns whether any fired.
-    fn fire_timers(&self, now: Instant) -> bool {
+    /// Fires every timer that is due. Returns whether any fired.
+    fn fire_timers(&self) -> bool {
+        let own = &self.shared.workers[self.index];
+        // Acquire pairs with the Release in `arm_timer`.
+        if own.n_timers.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let now = Instant::now();
         let mut due = self.due.borrow_mut();
         {
-            let mut timers = lock(&self.shared.workers[self.index].timers);
+            let mut timers = lock(&own.timers);
             match timers.next_deadline() {
                 Some(deadline) if deadline <= now => timers.take_due(now, &mut due),
                 _ => return false,
             }
+            own.n_timers.store(timers.len(), Ordering::Release);
         }
         let fired = !due.is_empty();
         for action in due.drain(..) {
@@ -343,7 +350,7 @@ impl WorkerContext {
 
     /// Step 4.
     fn idle(&self) {
-        if self.fire_timers(Instant::now()) {
+        if self.fire_timers() {
             return;
         }
         let idle = &self.shared.idle;
@@ -361,7 +368,7 @@ impl WorkerContext {
             // rounds only (a round is a few hundred ns).
             if round % 32 == 0 {
                 let now = Instant::now();
-                if self.shared.shutdown.load(Ordering::Acquire) || self.fire_timers(now) {
+                if self.shared.shutdown.load(Ordering::Acquire) || self.fire_timers() {
                     idle.n_searching.fetch_sub(1, Ordering::SeqCst);
                     return;
                 }
