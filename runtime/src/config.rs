@@ -102,7 +102,7 @@ impl Default for Config {
 
 const _: () = assert!(STACK_SIZE_BYTES_MIN <= STACK_SIZE_BYTES_DEFAULT);
 const _: () = assert!(STACK_SIZE_BYTES_DEFAULT <= STACK_SIZE_BYTES_MAX);
-const _: () = assert!(STACK_SIZE_BYTES_MIN % GUARD_SIZE_BYTES == 0);
+const _: () = assert!(STACK_SIZE_BYTES_MIN.is_multiple_of(GUARD_SIZE_BYTES));
 const _: () = assert!(SLAB_SIZE_BYTES >= STACK_SIZE_BYTES_MAX + GUARD_SIZE_BYTES);
 const _: () = assert!(LIVE_SHARDS.is_power_of_two());
 const _: () = assert!(STEAL_BATCH_LEN_MAX <= STACK_CACHE_LEN_MAX);

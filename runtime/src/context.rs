@@ -327,6 +327,22 @@ impl Ctx {
     /// Takes the next message, suspending until one comes. Notifications
     /// ([`crate::Down`]) come ahead of ordinary messages.
     pub fn receive(&self) -> Message {
+        self.check_exit();
+        if self.saved_control.borrow().is_empty() && self.saved_data.borrow().is_empty() {
+            // Fast path: nothing was skipped by an earlier selective receive,
+            // so the mailbox's own order is the answer.
+            loop {
+                match self.pid.cell.mailbox.pop() {
+                    Some(Item::Message(message)) => return message,
+                    Some(Item::Signal(Signal::Down(down))) => return Message::new(down),
+                    Some(Item::Signal(Signal::Exit(reason))) => self.die(reason),
+                    None => {
+                        self.suspend(Suspend::Wait);
+                        self.check_exit();
+                    }
+                }
+            }
+        }
         match self.receive_until(&mut |_| true, None) {
             Ok(message) => message,
             Err(Timeout) => unreachable!("a receive without deadline cannot time out"),

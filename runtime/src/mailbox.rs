@@ -9,7 +9,7 @@
 //!
 //! # Fields
 //!
-//! Both lanes and the `closed` flag live under one mutex. Any thread may push;
+//! Both lanes and the `closed` flag live under one spin lock (sync.rs). Any thread may push;
 //! only the owning agent (or its worker, after it died) pops. `received` is
 //! written only by the owner; `dropped` by any sender; both are read racily by
 //! introspection.
@@ -27,10 +27,8 @@ use std::collections::VecDeque;
 
 use crate::exit::{Down, ExitReason};
 use crate::message::Message;
+use crate::sync::SpinLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
-
-use crate::sync::lock;
 
 /// A control-lane entry.
 #[derive(Debug)]
@@ -63,7 +61,7 @@ struct Lanes {
 #[derive(Debug)]
 pub(crate) struct Mailbox {
     /// Both lanes and the closed flag.
-    lanes: Mutex<Lanes>,
+    lanes: SpinLock<Lanes>,
     /// Most messages the data lane holds.
     capacity: usize,
     /// Set when an exit signal is queued; lets every runtime call check for a
@@ -85,7 +83,7 @@ impl Mailbox {
     pub(crate) fn new(capacity: usize) -> Mailbox {
         debug_assert!(capacity >= 1);
         Mailbox {
-            lanes: Mutex::new(Lanes::default()),
+            lanes: SpinLock::new(Lanes::default()),
             capacity,
             exit_pending: AtomicBool::new(false),
             received: AtomicU64::new(0),
@@ -97,7 +95,7 @@ impl Mailbox {
     /// Appends a message to the data lane. A full or closed mailbox hands it
     /// back (the caller drops it outside the lock) and counts it as dropped.
     pub(crate) fn push_message(&self, message: Message) -> Result<(), Message> {
-        let mut lanes = lock(&self.lanes);
+        let mut lanes = self.lanes.lock();
         if lanes.closed || lanes.data.len() >= self.capacity {
             drop(lanes);
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -111,7 +109,7 @@ impl Mailbox {
     /// Appends a notification to the control lane; refused (and counted) only
     /// when the mailbox is closed.
     pub(crate) fn push_down(&self, down: Down) -> Result<(), Down> {
-        let mut lanes = lock(&self.lanes);
+        let mut lanes = self.lanes.lock();
         if lanes.closed {
             drop(lanes);
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -126,7 +124,7 @@ impl Mailbox {
     /// another agent does. Returns `false` (and changes nothing) if the
     /// mailbox was already closed: the agent is dead or already dying.
     pub(crate) fn push_exit(&self, reason: ExitReason) -> bool {
-        let mut lanes = lock(&self.lanes);
+        let mut lanes = self.lanes.lock();
         if lanes.closed {
             return false;
         }
@@ -151,7 +149,7 @@ impl Mailbox {
         if self.queued.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let mut lanes = lock(&self.lanes);
+        let mut lanes = self.lanes.lock();
         let item = if let Some(signal) = lanes.control.pop_front() {
             Item::Signal(signal)
         } else {
@@ -168,7 +166,7 @@ impl Mailbox {
         if self.queued.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let mut lanes = lock(&self.lanes);
+        let mut lanes = self.lanes.lock();
         let signal = lanes.control.pop_front()?;
         self.publish_len(&lanes);
         drop(lanes);
@@ -192,7 +190,7 @@ impl Mailbox {
     /// Closes the mailbox for good and returns what was queued, so the
     /// caller can drop it outside the lock. Called once, at the owner's death.
     pub(crate) fn close(&self) -> (VecDeque<Signal>, VecDeque<Message>) {
-        let mut lanes = lock(&self.lanes);
+        let mut lanes = self.lanes.lock();
         lanes.closed = true;
         self.queued.store(0, Ordering::Release);
         (
@@ -213,6 +211,6 @@ impl Mailbox {
 
     /// Queued data messages, for introspection.
     pub(crate) fn len(&self) -> usize {
-        lock(&self.lanes).data.len()
+        self.lanes.lock().data.len()
     }
 }

@@ -1,13 +1,68 @@
 //! `Message`: any `Send + 'static` value, moved (not copied) into a mailbox.
 //!
-//! Locally a message is a box of `dyn Any`; nothing is serialized. Types that
-//! are meant to cross nodes also implement serde's traits in their own crate;
-//! the runtime never looks inside.
+//! Locally a message is never serialized. A message is three words: a
+//! pointer to a static per-type table and two words of data. A value of at
+//! most two words (integers, small tuples, a `Pid`, a `Box`) is stored in the
+//! data words, so sending it allocates nothing; a larger value is boxed and
+//! the box pointer is stored instead. Types that are meant to cross nodes
+//! also implement serde's traits in their own crate; the runtime never looks
+//! inside.
+//!
+//! # Safety
+//!
+//! Rule PAYLOAD: `data` holds an initialised value of the table's `Stored`
+//! type: the `T` itself when `table.boxed` is false, a `Box<T>` when it is
+//! true, where `T` is the type whose `TypeId` is `table.type_id`. The stored
+//! value is dropped exactly once: by `Drop`, or moved out by `downcast`
+//! (which then skips `Drop`).
 
 use std::any::{Any, TypeId};
 use std::fmt;
+use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 
 use crate::exit::Down;
+
+/// Room for the payload.
+type Words = [usize; 2];
+
+/// What a message knows about its value's type.
+struct Table {
+    /// The value's type.
+    type_id: TypeId,
+    /// Whether `data` holds a `Box<T>` rather than the `T`.
+    boxed: bool,
+    /// Drops the stored payload in place.
+    drop: unsafe fn(*mut u8),
+}
+
+/// The table of `T`.
+struct TableOf<T>(std::marker::PhantomData<T>);
+
+impl<T: Any> TableOf<T> {
+    /// Whether a `T` fits in the data words.
+    const INLINE: bool =
+        size_of::<T>() <= size_of::<Words>() && align_of::<T>() <= align_of::<Words>();
+    /// The table; a constant, so every message of `T` shares one static.
+    const TABLE: Table = Table {
+        type_id: TypeId::of::<T>(),
+        boxed: !Self::INLINE,
+        drop: if Self::INLINE {
+            drop_stored::<T>
+        } else {
+            drop_stored::<Box<T>>
+        },
+    };
+}
+
+/// Drops a stored `S` in place.
+///
+/// # Safety
+///
+/// `ptr` points at an initialised `S` that is not used afterwards.
+unsafe fn drop_stored<S>(ptr: *mut u8) {
+    // SAFETY: the caller's obligation.
+    unsafe { std::ptr::drop_in_place(ptr.cast::<S>()) }
+}
 
 /// A received message. Take its value out with [`Message::downcast`].
 ///
@@ -20,42 +75,87 @@ use crate::exit::Down;
 /// assert_eq!(n.unwrap(), 42);
 /// ```
 pub struct Message {
-    value: Box<dyn Any + Send>,
+    /// The value's type table.
+    table: &'static Table,
+    /// The value, or its box (rule PAYLOAD).
+    data: MaybeUninit<Words>,
+    /// A message may hold a `!Sync` value.
+    _not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
 }
+
+// SAFETY: a message only ever holds `T: Send` values (`Message::new`), and
+// moving it moves the value.
+unsafe impl Send for Message {}
 
 impl Message {
     /// Wraps a value as a message.
     pub fn new<T: Any + Send>(value: T) -> Message {
+        let table: &'static Table = &TableOf::<T>::TABLE;
+        let mut data = MaybeUninit::<Words>::uninit();
+        if TableOf::<T>::INLINE {
+            // SAFETY: `data` is big and aligned enough for T (INLINE); this
+            // establishes rule PAYLOAD for an unboxed T.
+            unsafe { data.as_mut_ptr().cast::<T>().write(value) };
+        } else {
+            // SAFETY: a Box is one word; this establishes rule PAYLOAD for a
+            // boxed T.
+            unsafe { data.as_mut_ptr().cast::<Box<T>>().write(Box::new(value)) };
+        }
         Message {
-            value: Box::new(value),
+            table,
+            data,
+            _not_sync: std::marker::PhantomData,
         }
     }
 
     /// Whether the message holds a `T`.
+    #[inline]
     pub fn is<T: Any>(&self) -> bool {
-        (*self.value).type_id() == TypeId::of::<T>()
+        self.table.type_id == TypeId::of::<T>()
     }
 
     /// The value, if it is a `T`; otherwise the message back.
     pub fn downcast<T: Any>(self) -> Result<T, Message> {
-        if self.is::<T>() {
-            match self.value.downcast::<T>() {
-                Ok(value) => Ok(*value),
-                Err(value) => Err(Message { value }),
-            }
+        if !self.is::<T>() {
+            return Err(self);
+        }
+        let this = ManuallyDrop::new(self);
+        if this.table.boxed {
+            // SAFETY: rule PAYLOAD: a Box<T> (type checked above), moved out
+            // once; `this` is never dropped.
+            let boxed = unsafe { this.data.as_ptr().cast::<Box<T>>().read() };
+            Ok(*boxed)
         } else {
-            Err(self)
+            // SAFETY: rule PAYLOAD: an unboxed T, moved out once.
+            Ok(unsafe { this.data.as_ptr().cast::<T>().read() })
         }
     }
 
     /// A reference to the value, if it is a `T`.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        self.value.downcast_ref::<T>()
+        if !self.is::<T>() {
+            return None;
+        }
+        if self.table.boxed {
+            // SAFETY: rule PAYLOAD: a Box<T> (type checked above).
+            Some(unsafe { &**self.data.as_ptr().cast::<Box<T>>() })
+        } else {
+            // SAFETY: rule PAYLOAD: an unboxed T.
+            Some(unsafe { &*self.data.as_ptr().cast::<T>() })
+        }
     }
 
     /// The exit notification this message holds, if it is one.
     pub fn as_down(&self) -> Option<&Down> {
         self.downcast_ref::<Down>()
+    }
+}
+
+impl Drop for Message {
+    fn drop(&mut self) {
+        // SAFETY: rule PAYLOAD: the table's drop matches the stored payload,
+        // which is dropped only here.
+        unsafe { (self.table.drop)(self.data.as_mut_ptr().cast::<u8>()) }
     }
 }
 
@@ -65,5 +165,75 @@ impl fmt::Debug for Message {
             return f.debug_tuple("Message").field(down).finish();
         }
         f.write_str("Message(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Message;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn small_and_large_values_round_trip() {
+        assert_eq!(Message::new(7u8).downcast::<u8>().unwrap(), 7);
+        assert_eq!(
+            Message::new((1u64, 2u64)).downcast::<(u64, u64)>().unwrap(),
+            (1, 2)
+        );
+        let big = [9u64; 8];
+        assert_eq!(Message::new(big).downcast::<[u64; 8]>().unwrap(), big);
+        assert_eq!(
+            Message::new(String::from("x"))
+                .downcast::<String>()
+                .unwrap(),
+            "x"
+        );
+        assert_eq!(
+            Message::new(u128::MAX).downcast::<u128>().unwrap(),
+            u128::MAX
+        );
+        assert!(Message::new(()).is::<()>());
+        assert_eq!(
+            std::mem::size_of::<Message>(),
+            3 * std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn wrong_type_gives_the_message_back_intact() {
+        let message = Message::new(5i32);
+        let message = message.downcast::<u32>().unwrap_err();
+        assert_eq!(message.downcast_ref::<i32>(), Some(&5));
+        let message = Message::new(vec![1, 2, 3]).downcast::<u8>().unwrap_err();
+        assert_eq!(message.downcast_ref::<Vec<i32>>(), Some(&vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn values_are_dropped_exactly_once_inline_or_boxed() {
+        struct Counted(Arc<AtomicUsize>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        drop(Message::new(Counted(drops.clone())));
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        let taken = Message::new(Counted(drops.clone()))
+            .downcast::<Counted>()
+            .ok();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        drop(taken);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+        // Too big to be inline: boxed.
+        drop(Message::new((Counted(drops.clone()), [0u64; 4])));
+        assert_eq!(drops.load(Ordering::SeqCst), 3);
+        let taken = Message::new((Counted(drops.clone()), [0u64; 4]))
+            .downcast::<(Counted, [u64; 4])>()
+            .ok();
+        assert_eq!(drops.load(Ordering::SeqCst), 3);
+        drop(taken);
+        assert_eq!(drops.load(Ordering::SeqCst), 4);
     }
 }

@@ -21,3 +21,114 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
         Err(poisoned) => poisoned.into_inner(),
     }
 }
+
+/// A test-and-set lock for critical sections of a few dozen instructions
+/// (the mailbox's push and pop). Compared with `std::sync::Mutex` it skips
+/// the poison bookkeeping and unlocks with a plain store instead of a
+/// read-modify-write. A waiter spins briefly, then yields its thread, so a
+/// preempted holder costs the waiter a time slice at worst, never a hang.
+///
+/// # Safety
+///
+/// Rule SPIN: `value` is accessed only through a `SpinGuard`, and at most one
+/// guard exists at a time (the `locked` flag, acquired with Acquire and
+/// released with Release, orders the accesses).
+#[cfg(not(loom))]
+pub(crate) struct SpinLock<T> {
+    /// Set while a guard exists.
+    locked: std::sync::atomic::AtomicBool,
+    /// The protected value (rule SPIN).
+    value: std::cell::UnsafeCell<T>,
+}
+
+// SAFETY: rule SPIN gives exclusive access to `value` to one thread at a
+// time, so sharing the lock shares `T` only by moving access: `T: Send`
+// suffices, as for `Mutex`.
+#[cfg(not(loom))]
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+#[cfg(not(loom))]
+impl<T: std::fmt::Debug> std::fmt::Debug for SpinLock<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpinLock").finish_non_exhaustive()
+    }
+}
+
+/// Exclusive access to a `SpinLock`'s value.
+#[cfg(not(loom))]
+pub(crate) struct SpinGuard<'a, T> {
+    /// The lock held.
+    lock: &'a SpinLock<T>,
+}
+
+#[cfg(not(loom))]
+impl<T> SpinLock<T> {
+    /// An unlocked lock.
+    pub(crate) fn new(value: T) -> SpinLock<T> {
+        SpinLock {
+            locked: std::sync::atomic::AtomicBool::new(false),
+            value: std::cell::UnsafeCell::new(value),
+        }
+    }
+
+    /// Takes the lock.
+    #[inline]
+    pub(crate) fn lock(&self) -> SpinGuard<'_, T> {
+        // Acquire pairs with the Release in `SpinGuard::drop`.
+        if self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_contended();
+        }
+        SpinGuard { lock: self }
+    }
+
+    #[cold]
+    fn lock_contended(&self) {
+        let mut spins = 0u32;
+        loop {
+            if !self.locked.load(Ordering::Relaxed)
+                && self
+                    .locked
+                    .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> std::ops::Deref for SpinGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: rule SPIN: this guard is the only access.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> std::ops::DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: rule SPIN: this guard is the only access.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        // Release publishes the guarded writes to the next holder.
+        self.lock.locked.store(false, Ordering::Release);
+    }
+}

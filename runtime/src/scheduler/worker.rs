@@ -150,7 +150,7 @@ impl WorkerContext {
         while !self.shared.shutdown.load(Ordering::Acquire) {
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
-            if tick % FAIRNESS_TICKS == 0 {
+            if tick.is_multiple_of(FAIRNESS_TICKS) {
                 self.fire_timers();
                 if let Some(task) = self.overdue_yielded(tick).or_else(|| self.next_shared()) {
                     self.run_agent(task);
@@ -366,7 +366,7 @@ impl WorkerContext {
             round = round.wrapping_add(1);
             // Time and timers cost a clock read and a lock: look every 32
             // rounds only (a round is a few hundred ns).
-            if round % 32 == 0 {
+            if round.is_multiple_of(32) {
                 let now = Instant::now();
                 if self.shared.shutdown.load(Ordering::Acquire) || self.fire_timers() {
                     idle.n_searching.fetch_sub(1, Ordering::SeqCst);

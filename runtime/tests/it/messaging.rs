@@ -103,7 +103,7 @@ fn per_pair_order_holds_for_a_million_messages_over_two_workers() {
                             let n = ctx.receive().downcast::<u64>().unwrap();
                             in_order &= n == expected;
                             expected += 1;
-                            if expected % WINDOW == 0 {
+                            if expected.is_multiple_of(WINDOW) {
                                 ctx.send(&me, expected);
                             }
                         }
