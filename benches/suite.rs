@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use erlangen::{Ctx, Pid, Runtime, SpawnOptions};
 
+/// Longest a case may take before it is killed as hung.
+const CASE_TIME_MAX: Duration = Duration::from_secs(300);
+
 /// A case runs at 1/divisor of its full size.
 type Case = (&'static str, fn(u64));
 
@@ -68,14 +71,34 @@ fn main() {
         if !chosen.is_empty() && !chosen.contains(name) {
             continue;
         }
-        let status = Command::new(&exe)
+        let mut child = Command::new(&exe)
             .args(if quick { vec!["--quick"] } else { vec![] })
             .env("ERLANGEN_BENCH_CASE", name)
-            .status()
+            .spawn()
             .expect("run a case");
-        if !status.success() {
-            eprintln!("case {name} failed: {status}");
-            failed = true;
+        // A hang guard, far above any case's time.
+        let deadline = Instant::now() + CASE_TIME_MAX;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for a case") {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        match status {
+            Some(status) if status.success() => {}
+            Some(status) => {
+                eprintln!("case {name} failed: {status}");
+                failed = true;
+            }
+            None => {
+                eprintln!("case {name} did not finish in {CASE_TIME_MAX:?}: killed");
+                failed = true;
+            }
         }
     }
     if failed {

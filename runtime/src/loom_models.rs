@@ -97,3 +97,52 @@ fn waker_racing_a_parking_worker_never_leaves_it_asleep_with_work() {
         worker.join().unwrap();
     });
 }
+
+/// Protocol 1 with the mailbox's lock-free emptiness check (mailbox.rs
+/// `queued`): a message pushed while the agent is already notified (or
+/// scheduled) must still be seen. The sender then finds nothing to change in
+/// the state word, so only its read-modify-write on the word orders its push
+/// before the agent's next look.
+#[test]
+fn message_pushed_while_already_notified_is_seen_by_the_next_run() {
+    loom::model(|| {
+        let state = Arc::new(State::new_scheduled());
+        let queued = Arc::new(AtomicUsize::new(0));
+        assert!(state.transition_to_running());
+        // An earlier sender already notified the running agent.
+        assert!(!state.transition_to_scheduled());
+
+        let sender = {
+            let state = state.clone();
+            let queued = queued.clone();
+            thread::spawn(move || {
+                queued.store(1, Ordering::Release);
+                state.transition_to_scheduled()
+            })
+        };
+
+        // The agent runs until it sees the message or parks for good.
+        let mut seen = false;
+        let mut parked = false;
+        for _ in 0..3 {
+            if queued.load(Ordering::Acquire) == 1 {
+                seen = true;
+                break;
+            }
+            match state.transition_to_waiting() {
+                AfterSuspend::Requeue => assert!(state.transition_to_running()),
+                AfterSuspend::Parked => {
+                    parked = true;
+                    break;
+                }
+            }
+        }
+        let scheduled_by_sender = sender.join().unwrap();
+        if parked && !seen {
+            assert!(
+                scheduled_by_sender,
+                "the message was pushed, nobody will run the agent"
+            );
+        }
+    });
+}

@@ -375,6 +375,35 @@ impl Runtime {
         self.shared.stacks.stats()
     }
 
+    /// A snapshot of scheduler state, for diagnosing a hang.
+    #[doc(hidden)]
+    pub fn debug_state(&self) -> String {
+        let mut out = String::new();
+        for (i, w) in self.shared.workers.iter().enumerate() {
+            out += &format!(
+                "worker {i}: parked={} inbox_empty={} stealer_empty={}\n",
+                w.parker.is_parked(),
+                w.inbox.is_empty(),
+                w.stealer.is_empty()
+            );
+        }
+        out += &format!(
+            "idle: searching={} parked={}\n",
+            self.shared.idle.n_searching.load(Ordering::SeqCst),
+            self.shared.idle.n_parked.load(Ordering::SeqCst)
+        );
+        for cell in self.shared.live.snapshot() {
+            out += &format!(
+                "agent {:x}: state={} home={:?} queued={}\n",
+                cell.serial,
+                cell.state.debug_word(),
+                cell.home(),
+                cell.mailbox.len()
+            );
+        }
+        out
+    }
+
     /// Shuts down (see the module docs); the same as dropping it.
     pub fn shutdown(self) {
         drop(self);

@@ -61,10 +61,14 @@ impl State {
     /// Step 1: make the agent runnable after its mailbox or timer changed.
     /// Returns `true` when the caller **must** push it on a run queue.
     pub(crate) fn transition_to_scheduled(&self) -> bool {
-        // AcqRel on success: Release publishes the enqueued message to the
-        // worker that will resume the agent (it acquires in step 2); Acquire
-        // orders us after the worker's publication of WAITING (step 3).
-        let mut current = self.word.load(Ordering::Acquire);
+        // The first access is a read-modify-write even when it changes
+        // nothing (SCHEDULED, or NOTIFIED already set): as a release in the
+        // word's modification order it orders our enqueue before every later
+        // transition (steps 2 and 3 acquire), so the agent's next look at its
+        // mailbox sees the message. A plain load here let the agent miss a
+        // message and park with it (loom_models.rs finds that interleaving;
+        // on x86 it is a store-to-load reordering).
+        let mut current = self.word.fetch_or(0, Ordering::AcqRel);
         loop {
             let next = match current {
                 WAITING => SCHEDULED,
@@ -103,15 +107,22 @@ impl State {
     pub(crate) fn transition_to_waiting(&self) -> AfterSuspend {
         // Release publishes everything the agent did before suspending to the
         // waker that will schedule it next; on failure we read NOTIFIED.
-        match self
-            .word
-            .compare_exchange(RUNNING, WAITING, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => AfterSuspend::Parked,
-            Err(actual) => {
-                debug_assert_eq!(actual, RUNNING | NOTIFIED);
-                self.word.store(SCHEDULED, Ordering::Release);
-                AfterSuspend::Requeue
+        // Every step is a read-modify-write, so that a waker's release
+        // (even one that changed nothing) is acquired here.
+        let mut current = RUNNING;
+        loop {
+            let (next, after) = if current == RUNNING {
+                (WAITING, AfterSuspend::Parked)
+            } else {
+                debug_assert_eq!(current, RUNNING | NOTIFIED);
+                (SCHEDULED, AfterSuspend::Requeue)
+            };
+            match self
+                .word
+                .compare_exchange(current, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return after,
+                Err(actual) => current = actual,
             }
         }
     }
@@ -119,12 +130,17 @@ impl State {
     /// The running agent yielded its slice: straight back to `SCHEDULED`.
     /// The caller **must** re-queue it.
     pub(crate) fn transition_to_yielded(&self) {
-        debug_assert!(self.word.load(Ordering::Relaxed) & RUNNING != 0);
-        self.word.store(SCHEDULED, Ordering::Release);
+        let previous = self.word.swap(SCHEDULED, Ordering::AcqRel);
+        debug_assert!(previous & RUNNING != 0);
     }
 
     /// The agent finished (or is torn down by its worker at shutdown).
     pub(crate) fn transition_to_done(&self) {
         self.word.store(DONE, Ordering::Release);
+    }
+
+    /// The raw word, for diagnostics.
+    pub(crate) fn debug_word(&self) -> u32 {
+        self.word.load(Ordering::SeqCst)
     }
 }

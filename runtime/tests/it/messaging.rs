@@ -143,3 +143,50 @@ fn messages_move_without_copying() {
         .unwrap();
     assert!(same);
 }
+
+/// A regression test for a lost wake-up (found under `perf record` on
+/// cross-worker ping-pong): a message pushed while its receiver was already
+/// notified could be missed, leaving the receiver waiting with the message
+/// queued. The agents are placed on different workers on purpose.
+#[test]
+fn cross_worker_ping_pong_loses_no_wake_up() {
+    const ROUNDS: u32 = 200_000;
+    let rt = runtime(2);
+    for _ in 0..3 {
+        let ok = rt
+            .run(|ctx| {
+                let me = ctx.pid();
+                let ponger = ctx
+                    .spawn_with(SpawnOptions::new().worker(1), |ctx| {
+                        let pinger = recv_as::<erlangen_runtime::Pid>(ctx);
+                        for n in 0..ROUNDS {
+                            assert_eq!(recv_as::<u32>(ctx), n);
+                            ctx.send(&pinger, n);
+                        }
+                    })
+                    .unwrap();
+                ctx.spawn_with(SpawnOptions::new().worker(0), move |ctx| {
+                    ctx.send(&ponger, ctx.pid());
+                    for n in 0..ROUNDS {
+                        ctx.send(&ponger, n);
+                        assert_eq!(recv_as::<u32>(ctx), n);
+                    }
+                    ctx.send(&me, true);
+                })
+                .unwrap();
+                recv_as::<bool>(ctx)
+            })
+            .unwrap();
+        assert!(ok);
+    }
+}
+
+#[test]
+fn spawning_on_a_worker_that_does_not_exist_is_an_error() {
+    let rt = runtime(2);
+    let result = rt.spawn_with(SpawnOptions::new().worker(2), |_| ());
+    assert!(matches!(
+        result,
+        Err(erlangen_runtime::Error::InvalidConfig(_))
+    ));
+}
