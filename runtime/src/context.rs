@@ -250,12 +250,35 @@ impl Ctx {
     }
 
     /// This agent's handle.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert!(rt.run(|ctx| ctx.pid() == ctx.pid()).unwrap());
+    /// ```
     pub fn pid(&self) -> Pid {
         self.pid.clone()
     }
 
     /// Spawns an agent running `f` with default options. Its return value
     /// becomes its exit status, `ExitStatus::Ok(value)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let n = rt.run(|ctx| {
+    ///     let me = ctx.pid();
+    ///     ctx.spawn(move |ctx| ctx.send(&me, 5u8));
+    ///     ctx.receive().downcast::<u8>().unwrap()
+    /// });
+    /// assert_eq!(n.unwrap(), 5);
+    /// ```
     pub fn spawn<F, R>(&self, f: F) -> Pid
     where
         F: FnOnce(&mut Ctx) -> R + Send + 'static,
@@ -275,6 +298,19 @@ impl Ctx {
 
     /// Spawns an agent with `options` (attach, mailbox capacity, stack size).
     /// Attaching happens before the agent runs, so no exit can be missed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let status = rt.run(|ctx| {
+    ///     ctx.spawn_with(SpawnOptions::new().monitor(), |_| 1 + 1).unwrap();
+    ///     ctx.receive().downcast::<Down>().unwrap().status
+    /// });
+    /// assert_eq!(status.unwrap().value().unwrap().downcast_ref::<i32>(), Some(&2));
+    /// ```
     pub fn spawn_with<F, R>(&self, options: SpawnOptions, f: F) -> Result<Pid, Error>
     where
         F: FnOnce(&mut Ctx) -> R + Send + 'static,
@@ -293,6 +329,19 @@ impl Ctx {
 
     /// Sends `message` to `to`. Never blocks; a full mailbox or a dead agent
     /// drops the message and counts it in the receiver's `dropped`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let got = rt.run(|ctx| {
+    ///     ctx.send(&ctx.pid(), String::from("hi"));
+    ///     ctx.receive().downcast::<String>().unwrap()
+    /// });
+    /// assert_eq!(got.unwrap(), "hi");
+    /// ```
     pub fn send<M: Any + Send>(&self, to: &Pid, message: M) {
         self.charge();
         let worker = self.worker();
@@ -300,6 +349,20 @@ impl Ctx {
     }
 
     /// Sends to the agent registered as `name`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let got = rt.run(|ctx| {
+    ///     ctx.register("me").unwrap();
+    ///     ctx.send_named("me", 1u8).unwrap();
+    ///     (ctx.receive().downcast::<u8>().unwrap(), ctx.send_named("nobody", 1u8).is_err())
+    /// });
+    /// assert_eq!(got.unwrap(), (1, true));
+    /// ```
     pub fn send_named<M: Any + Send>(&self, name: &str, message: M) -> Result<(), Error> {
         let to = self
             .shared()
@@ -311,6 +374,20 @@ impl Ctx {
     }
 
     /// Sends `message` to `to` after `delay`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let got = rt.run(|ctx| {
+    ///     ctx.send_after(&ctx.pid(), "later", Duration::from_millis(5));
+    ///     ctx.send(&ctx.pid(), "now");
+    ///     [ctx.receive().downcast::<&str>().unwrap(), ctx.receive().downcast::<&str>().unwrap()]
+    /// });
+    /// assert_eq!(got.unwrap(), ["now", "later"]);
+    /// ```
     pub fn send_after<M: Any + Send>(&self, to: &Pid, message: M, delay: Duration) {
         self.charge();
         let worker = self.worker();
@@ -326,6 +403,20 @@ impl Ctx {
 
     /// Takes the next message, suspending until one comes. Notifications
     /// ([`crate::Down`]) come ahead of ordinary messages.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let got = rt.run(|ctx| {
+    ///     let me = ctx.pid();
+    ///     ctx.spawn(move |ctx| ctx.send(&me, 3u64));
+    ///     ctx.receive().downcast::<u64>().unwrap()
+    /// });
+    /// assert_eq!(got.unwrap(), 3);
+    /// ```
     pub fn receive(&self) -> Message {
         self.check_exit();
         if self.saved_control.borrow().is_empty() && self.saved_data.borrow().is_empty() {
@@ -351,12 +442,37 @@ impl Ctx {
 
     /// Like [`Ctx::receive`], but gives up after `timeout` (zero: do not
     /// wait at all).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let got = rt.run(|ctx| ctx.receive_timeout(Duration::from_millis(1)).is_err());
+    /// assert!(got.unwrap());
+    /// ```
     pub fn receive_timeout(&self, timeout: Duration) -> Result<Message, Timeout> {
         self.receive_until(&mut |_| true, Some(deadline_after(timeout)))
     }
 
     /// Takes the first message for which `matches` is true, leaving the
     /// others queued in their order (Erlang's selective receive).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let got = rt.run(|ctx| {
+    ///     ctx.send(&ctx.pid(), 1u8);
+    ///     ctx.send(&ctx.pid(), "wanted");
+    ///     let wanted = ctx.receive_match(|m| m.is::<&str>()).downcast::<&str>().unwrap();
+    ///     (wanted, ctx.receive().downcast::<u8>().unwrap())
+    /// });
+    /// assert_eq!(got.unwrap(), ("wanted", 1));
+    /// ```
     pub fn receive_match(&self, mut matches: impl FnMut(&Message) -> bool) -> Message {
         match self.receive_until(&mut matches, None) {
             Ok(message) => message,
@@ -365,6 +481,19 @@ impl Ctx {
     }
 
     /// Selective receive with a timeout.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let got = rt.run(|ctx| {
+    ///     ctx.send(&ctx.pid(), 1u8);
+    ///     ctx.receive_match_timeout(|m| m.is::<String>(), Duration::from_millis(1)).is_err()
+    /// });
+    /// assert!(got.unwrap());
+    /// ```
     pub fn receive_match_timeout(
         &self,
         mut matches: impl FnMut(&Message) -> bool,
@@ -484,6 +613,15 @@ impl Ctx {
     }
 
     /// Suspends the agent for `duration`. A kill ends it at once.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// rt.run(|ctx| ctx.sleep(Duration::from_millis(1))).unwrap();
+    /// ```
     pub fn sleep(&self, duration: Duration) {
         self.check_exit();
         let deadline = deadline_after(duration);
@@ -496,6 +634,15 @@ impl Ctx {
     }
 
     /// Lets the other runnable agents of this worker run first.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// rt.run(|ctx| ctx.yield_now()).unwrap();
+    /// ```
     pub fn yield_now(&self) {
         self.suspend(Suspend::Yield);
         self.check_exit();
@@ -503,6 +650,16 @@ impl Ctx {
 
     /// Ends this agent with `reason`: its stack unwinds (destructors run),
     /// and its links and monitors are told.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let result = rt.run(|ctx| -> u8 { ctx.exit(ExitReason::other("done early")) });
+    /// assert!(matches!(result, Err(ExitReason::Other(r)) if &*r == "done early"));
+    /// ```
     pub fn exit(&self, reason: ExitReason) -> ! {
         self.die(reason)
     }
@@ -511,6 +668,20 @@ impl Ctx {
     /// agent`). It takes effect at once if `to` is suspended, else at its
     /// next runtime call; later messages to it are dropped. Killing a dead
     /// agent does nothing; killing yourself is [`Ctx::exit`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let status = rt.run(|ctx| {
+    ///     let child = ctx.spawn_with(SpawnOptions::new().monitor(), |ctx| { ctx.receive(); }).unwrap();
+    ///     ctx.kill(&child, ExitReason::Kill);
+    ///     ctx.receive().downcast::<Down>().unwrap().status
+    /// });
+    /// assert!(matches!(status.unwrap(), ExitStatus::Exit(ExitReason::Kill)));
+    /// ```
     pub fn kill(&self, to: &Pid, reason: ExitReason) {
         if *to == self.pid {
             self.exit(reason);
@@ -524,6 +695,28 @@ impl Ctx {
     /// other is killed with the whole exit status as its reason
     /// ([`ExitReason::Linked`]). Linking a dead agent kills this one with
     /// `noproc`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let reason = rt.run(|ctx| {
+    ///     let watcher = ctx.spawn_with(SpawnOptions::new().monitor(), |ctx| {
+    ///         let peer = ctx.spawn(|_| "peer done");
+    ///         ctx.link(&peer).unwrap();
+    ///         ctx.receive();
+    ///     }).unwrap();
+    ///     let down = ctx.receive().downcast::<Down>().unwrap();
+    ///     (down.pid == watcher, down.status.reason().cloned())
+    /// });
+    /// let (is_watcher, reason) = reason.unwrap();
+    /// assert!(is_watcher);
+    /// // The peer's normal return killed the linked watcher (it may also have
+    /// // been dead before the link: noproc).
+    /// assert!(matches!(reason, Some(ExitReason::Linked(_)) | Some(ExitReason::NoProc)));
+    /// ```
     pub fn link(&self, to: &Pid) -> Result<(), Error> {
         self.charge();
         let worker = self.worker();
@@ -535,6 +728,21 @@ impl Ctx {
     /// Monitors `to`: when it exits this agent receives a [`crate::Down`]
     /// (at once, with `noproc`, if it is already dead); when this agent exits,
     /// `to` is killed (Erlangen's monitor).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let ok = rt.run(|ctx| {
+    ///     let child = ctx.spawn(|ctx| { ctx.receive(); });
+    ///     ctx.monitor(&child).unwrap();
+    ///     ctx.send(&child, ());
+    ///     ctx.receive().downcast::<Down>().unwrap().pid == child
+    /// });
+    /// assert!(ok.unwrap());
+    /// ```
     pub fn monitor(&self, to: &Pid) -> Result<(), Error> {
         self.charge();
         let worker = self.worker();
@@ -545,53 +753,182 @@ impl Ctx {
 
     /// Removes every link and monitor between this agent and `to`, in both
     /// directions. No notification for them arrives afterwards.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let quiet = rt.run(|ctx| {
+    ///     let child = ctx.spawn_with(SpawnOptions::new().monitor(), |ctx| { ctx.receive(); }).unwrap();
+    ///     ctx.unlink(&child).unwrap();
+    ///     ctx.send(&child, ());
+    ///     ctx.receive_timeout(Duration::from_millis(20)).is_err()
+    /// });
+    /// assert!(quiet.unwrap());
+    /// ```
     pub fn unlink(&self, to: &Pid) -> Result<(), Error> {
         self.charge();
         self.shared().detach(&self.pid, to)
     }
 
     /// Registers this agent as `name`; the name is released when it exits.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let found = rt.run(|ctx| {
+    ///     ctx.register("logger").unwrap();
+    ///     ctx.whereis("logger") == Some(ctx.pid())
+    /// });
+    /// assert!(found.unwrap());
+    /// assert!(rt.whereis("logger").is_none()); // released at exit
+    /// ```
     pub fn register(&self, name: &str) -> Result<(), Error> {
         self.shared().registry.register(name, &self.pid)
     }
 
     /// Registers `pid` as `name`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let names = rt.run(|ctx| {
+    ///     let other = ctx.spawn(|ctx| { ctx.receive(); });
+    ///     ctx.register_pid("other", &other).unwrap();
+    ///     let names = ctx.registered();
+    ///     ctx.kill(&other, ExitReason::Kill);
+    ///     names
+    /// });
+    /// assert_eq!(names.unwrap(), vec!["other".to_string()]);
+    /// ```
     pub fn register_pid(&self, name: &str, pid: &Pid) -> Result<(), Error> {
         self.shared().registry.register(name, pid)
     }
 
     /// Removes `name` from the registry.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let again = rt.run(|ctx| {
+    ///     ctx.register("x").unwrap();
+    ///     ctx.unregister("x").unwrap();
+    ///     ctx.unregister("x")
+    /// });
+    /// assert_eq!(again.unwrap(), Err(Error::NotRegistered("x".into())));
+    /// ```
     pub fn unregister(&self, name: &str) -> Result<(), Error> {
         self.shared().registry.unregister(name)
     }
 
     /// The agent registered as `name`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.run(|ctx| ctx.whereis("nobody")).unwrap(), None);
+    /// ```
     pub fn whereis(&self, name: &str) -> Option<Pid> {
         self.shared().registry.lookup(name)
     }
 
     /// Every registered name, sorted.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert!(rt.run(|ctx| ctx.registered()).unwrap().is_empty());
+    /// ```
     pub fn registered(&self) -> Vec<String> {
         self.shared().registry.names()
     }
 
     /// Counters and times of `pid`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let received = rt.run(|ctx| {
+    ///     ctx.send(&ctx.pid(), ());
+    ///     ctx.receive();
+    ///     ctx.stats(&ctx.pid()).received
+    /// });
+    /// assert_eq!(received.unwrap(), 1);
+    /// ```
     pub fn stats(&self, pid: &Pid) -> AgentStats {
         AgentStats::of(pid)
     }
 
     /// The tree of agents `pid` monitors, with its other links.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let children = rt.run(|ctx| {
+    ///     let child = ctx.spawn_with(SpawnOptions::new().monitor(), |ctx| { ctx.receive(); }).unwrap();
+    ///     let tree = ctx.agent_tree(&ctx.pid());
+    ///     ctx.kill(&child, ExitReason::Kill);
+    ///     tree.monitored.len()
+    /// });
+    /// assert_eq!(children.unwrap(), 1);
+    /// ```
     pub fn agent_tree(&self, pid: &Pid) -> AgentTree {
         AgentTree::of(pid)
     }
 
     /// Every live agent of the runtime.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert!(rt.run(|ctx| ctx.agents().contains(&ctx.pid())).unwrap());
+    /// ```
     pub fn agents(&self) -> Vec<Pid> {
         crate::introspection::live_agents(self.shared())
     }
 
     /// Takes every message now queued without waiting (Erlangen's
     /// `flush-messages`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let n = rt.run(|ctx| {
+    ///     ctx.send(&ctx.pid(), 1u8);
+    ///     ctx.send(&ctx.pid(), 2u8);
+    ///     ctx.flush().len()
+    /// });
+    /// assert_eq!(n.unwrap(), 2);
+    /// ```
     pub fn flush(&self) -> Vec<Message> {
         let mut all = Vec::new();
         while let Ok(message) = self.receive_timeout(Duration::ZERO) {

@@ -3,6 +3,14 @@
 use std::fmt;
 
 /// A refused runtime call. Every variant says what was wrong with the input.
+///
+/// ```
+/// use erlangen_runtime::Error;
+/// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+/// let err = rt.unregister("nobody").unwrap_err();
+/// assert_eq!(err, Error::NotRegistered("nobody".into()));
+/// assert_eq!(err.to_string(), "not registered: \"nobody\"");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {

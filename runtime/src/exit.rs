@@ -14,6 +14,13 @@ use crate::pid::Pid;
 
 /// The value an agent's function returned, shared by everyone who is told of
 /// the exit. Read it with [`Value::downcast_ref`].
+///
+/// ```
+/// use erlangen_runtime::Value;
+/// let value = Value::new(vec![1, 2, 3]);
+/// assert_eq!(value.downcast_ref::<Vec<i32>>(), Some(&vec![1, 2, 3]));
+/// assert_eq!(value.take::<Vec<i32>>().unwrap(), vec![1, 2, 3]);
+/// ```
 #[derive(Clone)]
 pub struct Value {
     inner: Arc<dyn ValueObject>,
@@ -72,6 +79,12 @@ impl fmt::Debug for Value {
 }
 
 /// Why an agent exited, when it did not simply return.
+///
+/// ```
+/// use erlangen_runtime::ExitReason;
+/// assert_eq!(ExitReason::other("shutdown").to_string(), "shutdown");
+/// assert_eq!(ExitReason::Kill.to_string(), "kill");
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum ExitReason {
@@ -135,6 +148,15 @@ impl From<Timeout> for ExitReason {
 }
 
 /// How an agent ended.
+///
+/// ```
+/// use erlangen_runtime::{ExitReason, ExitStatus, Value};
+/// let ok = ExitStatus::Ok(Value::new(6u32));
+/// assert!(ok.is_ok());
+/// assert_eq!(ok.to_string(), "ok 6");
+/// let killed = ExitStatus::Exit(ExitReason::Kill);
+/// assert!(matches!(killed.reason(), Some(ExitReason::Kill)));
+/// ```
 #[derive(Clone, Debug)]
 pub enum ExitStatus {
     /// Its function returned this value (Erlangen's `(:ok . values)`).
@@ -185,6 +207,17 @@ impl fmt::Display for ExitStatus {
 
 /// The notification a monitoring agent receives when the agent it monitors
 /// exits: who, and how. It arrives ahead of ordinary messages.
+///
+/// ```
+/// use erlangen_runtime::{Down, SpawnOptions};
+/// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+/// let ok = rt.run(|ctx| {
+///     let child = ctx.spawn_with(SpawnOptions::new().monitor(), |_| ()).unwrap();
+///     let down = ctx.receive().downcast::<Down>().unwrap();
+///     down.pid == child && down.status.is_ok()
+/// });
+/// assert!(ok.unwrap());
+/// ```
 #[derive(Clone, Debug)]
 pub struct Down {
     /// The agent that exited.
@@ -194,6 +227,11 @@ pub struct Down {
 }
 
 /// A receive with a timeout found no message in time.
+///
+/// ```
+/// use erlangen_runtime::{ExitReason, Timeout};
+/// assert!(matches!(ExitReason::from(Timeout), ExitReason::Timeout));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeout;
 

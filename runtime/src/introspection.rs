@@ -11,6 +11,22 @@ use crate::scheduler::Shared;
 use crate::sync::lock;
 
 /// Counters and times of one agent (Erlangen's `agent-stats`).
+///
+/// ```
+/// use erlangen_runtime::SpawnOptions;
+/// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+/// let stats = rt.run(|ctx| {
+///     let sink = ctx.spawn_with(SpawnOptions::new().mailbox_len(1), |ctx| {
+///         ctx.sleep(std::time::Duration::from_secs(60));
+///     }).unwrap();
+///     ctx.send(&sink, 1u8);
+///     ctx.send(&sink, 2u8); // dropped: the mailbox holds one
+///     let stats = ctx.stats(&sink);
+///     ctx.kill(&sink, erlangen_runtime::ExitReason::Kill);
+///     stats
+/// }).unwrap();
+/// assert_eq!((stats.queued, stats.dropped, stats.died), (1, 1, None));
+/// ```
 #[derive(Clone, Debug)]
 pub struct AgentStats {
     /// Messages and notifications the agent has taken from its mailbox.

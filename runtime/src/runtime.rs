@@ -202,11 +202,30 @@ impl fmt::Debug for Runtime {
 
 impl Runtime {
     /// A builder with the defaults.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.workers(), 1);
+    /// ```
     pub fn builder() -> Builder {
         Builder::default()
     }
 
     /// A runtime with the defaults: one pinned worker per core.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let default = Runtime::new().unwrap();
+    /// assert!(default.workers() >= 1);
+    /// ```
     pub fn new() -> Result<Runtime, Error> {
         Builder::default().build()
     }
@@ -221,6 +240,16 @@ impl Runtime {
     /// agent of its own, so plain threads never share a mailbox (Erlangen
     /// bug 11). Must not be called from inside an agent (it would block a
     /// worker); use `spawn_with` and a monitor there.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.run(|_| "hello").unwrap(), "hello");
+    /// assert!(matches!(rt.run(|_| -> u8 { panic!("oops") }), Err(ExitReason::Panic(_))));
+    /// ```
     pub fn run<F, R>(&self, f: F) -> Result<R, ExitReason>
     where
         F: FnOnce(&mut Ctx) -> R + Send + 'static,
@@ -273,6 +302,16 @@ impl Runtime {
     }
 
     /// Spawns an agent from outside the runtime.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let pid = rt.spawn(|ctx| ctx.receive().downcast::<u8>().unwrap());
+    /// rt.send(&pid, 1u8);
+    /// ```
     pub fn spawn<F, R>(&self, f: F) -> Pid
     where
         F: FnOnce(&mut Ctx) -> R + Send + 'static,
@@ -290,6 +329,17 @@ impl Runtime {
 
     /// Spawns an agent with options from outside the runtime (attaching needs
     /// a calling agent and is refused here).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert!(rt.spawn_with(SpawnOptions::new().mailbox_len(0), |_| ()).is_err());
+    /// assert!(rt.spawn_with(SpawnOptions::new().monitor(), |_| ()).is_err()); // no caller to attach
+    /// assert!(rt.spawn_with(SpawnOptions::new().mailbox_len(8), |_| ()).is_ok());
+    /// ```
     pub fn spawn_with<F, R>(&self, options: SpawnOptions, f: F) -> Result<Pid, Error>
     where
         F: FnOnce(&mut Ctx) -> R + Send + 'static,
@@ -300,11 +350,30 @@ impl Runtime {
 
     /// Sends from outside the runtime. Never blocks; a full mailbox or dead
     /// agent drops and counts the message.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let pid = rt.spawn(|ctx| { ctx.receive(); });
+    /// rt.send(&pid, "from main");
+    /// ```
     pub fn send<M: Any + Send>(&self, to: &Pid, message: M) {
         deliver(&self.shared, to, Message::new(message), None);
     }
 
     /// Sends to the agent registered as `name`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.send_named("nobody", 1u8), Err(Error::NoSuchName("nobody".into())));
+    /// ```
     pub fn send_named<M: Any + Send>(&self, name: &str, message: M) -> Result<(), Error> {
         let to = self
             .shared
@@ -316,6 +385,16 @@ impl Runtime {
     }
 
     /// Sends `message` to `to` after `delay`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let pid = rt.spawn(|ctx| { ctx.receive(); });
+    /// rt.send_after(&pid, (), Duration::from_millis(1));
+    /// ```
     pub fn send_after<M: Any + Send>(&self, to: &Pid, message: M, delay: Duration) {
         let action = TimerAction::Send {
             to: to.cell.clone(),
@@ -326,51 +405,151 @@ impl Runtime {
     }
 
     /// Sends `to` an exit signal (see [`Ctx::kill`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let pid = rt.spawn(|ctx| { ctx.receive(); });
+    /// rt.kill(&pid, ExitReason::Kill);
+    /// ```
     pub fn kill(&self, to: &Pid, reason: ExitReason) {
         self.shared.deliver_exit(to, reason, None);
     }
 
     /// Registers `pid` as `name`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let pid = rt.spawn(|ctx| { ctx.receive(); });
+    /// rt.register("worker", &pid).unwrap();
+    /// assert_eq!(rt.register("worker", &pid), Err(Error::NameTaken("worker".into())));
+    /// rt.kill(&pid, ExitReason::Kill);
+    /// ```
     pub fn register(&self, name: &str, pid: &Pid) -> Result<(), Error> {
         self.shared.registry.register(name, pid)
     }
 
     /// Removes `name`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert!(rt.unregister("absent").is_err());
+    /// ```
     pub fn unregister(&self, name: &str) -> Result<(), Error> {
         self.shared.registry.unregister(name)
     }
 
     /// The agent registered as `name`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.whereis("absent"), None);
+    /// ```
     pub fn whereis(&self, name: &str) -> Option<Pid> {
         self.shared.registry.lookup(name)
     }
 
     /// Every registered name, sorted.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert!(rt.registered().is_empty());
+    /// ```
     pub fn registered(&self) -> Vec<String> {
         self.shared.registry.names()
     }
 
     /// Counters and times of `pid`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let pid = rt.spawn(|_| ());
+    /// assert_eq!(rt.stats(&pid).dropped, 0);
+    /// ```
     pub fn stats(&self, pid: &Pid) -> AgentStats {
         AgentStats::of(pid)
     }
 
     /// The agent tree rooted at `pid`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let pid = rt.spawn(|ctx| { ctx.receive(); });
+    /// assert!(rt.agent_tree(&pid).monitored.is_empty());
+    /// rt.kill(&pid, ExitReason::Kill);
+    /// ```
     pub fn agent_tree(&self, pid: &Pid) -> AgentTree {
         AgentTree::of(pid)
     }
 
     /// Every live agent.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let pid = rt.spawn(|ctx| { ctx.receive(); });
+    /// assert!(rt.agents().contains(&pid));
+    /// rt.kill(&pid, ExitReason::Kill);
+    /// ```
     pub fn agents(&self) -> Vec<Pid> {
         live_agents(&self.shared)
     }
 
     /// Number of live agents.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.agent_count(), 0);
+    /// ```
     pub fn agent_count(&self) -> usize {
         self.shared.live.len()
     }
 
     /// Counters of the stack pool.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// rt.run(|_| ()).unwrap();
+    /// assert!(rt.stack_pool_stats().slots_carved >= 1);
+    /// ```
     pub fn stack_pool_stats(&self) -> StackPoolStats {
         self.shared.stacks.stats()
     }
@@ -405,6 +584,17 @@ impl Runtime {
     }
 
     /// Shuts down (see the module docs); the same as dropping it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let pid = rt.spawn(|ctx| { ctx.receive(); });
+    /// rt.shutdown(); // the waiting agent is unwound, its stack freed
+    /// let _ = pid;
+    /// ```
     pub fn shutdown(self) {
         drop(self);
     }

@@ -162,6 +162,14 @@ struct PoolState {
 }
 
 /// Counters for introspection and tests.
+///
+/// ```
+/// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+/// rt.run(|_| ()).unwrap();
+/// let stats = rt.stack_pool_stats();
+/// assert_eq!(stats.slabs, 1);
+/// assert!(stats.slots_carved >= 1);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StackPoolStats {
     /// Slabs mapped.

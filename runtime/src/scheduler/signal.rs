@@ -15,6 +15,12 @@ use crate::scheduler::Shared;
 use crate::sync::lock;
 
 /// How a caller attaches itself to another agent.
+///
+/// ```
+/// use erlangen_runtime::{Attach, SpawnOptions};
+/// let options = SpawnOptions::new().attach(Some(Attach::Monitor));
+/// let _ = options;
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attach {
     /// Each one's exit kills the other, normal exits included (Erlangen).
