@@ -18,7 +18,7 @@
 //!    async-signal-safe, and they are written by the worker loop, never by
 //!    agent code (the thread-local rule of ARCHITECTURE.md).
 //! 4. The handler compares `si_addr` with the range. Inside: it writes
-//!    "agent <id> overflowed its <N> KiB stack" with `write(2)` and aborts.
+//!    `agent <id> overflowed its <N> KiB stack` with `write(2)` and aborts.
 //!    Outside: it hands the signal to the previous handler (std's, which
 //!    reports thread-stack overflows), or restores the default action so the
 //!    fault repeats and kills the process as usual.
