@@ -554,6 +554,23 @@ impl Runtime {
         self.shared.stacks.stats()
     }
 
+    /// How many workers are parked (asleep, using no CPU) right now. An idle
+    /// runtime parks every worker after a short search.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let rt = erlangen_runtime::Runtime::builder().workers(2).build().unwrap();
+    /// assert!(rt.parked_workers() <= 2);
+    /// ```
+    pub fn parked_workers(&self) -> usize {
+        self.shared
+            .workers
+            .iter()
+            .filter(|w| w.parker.is_parked())
+            .count()
+    }
+
     /// A snapshot of scheduler state, for diagnosing a hang.
     #[doc(hidden)]
     pub fn debug_state(&self) -> String {

@@ -92,3 +92,23 @@ fn runtimes_can_be_built_and_dropped_many_times() {
         assert!(rt.run(|ctx| ctx.pid().serial() >= 1).unwrap());
     }
 }
+
+#[test]
+fn an_idle_runtime_parks_every_worker() {
+    let rt = runtime(2);
+    rt.run(|ctx| {
+        let me = ctx.pid();
+        ctx.spawn(move |ctx| ctx.send(&me, ()));
+        ctx.receive();
+    })
+    .unwrap();
+    // Parked workers sleep in the kernel until woken: no CPU. Wait for both
+    // (hang guard only).
+    let guard = std::time::Instant::now() + crate::support::HANG_GUARD;
+    while rt.parked_workers() < 2 && std::time::Instant::now() < guard {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(rt.parked_workers(), 2);
+    // And they wake for new work.
+    assert_eq!(rt.run(|_| 7).unwrap(), 7);
+}

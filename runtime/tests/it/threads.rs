@@ -162,3 +162,39 @@ fn overflow_in_an_agent() -> ! {
     });
     unreachable!("the overflow aborts the process");
 }
+
+#[test]
+fn stack_size_is_configurable_per_runtime_and_per_spawn() {
+    #[inline(never)]
+    fn deep(depth: u32) -> u64 {
+        let mut frame = [0u8; 1024];
+        std::hint::black_box(&mut frame);
+        if depth == 0 {
+            return u64::from(frame[0]);
+        }
+        deep(depth - 1) + u64::from(frame[depth as usize % 1024])
+    }
+    // About 600 KiB of frames: far past the 64 KiB default.
+    let rt = runtime(1);
+    let per_spawn = rt
+        .run(|ctx| {
+            ctx.spawn_with(SpawnOptions::new().stack_size(2 << 20).monitor(), |_| {
+                deep(600)
+            })
+            .unwrap();
+            recv_down(ctx).status.is_ok()
+        })
+        .unwrap();
+    assert!(per_spawn);
+    let big = erlangen_runtime::Runtime::builder()
+        .workers(1)
+        .stack_size(2 << 20)
+        .build()
+        .unwrap();
+    assert_eq!(big.run(|_| deep(600)).unwrap(), 0);
+    let refused = rt.spawn_with(SpawnOptions::new().stack_size(1024), |_| ());
+    assert!(matches!(
+        refused,
+        Err(erlangen_runtime::Error::InvalidConfig(_))
+    ));
+}
