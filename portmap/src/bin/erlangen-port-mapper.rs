@@ -1,0 +1,125 @@
+//! erlangen-port-mapper: the port-mapper daemon.
+//!
+//! Listens on 127.0.0.1:10001 by default. Nodes on this host register their
+//! name and port; registrations last as long as their connection. SIGINT or
+//! SIGTERM stop it cleanly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use erlangen_portmap::{DaemonConfig, Server, LISTEN_DEFAULT};
+
+/// The Erlangen port mapper: maps node names to ports on this host.
+///
+/// Registration is accepted from loopback only. Lookups and listings from
+/// other hosts need the shared secret (a cookie file or ERLANGEN_COOKIE);
+/// without one, only loopback clients are served.
+#[derive(Debug, Parser)]
+#[command(name = "erlangen-port-mapper", version)]
+struct Args {
+    /// Address and port to listen on. The default is loopback only.
+    #[arg(long, default_value_t = LISTEN_DEFAULT)]
+    listen: SocketAddr,
+    /// File holding the shared secret that remote clients must prove.
+    #[arg(long, value_name = "PATH")]
+    cookie_file: Option<PathBuf>,
+    /// Most names registered at once.
+    #[arg(long, default_value_t = erlangen_portmap::config::NAMES_MAX_DEFAULT)]
+    max_names: usize,
+    /// Most connections open at once.
+    #[arg(long, default_value_t = erlangen_portmap::config::CONNECTIONS_MAX_DEFAULT)]
+    max_connections: usize,
+    /// Milliseconds a client has to complete a request it started.
+    #[arg(long, default_value_t = 5000)]
+    frame_timeout_ms: u64,
+    /// Seconds an unregistered connection may idle.
+    #[arg(long, default_value_t = 30)]
+    idle_timeout_s: u64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let cookie = match read_cookie(&args) {
+        Ok(cookie) => cookie,
+        Err(error) => {
+            eprintln!("erlangen-port-mapper: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = DaemonConfig {
+        listen: args.listen,
+        cookie,
+        names_max: args.max_names,
+        connections_max: args.max_connections,
+        frame_timeout: Duration::from_millis(args.frame_timeout_ms),
+        idle_timeout: Duration::from_secs(args.idle_timeout_s),
+    };
+    let server = match Server::bind(config) {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!(
+                "erlangen-port-mapper: cannot listen on {}: {error}",
+                args.listen
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let stopper = server.stopper();
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]);
+    let mut signals = match signals {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("erlangen-port-mapper: cannot handle signals: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let handle = signals.handle();
+    let watcher = std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            tracing::info!(signal, "erlangen-port-mapper: signal received, stopping");
+            stopper.stop();
+        }
+    });
+    let result = server.run();
+    handle.close();
+    let _ = watcher.join();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("erlangen-port-mapper: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The secret from `--cookie-file`, or from `ERLANGEN_COOKIE`.
+fn read_cookie(args: &Args) -> Result<Option<Vec<u8>>, String> {
+    let cookie = match &args.cookie_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read the cookie file {}: {e}", path.display()))?,
+        ),
+        None => std::env::var("ERLANGEN_COOKIE")
+            .ok()
+            .map(String::into_bytes),
+    };
+    match cookie {
+        Some(bytes) => {
+            let trimmed = bytes.trim_ascii().to_vec();
+            if trimmed.is_empty() {
+                return Err("the cookie is empty".into());
+            }
+            Ok(Some(trimmed))
+        }
+        None => Ok(None),
+    }
+}

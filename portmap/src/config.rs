@@ -1,0 +1,93 @@
+//! Every limit of the port mapper, with its unit in its name, and the
+//! daemon's configuration.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+/// The documented default port (Erlangen's registry port).
+pub const PORT_DEFAULT: u16 = 10001;
+
+/// The default listen address: loopback only.
+pub const LISTEN_DEFAULT: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, PORT_DEFAULT));
+
+/// Protocol version sent in HELLO.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Frame header: type (u32 LE) and body length (u32 LE).
+pub const HEADER_BYTES: usize = 8;
+
+/// Largest request body the daemon accepts. A longer length prefix closes
+/// the connection before anything is buffered.
+pub const REQUEST_BODY_BYTES_MAX: usize = 512;
+
+/// Longest node name, in bytes of UTF-8.
+pub const NAME_BYTES_MAX: usize = 255;
+
+/// Longest error description sent in an ERROR reply, in bytes.
+pub const DESCRIPTION_BYTES_MAX: usize = 256;
+
+/// Bytes of the HELLO challenge.
+pub const CHALLENGE_BYTES: usize = 32;
+
+/// Bytes of the AUTH proof (HMAC-SHA256).
+pub const PROOF_BYTES: usize = 32;
+
+/// Default bound on registered names.
+pub const NAMES_MAX_DEFAULT: usize = 1024;
+
+/// Default bound on open connections (registrations included).
+pub const CONNECTIONS_MAX_DEFAULT: usize = 1100;
+
+/// Default time a client has to complete a frame it started, and to send its
+/// first request after HELLO.
+pub const FRAME_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+
+/// Default time a connection that holds no registration may stay idle.
+pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+
+/// Largest reply body a client accepts: a NAMES reply with the most names
+/// the daemon can hold at the longest name length, with headroom.
+pub const REPLY_BODY_BYTES_MAX: usize = 4 + 64 * 1024 * (4 + NAME_BYTES_MAX + 4);
+
+/// Most bytes queued for writing on one connection: one NAMES reply.
+pub const WRITE_BUFFER_BYTES_MAX: usize = HEADER_BYTES + REPLY_BODY_BYTES_MAX;
+
+/// Longest a daemon's `names_max` may be configured.
+pub const NAMES_MAX_LIMIT: usize = 64 * 1024;
+
+/// The daemon's settings.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// Where to listen (default `127.0.0.1:10001`).
+    pub listen: SocketAddr,
+    /// The shared secret remote clients must prove (never sent). Without
+    /// one, only loopback clients are served.
+    pub cookie: Option<Vec<u8>>,
+    /// Bound on registered names.
+    pub names_max: usize,
+    /// Bound on open connections.
+    pub connections_max: usize,
+    /// Time to complete a started frame, or to send a first request.
+    pub frame_timeout: Duration,
+    /// Time an unregistered connection may stay idle.
+    pub idle_timeout: Duration,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            listen: LISTEN_DEFAULT,
+            cookie: None,
+            names_max: NAMES_MAX_DEFAULT,
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+            frame_timeout: FRAME_TIMEOUT_DEFAULT,
+            idle_timeout: IDLE_TIMEOUT_DEFAULT,
+        }
+    }
+}
+
+const _: () = assert!(NAME_BYTES_MAX + 8 <= REQUEST_BODY_BYTES_MAX);
+const _: () = assert!(PROOF_BYTES <= REQUEST_BODY_BYTES_MAX);
+const _: () = assert!(NAMES_MAX_DEFAULT <= NAMES_MAX_LIMIT);
+const _: () = assert!(CONNECTIONS_MAX_DEFAULT > NAMES_MAX_DEFAULT);

@@ -1,0 +1,624 @@
+//! The daemon: one mio event loop that owns the listener, every connection,
+//! and the name → port table. The only owner of `mio::Poll` in this crate.
+//!
+//! # A connection's life
+//!
+//! 1. Accept. Past `connections_max`, the daemon sends ERROR(Busy) if the
+//!    socket takes it at once and closes. Otherwise it sends HELLO with a
+//!    fresh challenge.
+//! 2. Requests, one at a time: a request is read only when the previous
+//!    reply has been written out (so a connection buffers at most one
+//!    request and one reply). A length prefix above
+//!    [`REQUEST_BODY_BYTES_MAX`] closes the connection before any body is
+//!    buffered; a body that does not decode gets ERROR(Malformed) and the
+//!    connection is closed. Refusals (a taken or invalid name, a missing
+//!    proof) get an ERROR and the connection stays open.
+//! 3. Timeouts: a started frame must complete, and a first request must
+//!    arrive, within `frame_timeout`; a connection without registration may
+//!    idle for `idle_timeout`; a reply must drain within `frame_timeout`.
+//!    A registered connection may idle for ever: it **is** the registration.
+//! 4. Close: on EOF, reset, error, timeout or stop. Its registration, if
+//!    any, is released at once. Every close of a bad connection is logged
+//!    with its reason.
+//!
+//! # Access
+//!
+//! Only peers at 127.0.0.1 or ::1 may register. Lookups and listings from any
+//! other address need an AUTH proof first (auth.rs); without a configured
+//! secret such peers are refused.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::auth;
+use crate::config::{DaemonConfig, NAMES_MAX_LIMIT, PROTOCOL_VERSION, REQUEST_BODY_BYTES_MAX};
+use crate::frame;
+use crate::wire::{validate_name, ErrorCode, Reply, Request};
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Tokens of connections start here.
+const FIRST_CONNECTION: usize = 2;
+
+/// Counters a running daemon publishes.
+#[derive(Debug, Default)]
+struct StatsCell {
+    names: AtomicUsize,
+    connections: AtomicUsize,
+}
+
+/// A snapshot of a daemon's counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DaemonStats {
+    /// Registered names.
+    pub names: usize,
+    /// Open connections (registrations included).
+    pub connections: usize,
+}
+
+/// Stops a running daemon from any thread.
+#[derive(Clone, Debug)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl Stopper {
+    /// Asks the daemon to stop; it closes every connection and returns.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        if let Err(error) = self.waker.wake() {
+            tracing::warn!(%error, "erlangen-port-mapper: cannot wake the event loop");
+        }
+    }
+}
+
+/// One client connection.
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// Loopback peer: may register and look up without proof.
+    trusted: bool,
+    /// Proved the secret.
+    authed: bool,
+    challenge: [u8; crate::config::CHALLENGE_BYTES],
+    /// Bytes received and not yet handled (at most one frame).
+    read: Vec<u8>,
+    /// Reply bytes not yet written.
+    write: Vec<u8>,
+    /// How much of `write` went out.
+    written: usize,
+    /// The name this connection holds.
+    registered: Option<String>,
+    /// Close once `write` is out.
+    closing: bool,
+    /// When the connection was accepted.
+    accepted: Instant,
+    /// Whether a whole request has arrived yet.
+    requested: bool,
+    /// When the pending partial frame started.
+    frame_started: Option<Instant>,
+    /// When the pending reply started.
+    write_started: Option<Instant>,
+    /// Last time a request was handled.
+    last_request: Instant,
+}
+
+/// The daemon core, to run on the calling thread.
+#[derive(Debug)]
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    config: DaemonConfig,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    open: usize,
+    /// Name → (port, token of the registering connection).
+    names: HashMap<String, (u16, usize)>,
+    stats: Arc<StatsCell>,
+}
+
+/// Whether `ip` is this host's loopback address.
+pub fn is_trusted(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4 == Ipv4Addr::LOCALHOST,
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST),
+    }
+}
+
+impl Server {
+    /// Binds the listener.
+    pub fn bind(config: DaemonConfig) -> io::Result<Server> {
+        if config.names_max == 0 || config.names_max > NAMES_MAX_LIMIT {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "names_max {} is outside 1..={NAMES_MAX_LIMIT}",
+                    config.names_max
+                ),
+            ));
+        }
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.listen)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        Ok(Server {
+            poll,
+            listener,
+            stop: Arc::new(AtomicBool::new(false)),
+            waker,
+            config,
+            conns: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            names: HashMap::new(),
+            stats: Arc::new(StatsCell::default()),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle that stops `run`.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            flag: self.stop.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// Serves until stopped.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        tracing::info!(listen = %self.listener.local_addr()?, "erlangen-port-mapper: serving");
+        while !self.stop.load(Ordering::SeqCst) {
+            let timeout = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            if let Err(error) = self.poll.poll(&mut events, timeout) {
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(error);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => {}
+                    Token(t) => self.service(t - FIRST_CONNECTION),
+                }
+            }
+            self.expire(Instant::now());
+        }
+        for index in 0..self.conns.len() {
+            if self.conns[index].is_some() {
+                self.close(index, None);
+            }
+        }
+        tracing::info!("erlangen-port-mapper: stopped");
+        Ok(())
+    }
+
+    fn publish_stats(&self) {
+        self.stats.names.store(self.names.len(), Ordering::Relaxed);
+        self.stats.connections.store(self.open, Ordering::Relaxed);
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "erlangen-port-mapper: accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        if self.open >= self.config.connections_max {
+            tracing::warn!(%peer, limit = self.config.connections_max, "erlangen-port-mapper: connection refused: too many connections");
+            let mut out = Vec::new();
+            Reply::Error {
+                code: ErrorCode::Busy as u32,
+                description: "too many connections".into(),
+            }
+            .encode(&mut out);
+            let _ = stream.write(&out);
+            return;
+        }
+        let challenge = match auth::challenge() {
+            Ok(challenge) => challenge,
+            Err(error) => {
+                tracing::warn!(%error, "erlangen-port-mapper: no randomness; connection refused");
+                return;
+            }
+        };
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        let token = Token(index + FIRST_CONNECTION);
+        if let Err(error) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            tracing::warn!(%error, "erlangen-port-mapper: cannot register a connection");
+            self.free.push(index);
+            return;
+        }
+        let now = Instant::now();
+        let mut conn = Conn {
+            stream,
+            peer,
+            trusted: is_trusted(peer.ip()),
+            authed: false,
+            challenge,
+            read: Vec::new(),
+            write: Vec::new(),
+            written: 0,
+            registered: None,
+            closing: false,
+            accepted: now,
+            requested: false,
+            frame_started: None,
+            write_started: None,
+            last_request: now,
+        };
+        Reply::Hello {
+            version: PROTOCOL_VERSION,
+            challenge,
+        }
+        .encode(&mut conn.write);
+        conn.write_started = Some(now);
+        self.conns[index] = Some(conn);
+        self.open += 1;
+        self.publish_stats();
+        self.service(index);
+    }
+
+    /// Writes what is pending, then reads and handles requests while no reply
+    /// is pending.
+    fn service(&mut self, index: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+                return;
+            };
+            match flush(conn) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(error) => {
+                    let reason = format!("write failed: {error}");
+                    self.close(index, Some(reason));
+                    return;
+                }
+            }
+            if conn.closing {
+                self.close(index, None);
+                return;
+            }
+            // A whole request already buffered?
+            match frame::parse(&conn.read, REQUEST_BODY_BYTES_MAX) {
+                Err(error) => {
+                    let reason = error.to_string();
+                    self.close(index, Some(reason));
+                    return;
+                }
+                Ok(Some((frame, used))) => {
+                    let decoded = Request::decode(frame.kind, frame.body);
+                    conn.read.drain(..used);
+                    conn.frame_started = (!conn.read.is_empty()).then(Instant::now);
+                    conn.requested = true;
+                    conn.last_request = Instant::now();
+                    match decoded {
+                        Ok(request) => self.handle(index, request),
+                        Err(error) => {
+                            self.refuse_and_close(index, ErrorCode::Malformed, error.to_string())
+                        }
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+            }
+            // Read more, never past one frame's worth.
+            let room = crate::config::HEADER_BYTES + REQUEST_BODY_BYTES_MAX - conn.read.len();
+            let mut chunk = [0u8; 1024];
+            let want = room.min(chunk.len()).max(1);
+            match conn.stream.read(&mut chunk[..want]) {
+                Ok(0) => {
+                    let reason = (!conn.read.is_empty())
+                        .then(|| "peer closed in the middle of a frame".to_string());
+                    self.close(index, reason);
+                    return;
+                }
+                Ok(n) => {
+                    if conn.read.is_empty() {
+                        conn.frame_started = Some(Instant::now());
+                    }
+                    conn.read.extend_from_slice(&chunk[..n]);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    let reason = format!("read failed: {error}");
+                    self.close(index, Some(reason));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, index: usize, request: Request) {
+        let reply = self.answer(index, request);
+        if let Some(conn) = self.conns[index].as_mut() {
+            reply.encode(&mut conn.write);
+            conn.write_started = Some(Instant::now());
+        }
+        self.publish_stats();
+    }
+
+    fn answer(&mut self, index: usize, request: Request) -> Reply {
+        let Some(conn) = self.conns[index].as_mut() else {
+            return Reply::Ack;
+        };
+        match request {
+            Request::Auth { proof } => match &self.config.cookie {
+                Some(secret) if auth::verify(secret, &conn.challenge, &proof) => {
+                    conn.authed = true;
+                    Reply::Ack
+                }
+                _ => {
+                    tracing::warn!(peer = %conn.peer, "erlangen-port-mapper: closing: wrong proof");
+                    conn.closing = true;
+                    refusal(ErrorCode::AuthFailed, "authentication failed")
+                }
+            },
+            Request::Register { name, port } => {
+                if !conn.trusted {
+                    tracing::warn!(peer = %conn.peer, "erlangen-port-mapper: refused a registration from a non-loopback peer");
+                    return refusal(
+                        ErrorCode::NotAllowed,
+                        "registration is only accepted from loopback",
+                    );
+                }
+                if conn.registered.is_some() {
+                    return refusal(
+                        ErrorCode::AlreadyRegistered,
+                        "this connection holds a registration already",
+                    );
+                }
+                if let Err(why) = validate_name(&name) {
+                    return refusal(ErrorCode::InvalidName, &why);
+                }
+                if self.names.contains_key(&name) {
+                    return refusal(ErrorCode::NameTaken, "node name already in use");
+                }
+                if self.names.len() >= self.config.names_max {
+                    return refusal(ErrorCode::Full, "the daemon holds as many names as it may");
+                }
+                self.names.insert(name.clone(), (port, index));
+                conn.registered = Some(name);
+                Reply::Ack
+            }
+            Request::Unregister => {
+                if let Some(name) = conn.registered.take() {
+                    self.names.remove(&name);
+                }
+                Reply::Ack
+            }
+            Request::Port { name } => {
+                if !(conn.trusted || conn.authed) {
+                    return refusal(ErrorCode::AuthRequired, "authenticate first");
+                }
+                if let Err(why) = validate_name(&name) {
+                    return refusal(ErrorCode::InvalidName, &why);
+                }
+                match self.names.get(&name) {
+                    Some((port, _)) => Reply::Port { port: *port },
+                    None => refusal(ErrorCode::NoSuchNode, "no such node"),
+                }
+            }
+            Request::Names => {
+                if !(conn.trusted || conn.authed) {
+                    return refusal(ErrorCode::AuthRequired, "authenticate first");
+                }
+                let mut nodes: Vec<(String, u16)> = self
+                    .names
+                    .iter()
+                    .map(|(name, (port, _))| (name.clone(), *port))
+                    .collect();
+                nodes.sort();
+                Reply::Names { nodes }
+            }
+        }
+    }
+
+    fn refuse_and_close(&mut self, index: usize, code: ErrorCode, reason: String) {
+        if let Some(conn) = self.conns[index].as_mut() {
+            tracing::warn!(peer = %conn.peer, %reason, "erlangen-port-mapper: closing a connection");
+            refusal(code, &reason).encode(&mut conn.write);
+            conn.write_started = Some(Instant::now());
+            conn.closing = true;
+        }
+    }
+
+    /// Closes connection `index`, releasing its registration; logs `reason`.
+    fn close(&mut self, index: usize, reason: Option<String>) {
+        let Some(mut conn) = self.conns[index].take() else {
+            return;
+        };
+        if let Some(reason) = reason {
+            tracing::warn!(peer = %conn.peer, %reason, "erlangen-port-mapper: closing a connection");
+        }
+        if let Some(name) = conn.registered.take() {
+            if self.names.get(&name).map(|(_, owner)| *owner) == Some(index) {
+                self.names.remove(&name);
+            }
+        }
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        drop(conn);
+        self.free.push(index);
+        self.open -= 1;
+        self.publish_stats();
+    }
+
+    /// When the next connection times out.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.conns
+            .iter()
+            .flatten()
+            .filter_map(|conn| deadline(conn, &self.config))
+            .min()
+    }
+
+    /// Closes every connection whose deadline passed.
+    fn expire(&mut self, now: Instant) {
+        for index in 0..self.conns.len() {
+            let Some(conn) = self.conns[index].as_ref() else {
+                continue;
+            };
+            if let Some(deadline) = deadline(conn, &self.config) {
+                if deadline <= now {
+                    let reason = if conn.frame_started.is_some() {
+                        "a frame was not completed in time"
+                    } else if conn.write_started.is_some() {
+                        "the peer does not read its replies"
+                    } else if !conn.requested {
+                        "no request after the greeting"
+                    } else {
+                        "idle"
+                    };
+                    self.close(index, Some(reason.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// When `conn` must be closed, if it makes no progress.
+fn deadline(conn: &Conn, config: &DaemonConfig) -> Option<Instant> {
+    let mut deadlines = Vec::with_capacity(3);
+    if let Some(started) = conn.frame_started {
+        deadlines.push(started + config.frame_timeout);
+    }
+    if let Some(started) = conn.write_started {
+        deadlines.push(started + config.frame_timeout);
+    }
+    if conn.registered.is_none() {
+        if conn.requested {
+            deadlines.push(conn.last_request + config.idle_timeout);
+        } else {
+            deadlines.push(conn.accepted + config.frame_timeout);
+        }
+    }
+    deadlines.into_iter().min()
+}
+
+/// Writes pending bytes. `Ok(true)`: all out; `Ok(false)`: the socket is
+/// full, wait for writable.
+fn flush(conn: &mut Conn) -> io::Result<bool> {
+    while conn.written < conn.write.len() {
+        match conn.stream.write(&conn.write[conn.written..]) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed")),
+            Ok(n) => conn.written += n,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    conn.write.clear();
+    conn.written = 0;
+    conn.write_started = None;
+    Ok(true)
+}
+
+fn refusal(code: ErrorCode, description: &str) -> Reply {
+    Reply::Error {
+        code: code as u32,
+        description: description.to_owned(),
+    }
+}
+
+/// A daemon running on a thread of its own: the embedded mode, for demos
+/// and tests. Dropping it stops it.
+#[derive(Debug)]
+pub struct Daemon {
+    addr: SocketAddr,
+    stopper: Stopper,
+    stats: Arc<StatsCell>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl Daemon {
+    /// Binds and starts serving on a new thread.
+    pub fn start(config: DaemonConfig) -> io::Result<Daemon> {
+        let server = Server::bind(config)?;
+        let addr = server.local_addr()?;
+        let stopper = server.stopper();
+        let stats = server.stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("erlangen-port-mapper".into())
+            .spawn(move || server.run())?;
+        Ok(Daemon {
+            addr,
+            stopper,
+            stats,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> DaemonStats {
+        DaemonStats {
+            names: self.stats.names.load(Ordering::Relaxed),
+            connections: self.stats.connections.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops it and waits for its thread.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.shut()
+    }
+
+    fn shut(&mut self) -> io::Result<()> {
+        self.stopper.stop();
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the daemon thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.shut();
+    }
+}

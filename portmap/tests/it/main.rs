@@ -1,0 +1,9 @@
+//! Integration tests of erlangen-portmap: one binary, one module per behaviour.
+
+mod access;
+mod cli;
+mod hardening;
+mod parser_fuzz;
+mod register_lookup;
+mod restart;
+mod support;
