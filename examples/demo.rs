@@ -1,14 +1,63 @@
 //! cargo run --release --example demo
 //!
-//! A tour of the runtime on this machine: a supervised crash, a kill, the
-//! registry, ping-pong, and a 111,111-agent spawn tree, with what each took.
-//! (Nodes and the port mapper join this demo when the `net` crate lands.)
+//! A tour of the runtime on this machine: the port mapper (the one running
+//! on 127.0.0.1:10001, or an embedded one started here if none runs), a
+//! supervised crash, a kill, the registry, ping-pong, and a 111,111-agent
+//! spawn tree, with what each took. (Nodes talking over TCP join this demo
+//! when the `net` crate lands.)
 
 use std::time::{Duration, Instant};
 
+use erlangen::portmap::{self, Client, Daemon, DaemonConfig, KeepRegistered};
 use erlangen::{Ctx, Down, ExitReason, Pid, Runtime, SpawnOptions};
 
+/// Finds the host's port mapper, or starts an embedded one.
+fn port_mapper() -> Result<(std::net::SocketAddr, Option<Daemon>), String> {
+    let default = portmap::LISTEN_DEFAULT;
+    if Client::connect(default).is_ok() {
+        return Ok((default, None));
+    }
+    let daemon = Daemon::start(DaemonConfig::default())
+        .or_else(|_| {
+            // The default port is taken by something else: any free one.
+            Daemon::start(DaemonConfig {
+                listen: "127.0.0.1:0".parse().expect("a valid address"),
+                ..DaemonConfig::default()
+            })
+        })
+        .map_err(|e| format!("cannot start a port mapper: {e}"))?;
+    Ok((daemon.local_addr(), Some(daemon)))
+}
+
 fn main() {
+    // 0. The port mapper: nodes find each other's ports through it.
+    let (mapper, embedded) = match port_mapper() {
+        Ok(found) => found,
+        Err(error) => {
+            eprintln!("{error}");
+            std::process::exit(1);
+        }
+    };
+    let name = format!("demo-{}", std::process::id());
+    let keeper = match KeepRegistered::start(mapper, &name, 4370) {
+        Ok(keeper) => keeper,
+        Err(error) => {
+            eprintln!("cannot register with the port mapper: {error}");
+            std::process::exit(1);
+        }
+    };
+    keeper.wait_registrations(1, Duration::from_secs(10));
+    let listed = Client::connect(mapper).and_then(|mut c| c.names());
+    println!(
+        "0. port mapper at {mapper} ({}); registered {name:?}; it lists {:?}",
+        if embedded.is_some() {
+            "embedded, none was running"
+        } else {
+            "already running"
+        },
+        listed.unwrap_or_default()
+    );
+
     let rt = match Runtime::new() {
         Ok(rt) => rt,
         Err(error) => {
@@ -22,6 +71,8 @@ fn main() {
         eprintln!("the demo's root agent exited: {reason}");
         std::process::exit(1);
     }
+    keeper.stop();
+    drop(embedded);
     let pool = rt.stack_pool_stats();
     println!(
         "stack pool: {} slab(s), {} slots carved, guard pages by {}",

@@ -2,8 +2,8 @@
 //!
 //! A distributed, asynchronous message-passing runtime: millions of
 //! lightweight agents exchanging messages. This facade crate re-exports the
-//! public API of its parts; today that is the single-node runtime
-//! ([`erlangen_runtime`]).
+//! public API of its parts: the single-node runtime ([`erlangen_runtime`],
+//! re-exported at the top) and the port mapper ([`portmap`]).
 //!
 //! ```
 //! let rt = erlangen::Runtime::builder().workers(1).build().unwrap();
@@ -11,3 +11,6 @@
 //! ```
 
 pub use erlangen_runtime::*;
+
+/// The port mapper: daemon, client and protocol ([`erlangen_portmap`]).
+pub use erlangen_portmap as portmap;
