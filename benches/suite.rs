@@ -40,6 +40,10 @@ const CASES: &[Case] = &[
     ("parked", parked),
     ("churn_1w", churn_1w),
     ("churn_2w", churn_2w),
+    ("chameneos_1w", chameneos_1w),
+    ("chameneos_2w", chameneos_2w),
+    ("big_1w", big_1w),
+    ("big_2w", big_2w),
     ("parallel_map", parallel_map),
 ];
 
@@ -109,6 +113,16 @@ fn main() {
 fn runtime(workers: usize) -> Runtime {
     Runtime::builder()
         .workers(workers)
+        .build()
+        .expect("runtime starts")
+}
+
+/// A runtime whose agents (the root included) take up to `mailbox_len`
+/// messages: for cases where many agents report to one.
+fn runtime_with_mailbox(workers: usize, mailbox_len: usize) -> Runtime {
+    Runtime::builder()
+        .workers(workers)
+        .mailbox_len(mailbox_len)
         .build()
         .expect("runtime starts")
 }
@@ -464,6 +478,194 @@ fn churn_1w(d: u64) {
 }
 fn churn_2w(d: u64) {
     churn(2, d, "2w");
+}
+
+// ---- B7 chameneos and big ---------------------------------------------
+
+/// A creature asks the broker for a partner: (who, colour).
+struct Meet(Pid, u8);
+
+fn chameneos(workers: usize, divisor: u64, label: &str) {
+    const CREATURES: usize = 100;
+    let meetings = 200_000 / divisor;
+    let rt = runtime_with_mailbox(workers, 4 * CREATURES);
+    let (elapsed, total) = rt
+        .run(move |ctx| {
+            let me = ctx.pid();
+            let started = Instant::now();
+            let broker = ctx
+                .spawn_with(SpawnOptions::new().mailbox_len(2 * CREATURES), move |ctx| {
+                    let mut waiting: Option<Meet> = None;
+                    for _ in 0..meetings {
+                        loop {
+                            let meet = ctx.receive().downcast::<Meet>().unwrap();
+                            match waiting.take() {
+                                None => waiting = Some(meet),
+                                Some(first) => {
+                                    ctx.send(&first.0, Some(meet.1));
+                                    ctx.send(&meet.0, Some(first.1));
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    // Tell everyone to stop: the one waiting now, then each
+                    // of the others as its next request comes in.
+                    let mut left = CREATURES;
+                    if let Some(first) = waiting.take() {
+                        ctx.send(&first.0, None::<u8>);
+                        left -= 1;
+                    }
+                    for _ in 0..left {
+                        let meet = ctx.receive().downcast::<Meet>().unwrap();
+                        ctx.send(&meet.0, None::<u8>);
+                    }
+                })
+                .unwrap();
+            for i in 0..CREATURES {
+                let broker = broker.clone();
+                let me = me.clone();
+                ctx.spawn(move |ctx| {
+                    let mut colour = (i % 3) as u8;
+                    let mut met = 0u64;
+                    loop {
+                        ctx.send(&broker, Meet(ctx.pid(), colour));
+                        match ctx.receive().downcast::<Option<u8>>().unwrap() {
+                            Some(other) => {
+                                colour = if colour == other {
+                                    colour
+                                } else {
+                                    3 - colour - other
+                                };
+                                met += 1;
+                            }
+                            None => break,
+                        }
+                    }
+                    ctx.send(&me, met);
+                });
+            }
+            let total: u64 = (0..CREATURES)
+                .map(|_| ctx.receive().downcast::<u64>().unwrap())
+                .sum();
+            (started.elapsed(), total)
+        })
+        .unwrap();
+    assert_eq!(total, 2 * meetings, "every meeting counts twice");
+    figure(
+        "B7 chameneos",
+        label,
+        &[
+            ("meetings", meetings.to_string()),
+            ("total_ms", format!("{:.1}", elapsed.as_secs_f64() * 1e3)),
+        ],
+    );
+}
+
+fn chameneos_1w(d: u64) {
+    chameneos(1, d, "1w");
+}
+fn chameneos_2w(d: u64) {
+    chameneos(2, d, "2w");
+}
+
+/// Savina's big: messages between many agents.
+enum Big {
+    /// Everyone's pids.
+    Peers(Arc<Vec<Pid>>),
+    /// A ping from this agent.
+    Ping(usize),
+    /// The answer.
+    Pong,
+    /// The run is over.
+    Stop,
+}
+
+fn big(workers: usize, divisor: u64, label: &str) {
+    const AGENTS: usize = 120;
+    let pings = 20_000 / divisor;
+    let rt = runtime_with_mailbox(workers, 4 * AGENTS);
+    let (elapsed, done) = rt
+        .run(move |ctx| {
+            let me = ctx.pid();
+            let mut pids = Vec::with_capacity(AGENTS);
+            for index in 0..AGENTS {
+                let me = me.clone();
+                pids.push(
+                    ctx.spawn_with(SpawnOptions::new().mailbox_len(4 * AGENTS), move |ctx| {
+                        big_agent(ctx, index, pings, me)
+                    })
+                    .unwrap(),
+                );
+            }
+            let peers = Arc::new(pids.clone());
+            let started = Instant::now();
+            for pid in &pids {
+                ctx.send(pid, Big::Peers(peers.clone()));
+            }
+            let done = (0..AGENTS)
+                .map(|_| ctx.receive().downcast::<u64>().unwrap())
+                .sum::<u64>();
+            let elapsed = started.elapsed();
+            for pid in &pids {
+                ctx.send(pid, Big::Stop);
+            }
+            (elapsed, done)
+        })
+        .unwrap();
+    assert_eq!(done, AGENTS as u64 * pings);
+    figure(
+        "B7 big",
+        label,
+        &[
+            ("messages", (2 * AGENTS as u64 * pings).to_string()),
+            ("total_ms", format!("{:.1}", elapsed.as_secs_f64() * 1e3)),
+        ],
+    );
+}
+
+fn big_agent(ctx: &mut Ctx, index: usize, pings: u64, root: Pid) {
+    // Pings from faster agents may arrive before our peer list: wait for
+    // the list selectively, leaving them queued.
+    let peers = ctx.receive_match(|m| matches!(m.downcast_ref::<Big>(), Some(Big::Peers(_))));
+    let Ok(Big::Peers(peers)) = peers.downcast::<Big>() else {
+        return;
+    };
+    let mut seed = index as u64 * 0x9e37_79b9_7f4a_7c15 + 1;
+    let mut sent = 0;
+    let ping_next = |seed: &mut u64| {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let mut target = (*seed % peers.len() as u64) as usize;
+        if target == index {
+            target = (target + 1) % peers.len();
+        }
+        target
+    };
+    ctx.send(&peers[ping_next(&mut seed)], Big::Ping(index));
+    loop {
+        match ctx.receive().downcast::<Big>() {
+            Ok(Big::Ping(from)) => ctx.send(&peers[from], Big::Pong),
+            Ok(Big::Pong) => {
+                sent += 1;
+                if sent == pings {
+                    ctx.send(&root, pings);
+                } else {
+                    ctx.send(&peers[ping_next(&mut seed)], Big::Ping(index));
+                }
+            }
+            Ok(Big::Stop) | Err(_) => return,
+            Ok(Big::Peers(_)) => {}
+        }
+    }
+}
+
+fn big_1w(d: u64) {
+    big(1, d, "1w");
+}
+fn big_2w(d: u64) {
+    big(2, d, "2w");
 }
 
 // ---- B9 parallel map ----------------------------------------------------

@@ -590,11 +590,13 @@ impl Runtime {
         );
         for cell in self.shared.live.snapshot() {
             out += &format!(
-                "agent {:x}: state={} home={:?} queued={}\n",
+                "agent {:x}: state={} home={:?} queued={} received={} dropped={}\n",
                 cell.serial,
                 cell.state.debug_word(),
                 cell.home(),
-                cell.mailbox.len()
+                cell.mailbox.len(),
+                cell.mailbox.received(),
+                cell.mailbox.dropped()
             );
         }
         out
