@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks: ours against Go, Erlang, tokio, may and rayon.
+
+    python3 benches/compare.py            # full run: writes benches/RESULTS.md and benches/ratios.svg
+    python3 benches/compare.py --quick    # 1/10 size, one run each: checks results, judges nothing
+    python3 benches/compare.py --cases skynet,parked
+
+Installs the peers' toolchains if missing (Debian's golang-go and
+erlang-base), builds everything in release, then for every case runs a
+warm-up of each program and 5 timed runs, interleaved (ours, Go, Erlang,
+tokio, may, ours, ...). Each program prints one line per figure; the runner
+takes the case's metric from it and the peak RSS from the kernel (wait4).
+A program that cannot run a case exits non-zero: it is recorded as DNF with
+its last line of error output.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEERS = os.path.join(ROOT, "target", "peers")
+RUN_TIMEOUT_S = 60
+ROUNDS = 5
+
+# name, case, line filter, metric, unit, target (ratio ours / best peer), peers
+ROWS = [
+    ("B1 ping-pong 1w", "ping_pong_1w", "", "rtt_ns", "ns", 0.5, ["go", "erlang", "tokio", "may"]),
+    ("B1 ping-pong 2w", "ping_pong_2w", "", "rtt_ns", "ns", 1.0, ["go", "erlang", "tokio", "may"]),
+    ("B1 ping-pong 2w, pair apart", "ping_pong_2w_cross", "", "rtt_ns", "ns", None, ["go", "erlang", "tokio", "may"]),
+    ("B2 counting 1w", "counting_1w", "", "per_msg_ns", "ns", 1.0, ["go", "erlang", "tokio", "may"]),
+    ("B2 counting 2w", "counting_2w", "", "per_msg_ns", "ns", 1.0, ["go", "erlang", "tokio", "may"]),
+    ("B3 ring 100, 1w", "ring_100", "", "per_hop_ns", "ns", 0.8, ["go", "erlang", "tokio", "may"]),
+    ("B3 ring 10,000, 1w", "ring_10000", "", "per_hop_ns", "ns", 0.8, ["go", "erlang", "tokio", "may"]),
+    ("B3 ring 100, 2w", "ring_100_2w", "", "per_hop_ns", "ns", None, ["go", "erlang", "tokio", "may"]),
+    ("B4 skynet 2w", "skynet", "", "wall_ms", "ms", 0.7, ["go", "erlang", "tokio", "may"]),
+    ("B5 1M parked, spawn (cold)", "parked", "cold", "spawn_ns_per_agent", "ns", 0.5, ["go", "erlang", "tokio", "may"]),
+    ("B5 1M parked, spawn (warm)", "parked", "warm", "spawn_ns_per_agent", "ns", None, ["go", "erlang", "tokio", "may"]),
+    ("B5 1M parked, RSS per agent", "parked", "cold", "rss_bytes_per_agent", "B", None, ["go", "erlang", "tokio", "may"]),
+    ("B6 churn 1w", "churn_1w", "", "per_agent_ns", "ns", 1.0, ["go", "erlang", "tokio", "may"]),
+    ("B6 churn 2w", "churn_2w", "", "per_agent_ns", "ns", 1.0, ["go", "erlang", "tokio", "may"]),
+    ("B7 chameneos 1w", "chameneos_1w", "", "total_ms", "ms", 1.0, ["go", "erlang", "tokio"]),
+    ("B7 chameneos 2w", "chameneos_2w", "", "total_ms", "ms", 1.0, ["go", "erlang", "tokio"]),
+    ("B7 big 1w", "big_1w", "", "total_ms", "ms", 1.0, ["go", "erlang", "tokio"]),
+    ("B7 big 2w", "big_2w", "", "total_ms", "ms", 1.0, ["go", "erlang", "tokio"]),
+    ("B8 distribution", None, "", "", "", None, []),
+    ("B9 parallel map 2w", "parallel_map", "", "parallel_ms", "ms", 1.1, ["rayon"]),
+]
+
+
+def sh(cmd, **kw):
+    print("+", " ".join(cmd), file=sys.stderr)
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def ensure_toolchains():
+    missing = [p for p, tool in (("golang-go", "go"), ("erlang-base", "erl")) if shutil.which(tool) is None]
+    if missing:
+        if os.geteuid() != 0:
+            sys.exit(f"missing {missing}: run `sudo apt-get install -y {' '.join(missing)}`")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
+        sh(["apt-get", "install", "-y", "-q", *missing], env=env)
+
+
+def build():
+    os.makedirs(PEERS, exist_ok=True)
+    out = subprocess.run(
+        ["cargo", "bench", "--bench", "suite", "--no-run", "--message-format=json"],
+        cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True,
+    ).stdout
+    ours = None
+    for line in out.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "suite" and msg.get("executable"):
+            ours = msg["executable"]
+    if ours is None:
+        sys.exit("could not find the benchmark executable")
+    env = dict(os.environ, GOCACHE=os.path.join(PEERS, "gocache"), GOPATH=os.path.join(PEERS, "gopath"),
+               HOME=os.environ.get("HOME", "/root"), GO111MODULE="off")
+    sh(["go", "build", "-o", os.path.join(PEERS, "go-bench"), "main.go"], cwd=os.path.join(ROOT, "benches/peers/go"), env=env)
+    os.makedirs(os.path.join(PEERS, "erlang"), exist_ok=True)
+    sh(["erlc", "-o", os.path.join(PEERS, "erlang"), "bench.erl"], cwd=os.path.join(ROOT, "benches/peers/erlang"))
+    sh(["cargo", "build", "--release", "--quiet"], cwd=os.path.join(ROOT, "benches/peers/rust"),
+       env=dict(os.environ, CARGO_TARGET_DIR=os.path.join(PEERS, "rust")))
+    rust = os.path.join(PEERS, "rust", "release")
+    return {
+        "ours": ours,
+        "go": os.path.join(PEERS, "go-bench"),
+        "erlang": None,
+        "tokio": os.path.join(rust, "tokio-bench"),
+        "may": os.path.join(rust, "may-bench"),
+        "rayon": os.path.join(rust, "rayon-bench"),
+    }
+
+
+def command(program, binaries, case, quick):
+    extra = ["--quick"] if quick else []
+    if program == "erlang":
+        schedulers = "2" if ("2w" in case or case in ("skynet", "parked")) else "1"
+        return ["erl", "-noshell", "+S", schedulers, "+P", "5000000", "-pa", os.path.join(PEERS, "erlang"),
+                "-run", "bench", "main", *(["quick"] if quick else [])]
+    return [binaries[program], *extra]
+
+
+def run_once(program, binaries, case, quick):
+    """One run: (lines, peak RSS KiB) or raises RuntimeError(why)."""
+    cmd = command(program, binaries, case, quick)
+    env = dict(os.environ, ERLANGEN_BENCH_CASE=case)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + RUN_TIMEOUT_S
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.time() > deadline:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            raise RuntimeError(f"timed out after {RUN_TIMEOUT_S} s")
+        time.sleep(0.01)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        last = [l for l in err.strip().splitlines() if l.strip()]
+        raise RuntimeError((last[-1] if last else f"exit {code}")[:200])
+    return [l for l in out.splitlines() if l.startswith("B")], usage.ru_maxrss
+
+
+def metric(lines, line_filter, key):
+    for line in lines:
+        if line_filter and line_filter not in line:
+            continue
+        m = re.search(rf"\b{re.escape(key)}=([0-9.]+)", line)
+        if m:
+            return float(m.group(1))
+    raise RuntimeError(f"no {key} in output")
+
+
+def measure(rows, binaries, quick):
+    results = {}  # (case, program) -> {"runs": [(lines, rss)], "error": str}
+    cases = []
+    for row in rows:
+        if row[1] and row[1] not in cases:
+            cases.append(row[1])
+    for case in cases:
+        programs = ["ours"]
+        for row in rows:
+            if row[1] == case:
+                programs += [p for p in row[6] if p not in programs]
+        rounds = 1 if quick else ROUNDS + 1
+        for r in range(rounds):
+            for program in programs:
+                slot = results.setdefault((case, program), {"runs": [], "error": None})
+                if slot["error"]:
+                    continue
+                try:
+                    lines, rss = run_once(program, binaries, case, quick)
+                except RuntimeError as error:
+                    slot["error"] = str(error)
+                    print(f"{case} {program}: DNF: {error}", file=sys.stderr)
+                    continue
+                if quick or r > 0:  # the first round is the warm-up
+                    slot["runs"].append((lines, rss))
+                print(f"{case} {program} round {r}: {lines[0] if lines else ''}", file=sys.stderr)
+    return results
+
+
+def summarize(rows, results):
+    table = []
+    for name, case, line_filter, key, unit, target, peers in rows:
+        if case is None:
+            table.append({"name": name, "pending": True})
+            continue
+        entry = {"name": name, "unit": unit, "target": target, "values": {}, "errors": {}, "rss": {}}
+        for program in ["ours", *peers]:
+            slot = results.get((case, program))
+            if slot is None:
+                continue
+            if slot["error"] and not slot["runs"]:
+                entry["errors"][program] = slot["error"]
+                continue
+            try:
+                values = [metric(lines, line_filter, key) for lines, _ in slot["runs"]]
+            except RuntimeError as error:
+                entry["errors"][program] = str(error)
+                continue
+            entry["values"][program] = (statistics.median(values), min(values))
+            entry["rss"][program] = max(rss for _, rss in slot["runs"])
+        peer_medians = {p: v[0] for p, v in entry["values"].items() if p != "ours"}
+        if "ours" in entry["values"] and peer_medians:
+            best = min(peer_medians, key=peer_medians.get)
+            entry["best"] = best
+            entry["ratio"] = entry["values"]["ours"][0] / peer_medians[best] if peer_medians[best] else None
+        table.append(entry)
+    return table
+
+
+def fmt(v):
+    if v >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.1f}"
+
+
+def versions():
+    def out(cmd):
+        try:
+            return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "unknown"
+    lock = os.path.join(ROOT, "benches/peers/rust/Cargo.lock")
+    crates = {}
+    if os.path.exists(lock):
+        text = open(lock).read()
+        for crate in ("tokio", "may", "rayon"):
+            m = re.search(rf'name = "{crate}"\nversion = "([^"]+)"', text)
+            crates[crate] = m.group(1) if m else "?"
+    otp = out(["erl", "-noshell", "-eval", 'io:format("~s", [erlang:system_info(otp_release)]), halt().'])
+    return {
+        "rustc": out(["rustc", "--version"]),
+        "go": out(["go", "version"]),
+        "erlang": f"OTP {otp}",
+        **{k: f"{k} {v}" for k, v in crates.items()},
+    }
+
+
+def machine():
+    model = "unknown CPU"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    maps = open("/proc/sys/vm/max_map_count").read().strip()
+    return f"{model}, {os.cpu_count()} vCPUs, {mem:.0f} GiB, Linux {platform.release()}, vm.max_map_count {maps}"
+
+
+def write_results(table, started):
+    lines = ["# Benchmark results", "",
+             "Generated by `python3 benches/compare.py` (do not edit by hand; commentary goes in",
+             "`benches/ANALYSIS.md`, which is appended below).", "",
+             f"* Date: {started:%Y-%m-%d %H:%M} UTC",
+             f"* Machine: {machine()}",
+             "* Versions: " + "; ".join(versions().values()),
+             f"* Method: per case, a warm-up run of each program, then {ROUNDS} timed runs interleaved",
+             "  (ours, Go, Erlang, tokio, may, ours, …). Median and minimum of the timed runs; peak RSS",
+             "  is the largest of the runs (wait4). Ratio = our median / the best peer's median (lower",
+             "  is better); the target is the issue's.", "",
+             "| row | unit | ours (median / min) | Go | Erlang | tokio | may | rayon | best peer | ratio | target | peak RSS ours / best (MiB) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for e in table:
+        if e.get("pending"):
+            lines.append(f"| {e['name']} | | comes with the nodes issue | | | | | | | | | |")
+            continue
+        cells = []
+        for p in ["go", "erlang", "tokio", "may", "rayon"]:
+            if p in e["values"]:
+                cells.append(fmt(e["values"][p][0]))
+            elif p in e["errors"]:
+                cells.append(f"DNF ({e['errors'][p]})")
+            else:
+                cells.append("–")
+        ours = e["values"].get("ours")
+        ours_s = f"{fmt(ours[0])} / {fmt(ours[1])}" if ours else f"DNF ({e['errors'].get('ours', '?')})"
+        ratio = e.get("ratio")
+        target = e["target"]
+        verdict = ""
+        if ratio is not None and target is not None:
+            verdict = " ✓" if ratio <= target else " ✗"
+        best = e.get("best", "–")
+        rss = ""
+        if "ours" in e["rss"] and best in e["rss"]:
+            rss = f"{e['rss']['ours'] / 1024:.0f} / {e['rss'][best] / 1024:.0f}"
+        lines.append(f"| {e['name']} | {e['unit']} | {ours_s} | " + " | ".join(cells) +
+                     f" | {best} | {'' if ratio is None else f'{ratio:.2f}'}{verdict} | "
+                     f"{'' if target is None else f'≤ {target}'} | {rss} |")
+    lines += ["", "![ratios](ratios.svg)", ""]
+    analysis = os.path.join(ROOT, "benches", "ANALYSIS.md")
+    if os.path.exists(analysis):
+        lines += [open(analysis).read()]
+    open(os.path.join(ROOT, "benches", "RESULTS.md"), "w").write("\n".join(lines) + "\n")
+
+
+def write_svg(table):
+    rows = [e for e in table if not e.get("pending") and e.get("ratio") is not None]
+    width, bar_h, left, top = 760, 22, 260, 30
+    scale_max = max([2.0] + [min(e["ratio"], 8.0) for e in rows])
+    px = (width - left - 60) / scale_max
+    height = top + bar_h * len(rows) + 40
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+           f'<text x="{left}" y="18">ours / best peer (lower is better; line = 1.0)</text>']
+    for i, e in enumerate(rows):
+        y = top + i * bar_h
+        r = min(e["ratio"], 8.0)
+        colour = "#2a9d5a" if (e["target"] is None or e["ratio"] <= e["target"]) else "#d1495b"
+        out.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{e["name"]}</text>')
+        out.append(f'<rect x="{left}" y="{y + 3}" width="{r * px:.1f}" height="{bar_h - 6}" fill="{colour}"/>')
+        out.append(f'<text x="{left + r * px + 4:.1f}" y="{y + 15}">{e["ratio"]:.2f} vs {e["best"]}</text>')
+    x1 = left + px
+    out.append(f'<line x1="{x1:.1f}" y1="{top}" x2="{x1:.1f}" y2="{top + bar_h * len(rows)}" stroke="black" stroke-dasharray="4 3"/>')
+    out.append("</svg>")
+    open(os.path.join(ROOT, "benches", "ratios.svg"), "w").write("\n".join(out) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1/10 size, one run each, check results only")
+    parser.add_argument("--cases", help="comma-separated case names to run")
+    args = parser.parse_args()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    ensure_toolchains()
+    binaries = build()
+    rows = ROWS
+    if args.cases:
+        wanted = set(args.cases.split(","))
+        rows = [r for r in ROWS if r[1] in wanted]
+    results = measure(rows, binaries, args.quick)
+    table = summarize(rows, results)
+    failed = [e["name"] for e in table if not e.get("pending") and "ours" not in e["values"]]
+    if args.quick:
+        for e in table:
+            if not e.get("pending"):
+                print(f"{e['name']}: ours {'ok' if 'ours' in e['values'] else 'FAILED'}; peers ok: "
+                      f"{sorted(p for p in e['values'] if p != 'ours')}; DNF: {sorted(e['errors'])}")
+        if failed:
+            sys.exit(f"our side failed: {failed}")
+        return
+    write_results(table, started)
+    write_svg(table)
+    print(f"wrote benches/RESULTS.md and benches/ratios.svg in {time.time() - started.timestamp():.0f} s")
+    if failed:
+        sys.exit(f"our side failed: {failed}")
+
+
+if __name__ == "__main__":
+    main()

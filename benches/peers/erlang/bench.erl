@@ -1,0 +1,235 @@
+%% Erlang peer of benches/suite.rs: the same cases, the same output lines.
+%%
+%%   erlc -o ../../../target/peers/erlang bench.erl
+%%   ERLANGEN_BENCH_CASE=ping_pong_1w erl -noshell +S 1 +P 5000000 \
+%%       -pa ../../../target/peers/erlang -run bench main [quick]
+%%
+%% Processes and their mailboxes, plain ! and receive. The number of
+%% schedulers is the runner's +S (1w = 1, 2w = 2).
+-module(bench).
+-export([main/0, main/1]).
+
+main() -> main([]).
+main(Args) ->
+    Div = case Args of ["quick" | _] -> 10; _ -> 1 end,
+    Case = os:getenv("ERLANGEN_BENCH_CASE", ""),
+    try run(Case, Div) of
+        _ -> halt(0)
+    catch
+        throw:{dnf, Why} -> io:format(standard_error, "DNF: ~s~n", [Why]), halt(3);
+        Class:Reason -> io:format(standard_error, "DNF: ~p:~p~n", [Class, Reason]), halt(1)
+    end.
+
+now_ns() -> erlang:monotonic_time(nanosecond).
+per(Ns, N) -> io_lib:format("~.1f", [Ns / N]).
+ms(Ns) -> io_lib:format("~.1f", [Ns / 1.0e6]).
+
+label(Case) ->
+    case lists:suffix("2w", Case) of true -> "2w"; false -> "1w" end.
+
+run("ping_pong_" ++ _ = Case, Div) when Case =/= "ping_pong_2w_cross" -> ping_pong(Div, label(Case));
+run("counting_" ++ _ = Case, Div) -> counting(Div, label(Case));
+run("ring_100", Div) -> ring(100, Div, "100 1w");
+run("ring_10000", Div) -> ring(10000, Div, "10000 1w");
+run("ring_100_2w", Div) -> ring(100, Div, "100 2w");
+run("skynet", Div) -> skynet(Div);
+run("parked", Div) -> parked(Div);
+run("churn_" ++ _ = Case, Div) -> churn(Div, label(Case));
+run("chameneos_" ++ _ = Case, Div) -> chameneos(Div, label(Case));
+run("big_" ++ _ = Case, Div) -> big(Div, label(Case));
+run(Case, _) -> throw({dnf, "Erlang has no version of case " ++ Case ++ " (processes cannot be placed on schedulers)"}).
+
+ping_pong(Div, Label) ->
+    Rounds = 1000000 div Div,
+    Self = self(),
+    Pong = spawn(fun() -> ponger(Rounds) end),
+    Ping = spawn(fun() ->
+        T0 = now_ns(),
+        pinger(Pong, Rounds),
+        Self ! {elapsed, now_ns() - T0}
+    end),
+    _ = Ping,
+    receive {elapsed, Ns} ->
+        io:format("B1 ping-pong ~s rounds=~b rtt_ns=~s~n", [Label, Rounds, per(Ns, Rounds)])
+    end.
+
+ponger(0) -> ok;
+ponger(N) -> receive {From, X} -> From ! X end, ponger(N - 1).
+
+pinger(_, 0) -> ok;
+pinger(Pong, N) -> Pong ! {self(), N}, receive _ -> ok end, pinger(Pong, N - 1).
+
+counting(Div, Label) ->
+    N = 1000000 div Div,
+    Self = self(),
+    Counter = spawn(fun() -> count(0, Self) end),
+    T0 = now_ns(),
+    [Counter ! I || I <- lists:seq(0, N - 1)],
+    Counter ! total,
+    receive {total, Sum} ->
+        Ns = now_ns() - T0,
+        Sum = N * (N - 1) div 2,
+        io:format("B2 counting ~s messages=~b per_msg_ns=~s~n", [Label, N, per(Ns, N)])
+    end.
+
+count(Sum, Root) ->
+    receive
+        total -> Root ! {total, Sum};
+        I -> count(Sum + I, Root)
+    end.
+
+ring(Size, Div, Label) ->
+    Hops = 1000000 div Div,
+    Self = self(),
+    First = spawn(fun() -> receive {next, Next} -> ring_member(Next, Self) end end),
+    Last = lists:foldl(fun(_, Next) -> spawn(fun() -> ring_member(Next, Self) end) end, First, lists:seq(2, Size)),
+    First ! {next, Last},
+    T0 = now_ns(),
+    Last ! Hops,
+    receive done -> ok end,
+    Ns = now_ns() - T0,
+    io:format("B3 ring ~s agents=~b hops=~b per_hop_ns=~s~n", [Label, Size, Hops, per(Ns, Hops)]).
+
+ring_member(Next, Root) ->
+    receive
+        0 -> Root ! done, Next ! stop;
+        stop -> Next ! stop;
+        T -> Next ! T - 1, ring_member(Next, Root)
+    end.
+
+skynet(Div) ->
+    Leaves = 1000000 div Div,
+    Self = self(),
+    T0 = now_ns(),
+    spawn(fun() -> skynet_node(Self, 0, Leaves) end),
+    Sum = receive S -> S end,
+    Ns = now_ns() - T0,
+    Sum = Leaves * (Leaves - 1) div 2,
+    io:format("B4 skynet 2w agents=~b sum=~b wall_ms=~s peak_rss_mib=~.1f~n",
+              [Leaves + Leaves div 9, Sum, ms(Ns), peak_rss_kib() / 1024]).
+
+skynet_node(Parent, Num, 1) -> Parent ! Num;
+skynet_node(Parent, Num, Size) ->
+    Self = self(),
+    Step = Size div 10,
+    [spawn(fun() -> skynet_node(Self, Num + I * Step, Step) end) || I <- lists:seq(0, 9)],
+    Parent ! collect(10, 0).
+
+collect(0, Sum) -> Sum;
+collect(N, Sum) -> receive X -> collect(N - 1, Sum + X) end.
+
+status_kib(Field) ->
+    {ok, Bin} = file:read_file("/proc/self/status"),
+    Lines = string:split(binary_to_list(Bin), "\n", all),
+    [Line] = [L || L <- Lines, lists:prefix(Field, L)],
+    [_, V | _] = string:lexemes(Line, " \t"),
+    list_to_integer(V).
+
+peak_rss_kib() -> status_kib("VmHWM:").
+
+parked(Div) ->
+    N = 1000000 div Div,
+    Before = status_kib("VmRSS:"),
+    lists:foreach(fun(Round) ->
+        Self = self(),
+        T0 = now_ns(),
+        Pids = [spawn(fun() -> Self ! started, receive go -> Self ! finished end end) || _ <- lists:seq(1, N)],
+        wait(N, started),
+        Spawn = now_ns() - T0,
+        Rss = status_kib("VmRSS:"),
+        T1 = now_ns(),
+        [P ! go || P <- Pids],
+        wait(N, finished),
+        Teardown = now_ns() - T1,
+        Label = case Round of 0 -> "2w cold"; 1 -> "2w warm" end,
+        io:format("B5 parked ~s agents=~b spawn_ns_per_agent=~s rss_bytes_per_agent=~b teardown_ns_per_agent=~s~n",
+                  [Label, N, per(Spawn, N), (Rss - Before) * 1024 div N, per(Teardown, N)])
+    end, [0, 1]).
+
+wait(0, _) -> ok;
+wait(N, Tag) -> receive Tag -> wait(N - 1, Tag) end.
+
+churn(Div, Label) ->
+    N = 1000000 div Div,
+    Self = self(),
+    T0 = now_ns(),
+    churn_loop(N, Self),
+    wait(N, churned),
+    Ns = now_ns() - T0,
+    io:format("B6 churn ~s agents=~b per_agent_ns=~s~n", [Label, N, per(Ns, N)]).
+
+churn_loop(0, _) -> ok;
+churn_loop(I, Root) ->
+    P = spawn(fun() -> receive X -> _ = abs(math:sin(X) * math:cos(X)), Root ! churned end end),
+    P ! float(I),
+    churn_loop(I - 1, Root).
+
+chameneos(Div, Label) ->
+    Creatures = 100,
+    Meetings = 200000 div Div,
+    Self = self(),
+    T0 = now_ns(),
+    Broker = spawn(fun() -> broker(Meetings, none, Creatures) end),
+    [spawn(fun() -> creature(Broker, I rem 3, 0, Self) end) || I <- lists:seq(0, Creatures - 1)],
+    Total = lists:sum([receive {met, M} -> M end || _ <- lists:seq(1, Creatures)]),
+    Ns = now_ns() - T0,
+    Total = 2 * Meetings,
+    io:format("B7 chameneos ~s meetings=~b total_ms=~s~n", [Label, Meetings, ms(Ns)]).
+
+broker(0, Waiting, Creatures) ->
+    Left = case Waiting of none -> Creatures; {P, _} -> P ! stop, Creatures - 1 end,
+    [receive {meet, P2, _} -> P2 ! stop end || _ <- lists:seq(1, Left)];
+broker(M, none, C) -> receive {meet, P, Colour} -> broker(M, {P, Colour}, C) end;
+broker(M, {P1, C1}, C) ->
+    receive {meet, P2, C2} -> P1 ! {colour, C2}, P2 ! {colour, C1}, broker(M - 1, none, C) end.
+
+creature(Broker, Colour, Met, Root) ->
+    Broker ! {meet, self(), Colour},
+    receive
+        {colour, Other} ->
+            New = case Other of Colour -> Colour; _ -> 3 - Colour - Other end,
+            creature(Broker, New, Met + 1, Root);
+        stop -> Root ! {met, Met}
+    end.
+
+big(Div, Label) ->
+    Agents = 120,
+    Pings = 20000 div Div,
+    Self = self(),
+    Pids = [spawn(fun() -> receive {peers, Ps} -> big_agent(I, list_to_tuple(Ps), Pings, 0, I * 16#9e3779b97f4a7c15 + 1, Self) end end)
+            || I <- lists:seq(0, Agents - 1)],
+    T0 = now_ns(),
+    [P ! {peers, Pids} || P <- Pids],
+    Total = lists:sum([receive {done, D} -> D end || _ <- Pids]),
+    Ns = now_ns() - T0,
+    [P ! stop || P <- Pids],
+    Total = Agents * Pings,
+    io:format("B7 big ~s messages=~b total_ms=~s~n", [Label, 2 * Agents * Pings, ms(Ns)]).
+
+next(Index, Seed0, N) ->
+    S1 = (Seed0 bxor (Seed0 bsl 13)) band 16#FFFFFFFFFFFFFFFF,
+    S2 = S1 bxor (S1 bsr 7),
+    S3 = (S2 bxor (S2 bsl 17)) band 16#FFFFFFFFFFFFFFFF,
+    T = S3 rem N,
+    {case T of Index -> (T + 1) rem N; _ -> T end, S3}.
+
+big_agent(Index, Peers, Pings, 0, Seed, Root) ->
+    {T, S} = next(Index, Seed, tuple_size(Peers)),
+    element(T + 1, Peers) ! {ping, Index},
+    big_loop(Index, Peers, Pings, 0, S, Root);
+big_agent(_, _, _, _, _, _) -> ok.
+
+big_loop(Index, Peers, Pings, Sent, Seed, Root) ->
+    receive
+        {ping, From} ->
+            element(From + 1, Peers) ! pong,
+            big_loop(Index, Peers, Pings, Sent, Seed, Root);
+        pong when Sent + 1 == Pings ->
+            Root ! {done, Pings},
+            big_loop(Index, Peers, Pings, Sent + 1, Seed, Root);
+        pong ->
+            {T, S} = next(Index, Seed, tuple_size(Peers)),
+            element(T + 1, Peers) ! {ping, Index},
+            big_loop(Index, Peers, Pings, Sent + 1, S, Root);
+        stop -> ok
+    end.
