@@ -134,7 +134,8 @@ def run_once(program, binaries, case, quick):
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         last = [l for l in err.strip().splitlines() if l.strip()]
-        raise RuntimeError((last[-1] if last else f"exit {code}")[:200])
+        why = last[-1] if last else f"exit {code}"
+        raise RuntimeError(why.removeprefix("DNF: ")[:200])
     return [l for l in out.splitlines() if l.startswith("B")], usage.ru_maxrss
 
 
