@@ -30,6 +30,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = os.path.join(ROOT, "target", "peers")
 RUN_TIMEOUT_S = 60
+RUN_TIMEOUT_QUICK_S = 20
 ROUNDS = 5
 
 # name, case, line filter, metric, unit, target (ratio ours / best peer), peers
@@ -120,7 +121,8 @@ def run_once(program, binaries, case, quick):
     cmd = command(program, binaries, case, quick)
     env = dict(os.environ, ERLANGEN_BENCH_CASE=case)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + RUN_TIMEOUT_S
+    limit = RUN_TIMEOUT_QUICK_S if quick else RUN_TIMEOUT_S
+    deadline = time.time() + limit
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
@@ -128,7 +130,7 @@ def run_once(program, binaries, case, quick):
         if time.time() > deadline:
             proc.kill()
             os.wait4(proc.pid, 0)
-            raise RuntimeError(f"timed out after {RUN_TIMEOUT_S} s")
+            raise RuntimeError(f"timed out after {limit} s")
         time.sleep(0.01)
     out, err = proc.stdout.read(), proc.stderr.read()
     code = os.waitstatus_to_exitcode(status)
