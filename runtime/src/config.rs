@@ -57,6 +57,13 @@ pub(crate) const YIELD_WAIT_TICKS_MAX: u32 = 1024;
 /// a few ns per probe (pitfalls.md §6).
 pub(crate) const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
 
+/// How long an agent must have waited in a worker's stealable deque before
+/// another worker may steal it (Go delays stealing `runnext` the same way).
+/// An agent that spawns a partner and then blocks runs it on its own worker
+/// within microseconds, so the pair stays together; work that really waits
+/// (a spawner that keeps computing) is taken after this delay.
+pub(crate) const STEAL_DELAY: Duration = Duration::from_micros(200);
+
 /// Most agents moved in one batch from a shared queue to a worker.
 pub(crate) const STEAL_BATCH_LEN_MAX: usize = 32;
 

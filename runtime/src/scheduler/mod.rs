@@ -23,7 +23,9 @@
 //! agent could make safe code read another thread's thread-local. Agents
 //! that have not started hold only their `Send` closure, so they are the
 //! ones stolen, which is also where the load is in spawn-heavy work (a
-//! parent spawns children, idle workers take them).
+//! parent spawns children, idle workers take them). A thief waits until a
+//! deque has been non-empty for `STEAL_DELAY`, so that an agent that spawns
+//! a partner and then blocks keeps the partner on its own worker.
 
 pub(crate) mod idle;
 pub(crate) mod live;
@@ -62,6 +64,9 @@ pub(crate) struct WorkerShared {
     /// Entries in `timers`, written under its lock, read without it so that
     /// a worker with no timers reads neither the clock nor the lock.
     pub(crate) n_timers: std::sync::atomic::AtomicUsize,
+    /// When the worker's stealable deque last went from empty to non-empty
+    /// (ns since the runtime started); thieves wait `STEAL_DELAY` after it.
+    pub(crate) stealable_since_ns: AtomicU64,
 }
 
 /// Everything the workers and the runtime handle share.
@@ -86,6 +91,8 @@ pub(crate) struct Shared {
     /// Next serial number handed to a spawn outside a worker, or a block of
     /// serials handed to a worker.
     next_serial: AtomicU64,
+    /// When the runtime started: the origin of `clock_ns`.
+    epoch: std::time::Instant,
 }
 
 /// Serial numbers a worker reserves at a time.
@@ -102,6 +109,7 @@ impl Shared {
                 parker: Parker::new(),
                 timers: Mutex::new(Timers::default()),
                 n_timers: std::sync::atomic::AtomicUsize::new(0),
+                stealable_since_ns: AtomicU64::new(0),
             })
             .collect();
         Shared {
@@ -114,7 +122,13 @@ impl Shared {
             live: LiveTable::new(),
             stacks: StackPool::new(),
             next_serial: AtomicU64::new(1),
+            epoch: std::time::Instant::now(),
         }
+    }
+
+    /// Nanoseconds since the runtime started (monotonic).
+    pub(crate) fn clock_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
     }
 
     /// Takes `n` fresh serial numbers; returns the first.

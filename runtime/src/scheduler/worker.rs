@@ -39,7 +39,9 @@ use crate::agent::coroutine::{AgentCoroutine, Resumed, Suspend};
 use crate::agent::stack::StackCache;
 use crate::agent::state::AfterSuspend;
 use crate::agent::{overflow, AgentCell, Stage};
-use crate::config::{FAIRNESS_TICKS, LIFO_RUNS_MAX, STEAL_BATCH_LEN_MAX, YIELD_WAIT_TICKS_MAX};
+use crate::config::{
+    FAIRNESS_TICKS, LIFO_RUNS_MAX, STEAL_BATCH_LEN_MAX, STEAL_DELAY, YIELD_WAIT_TICKS_MAX,
+};
 use crate::exit::{ExitReason, ExitStatus};
 use crate::sync::lock;
 use crate::timer::TimerAction;
@@ -138,8 +140,15 @@ impl WorkerContext {
         }
     }
 
-    /// Puts an unstarted or migratable agent where other workers can steal it.
+    /// Puts an unstarted or migratable agent where other workers can steal it
+    /// (after `STEAL_DELAY`).
     pub(crate) fn push_stealable(&self, task: Task) {
+        if self.stealable.is_empty() {
+            // Relaxed: a stale value only moves the steal delay's start.
+            self.shared.workers[self.index]
+                .stealable_since_ns
+                .store(self.shared.clock_ns(), Ordering::Relaxed);
+        }
         self.stealable.push(task);
     }
 
@@ -207,6 +216,15 @@ impl WorkerContext {
         let n = self.shared.workers.len();
         for offset in 1..n {
             let victim = &self.shared.workers[(self.index + offset) % n];
+            if victim.stealer.is_empty() {
+                continue;
+            }
+            // Leave young work to its owner for STEAL_DELAY (config.rs).
+            let since = victim.stealable_since_ns.load(Ordering::Relaxed);
+            let delay = STEAL_DELAY.as_nanos() as u64;
+            if self.shared.clock_ns().saturating_sub(since) < delay {
+                continue;
+            }
             if let Some(task) = retry(|| victim.stealer.steal_batch_and_pop(&self.stealable)) {
                 return Some(task);
             }
