@@ -72,77 +72,45 @@
 //! 4. Destructors should not block.
 
 #![warn(missing_docs)]
-#![cfg_attr(loom, allow(dead_code, unused_imports))]
 
-// Under `--cfg loom` only the model-checked protocols are compiled, with
-// their loom models (see sync.rs).
+// The loom models (sync.rs says how to run them).
 #[cfg(loom)]
 mod loom_models;
-#[cfg(loom)]
-#[path = "agent/state.rs"]
-mod state;
 
-#[cfg(not(loom))]
 mod agent;
-#[cfg(not(loom))]
 mod config;
-#[cfg(not(loom))]
 mod context;
-#[cfg(not(loom))]
 mod error;
-#[cfg(not(loom))]
 mod exit;
-#[cfg(not(loom))]
 mod introspection;
-#[cfg(not(loom))]
 mod links;
-#[cfg(not(loom))]
 mod mailbox;
-#[cfg(not(loom))]
 mod message;
-#[cfg(not(loom))]
 mod pid;
-#[cfg(not(loom))]
 mod registry;
-#[cfg(not(loom))]
 mod runtime;
-#[cfg(not(loom))]
 mod scheduler;
-#[cfg(not(loom))]
 mod spawn;
 mod sync;
-#[cfg(not(loom))]
 mod timer;
 
-#[cfg(not(loom))]
 pub use crate::agent::stack::StackPoolStats;
-#[cfg(not(loom))]
 pub use crate::config::{
     MAILBOX_LEN_DEFAULT, MAILBOX_LEN_MAX, STACK_SIZE_BYTES_DEFAULT, STACK_SIZE_BYTES_MAX,
     STACK_SIZE_BYTES_MIN,
 };
-#[cfg(not(loom))]
 pub use crate::context::Ctx;
-#[cfg(not(loom))]
 pub use crate::error::Error;
-#[cfg(not(loom))]
 pub use crate::exit::{Down, ExitReason, ExitStatus, Timeout, Value};
-#[cfg(not(loom))]
 pub use crate::introspection::{AgentStats, AgentTree};
-#[cfg(not(loom))]
 pub use crate::message::Message;
-#[cfg(not(loom))]
 pub use crate::pid::Pid;
-#[cfg(not(loom))]
 pub use crate::runtime::{Builder, Runtime};
-#[cfg(not(loom))]
 pub use crate::scheduler::signal::Attach;
-#[cfg(not(loom))]
 pub use crate::spawn::SpawnOptions;
 
 /// Types that must be `Send` and `Sync` for the runtime to be usable from
 /// any thread; a compile error here is a design error.
-#[cfg(not(loom))]
 #[allow(dead_code)]
 fn _assert_send_sync() {
     fn send_sync<T: Send + Sync>() {}

@@ -15,7 +15,7 @@ use crate::sync::{fence, AtomicBool, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
-use crate::state::{AfterSuspend, State};
+use crate::agent::state::{AfterSuspend, State};
 
 /// Protocol 1, for one message arriving while the agent runs and decides
 /// to wait.

@@ -1,10 +1,11 @@
 //! The one place that chooses between `std` atomics and loom's.
 //!
 //! The agent state word (agent/state.rs) and the parking flag
-//! (scheduler/idle.rs) import their atomics from here. Under `--cfg loom` the
-//! crate compiles only those protocols and their loom models
+//! (scheduler/idle.rs) import their atomics from here. Under `--cfg loom`
+//! they are loom's, and the crate's unit tests are the loom models
 //! (`RUSTFLAGS="--cfg loom" cargo test --release -p erlangen-runtime --lib`),
 //! which explore every interleaving of a waker against a suspending worker.
+//! Nothing else in the crate runs under that cfg.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -14,7 +15,6 @@ pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, O
 
 /// Locks `mutex`, ignoring poisoning: runtime code never panics while holding
 /// one of its own locks, and agent code never runs under a runtime lock.
-#[cfg(not(loom))]
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,
@@ -33,7 +33,6 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 /// Rule SPIN: `value` is accessed only through a `SpinGuard`, and at most one
 /// guard exists at a time (the `locked` flag, acquired with Acquire and
 /// released with Release, orders the accesses).
-#[cfg(not(loom))]
 pub(crate) struct SpinLock<T> {
     /// Set while a guard exists.
     locked: std::sync::atomic::AtomicBool,
@@ -44,10 +43,8 @@ pub(crate) struct SpinLock<T> {
 // SAFETY: rule SPIN gives exclusive access to `value` to one thread at a
 // time, so sharing the lock shares `T` only by moving access: `T: Send`
 // suffices, as for `Mutex`.
-#[cfg(not(loom))]
 unsafe impl<T: Send> Sync for SpinLock<T> {}
 
-#[cfg(not(loom))]
 impl<T: std::fmt::Debug> std::fmt::Debug for SpinLock<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpinLock").finish_non_exhaustive()
@@ -55,13 +52,11 @@ impl<T: std::fmt::Debug> std::fmt::Debug for SpinLock<T> {
 }
 
 /// Exclusive access to a `SpinLock`'s value.
-#[cfg(not(loom))]
 pub(crate) struct SpinGuard<'a, T> {
     /// The lock held.
     lock: &'a SpinLock<T>,
 }
 
-#[cfg(not(loom))]
 impl<T> SpinLock<T> {
     /// An unlocked lock.
     pub(crate) fn new(value: T) -> SpinLock<T> {
@@ -107,7 +102,6 @@ impl<T> SpinLock<T> {
     }
 }
 
-#[cfg(not(loom))]
 impl<T> std::ops::Deref for SpinGuard<'_, T> {
     type Target = T;
 
@@ -117,7 +111,6 @@ impl<T> std::ops::Deref for SpinGuard<'_, T> {
     }
 }
 
-#[cfg(not(loom))]
 impl<T> std::ops::DerefMut for SpinGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: rule SPIN: this guard is the only access.
@@ -125,7 +118,6 @@ impl<T> std::ops::DerefMut for SpinGuard<'_, T> {
     }
 }
 
-#[cfg(not(loom))]
 impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
         // Release publishes the guarded writes to the next holder.
