@@ -35,7 +35,7 @@ use crossbeam_deque::Worker;
 use crate::agent::overflow;
 use crate::agent::stack::StackPoolStats;
 use crate::agent::Stage;
-use crate::config::{Config, MAILBOX_LEN_MAX, WORKERS_MAX};
+use crate::config::{Config, WORKERS_MAX};
 use crate::context::{agent_body, deadline_after, deliver, root_body, Ctx};
 use crate::error::Error;
 use crate::exit::ExitReason;
@@ -44,7 +44,7 @@ use crate::message::Message;
 use crate::pid::Pid;
 use crate::scheduler::worker::WorkerContext;
 use crate::scheduler::Shared;
-use crate::spawn::{spawn_agent, stack_size, SpawnOptions};
+use crate::spawn::{mailbox_len, spawn_agent, stack_size, SpawnOptions};
 use crate::sync::lock;
 use crate::timer::TimerAction;
 
@@ -105,12 +105,7 @@ impl Builder {
                 config.workers
             )));
         }
-        if config.mailbox_len == 0 || config.mailbox_len > MAILBOX_LEN_MAX {
-            return Err(Error::InvalidConfig(format!(
-                "mailbox length {} is outside 1..={MAILBOX_LEN_MAX}",
-                config.mailbox_len
-            )));
-        }
+        config.mailbox_len = mailbox_len(config.mailbox_len)?;
         config.stack_size_bytes = stack_size(config.stack_size_bytes)?;
         let cores = if config.pin_workers {
             core_affinity::get_core_ids().unwrap_or_default()

@@ -115,12 +115,7 @@ pub(crate) fn spawn_agent(
     body: Body,
     parent: Option<&Pid>,
 ) -> Result<Pid, Error> {
-    let mailbox_len = options.mailbox_len.unwrap_or(shared.config.mailbox_len);
-    if mailbox_len == 0 || mailbox_len > MAILBOX_LEN_MAX {
-        return Err(Error::InvalidConfig(format!(
-            "mailbox length {mailbox_len} is outside 1..={MAILBOX_LEN_MAX}"
-        )));
-    }
+    let mailbox_len = mailbox_len(options.mailbox_len.unwrap_or(shared.config.mailbox_len))?;
     let stack_bytes = stack_size(
         options
             .stack_size_bytes
@@ -160,6 +155,16 @@ pub(crate) fn spawn_agent(
     shared.live.insert(&cell);
     shared.schedule(cell, from);
     Ok(pid)
+}
+
+/// Checks a mailbox capacity.
+pub(crate) fn mailbox_len(len: usize) -> Result<usize, Error> {
+    if len == 0 || len > MAILBOX_LEN_MAX {
+        return Err(Error::InvalidConfig(format!(
+            "mailbox length {len} is outside 1..={MAILBOX_LEN_MAX}"
+        )));
+    }
+    Ok(len)
 }
 
 /// Checks a stack size and rounds it up to whole pages.
