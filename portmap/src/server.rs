@@ -123,7 +123,6 @@ pub struct Server {
     config: DaemonConfig,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
-    open: usize,
     /// Name → (port, token of the registering connection).
     names: HashMap<String, (u16, usize)>,
     stats: Arc<StatsCell>,
@@ -162,7 +161,6 @@ impl Server {
             config,
             conns: Vec::new(),
             free: Vec::new(),
-            open: 0,
             names: HashMap::new(),
             stats: Arc::new(StatsCell::default()),
         })
@@ -213,9 +211,14 @@ impl Server {
         Ok(())
     }
 
+    /// Open connections: occupied slots.
+    fn open(&self) -> usize {
+        self.conns.len() - self.free.len()
+    }
+
     fn publish_stats(&self) {
         self.stats.names.store(self.names.len(), Ordering::Relaxed);
-        self.stats.connections.store(self.open, Ordering::Relaxed);
+        self.stats.connections.store(self.open(), Ordering::Relaxed);
     }
 
     fn accept_all(&mut self) {
@@ -233,7 +236,7 @@ impl Server {
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        if self.open >= self.config.connections_max {
+        if self.open() >= self.config.connections_max {
             tracing::warn!(%peer, limit = self.config.connections_max, "erlangen-port-mapper: connection refused: too many connections");
             let mut out = Vec::new();
             Reply::Error {
@@ -293,7 +296,6 @@ impl Server {
         .encode(&mut conn.write);
         conn.write_started = Some(now);
         self.conns[index] = Some(conn);
-        self.open += 1;
         self.publish_stats();
         self.service(index);
     }
@@ -479,7 +481,6 @@ impl Server {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         drop(conn);
         self.free.push(index);
-        self.open -= 1;
         self.publish_stats();
     }
 
@@ -518,21 +519,18 @@ impl Server {
 
 /// When `conn` must be closed, if it makes no progress.
 fn deadline(conn: &Conn, config: &DaemonConfig) -> Option<Instant> {
-    let mut deadlines = Vec::with_capacity(3);
-    if let Some(started) = conn.frame_started {
-        deadlines.push(started + config.frame_timeout);
-    }
-    if let Some(started) = conn.write_started {
-        deadlines.push(started + config.frame_timeout);
-    }
-    if conn.registered.is_none() {
-        if conn.requested {
-            deadlines.push(conn.last_request + config.idle_timeout);
-        } else {
-            deadlines.push(conn.accepted + config.frame_timeout);
-        }
-    }
-    deadlines.into_iter().min()
+    let frame = conn
+        .frame_started
+        .map(|started| started + config.frame_timeout);
+    let write = conn
+        .write_started
+        .map(|started| started + config.frame_timeout);
+    let idle = match (&conn.registered, conn.requested) {
+        (Some(_), _) => None,
+        (None, true) => Some(conn.last_request + config.idle_timeout),
+        (None, false) => Some(conn.accepted + config.frame_timeout),
+    };
+    [frame, write, idle].into_iter().flatten().min()
 }
 
 /// Writes pending bytes. `Ok(true)`: all out; `Ok(false)`: the socket is
