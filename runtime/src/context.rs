@@ -130,14 +130,6 @@ where
     })
 }
 
-/// Delivers `message` to `to`'s data lane and wakes it; a full or closed
-/// mailbox drops the message and counts it.
-pub(crate) fn deliver(shared: &Shared, to: &Pid, message: Message, from: Option<&WorkerContext>) {
-    if to.cell.mailbox.push_message(message).is_ok() {
-        shared.wake(&to.cell, from);
-    }
-}
-
 /// The text of a panic payload.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
@@ -345,7 +337,9 @@ impl Ctx {
     pub fn send<M: Any + Send>(&self, to: &Pid, message: M) {
         self.charge();
         let worker = self.worker();
-        deliver(&worker.shared, to, Message::new(message), Some(worker));
+        worker
+            .shared
+            .deliver_message(to, Message::new(message), Some(worker));
     }
 
     /// Sends to the agent registered as `name`.

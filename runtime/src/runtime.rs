@@ -36,7 +36,7 @@ use crate::agent::overflow;
 use crate::agent::stack::StackPoolStats;
 use crate::agent::Stage;
 use crate::config::{Config, WORKERS_MAX};
-use crate::context::{agent_body, deadline_after, deliver, root_body, Ctx};
+use crate::context::{agent_body, deadline_after, root_body, Ctx};
 use crate::error::Error;
 use crate::exit::ExitReason;
 use crate::introspection::{live_agents, AgentStats, AgentTree};
@@ -356,7 +356,7 @@ impl Runtime {
     /// rt.send(&pid, "from main");
     /// ```
     pub fn send<M: Any + Send>(&self, to: &Pid, message: M) {
-        deliver(&self.shared, to, Message::new(message), None);
+        self.shared.deliver_message(to, Message::new(message), None);
     }
 
     /// Sends to the agent registered as `name`.

@@ -1,5 +1,5 @@
-//! Exit signals, notifications, links and monitors between agents, and what
-//! happens when an agent ends (links.rs holds the data and the protocol).
+//! Messages, exit signals, notifications, links and monitors between agents,
+//! and what happens when an agent ends (links.rs holds the data and the protocol).
 //!
 //! Every function here takes at most two link locks at once, and only in
 //! serial-number order (`link`, `unlink`); the exit path takes one at a time.
@@ -9,6 +9,7 @@
 use crate::agent::AgentCell;
 use crate::error::Error;
 use crate::exit::{Down, ExitReason, ExitStatus};
+use crate::message::Message;
 use crate::pid::Pid;
 use crate::scheduler::worker::WorkerContext;
 use crate::scheduler::Shared;
@@ -31,6 +32,14 @@ pub enum Attach {
 }
 
 impl Shared {
+    /// Delivers `message` to `to`'s data lane and wakes it; a full or closed
+    /// mailbox drops the message and counts it.
+    pub(crate) fn deliver_message(&self, to: &Pid, message: Message, from: Option<&WorkerContext>) {
+        if to.cell.mailbox.push_message(message).is_ok() {
+            self.wake(&to.cell, from);
+        }
+    }
+
     /// Sends an exit signal: queued ahead of messages, closes the mailbox,
     /// and takes effect at the target's next runtime call (at once if it is
     /// suspended). Does nothing to an agent that is dead or already dying.

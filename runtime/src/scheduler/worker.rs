@@ -359,7 +359,7 @@ impl WorkerContext {
                 }
                 TimerAction::Send { to, message } => {
                     let pid = crate::pid::Pid::from_cell(to);
-                    crate::context::deliver(&self.shared, &pid, message, Some(self));
+                    self.shared.deliver_message(&pid, message, Some(self));
                 }
             }
         }
