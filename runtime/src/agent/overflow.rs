@@ -13,8 +13,8 @@
 //!    an alternate signal stack; std gives one to its threads when its own
 //!    handler is installed, and we add one otherwise.
 //! 3. Before each resume the worker calls [`enter`] with the agent's guard
-//!    range; after it, [`leave`]. These write `const`-initialised
-//!    thread-locals: no lazy initialisation, so reading them in the handler is
+//!    range; after it, [`leave`]. These write one `const`-initialised
+//!    thread-local: no lazy initialisation, so reading it in the handler is
 //!    async-signal-safe, and they are written by the worker loop, never by
 //!    agent code (the thread-local rule of ARCHITECTURE.md).
 //! 4. The handler compares `si_addr` with the range. Inside: it writes
@@ -26,15 +26,29 @@
 use std::cell::Cell;
 use std::sync::Once;
 
-thread_local! {
-    /// Lowest address of the running agent's guard page (0: none).
-    static GUARD_LOW: Cell<usize> = const { Cell::new(0) };
+/// What the handler needs to know about the agent running on this thread.
+#[derive(Clone, Copy)]
+struct Running {
+    /// Lowest address of its guard page (0: no agent running).
+    guard_low: usize,
     /// One past the highest address of that guard page.
-    static GUARD_HIGH: Cell<usize> = const { Cell::new(0) };
-    /// Serial number of the running agent.
-    static AGENT_SERIAL: Cell<u64> = const { Cell::new(0) };
-    /// Usable stack size of the running agent, in KiB.
-    static STACK_KIB: Cell<usize> = const { Cell::new(0) };
+    guard_high: usize,
+    /// Its serial number.
+    serial: u64,
+    /// Its usable stack size, in KiB.
+    stack_kib: usize,
+}
+
+const NOBODY: Running = Running {
+    guard_low: 0,
+    guard_high: 0,
+    serial: 0,
+    stack_kib: 0,
+};
+
+thread_local! {
+    /// The agent this worker thread is running, if any.
+    static RUNNING: Cell<Running> = const { Cell::new(NOBODY) };
 }
 
 /// The handlers that were installed before ours.
@@ -98,30 +112,31 @@ pub(crate) fn ensure_alt_stack() {
 /// Step 3: the worker is about to resume the agent `serial`, whose guard
 /// page spans `low..high` and whose stack has `stack_bytes` usable bytes.
 pub(crate) fn enter(low: usize, high: usize, serial: u64, stack_bytes: usize) {
-    GUARD_LOW.with(|c| c.set(low));
-    GUARD_HIGH.with(|c| c.set(high));
-    AGENT_SERIAL.with(|c| c.set(serial));
-    STACK_KIB.with(|c| c.set(stack_bytes / 1024));
+    let running = Running {
+        guard_low: low,
+        guard_high: high,
+        serial,
+        stack_kib: stack_bytes / 1024,
+    };
+    RUNNING.with(|c| c.set(running));
 }
 
 /// Step 3: the agent switched out.
 pub(crate) fn leave() {
-    GUARD_LOW.with(|c| c.set(0));
-    GUARD_HIGH.with(|c| c.set(0));
+    RUNNING.with(|c| c.set(NOBODY));
 }
 
 /// Step 4.
 extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let address = unsafe { (*info).si_addr() } as usize;
-    let low = GUARD_LOW.with(Cell::get);
-    let high = GUARD_HIGH.with(Cell::get);
-    if low != 0 && (low..high).contains(&address) {
+    let running = RUNNING.with(Cell::get);
+    if running.guard_low != 0 && (running.guard_low..running.guard_high).contains(&address) {
         let mut line = LineBuffer::default();
         line.push(b"erlangen: agent <");
-        line.push_hex(AGENT_SERIAL.with(Cell::get));
+        line.push_hex(running.serial);
         line.push(b"> overflowed its ");
-        line.push_decimal(STACK_KIB.with(Cell::get) as u64);
+        line.push_decimal(running.stack_kib as u64);
         line.push(b" KiB stack; aborting\n");
         // SAFETY: write(2) and abort(3) are async-signal-safe.
         unsafe {
