@@ -82,6 +82,7 @@ mod config;
 mod context;
 mod error;
 mod exit;
+mod gather;
 mod introspection;
 mod links;
 mod mailbox;
@@ -102,6 +103,7 @@ pub use crate::config::{
 pub use crate::context::Ctx;
 pub use crate::error::Error;
 pub use crate::exit::{Down, ExitReason, ExitStatus, Timeout, Value};
+pub use crate::gather::{Gather, GatherError, PartWriter};
 pub use crate::introspection::{AgentStats, AgentTree};
 pub use crate::message::Message;
 pub use crate::pid::Pid;

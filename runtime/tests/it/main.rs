@@ -1,6 +1,7 @@
 //! Integration tests of erlangen-runtime: one binary, one module per behaviour.
 
 mod erlangen_suite;
+mod gather;
 mod links_monitors;
 mod messaging;
 mod panics;

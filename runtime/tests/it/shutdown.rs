@@ -4,16 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::runtime;
-
-/// Counts drops.
-struct Guard(Arc<AtomicUsize>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
+use crate::support::{runtime, DropCounter as Guard};
 
 #[test]
 fn dropping_the_runtime_unwinds_every_waiting_agent() {

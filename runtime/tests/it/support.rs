@@ -33,3 +33,14 @@ pub(crate) fn recv_as<T: 'static>(ctx: &Ctx) -> T {
 pub(crate) fn recv_down(ctx: &Ctx) -> Down {
     recv_as::<Down>(ctx)
 }
+
+/// Counts its drops into the shared counter: to check that values are
+/// dropped, and dropped once.
+#[derive(Debug)]
+pub(crate) struct DropCounter(pub(crate) std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
