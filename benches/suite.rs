@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use erlangen::{Ctx, Pid, Runtime, SpawnOptions};
+use erlangen::{Ctx, Gather, Pid, Runtime, SpawnOptions};
 
 /// Longest a case may take before it is killed as hung.
 const CASE_TIME_MAX: Duration = Duration::from_secs(300);
@@ -685,43 +685,24 @@ fn parallel_map(divisor: u64) {
     let t = Instant::now();
     let parallel = rt
         .run(move |ctx| {
-            let workers = 2;
-            let chunk = n / workers;
-            let mut pids = Vec::new();
-            for w in 0..workers {
+            // Eight parts, each written in place by its own agent (no
+            // per-part vectors to join); four per worker, so a worker that
+            // falls behind leaves unstarted parts to the other.
+            let out = Gather::<f64>::new(n, 8);
+            for part in 0..out.parts() {
                 let input = shared.clone();
-                let start = w * chunk;
-                let end = if w + 1 == workers { n } else { start + chunk };
-                pids.push(
-                    ctx.spawn_with(SpawnOptions::new().monitor(), move |_| {
-                        (
-                            start,
-                            input[start..end]
-                                .iter()
-                                .copied()
-                                .map(heavy)
-                                .collect::<Vec<f64>>(),
-                        )
-                    })
-                    .unwrap(),
-                );
+                let mut part = out.part(part).unwrap();
+                ctx.spawn_with(SpawnOptions::new().monitor(), move |_| {
+                    let range = part.range();
+                    part.extend(input[range].iter().copied().map(heavy));
+                })
+                .unwrap();
             }
-            let mut parts = Vec::new();
-            for _ in 0..workers {
+            for _ in 0..out.parts() {
                 let down = ctx.receive().downcast::<erlangen::Down>().unwrap();
-                let value = down.status.into_value().unwrap();
-                parts.push(value.take::<(usize, Vec<f64>)>().unwrap());
+                assert!(down.status.is_ok(), "a part failed: {}", down.status);
             }
-            parts.sort_by_key(|(s, _)| *s);
-            // Grow the first chunk in place (a large realloc is an mremap)
-            // and append the rest.
-            let mut parts = parts.into_iter().map(|(_, p)| p);
-            let mut out = parts.next().unwrap_or_default();
-            out.reserve(n - out.len());
-            for mut p in parts {
-                out.append(&mut p);
-            }
-            out
+            out.into_vec().unwrap()
         })
         .unwrap();
     let parallel_time = t.elapsed();
