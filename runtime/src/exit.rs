@@ -6,7 +6,7 @@
 //! a link gets the linked agent's whole status as its reason
 //! ([`ExitReason::Linked`]); a monitor receives `Down { pid, status }`.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
 
@@ -20,10 +20,15 @@ use crate::pid::Pid;
 /// let value = Value::new(vec![1, 2, 3]);
 /// assert_eq!(value.downcast_ref::<Vec<i32>>(), Some(&vec![1, 2, 3]));
 /// assert_eq!(value.take::<Vec<i32>>().unwrap(), vec![1, 2, 3]);
+/// let unit = Value::new(());
+/// assert_eq!(unit.downcast_ref::<()>(), Some(&()));
+/// assert!(unit.clone().take::<u8>().is_err());
+/// assert_eq!(unit.take::<()>().unwrap(), ());
 /// ```
 #[derive(Clone)]
 pub struct Value {
-    inner: Arc<dyn ValueObject>,
+    /// `None` is `()`, what most agents return: no allocation for it.
+    inner: Option<Arc<dyn ValueObject>>,
 }
 
 /// What a returned value must offer: sharing between threads and printing.
@@ -45,24 +50,41 @@ impl<T: Any + Send + Sync + fmt::Debug> ValueObject for T {
 impl Value {
     /// Wraps a returned value.
     pub fn new<T: Any + Send + Sync + fmt::Debug>(value: T) -> Value {
+        if TypeId::of::<T>() == TypeId::of::<()>() {
+            return Value { inner: None };
+        }
         Value {
-            inner: Arc::new(value),
+            inner: Some(Arc::new(value)),
+        }
+    }
+
+    /// The value as `Any`.
+    fn as_any(&self) -> &dyn Any {
+        match &self.inner {
+            Some(inner) => (**inner).as_any(),
+            None => &(),
         }
     }
 
     /// The value, if it is a `T`.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        (*self.inner).as_any().downcast_ref::<T>()
+        self.as_any().downcast_ref::<T>()
     }
 
     /// Moves the value out, if it is a `T` and this is its only holder (an
     /// agent with a single monitor and no links: the usual worker). Else the
     /// value comes back unchanged. Moving avoids copying big results.
     pub fn take<T: Any + Send + Sync>(self) -> Result<T, Value> {
-        if !(*self.inner).as_any().is::<T>() || Arc::strong_count(&self.inner) != 1 {
-            return Err(self);
+        let Some(inner) = self.inner else {
+            // `()` can be had any number of times (a boxed unit allocates
+            // nothing).
+            let unit: Box<dyn Any> = Box::new(());
+            return unit.downcast::<T>().map(|t| *t).map_err(|_| self);
+        };
+        if !(*inner).as_any().is::<T>() || Arc::strong_count(&inner) != 1 {
+            return Err(Value { inner: Some(inner) });
         }
-        match self.inner.into_any().downcast::<T>() {
+        match inner.into_any().downcast::<T>() {
             Ok(arc) => match Arc::try_unwrap(arc) {
                 Ok(value) => Ok(value),
                 Err(_) => unreachable!("the count was 1 and we hold the only reference"),
@@ -74,7 +96,10 @@ impl Value {
 
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.inner, f)
+        match &self.inner {
+            Some(inner) => fmt::Debug::fmt(&**inner, f),
+            None => fmt::Debug::fmt(&(), f),
+        }
     }
 }
 
