@@ -7,6 +7,10 @@
 
 use std::time::Duration;
 
+/// Words of an agent's function (its captures) kept inline in its cell;
+/// a larger function is boxed (agent/body.rs).
+pub(crate) const BODY_INLINE_WORDS: usize = 4;
+
 /// Default usable stack size of an agent, in bytes (pitfalls.md §3.4: 64 KiB;
 /// only touched pages become resident, so the cost is address space).
 pub const STACK_SIZE_BYTES_DEFAULT: usize = 64 * 1024;

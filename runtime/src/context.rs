@@ -30,7 +30,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::agent::coroutine::{Body, ResumeArg, Suspend, Suspender};
+use crate::agent::body::Body;
+use crate::agent::coroutine::{ResumeArg, Suspend, Suspender};
 use crate::config::{REDUCTIONS_PER_SLICE, TIMER_HORIZON};
 use crate::error::Error;
 use crate::exit::{ExitReason, ExitStatus, Timeout, Value};
@@ -96,7 +97,7 @@ where
     F: FnOnce(&mut Ctx) -> R + Send + 'static,
     R: Any + Send + Sync + fmt::Debug,
 {
-    Box::new(move |suspender, arg| {
+    Body::new(move |suspender: &Suspender, arg| {
         let mut ctx = Ctx::new(suspender, arg);
         let result = catch_unwind(AssertUnwindSafe(|| f(&mut ctx)));
         match result {
@@ -113,7 +114,7 @@ where
     F: FnOnce(&mut Ctx) -> R + Send + 'static,
     R: Send + 'static,
 {
-    Box::new(move |suspender, arg| {
+    Body::new(move |suspender: &Suspender, arg| {
         let mut ctx = Ctx::new(suspender, arg);
         let result = catch_unwind(AssertUnwindSafe(|| f(&mut ctx)));
         match result {

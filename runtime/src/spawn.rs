@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::agent::coroutine::Body;
+use crate::agent::body::Body;
 use crate::agent::AgentCell;
 use crate::config::{
     GUARD_SIZE_BYTES, MAILBOX_LEN_MAX, STACK_SIZE_BYTES_MAX, STACK_SIZE_BYTES_MIN,

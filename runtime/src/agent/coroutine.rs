@@ -24,6 +24,7 @@ use std::ptr::NonNull;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
+use super::body::Body;
 use super::stack::{PooledStack, StackSlot};
 use crate::exit::ExitStatus;
 
@@ -57,6 +58,14 @@ pub(crate) struct Suspender {
 }
 
 impl Suspender {
+    /// A suspender for code that never suspends (unit tests of bodies).
+    #[cfg(test)]
+    pub(crate) fn detached() -> Suspender {
+        Suspender {
+            yielder: NonNull::dangling(),
+        }
+    }
+
     /// Switches back to the worker; returns the context of whichever worker
     /// resumes the agent next.
     pub(crate) fn suspend(&self, why: Suspend) -> ResumeArg {
@@ -67,9 +76,6 @@ impl Suspender {
         yielder.suspend(why)
     }
 }
-
-/// The body an agent runs: given its suspender and the first resume's worker.
-pub(crate) type Body = Box<dyn FnOnce(&Suspender, ResumeArg) -> ExitStatus + Send>;
 
 /// A started agent.
 pub(crate) struct AgentCoroutine {
@@ -102,7 +108,7 @@ impl AgentCoroutine {
                 let suspender = Suspender {
                     yielder: NonNull::from(yielder),
                 };
-                body(&suspender, arg)
+                body.run(&suspender, arg)
             });
         AgentCoroutine { coroutine, slot }
     }

@@ -20,6 +20,7 @@
 //! moves the word out of `RUNNING`; at shutdown, the agent's home worker, once
 //! no worker runs agents any more (runtime.rs, shutdown step 3).
 
+pub(crate) mod body;
 pub(crate) mod coroutine;
 pub(crate) mod overflow;
 pub(crate) mod stack;
@@ -30,7 +31,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use self::coroutine::{AgentCoroutine, Body};
+use self::body::Body;
+use self::coroutine::AgentCoroutine;
 use self::state::State;
 use crate::links::LinkSet;
 use crate::mailbox::Mailbox;
