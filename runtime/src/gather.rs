@@ -328,7 +328,7 @@ impl<T> fmt::Debug for PartWriter<T> {
 
 // Plain threads, so that Miri can check the unsafe code (it cannot run
 // agents: corosensei switches stacks in assembly).
-// `cargo +nightly miri test -p erlangen-runtime --lib gather`
+// `cargo +nightly miri test -p erlangen-runtime --lib -- gather body`
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

@@ -52,9 +52,38 @@ struct Lanes {
     /// Exit signals and notifications, unbounded.
     control: VecDeque<Signal>,
     /// Ordinary messages, at most `capacity`.
-    data: VecDeque<Message>,
+    data: DataLane,
     /// Set at kill or death: every later push is dropped and counted.
     closed: bool,
+}
+
+/// The data lane: a FIFO whose oldest message sits inline while the lane
+/// holds only it, so the common one-message mailbox allocates nothing.
+///
+/// Invariant: `head` is `Some` only if it is the oldest message (a push goes
+/// to `head` only when the whole lane is empty; a pop takes `head` first).
+#[derive(Debug, Default)]
+pub(crate) struct DataLane {
+    head: Option<Message>,
+    rest: VecDeque<Message>,
+}
+
+impl DataLane {
+    fn push_back(&mut self, message: Message) {
+        if self.head.is_none() && self.rest.is_empty() {
+            self.head = Some(message);
+        } else {
+            self.rest.push_back(message);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Message> {
+        self.head.take().or_else(|| self.rest.pop_front())
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.head.is_some()) + self.rest.len()
+    }
 }
 
 /// An agent's mailbox.
@@ -187,16 +216,20 @@ impl Mailbox {
         self.received.store(received + 1, Ordering::Relaxed);
     }
 
-    /// Closes the mailbox for good and returns what was queued, so the
-    /// caller can drop it outside the lock. Called once, at the owner's death.
-    pub(crate) fn close(&self) -> (VecDeque<Signal>, VecDeque<Message>) {
+    /// Closes the mailbox for good and returns what was queued, if anything,
+    /// so the caller can drop it outside the lock. Called once, at the
+    /// owner's death.
+    pub(crate) fn close(&self) -> Option<(VecDeque<Signal>, DataLane)> {
         let mut lanes = self.lanes.lock();
         lanes.closed = true;
+        if lanes.control.is_empty() && lanes.data.len() == 0 {
+            return None;
+        }
         self.queued.store(0, Ordering::Release);
-        (
+        Some((
             std::mem::take(&mut lanes.control),
             std::mem::take(&mut lanes.data),
-        )
+        ))
     }
 
     /// Messages and signals taken so far.
@@ -212,5 +245,37 @@ impl Mailbox {
     /// Queued data messages, for introspection.
     pub(crate) fn len(&self) -> usize {
         self.lanes.lock().data.len()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_lane_stays_first_in_first_out_across_its_inline_head() {
+        let mut lane = DataLane::default();
+        let mut next = 0u32;
+        let mut expected = 0u32;
+        // Interleave pushes and pops so the head empties and refills while
+        // the rest still holds older messages.
+        for round in 0..50u32 {
+            for _ in 0..(round % 4) {
+                lane.push_back(Message::new(next));
+                next += 1;
+            }
+            for _ in 0..(round % 3) {
+                if let Some(message) = lane.pop_front() {
+                    assert_eq!(message.downcast::<u32>().unwrap(), expected);
+                    expected += 1;
+                }
+            }
+            assert_eq!(lane.len() as u32, next - expected);
+        }
+        while let Some(message) = lane.pop_front() {
+            assert_eq!(message.downcast::<u32>().unwrap(), expected);
+            expected += 1;
+        }
+        assert_eq!(expected, next);
     }
 }
