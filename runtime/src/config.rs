@@ -68,6 +68,12 @@ pub(crate) const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
 /// (a spawner that keeps computing) is taken after this delay.
 pub(crate) const STEAL_DELAY: Duration = Duration::from_micros(200);
 
+/// A stealable deque holding at least this many agents is a burst of spawns
+/// (a supervisor starting its workers): other workers may take half of it
+/// at once, however young, so the burst spreads over the cores instead of
+/// starting on its spawner's worker while the delay runs.
+pub(crate) const STEAL_BURST_LEN_MIN: usize = 8;
+
 /// Most agents moved in one batch from a shared queue to a worker.
 pub(crate) const STEAL_BATCH_LEN_MAX: usize = 32;
 

@@ -25,7 +25,8 @@
 //! ones stolen, which is also where the load is in spawn-heavy work (a
 //! parent spawns children, idle workers take them). A thief waits until a
 //! deque has been non-empty for `STEAL_DELAY`, so that an agent that spawns
-//! a partner and then blocks keeps the partner on its own worker.
+//! a partner and then blocks keeps the partner on its own worker; a deque of
+//! `STEAL_BURST_LEN_MIN` agents or more is a burst and is taken from at once.
 
 pub(crate) mod idle;
 pub(crate) mod live;

@@ -40,7 +40,8 @@ use crate::agent::stack::StackCache;
 use crate::agent::state::AfterSuspend;
 use crate::agent::{overflow, AgentCell, Stage};
 use crate::config::{
-    FAIRNESS_TICKS, LIFO_RUNS_MAX, STEAL_BATCH_LEN_MAX, STEAL_DELAY, YIELD_WAIT_TICKS_MAX,
+    FAIRNESS_TICKS, LIFO_RUNS_MAX, STEAL_BATCH_LEN_MAX, STEAL_BURST_LEN_MIN, STEAL_DELAY,
+    YIELD_WAIT_TICKS_MAX,
 };
 use crate::exit::{ExitReason, ExitStatus};
 use crate::sync::lock;
@@ -141,7 +142,7 @@ impl WorkerContext {
     }
 
     /// Puts an unstarted or migratable agent where other workers can steal it
-    /// (after `STEAL_DELAY`).
+    /// (after `STEAL_DELAY`, or at once from a burst).
     pub(crate) fn push_stealable(&self, task: Task) {
         if self.stealable.is_empty() {
             // Relaxed: a stale value only moves the steal delay's start.
@@ -219,10 +220,13 @@ impl WorkerContext {
             if victim.stealer.is_empty() {
                 continue;
             }
-            // Leave young work to its owner for STEAL_DELAY (config.rs).
+            // Leave young work to its owner for STEAL_DELAY, unless it is a
+            // burst (config.rs).
             let since = victim.stealable_since_ns.load(Ordering::Relaxed);
             let delay = STEAL_DELAY.as_nanos() as u64;
-            if self.shared.clock_ns().saturating_sub(since) < delay {
+            if self.shared.clock_ns().saturating_sub(since) < delay
+                && victim.stealer.len() < STEAL_BURST_LEN_MIN
+            {
                 continue;
             }
             if let Some(task) = retry(|| victim.stealer.steal_batch_and_pop(&self.stealable)) {
