@@ -74,6 +74,14 @@ pub(crate) const STEAL_DELAY: Duration = Duration::from_micros(200);
 /// starting on its spawner's worker while the delay runs.
 pub(crate) const STEAL_BURST_LEN_MIN: usize = 8;
 
+/// Dead agents' cells a worker collects for another before handing them
+/// over to be freed there (scheduler/reclaim.rs).
+pub(crate) const RECLAIM_BATCH_LEN: usize = 64;
+
+/// Most cells waiting for their worker to free them; past it a batch is
+/// freed where it is (scheduler/reclaim.rs step 2).
+pub(crate) const RECLAIM_PENDING_MAX: usize = 4096;
+
 /// Most agents moved in one batch from a shared queue to a worker.
 pub(crate) const STEAL_BATCH_LEN_MAX: usize = 32;
 

@@ -144,6 +144,7 @@ pub(crate) fn spawn_agent(
         mailbox_len,
         stack_bytes,
         options.migratable,
+        from.map_or(crate::agent::NO_HOME, |worker| worker.index),
     ));
     if let Some(index) = options.worker {
         cell.home.store(index, std::sync::atomic::Ordering::Release);

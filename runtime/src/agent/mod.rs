@@ -4,7 +4,7 @@
 //!
 //! | field | written by | read by |
 //! | --- | --- | --- |
-//! | `serial`, `born_ns`, `stack_bytes`, `migratable` | spawner, before the cell is shared | anyone |
+//! | `serial`, `born_ns`, `born_on`, `stack_bytes`, `migratable` | spawner, before the cell is shared | anyone |
 //! | `state` | wakers and the running worker, by the state-word protocol (state.rs) | anyone |
 //! | `mailbox` | any sender (push); the agent itself (pop) | introspection |
 //! | `links` | under its mutex: linkers, the registry, the dying agent | introspection |
@@ -73,6 +73,9 @@ pub(crate) struct AgentCell {
     pub(crate) links: Mutex<LinkSet>,
     /// The worker that runs the agent once it started (`NO_HOME` before).
     pub(crate) home: AtomicUsize,
+    /// The worker whose thread allocated the cell (`NO_HOME` if none): the
+    /// cell is freed there (scheduler/reclaim.rs).
+    pub(crate) born_on: usize,
     /// Whether a started agent may move between workers (unsafe opt-in).
     pub(crate) migratable: bool,
     /// Usable stack bytes to give it.
@@ -103,6 +106,7 @@ impl AgentCell {
         mailbox_len: usize,
         stack_bytes: usize,
         migratable: bool,
+        born_on: usize,
     ) -> AgentCell {
         AgentCell {
             serial,
@@ -110,6 +114,7 @@ impl AgentCell {
             mailbox: Mailbox::new(mailbox_len),
             links: Mutex::new(LinkSet::default()),
             home: AtomicUsize::new(NO_HOME),
+            born_on,
             migratable,
             stack_bytes,
             born_ns: now_ns(),

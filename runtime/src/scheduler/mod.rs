@@ -30,6 +30,7 @@
 
 pub(crate) mod idle;
 pub(crate) mod live;
+pub(crate) mod reclaim;
 pub(crate) mod signal;
 pub(crate) mod worker;
 
@@ -68,6 +69,8 @@ pub(crate) struct WorkerShared {
     /// When the worker's stealable deque last went from empty to non-empty
     /// (ns since the runtime started); thieves wait `STEAL_DELAY` after it.
     pub(crate) stealable_since_ns: AtomicU64,
+    /// Dead agents' cells born here, returned to be freed here.
+    pub(crate) returned: reclaim::Returned,
 }
 
 /// Everything the workers and the runtime handle share.
@@ -111,6 +114,7 @@ impl Shared {
                 timers: Mutex::new(Timers::default()),
                 n_timers: std::sync::atomic::AtomicUsize::new(0),
                 stealable_since_ns: AtomicU64::new(0),
+                returned: reclaim::Returned::default(),
             })
             .collect();
         Shared {

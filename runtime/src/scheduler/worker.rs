@@ -34,6 +34,7 @@ use std::time::Instant;
 
 use crossbeam_deque::{Steal, Worker};
 
+use super::reclaim::ReturnBatches;
 use super::{Shared, Task, SERIAL_BLOCK_LEN};
 use crate::agent::coroutine::{AgentCoroutine, Resumed, Suspend};
 use crate::agent::stack::StackCache;
@@ -80,12 +81,15 @@ pub(crate) struct WorkerContext {
     serials: Cell<(u64, u64)>,
     /// Scratch list of due timers.
     due: RefCell<Vec<TimerAction>>,
+    /// Dead agents' cells on their way home (reclaim.rs).
+    returns: ReturnBatches,
 }
 
 impl WorkerContext {
     /// The context of worker `index`, owning `stealable`.
     pub(crate) fn new(index: usize, shared: Arc<Shared>, stealable: Worker<Task>) -> WorkerContext {
         let stack_bytes = shared.config.stack_size_bytes;
+        let shared_workers = shared.workers.len();
         WorkerContext {
             index,
             shared,
@@ -99,6 +103,7 @@ impl WorkerContext {
             current: Cell::new(std::ptr::null()),
             serials: Cell::new((0, 0)),
             due: RefCell::new(Vec::new()),
+            returns: ReturnBatches::new(shared_workers),
         }
     }
 
@@ -162,6 +167,7 @@ impl WorkerContext {
             self.tick.set(tick);
             if tick.is_multiple_of(FAIRNESS_TICKS) {
                 self.fire_timers();
+                self.returns.free_returned(&self.shared, self.index);
                 if let Some(task) = self.overdue_yielded(tick).or_else(|| self.next_shared()) {
                     self.run_agent(task);
                     continue;
@@ -297,6 +303,7 @@ impl WorkerContext {
                         .give(slot, &mut self.stack_cache.borrow_mut());
                 }
                 self.shared.finish(&task, status, Some(self));
+                self.returns.give(&self.shared, self.index, task);
             }
         }
     }
@@ -401,6 +408,8 @@ impl WorkerContext {
             std::hint::spin_loop();
         }
         idle.n_searching.fetch_sub(1, Ordering::SeqCst);
+        self.returns.hand_over_all(&self.shared);
+        self.returns.free_returned(&self.shared, self.index);
         self.park();
     }
 
