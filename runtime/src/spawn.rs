@@ -154,7 +154,8 @@ pub(crate) fn spawn_agent(
         shared.attach(parent, &pid, how, from)?;
     }
     shared.live.insert(&cell);
-    shared.schedule(cell, from);
+    // SAFETY: LIVE-QUEUED step 1: just inserted in the live table, never run.
+    shared.schedule(unsafe { crate::scheduler::Task::new(&cell) }, from);
     Ok(pid)
 }
 

@@ -31,6 +31,9 @@
 pub(crate) mod idle;
 pub(crate) mod live;
 pub(crate) mod reclaim;
+pub(crate) mod task;
+
+pub(crate) use self::task::Task;
 pub(crate) mod signal;
 pub(crate) mod worker;
 
@@ -48,9 +51,6 @@ use crate::config::Config;
 use crate::registry::Registry;
 use crate::sync::lock;
 use crate::timer::Timers;
-
-/// A reference to an agent, as queues hold it.
-pub(crate) type Task = Arc<AgentCell>;
 
 /// What other threads may touch of one worker.
 #[derive(Debug)]
@@ -143,9 +143,12 @@ impl Shared {
 
     /// Makes `cell` runnable after its mailbox or timer changed; `from` is
     /// the worker the caller runs on, if any.
-    pub(crate) fn wake(&self, cell: &Task, from: Option<&WorkerContext>) {
+    pub(crate) fn wake(&self, cell: &Arc<AgentCell>, from: Option<&WorkerContext>) {
         if cell.state.transition_to_scheduled() {
-            self.schedule(cell.clone(), from);
+            // SAFETY: LIVE-QUEUED step 1: our transition moved the agent out
+            // of WAITING or YIELDED, so it is live and not finishing, and
+            // this is its one task.
+            self.schedule(unsafe { Task::new(cell) }, from);
         }
     }
 

@@ -29,14 +29,15 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{Shared, Task};
+use super::Shared;
+use crate::agent::AgentCell;
 use crate::config::{RECLAIM_BATCH_LEN, RECLAIM_PENDING_MAX};
 use crate::sync::lock;
 
 /// Cells returned to one worker, to be freed by it (step 3).
 #[derive(Debug, Default)]
 pub(crate) struct Returned {
-    cells: Mutex<Vec<Task>>,
+    cells: Mutex<Vec<Arc<AgentCell>>>,
     /// Length of `cells`, written under its lock, read without it.
     len: AtomicUsize,
 }
@@ -45,8 +46,8 @@ pub(crate) struct Returned {
 /// returned cells into without giving up either list's capacity.
 #[derive(Debug)]
 pub(crate) struct ReturnBatches {
-    batches: RefCell<Vec<Vec<Task>>>,
-    spare: RefCell<Vec<Task>>,
+    batches: RefCell<Vec<Vec<Arc<AgentCell>>>>,
+    spare: RefCell<Vec<Arc<AgentCell>>>,
 }
 
 impl ReturnBatches {
@@ -60,7 +61,7 @@ impl ReturnBatches {
 
     /// Step 1: `cell` finished on worker `here`; send it home if it was born
     /// elsewhere and this is its last reference, else drop it.
-    pub(crate) fn give(&self, shared: &Shared, here: usize, cell: Task) {
+    pub(crate) fn give(&self, shared: &Shared, here: usize, cell: Arc<AgentCell>) {
         let born = cell.born_on;
         if born == here || born >= shared.workers.len() || Arc::strong_count(&cell) != 1 {
             return;

@@ -131,14 +131,16 @@ impl Shared {
 
     /// The agent `cell` ended with `status`: close its mailbox, release its
     /// names, record the status, and fire its links and monitors (links.rs
-    /// steps 2 and 3). Runs on the worker that ran the agent last.
+    /// steps 2 and 3). Runs on the worker that ran the agent last, which
+    /// must not use `cell` afterwards (LIVE-QUEUED step 3). Returns the live
+    /// table's reference to the cell.
     pub(crate) fn finish(
         &self,
-        cell: &std::sync::Arc<AgentCell>,
+        cell: &super::Task,
         status: ExitStatus,
         from: Option<&WorkerContext>,
-    ) {
-        let me = Pid::from_cell(cell.clone());
+    ) -> Option<std::sync::Arc<AgentCell>> {
+        let me = Pid::from_cell(cell.to_arc());
         let leftovers = cell.mailbox.close();
         let farewell = lock(&cell.links).take_for_exit();
         for name in &farewell.names {
@@ -163,9 +165,9 @@ impl Shared {
             }
         }
         drop(leftovers);
-        drop(held);
         if let Some(hook) = farewell.on_exit {
             hook();
         }
+        held
     }
 }

@@ -75,7 +75,7 @@ pub(crate) struct WorkerContext {
     tick: Cell<u32>,
     /// The agent being resumed (read by a new agent's body at its start).
     /// Invariant: non-null only while `run_agent` (or `teardown`) holds a
-    /// `Task` for it, which keeps the cell alive.
+    /// `Task` for it (the live table keeps the cell alive) or an `Arc`.
     current: Cell<*const AgentCell>,
     /// Next serial number of this worker's block, and the block's end.
     serials: Cell<(u64, u64)>,
@@ -113,13 +113,14 @@ impl WorkerContext {
     }
 
     /// The agent being resumed right now.
-    pub(crate) fn current_agent(&self) -> Task {
+    pub(crate) fn current_agent(&self) -> Arc<AgentCell> {
         let cell = self.current.get();
         assert!(!cell.is_null(), "called from inside an agent");
         // SAFETY: `current` is non-null only while this worker holds a Task
-        // (an Arc) for the cell (field invariant), so the count is at least
-        // one and the pointer came from `Arc::as_ptr`; we add the reference
-        // that `from_raw` takes over.
+        // or an Arc for the cell (field invariant), and the live table holds
+        // an Arc to it (LIVE-QUEUED), so the count is at least one and the
+        // pointer is an `Arc`'s; we add the reference that `from_raw` takes
+        // over.
         unsafe {
             Arc::increment_strong_count(cell);
             Arc::from_raw(cell)
@@ -276,7 +277,7 @@ impl WorkerContext {
         let slot = coroutine.slot();
         let (guard_low, guard_high) = slot.guard_range();
         overflow::enter(guard_low, guard_high, task.serial, slot.usable_bytes());
-        self.current.set(Arc::as_ptr(&task));
+        self.current.set(task.as_ptr());
         let resumed = coroutine.resume(self.as_resume_arg());
         self.current.set(std::ptr::null());
         overflow::leave();
@@ -302,8 +303,9 @@ impl WorkerContext {
                         .stacks
                         .give(slot, &mut self.stack_cache.borrow_mut());
                 }
-                self.shared.finish(&task, status, Some(self));
-                self.returns.give(&self.shared, self.index, task);
+                if let Some(cell) = self.shared.finish(&task, status, Some(self)) {
+                    self.returns.give(&self.shared, self.index, cell);
+                }
             }
         }
     }
@@ -326,8 +328,11 @@ impl WorkerContext {
             }
             None => {
                 drop(body);
-                self.shared
-                    .finish(task, ExitStatus::Exit(ExitReason::SystemLimit), Some(self));
+                drop(self.shared.finish(
+                    task,
+                    ExitStatus::Exit(ExitReason::SystemLimit),
+                    Some(self),
+                ));
                 false
             }
         }
