@@ -22,18 +22,23 @@
 
 use crate::sync::{AtomicU32, Ordering};
 
-/// In exactly one run queue (or LIFO slot, or about to be pushed to one).
-/// Never together with `RUNNING`, `WAITING` or `DONE`.
-pub(crate) const SCHEDULED: u32 = 1;
 /// A worker is inside `resume()` for this agent. May carry `NOTIFIED`.
 pub(crate) const RUNNING: u32 = 2;
 /// Suspended in receive or sleep, in no run queue.
 pub(crate) const WAITING: u32 = 3;
-/// Finished (or torn down at shutdown); never runs again.
+/// Finished (or torn down at shutdown); never runs again. May carry
+/// `NOTIFIED` (a waker's flag, meaningless here).
 pub(crate) const DONE: u32 = 4;
-/// Flag beside `RUNNING`: something arrived while it ran. Set by a waker,
-/// cleared by the worker in [`State::transition_to_waiting`].
+/// Flag: something arrived. Beside `RUNNING`, the worker running the agent
+/// will see it when the agent suspends; beside `WAITING`, it makes
+/// `SCHEDULED`. Set by a waker, cleared by `transition_to_running` and
+/// `transition_to_waiting`.
 pub(crate) const NOTIFIED: u32 = 8;
+/// In exactly one run queue (or LIFO slot, or about to be pushed to one):
+/// a waiting agent that was notified. With this encoding a wake-up is one
+/// `fetch_or(NOTIFIED)` whatever the state, and the waker that turned
+/// `WAITING` into `SCHEDULED` is the one that saw `WAITING` before it.
+pub(crate) const SCHEDULED: u32 = WAITING | NOTIFIED;
 
 /// The agent's lifecycle word.
 #[derive(Debug)]
@@ -61,30 +66,15 @@ impl State {
     /// Step 1: make the agent runnable after its mailbox or timer changed.
     /// Returns `true` when the caller **must** push it on a run queue.
     pub(crate) fn transition_to_scheduled(&self) -> bool {
-        // The first access is a read-modify-write even when it changes
-        // nothing (SCHEDULED, or NOTIFIED already set): as a release in the
-        // word's modification order it orders our enqueue before every later
+        // One read-modify-write, even when it changes nothing (SCHEDULED,
+        // NOTIFIED already set, DONE): as a release in the word's
+        // modification order it orders our enqueue before every later
         // transition (steps 2 and 3 acquire), so the agent's next look at its
         // mailbox sees the message. A plain load here let the agent miss a
         // message and park with it (loom_models.rs finds that interleaving;
-        // on x86 it is a store-to-load reordering).
-        let mut current = self.word.fetch_or(0, Ordering::AcqRel);
-        loop {
-            let next = match current {
-                WAITING => SCHEDULED,
-                RUNNING => RUNNING | NOTIFIED,
-                _ => return false,
-            };
-            match self.word.compare_exchange_weak(
-                current,
-                next,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return current == WAITING,
-                Err(actual) => current = actual,
-            }
-        }
+        // on x86 it is a store-to-load reordering). `WAITING → SCHEDULED`
+        // and `RUNNING → RUNNING|NOTIFIED` are both "set NOTIFIED".
+        self.word.fetch_or(NOTIFIED, Ordering::AcqRel) == WAITING
     }
 
     /// Step 2: a worker popped the agent. Returns `false` if the agent is
@@ -97,7 +87,11 @@ impl State {
         {
             Ok(_) => true,
             Err(actual) => {
-                debug_assert_eq!(actual, DONE, "popped an agent that was not scheduled");
+                debug_assert_eq!(
+                    actual & !NOTIFIED,
+                    DONE,
+                    "popped an agent that was not scheduled"
+                );
                 false
             }
         }
