@@ -4,6 +4,7 @@
     python3 benches/compare.py            # full run: writes benches/RESULTS.md and benches/ratios.svg
     python3 benches/compare.py --quick    # 1/10 size, one run each: checks results, judges nothing
     python3 benches/compare.py --cases skynet,parked
+    python3 benches/compare.py --append-analysis   # re-append ANALYSIS.md to RESULTS.md, run nothing
 
 Installs the peers' toolchains if missing (Debian's golang-go and
 erlang-base), builds everything in release, then for every case runs a
@@ -352,10 +353,24 @@ def write_results(table, started):
         lines.append(f"| {e['name']} | {e['unit']} | {ours_s} | " + " | ".join(cells) +
                      f" | {best} | {'' if ratio is None else f'{ratio:.2f}'} | {verdicts} | {rss} |")
     lines += ["", "![ratios](ratios.svg)", ""]
-    analysis = os.path.join(ROOT, "benches", "ANALYSIS.md")
-    if os.path.exists(analysis):
-        lines += [open(analysis).read()]
     open(os.path.join(ROOT, "benches", "RESULTS.md"), "w").write("\n".join(lines) + "\n")
+    append_analysis()
+
+
+ANALYSIS_MARK = "![ratios](ratios.svg)"
+
+
+def append_analysis():
+    """Replaces whatever follows the chart in RESULTS.md with ANALYSIS.md."""
+    results = os.path.join(ROOT, "benches", "RESULTS.md")
+    analysis = os.path.join(ROOT, "benches", "ANALYSIS.md")
+    text = open(results).read()
+    if ANALYSIS_MARK not in text:
+        sys.exit("RESULTS.md has no table yet: run the suite first")
+    head = text[:text.index(ANALYSIS_MARK) + len(ANALYSIS_MARK)] + "\n\n"
+    if os.path.exists(analysis):
+        head += open(analysis).read()
+    open(results, "w").write(head.rstrip("\n") + "\n")
 
 
 def write_svg(table):
@@ -383,7 +398,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1/10 size, one run each, check results only")
     parser.add_argument("--cases", help="comma-separated case names to run")
+    parser.add_argument("--append-analysis", action="store_true",
+                        help="keep RESULTS.md's table, append the current ANALYSIS.md, run nothing")
     args = parser.parse_args()
+    if args.append_analysis:
+        append_analysis()
+        return
     started = datetime.datetime.now(datetime.timezone.utc)
     ensure_toolchains()
     binaries = build()
