@@ -29,6 +29,9 @@
 //!
 //! * **Send** never blocks. A full mailbox (default capacity 64) or a dead
 //!   agent drops the message and counts it ([`AgentStats::dropped`]).
+//! * **Forwarding**: sending a received [`Message`] sends it on as it came,
+//!   not wrapped in another message (as in Erlangen, where a message is just
+//!   a value).
 //! * **Receive** takes exit notifications ([`Down`]) ahead of ordinary
 //!   messages; [`Ctx::receive_timeout`] returns [`Timeout`];
 //!   [`Ctx::receive_match`] is Erlang's selective receive (Erlangen had none).

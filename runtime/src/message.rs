@@ -88,8 +88,23 @@ pub struct Message {
 unsafe impl Send for Message {}
 
 impl Message {
-    /// Wraps a value as a message.
+    /// Wraps a value as a message. A `Message` is not wrapped again: it is
+    /// the message, so forwarding what an agent received sends it on as it
+    /// came (a proxy's receiver can downcast it to the original type).
+    ///
+    /// ```
+    /// use erlangen_runtime::Message;
+    /// let forwarded = Message::new(Message::new(7u8));
+    /// assert_eq!(forwarded.downcast::<u8>().unwrap(), 7);
+    /// ```
     pub fn new<T: Any + Send>(value: T) -> Message {
+        let mut value = Some(value);
+        if let Some(message) = (&mut value as &mut dyn Any).downcast_mut::<Option<Message>>() {
+            return message.take().expect("just filled");
+        }
+        let Some(value) = value else {
+            unreachable!("taken only when it is a Message")
+        };
         let table: &'static Table = &TableOf::<T>::TABLE;
         let mut data = MaybeUninit::<Words>::uninit();
         if TableOf::<T>::INLINE {

@@ -190,3 +190,29 @@ fn spawning_on_a_worker_that_does_not_exist_is_an_error() {
         Err(erlangen_runtime::Error::InvalidConfig(_))
     ));
 }
+
+#[test]
+fn forwarding_a_received_message_delivers_the_original_value() {
+    // A relay sends on what it received: the message must arrive as the
+    // original value, not wrapped once per hop (which also made dropping a
+    // long-forwarded message recurse once per hop).
+    let rt = runtime(2);
+    let got = rt
+        .run(|ctx| {
+            let me = ctx.pid();
+            let relay = ctx.spawn(move |ctx| {
+                for _ in 0..10_000 {
+                    let message = ctx.receive();
+                    ctx.send(&me, message);
+                }
+            });
+            let mut value = 0u64;
+            for _ in 0..10_000 {
+                ctx.send(&relay, value);
+                value = recv_as::<u64>(ctx) + 1;
+            }
+            value
+        })
+        .unwrap();
+    assert_eq!(got, 10_000);
+}
