@@ -103,3 +103,53 @@ fn an_idle_runtime_parks_every_worker() {
     // And they wake for new work.
     assert_eq!(rt.run(|_| 7).unwrap(), 7);
 }
+
+#[test]
+fn dropping_the_runtime_while_agents_sit_in_every_queue_frees_them_all() {
+    // Agents that message each other across two workers and yield, so
+    // that at the drop some are in LIFO slots, run queues, inboxes, the
+    // yielded queue and the injector (the queues hold uncounted tasks that
+    // the live table keeps alive until the very end of shutdown).
+    const RING: usize = 64;
+    for round in 0..20 {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let rt = runtime(2);
+        let counter = drops.clone();
+        let first = rt
+            .run(move |ctx| {
+                let spawn_member = |next: Option<erlangen_runtime::Pid>| {
+                    let guard = Guard(counter.clone());
+                    ctx.spawn(move |ctx| {
+                        let _guard = guard;
+                        let next = match next {
+                            Some(next) => next,
+                            None => ctx.receive().downcast::<erlangen_runtime::Pid>().unwrap(),
+                        };
+                        loop {
+                            let token = ctx.receive();
+                            ctx.yield_now();
+                            ctx.send(&next, token);
+                        }
+                    })
+                };
+                let first = spawn_member(None);
+                let mut next = first.clone();
+                for _ in 1..RING {
+                    next = spawn_member(Some(next));
+                }
+                ctx.send(&first, next);
+                for token in 0..8u32 {
+                    ctx.send(&first, token);
+                }
+                first
+            })
+            .unwrap();
+        // Messages from outside go through the injector and inboxes.
+        for token in 0..100u32 {
+            rt.send(&first, token);
+        }
+        std::thread::sleep(Duration::from_micros(200 * (round % 5)));
+        drop(rt);
+        assert_eq!(drops.load(Ordering::SeqCst), RING, "round {round}");
+    }
+}
