@@ -5,11 +5,13 @@
 //! collect their exit notifications, and exit with a failed worker's reason.
 //! It prints the seed's result for `1+` over `[2, 4, 6, 8, 10, 12, 14]` with
 //! level 3, then maps 10,000,000 f64 in parallel and prints the speed-up over
-//! a sequential map.
+//! a sequential map, once the seed's way (each worker returns its chunk, the
+//! chunks are joined) and once writing in place through a [`Gather`] (no
+//! join, no copy: what `benches/suite.rs` measures against rayon).
 
 use std::time::Instant;
 
-use erlangen::{Ctx, Down, ExitReason, Runtime, SpawnOptions};
+use erlangen::{Ctx, Down, ExitReason, Gather, Runtime, SpawnOptions};
 
 /// The work a worker is sent: it returns its chunk's start and its results.
 type Job<U> = Box<dyn FnOnce() -> (usize, Vec<U>) + Send>;
@@ -79,6 +81,42 @@ where
     output
 }
 
+/// Maps `f` over `input` with one agent per part of a [`Gather`]: each
+/// writes its part of the output in place.
+fn parallel_map_in_place<T, U>(ctx: &Ctx, f: fn(&T) -> U, input: Vec<T>, parts: usize) -> Vec<U>
+where
+    T: Send + Sync + 'static,
+    U: Send + 'static,
+{
+    let input = std::sync::Arc::new(input);
+    let output = Gather::<U>::new(input.len(), parts);
+    for part in 0..output.parts() {
+        let mut writer = output.part(part).expect("each part is claimed once");
+        let input = input.clone();
+        ctx.spawn_with(SpawnOptions::new().monitor(), move |_| {
+            let range = writer.range();
+            writer.extend(input[range].iter().map(f));
+        })
+        .unwrap_or_else(|error| ctx.exit(ExitReason::other(&error.to_string())));
+    }
+    for _ in 0..output.parts() {
+        let down = ctx
+            .receive_match(|m| m.is::<Down>())
+            .downcast::<Down>()
+            .unwrap();
+        if !down.status.is_ok() {
+            ctx.exit(ExitReason::other(&format!(
+                "a part failed: {}",
+                down.status
+            )));
+        }
+    }
+    match output.into_vec() {
+        Ok(output) => output,
+        Err((error, _)) => ctx.exit(ExitReason::other(&error.to_string())),
+    }
+}
+
 fn heavy(x: &f64) -> f64 {
     (x.sin() * x.cos()).abs().sqrt() + 1.0
 }
@@ -127,5 +165,21 @@ fn main() {
         sequential_time.as_secs_f64() * 1e3,
         parallel_time.as_secs_f64() * 1e3,
         sequential_time.as_secs_f64() / parallel_time.as_secs_f64()
+    );
+
+    let started = Instant::now();
+    let in_place = rt.run(move |ctx| parallel_map_in_place(ctx, heavy, input, 4 * workers));
+    let in_place_time = started.elapsed();
+    match in_place {
+        Ok(in_place) => assert_eq!(in_place, sequential, "in-place and sequential maps agree"),
+        Err(reason) => {
+            eprintln!("parallel map in place failed: {reason}");
+            std::process::exit(1);
+        }
+    }
+    println!(
+        "in place through a Gather: parallel {:.1} ms, speed-up {:.2}x",
+        in_place_time.as_secs_f64() * 1e3,
+        sequential_time.as_secs_f64() / in_place_time.as_secs_f64()
     );
 }
