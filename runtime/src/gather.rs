@@ -111,6 +111,11 @@ impl std::error::Error for GatherError {}
 impl<T> Gather<T> {
     /// Room for `len` elements in `parts` parts of `len / parts` elements
     /// each, the last taking the remainder. `parts` is at least one.
+    ///
+    /// # Panics
+    ///
+    /// As `Vec::with_capacity`: if `len` elements overflow the address
+    /// space.
     pub fn new(len: usize, parts: usize) -> Gather<T> {
         let parts = parts.max(1);
         let mut vec = ManuallyDrop::new(Vec::<T>::with_capacity(len));
