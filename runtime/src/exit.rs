@@ -6,10 +6,11 @@
 //! a link gets the linked agent's whole status as its reason
 //! ([`ExitReason::Linked`]); a monitor receives `Down { pid, status }`.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::message::cast;
 use crate::pid::Pid;
 
 /// The value an agent's function returned, shared by everyone who is told of
@@ -50,9 +51,10 @@ impl<T: Any + Send + Sync + fmt::Debug> ValueObject for T {
 impl Value {
     /// Wraps a returned value.
     pub fn new<T: Any + Send + Sync + fmt::Debug>(value: T) -> Value {
-        if TypeId::of::<T>() == TypeId::of::<()>() {
-            return Value { inner: None };
-        }
+        let value = match cast::<T, ()>(value) {
+            Ok(()) => return Value { inner: None },
+            Err(value) => value,
+        };
         Value {
             inner: Some(Arc::new(value)),
         }
@@ -76,10 +78,8 @@ impl Value {
     /// value comes back unchanged. Moving avoids copying big results.
     pub fn take<T: Any + Send + Sync>(self) -> Result<T, Value> {
         let Some(inner) = self.inner else {
-            // `()` can be had any number of times (a boxed unit allocates
-            // nothing).
-            let unit: Box<dyn Any> = Box::new(());
-            return unit.downcast::<T>().map(|t| *t).map_err(|_| self);
+            // `()` can be had any number of times.
+            return cast::<(), T>(()).map_err(|()| self);
         };
         if !(*inner).as_any().is::<T>() || Arc::strong_count(&inner) != 1 {
             return Err(Value { inner: Some(inner) });

@@ -54,6 +54,16 @@ impl<T: Any> TableOf<T> {
     };
 }
 
+/// `value` as a `U` if `T` is `U` (a type check the compiler folds away),
+/// else `value` back. No allocation, no unsafe code.
+pub(crate) fn cast<T: Any, U: Any>(value: T) -> Result<U, T> {
+    let mut slot = Some(value);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
+        Some(same) => Ok(same.take().expect("the slot was just filled")),
+        None => Err(slot.expect("the slot is taken only when the types match")),
+    }
+}
+
 /// Drops a stored `S` in place.
 ///
 /// # Safety
@@ -98,12 +108,9 @@ impl Message {
     /// assert_eq!(forwarded.downcast::<u8>().unwrap(), 7);
     /// ```
     pub fn new<T: Any + Send>(value: T) -> Message {
-        let mut value = Some(value);
-        if let Some(message) = (&mut value as &mut dyn Any).downcast_mut::<Option<Message>>() {
-            return message.take().expect("just filled");
-        }
-        let Some(value) = value else {
-            unreachable!("taken only when it is a Message")
+        let value = match cast::<T, Message>(value) {
+            Ok(message) => return message,
+            Err(value) => value,
         };
         let table: &'static Table = &TableOf::<T>::TABLE;
         let mut data = MaybeUninit::<Words>::uninit();
