@@ -31,11 +31,11 @@
 pub(crate) mod idle;
 pub(crate) mod live;
 pub(crate) mod reclaim;
+pub(crate) mod signal;
 pub(crate) mod task;
+pub(crate) mod worker;
 
 pub(crate) use self::task::Task;
-pub(crate) mod signal;
-pub(crate) mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -146,8 +146,8 @@ impl Shared {
     pub(crate) fn wake(&self, cell: &Arc<AgentCell>, from: Option<&WorkerContext>) {
         if cell.state.transition_to_scheduled() {
             // SAFETY: LIVE-QUEUED step 1: our transition moved the agent out
-            // of WAITING or YIELDED, so it is live and not finishing, and
-            // this is its one task.
+            // of WAITING, so it is live and not finishing, and this is its
+            // one task.
             self.schedule(unsafe { Task::new(cell) }, from);
         }
     }

@@ -6,13 +6,15 @@
 //! So two agents that monitor each other and die together cannot deadlock
 //! (Erlangen bug 10).
 
+use std::sync::Arc;
+
 use crate::agent::AgentCell;
 use crate::error::Error;
 use crate::exit::{Down, ExitReason, ExitStatus};
 use crate::message::Message;
 use crate::pid::Pid;
 use crate::scheduler::worker::WorkerContext;
-use crate::scheduler::Shared;
+use crate::scheduler::{Shared, Task};
 use crate::sync::lock;
 
 /// How a caller attaches itself to another agent.
@@ -136,10 +138,10 @@ impl Shared {
     /// table's reference to the cell.
     pub(crate) fn finish(
         &self,
-        cell: &super::Task,
+        cell: &Task,
         status: ExitStatus,
         from: Option<&WorkerContext>,
-    ) -> Option<std::sync::Arc<AgentCell>> {
+    ) -> Option<Arc<AgentCell>> {
         let me = Pid::from_cell(cell.to_arc());
         let leftovers = cell.mailbox.close();
         let farewell = lock(&cell.links).take_for_exit();

@@ -59,14 +59,8 @@ impl Task {
 
     /// A counted reference to the cell.
     pub(crate) fn to_arc(&self) -> Arc<AgentCell> {
-        let cell = self.as_ptr();
-        // SAFETY: LIVE-QUEUED: the live table holds an `Arc` to this cell, so
-        // the pointer came from an `Arc` allocation whose count is at least
-        // one; we add the reference that `from_raw` takes over.
-        unsafe {
-            Arc::increment_strong_count(cell);
-            Arc::from_raw(cell)
-        }
+        // SAFETY: LIVE-QUEUED: the live table holds an `Arc` to this cell.
+        unsafe { counted(self.as_ptr()) }
     }
 
     /// The cell's address.
@@ -82,5 +76,20 @@ impl Deref for Task {
         // SAFETY: LIVE-QUEUED: the live table owns the cell for as long as
         // this task exists, and only shared references are made.
         unsafe { self.cell.as_ref() }
+    }
+}
+
+/// A new counted reference to a live agent's cell.
+///
+/// # Safety
+///
+/// `cell` points at a cell that an `Arc` keeps alive for the whole call
+/// (the live table's, or the caller's own).
+pub(crate) unsafe fn counted(cell: *const AgentCell) -> Arc<AgentCell> {
+    // SAFETY: the caller's obligation: the pointer is an `Arc`'s and its
+    // count is at least one; we add the reference that `from_raw` takes over.
+    unsafe {
+        Arc::increment_strong_count(cell);
+        Arc::from_raw(cell)
     }
 }

@@ -117,14 +117,9 @@ impl WorkerContext {
         let cell = self.current.get();
         assert!(!cell.is_null(), "called from inside an agent");
         // SAFETY: `current` is non-null only while this worker holds a Task
-        // or an Arc for the cell (field invariant), and the live table holds
-        // an Arc to it (LIVE-QUEUED), so the count is at least one and the
-        // pointer is an `Arc`'s; we add the reference that `from_raw` takes
-        // over.
-        unsafe {
-            Arc::increment_strong_count(cell);
-            Arc::from_raw(cell)
-        }
+        // (the live table's `Arc` keeps the cell alive, LIVE-QUEUED) or an
+        // `Arc` for the cell (field invariant).
+        unsafe { super::task::counted(cell) }
     }
 
     /// A fresh serial number from this worker's block.
