@@ -94,6 +94,10 @@ pub(crate) const LIVE_SHARDS: usize = 64;
 /// Most worker threads one runtime may have.
 pub(crate) const WORKERS_MAX: usize = 256;
 
+/// How many times a panic payload whose destructor panics is replaced by
+/// the next payload before the last one is leaked (scheduler/containment.rs).
+pub(crate) const PAYLOAD_DROP_TRIES_MAX: u32 = 8;
+
 /// Longest delay accepted by `sleep`, `receive_timeout` and `send_after`
 /// (longer delays are clamped to it).
 pub(crate) const TIMER_HORIZON: Duration = Duration::from_secs(100 * 365 * 24 * 3600);

@@ -100,10 +100,12 @@ where
     Body::new(move |suspender: &Suspender, arg| {
         let mut ctx = Ctx::new(suspender, arg);
         let result = catch_unwind(AssertUnwindSafe(|| f(&mut ctx)));
-        match result {
+        let status = match result {
             Ok(value) => ExitStatus::Ok(Value::new(value)),
             Err(payload) => ExitStatus::Exit(ctx.reason_of(payload)),
-        }
+        };
+        ctx.drop_saved();
+        status
     })
 }
 
@@ -117,7 +119,7 @@ where
     Body::new(move |suspender: &Suspender, arg| {
         let mut ctx = Ctx::new(suspender, arg);
         let result = catch_unwind(AssertUnwindSafe(|| f(&mut ctx)));
-        match result {
+        let status = match result {
             Ok(value) => {
                 report(Ok(value));
                 ExitStatus::Ok(Value::new(()))
@@ -127,7 +129,9 @@ where
                 report(Err(reason.clone()));
                 ExitStatus::Exit(reason)
             }
-        }
+        };
+        ctx.drop_saved();
+        status
     })
 }
 
@@ -181,6 +185,18 @@ impl Ctx {
         let arg = unsafe { self.suspender.as_ref() }.suspend(why);
         self.worker.set(arg.cast());
         self.reductions.set(REDUCTIONS_PER_SLICE);
+    }
+
+    /// Drops the messages a selective receive skipped and the agent never
+    /// took, one by one and contained (scheduler/containment.rs): the agent
+    /// has ended, so a panicking destructor among them is not its exit.
+    fn drop_saved(&self) {
+        let serial = self.pid.cell.serial;
+        let saved_control = std::mem::take(&mut *self.saved_control.borrow_mut());
+        let saved_data = std::mem::take(&mut *self.saved_data.borrow_mut());
+        let shared = self.shared();
+        shared.drop_each(saved_control, serial);
+        shared.drop_each(saved_data, serial);
     }
 
     /// The exit reason for a caught panic payload.
@@ -805,6 +821,7 @@ impl Ctx {
     /// assert_eq!(names.unwrap(), vec!["other".to_string()]);
     /// ```
     pub fn register_pid(&self, name: &str, pid: &Pid) -> Result<(), Error> {
+        crate::runtime::Runtime::check_local(self.shared(), pid)?;
         self.shared().registry.register(name, pid)
     }
 

@@ -28,6 +28,9 @@ pub enum Error {
     InvalidConfig(String),
     /// The operating system refused a thread or a memory mapping.
     System(String),
+    /// The pid belongs to another runtime (or node), where only an agent of
+    /// this one will do (registering a name).
+    NotLocal(String),
 }
 
 impl fmt::Display for Error {
@@ -40,6 +43,7 @@ impl fmt::Display for Error {
             Error::LinkToSelf => f.write_str("an agent cannot link to or monitor itself"),
             Error::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
             Error::System(why) => write!(f, "system error: {why}"),
+            Error::NotLocal(pid) => write!(f, "{pid} is not an agent of this runtime"),
         }
     }
 }

@@ -132,6 +132,10 @@ pub enum ExitReason {
     SystemLimit,
     /// The runtime shut down while the agent was alive.
     Shutdown,
+    /// The linked or monitored agent is out of reach: its runtime shut down
+    /// (or, across nodes, the connection to its node was lost). Erlang's
+    /// `noconnection`.
+    NoConnection,
 }
 
 impl ExitReason {
@@ -160,6 +164,7 @@ impl fmt::Display for ExitReason {
             ExitReason::NoProc => f.write_str("noproc"),
             ExitReason::SystemLimit => f.write_str("system_limit"),
             ExitReason::Shutdown => f.write_str("shutdown"),
+            ExitReason::NoConnection => f.write_str("noconnection"),
         }
     }
 }

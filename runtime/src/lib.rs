@@ -45,6 +45,23 @@
 //!   monitored one (Erlangen's supervised child). At most one notification
 //!   per link; none after `unlink`.
 //!
+//! * **Pids across runtimes.** A [`Pid`] belongs to the runtime that spawned
+//!   it, and any runtime of the process accepts it: a send, kill, link,
+//!   monitor, unlink or `send_after` to an agent of another runtime is
+//!   delivered by that agent's own runtime, on its own workers (as Erlang
+//!   delivers to a pid of another node). When a runtime shuts down, agents
+//!   of other runtimes linked to or monitoring its agents get
+//!   [`ExitReason::NoConnection`]; sends to its agents are dropped and
+//!   counted. Registering a name for a foreign pid is refused
+//!   ([`Error::NotLocal`]), as Erlang's `register/2` refuses a remote pid.
+//! * **Counting.** [`AgentStats::dropped`] counts every refused message and
+//!   signal, a kill of a dead or already dying agent included (Erlangen's
+//!   `messages-dropped`).
+//! * **Destructors on workers.** A panic in the destructor of a value the
+//!   runtime drops outside any agent (a returned value nobody takes, a
+//!   leftover or refused message, a panic payload) is caught, logged and
+//!   counted ([`Runtime::contained_panics`]); it never ends a worker.
+//!
 //! # Deliberate differences from Erlangen
 //!
 //! * Linking or monitoring a dead agent answers at once with

@@ -77,7 +77,7 @@ impl DataLane {
         }
     }
 
-    fn pop_front(&mut self) -> Option<Message> {
+    pub(crate) fn pop_front(&mut self) -> Option<Message> {
         self.head.take().or_else(|| self.rest.pop_front())
     }
 
@@ -150,12 +150,16 @@ impl Mailbox {
     }
 
     /// Queues an exit signal and closes the mailbox, as Erlangen's `exit` on
-    /// another agent does. Returns `false` (and changes nothing) if the
-    /// mailbox was already closed: the agent is dead or already dying.
-    pub(crate) fn push_exit(&self, reason: ExitReason) -> bool {
+    /// another agent does. A closed mailbox (the agent is dead or already
+    /// dying) refuses it: the reason comes back for the caller to drop
+    /// outside the lock, and it counts as dropped, as Erlangen's
+    /// `messages-dropped` counts every refused message and signal.
+    pub(crate) fn push_exit(&self, reason: ExitReason) -> Result<(), ExitReason> {
         let mut lanes = self.lanes.lock();
         if lanes.closed {
-            return false;
+            drop(lanes);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(reason);
         }
         lanes.control.push_back(Signal::Exit(reason));
         lanes.closed = true;
@@ -163,7 +167,7 @@ impl Mailbox {
         // Relaxed: the flag is only a hint; the signal itself is read under
         // the lock.
         self.exit_pending.store(true, Ordering::Relaxed);
-        true
+        Ok(())
     }
 
     /// Whether an exit signal may be waiting in the control lane.

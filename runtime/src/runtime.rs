@@ -43,7 +43,7 @@ use crate::introspection::{live_agents, AgentStats, AgentTree};
 use crate::message::Message;
 use crate::pid::Pid;
 use crate::scheduler::worker::WorkerContext;
-use crate::scheduler::Shared;
+use crate::scheduler::{directory, Shared};
 use crate::spawn::{mailbox_len, spawn_agent, stack_size, SpawnOptions};
 use crate::sync::lock;
 use crate::timer::TimerAction;
@@ -119,27 +119,45 @@ impl Builder {
         let shared = Arc::new(Shared::new(config, stealers));
         let barrier = Arc::new(Barrier::new(shared.workers.len()));
         let mut threads = Vec::with_capacity(deques.len());
+        let mut gates = Vec::with_capacity(deques.len());
         for (index, deque) in deques.into_iter().enumerate() {
             let worker_shared = shared.clone();
-            let barrier = barrier.clone();
             let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
+            // Each thread waits at its gate until every worker exists: a
+            // failed spawn must not leave the others waiting at a barrier
+            // sized for threads that were never born.
+            let (gate, gate_rx) = std::sync::mpsc::channel::<Option<Arc<Barrier>>>();
             let thread = std::thread::Builder::new()
                 .name(format!("erlangen-worker-{index}"))
                 .spawn(move || {
+                    let Ok(Some(barrier)) = gate_rx.recv() else {
+                        return;
+                    };
                     pin(core, index);
                     WorkerContext::new(index, worker_shared, deque).run(&barrier);
                 });
             match thread {
-                Ok(thread) => threads.push(thread),
+                Ok(thread) => {
+                    threads.push(thread);
+                    gates.push(gate);
+                }
                 Err(error) => {
-                    let runtime = Runtime { shared, threads };
-                    drop(runtime);
+                    for gate in gates {
+                        let _ = gate.send(None);
+                    }
+                    for thread in threads {
+                        let _ = thread.join();
+                    }
                     return Err(Error::System(format!(
                         "cannot start a worker thread: {error}"
                     )));
                 }
             }
         }
+        for gate in gates {
+            let _ = gate.send(Some(barrier.clone()));
+        }
+        directory::insert(&shared);
         Ok(Runtime { shared, threads })
     }
 }
@@ -428,6 +446,7 @@ impl Runtime {
     /// rt.kill(&pid, ExitReason::Kill);
     /// ```
     pub fn register(&self, name: &str, pid: &Pid) -> Result<(), Error> {
+        Runtime::check_local(&self.shared, pid)?;
         self.shared.registry.register(name, pid)
     }
 
@@ -534,6 +553,32 @@ impl Runtime {
         self.shared.live.len()
     }
 
+    /// How many panics of user code running on a worker outside any agent
+    /// were caught and logged: a destructor of a value an agent returned, of
+    /// a message left in a dead agent's mailbox or refused by a full one, of
+    /// a panic payload. Such a panic never ends a worker.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// #[derive(Debug)]
+    /// struct Bomb;
+    /// impl Drop for Bomb {
+    ///     fn drop(&mut self) {
+    ///         panic!("boom");
+    ///     }
+    /// }
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// rt.spawn(|_| Bomb); // nobody takes the value: the worker drops it
+    /// while rt.contained_panics() == 0 {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(rt.run(|_| 7).unwrap(), 7); // the worker lives on
+    /// ```
+    pub fn contained_panics(&self) -> u64 {
+        self.shared.contained_panics.load(Ordering::Relaxed)
+    }
+
     /// Counters of the stack pool.
     ///
     /// # Example
@@ -616,28 +661,18 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        directory::remove(self.shared.id);
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.shared.unpark_all();
         let mut worker_panicked = false;
         for thread in self.threads.drain(..) {
             worker_panicked |= thread.join().is_err();
         }
+        if worker_panicked {
+            tracing::error!("erlangen: a worker thread ended on a panic; its agents are leaked");
+        }
         for cell in self.shared.live.drain() {
-            // SAFETY: BODY-OWNER, shutdown clause: every worker has exited,
-            // so no thread runs or touches agents; we are the only one.
-            let stage = unsafe { cell.stage() };
-            debug_assert!(
-                !matches!(stage, Stage::Started(_)),
-                "workers unwound every started agent"
-            );
-            *stage = Stage::Finished;
-            cell.state.transition_to_done();
-            // Queued messages and link lists may hold handles that form
-            // cycles; drop them so every cell is freed.
-            drop(cell.mailbox.close());
-            let mut links = lock(&cell.links);
-            links.kill.clear();
-            links.notify.clear();
+            self.bury(&cell);
         }
         while !self.shared.injector.is_empty() {
             let _ = self.shared.injector.steal();
@@ -646,11 +681,75 @@ impl Drop for Runtime {
             while !worker.inbox.is_empty() {
                 let _ = worker.inbox.steal();
             }
-            drop(lock(&worker.timers).clear());
+            let timers = lock(&worker.timers).clear();
+            self.shared.drop_each(timers, 0);
         }
         self.shared.registry.clear();
-        if worker_panicked && !std::thread::panicking() {
-            panic!("an erlangen worker thread panicked: a runtime invariant was broken");
+    }
+}
+
+impl Runtime {
+    /// Shutdown step 4 for one agent that was alive: frees what it holds on
+    /// this thread and tells its peers on other runtimes that it is gone.
+    fn bury(&self, cell: &Arc<crate::agent::AgentCell>) {
+        // SAFETY: BODY-OWNER, shutdown clause: every worker has exited,
+        // so no thread runs or touches agents; we are the only one.
+        let stage = unsafe { cell.stage() };
+        match std::mem::replace(stage, Stage::Finished) {
+            // Its home worker died before it could unwind it. Unwinding it
+            // here would run its frames on a thread they never ran on, with
+            // a `Ctx` that points at the dead worker: leak it instead (its
+            // stack goes with the slabs, its destructors never run).
+            Stage::Started(coroutine) => std::mem::forget(coroutine),
+            unstarted_or_finished => self
+                .shared
+                .drop_contained(unstarted_or_finished, cell.serial),
+        }
+        cell.state.transition_to_done();
+        // Queued messages and link lists may hold handles that form cycles;
+        // drop them so every cell is freed.
+        self.shared
+            .drop_leftovers(cell.mailbox.close(), cell.serial);
+        let farewell = {
+            let mut links = lock(&cell.links);
+            if links.dead {
+                return;
+            }
+            links.take_for_exit()
+        };
+        let me = Pid::from_cell(cell.clone());
+        for peer in farewell.kill.iter().filter(|peer| !self.owns(peer)) {
+            if lock(&peer.cell.links).remove(&me) {
+                self.shared
+                    .deliver_exit(peer, ExitReason::NoConnection, None);
+            }
+        }
+        for peer in farewell.notify.iter().filter(|peer| !self.owns(peer)) {
+            if lock(&peer.cell.links).remove(&me) {
+                let down = crate::exit::Down {
+                    pid: me.clone(),
+                    status: crate::exit::ExitStatus::Exit(ExitReason::NoConnection),
+                };
+                self.shared.deliver_down(peer, down, None);
+            }
+        }
+        if let Some(hook) = farewell.on_exit {
+            hook();
+        }
+    }
+
+    /// Whether `pid` is an agent of this runtime.
+    fn owns(&self, pid: &Pid) -> bool {
+        pid.cell.runtime == self.shared.id
+    }
+
+    /// Refuses a pid of another runtime (or node) where only a local agent
+    /// makes sense.
+    pub(crate) fn check_local(shared: &Shared, pid: &Pid) -> Result<(), Error> {
+        if pid.cell.runtime == shared.id {
+            Ok(())
+        } else {
+            Err(Error::NotLocal(pid.to_string()))
         }
     }
 }

@@ -139,6 +139,7 @@ pub(crate) fn spawn_agent(
         None => shared.reserve_serials(1),
     };
     let cell = Arc::new(AgentCell::new(
+        shared.id,
         serial,
         body,
         mailbox_len,

@@ -52,10 +52,23 @@ impl<T: std::fmt::Debug> std::fmt::Debug for SpinLock<T> {
 }
 
 /// Exclusive access to a `SpinLock`'s value.
+///
+/// Like `MutexGuard`, it is `!Send` (it must be released by the thread that
+/// took the lock, which the spin loop does not need but callers expect) and
+/// `Sync` only if `T` is: a shared guard hands out `&T`. Without the marker
+/// the auto traits would follow `&SpinLock<T>`, which is `Sync` whenever
+/// `T: Send`, so a `&SpinGuard` could carry `&T` of a `!Sync` `T` (a
+/// `Cell`) to other threads.
 pub(crate) struct SpinGuard<'a, T> {
     /// The lock held.
     lock: &'a SpinLock<T>,
+    /// Opts out of the auto traits (see above).
+    _not_send_sync: std::marker::PhantomData<*const ()>,
 }
+
+// SAFETY: sharing a guard shares only `&T` (Deref), which is sound across
+// threads exactly when `T: Sync`.
+unsafe impl<T: Sync> Sync for SpinGuard<'_, T> {}
 
 impl<T> SpinLock<T> {
     /// An unlocked lock.
@@ -77,7 +90,10 @@ impl<T> SpinLock<T> {
         {
             self.lock_contended();
         }
-        SpinGuard { lock: self }
+        SpinGuard {
+            lock: self,
+            _not_send_sync: std::marker::PhantomData,
+        }
     }
 
     #[cold]

@@ -48,6 +48,10 @@ pub(crate) enum Resumed {
     Suspended(Suspend),
     /// The agent's function finished.
     Returned(ExitStatus),
+    /// A panic escaped the body (its own `catch_unwind` catches the agent's
+    /// panics, so this is a panic while it built its exit status): the
+    /// payload, for the worker to report and drop, contained.
+    Panicked(Box<dyn std::any::Any + Send>),
 }
 
 /// The agent-side handle for switching out.
@@ -114,17 +118,25 @@ impl AgentCoroutine {
     }
 
     /// Runs the agent until it suspends or returns. A panic that escapes the
-    /// body (the body catches the agent's own panics) is reported as an exit.
+    /// body (the body catches the agent's own panics) comes back as
+    /// [`Resumed::Panicked`]; the coroutine is then done.
     pub(crate) fn resume(&mut self, arg: ResumeArg) -> Resumed {
         let result =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.coroutine.resume(arg)));
         match result {
             Ok(CoroutineResult::Yield(why)) => Resumed::Suspended(why),
             Ok(CoroutineResult::Return(status)) => Resumed::Returned(status),
-            Err(payload) => Resumed::Returned(ExitStatus::Exit(crate::exit::ExitReason::Panic(
-                crate::context::panic_message(&*payload).into(),
-            ))),
+            Err(payload) => Resumed::Panicked(payload),
         }
+    }
+
+    /// Unwinds a suspended agent's stack on the calling thread (its
+    /// destructors run here). A panic that escapes the unwind comes back as
+    /// its payload instead of ending the caller; the coroutine is then done.
+    pub(crate) fn unwind(&mut self) -> Result<(), Box<dyn std::any::Any + Send>> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.coroutine.force_unwind();
+        }))
     }
 
     /// The stack of a finished coroutine, for reuse.

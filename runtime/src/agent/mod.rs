@@ -4,7 +4,7 @@
 //!
 //! | field | written by | read by |
 //! | --- | --- | --- |
-//! | `serial`, `born_ns`, `born_on`, `stack_bytes`, `migratable` | spawner, before the cell is shared | anyone |
+//! | `serial`, `runtime`, `born_ns`, `born_on`, `stack_bytes`, `migratable` | spawner, before the cell is shared | anyone |
 //! | `state` | wakers and the running worker, by the state-word protocol (state.rs) | anyone |
 //! | `mailbox` | any sender (push); the agent itself (pop) | introspection |
 //! | `links` | under its mutex: linkers, the registry, the dying agent | introspection |
@@ -65,6 +65,9 @@ impl std::fmt::Debug for Stage {
 pub(crate) struct AgentCell {
     /// Unique within the runtime, never reused.
     pub(crate) serial: u64,
+    /// The id of the runtime that spawned the agent: only its workers run it
+    /// (scheduler/directory.rs).
+    pub(crate) runtime: u64,
     /// The lifecycle word.
     pub(crate) state: State,
     /// The two-lane mailbox.
@@ -101,6 +104,7 @@ unsafe impl Sync for AgentCell {}
 impl AgentCell {
     /// A new, scheduled, unstarted agent.
     pub(crate) fn new(
+        runtime: u64,
         serial: u64,
         body: Body,
         mailbox_len: usize,
@@ -109,6 +113,7 @@ impl AgentCell {
         born_on: usize,
     ) -> AgentCell {
         AgentCell {
+            runtime,
             serial,
             state: State::new_scheduled(),
             mailbox: Mailbox::new(mailbox_len),

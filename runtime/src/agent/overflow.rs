@@ -24,7 +24,7 @@
 //!    fault repeats and kills the process as usual.
 
 use std::cell::Cell;
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 /// What the handler needs to know about the agent running on this thread.
 #[derive(Clone, Copy)]
@@ -57,16 +57,20 @@ struct Previous {
     bus: libc::sigaction,
 }
 
-/// Written once inside `INSTALL`, read only by the handler afterwards.
-static mut PREVIOUS: Option<Previous> = None;
+/// Set once inside `INSTALL`, before our handler is installed, and read
+/// only by the handler: the `OnceLock`'s release store and acquire load give
+/// the handler a happens-before edge to the write (a plain `static mut`
+/// gave none in Rust's memory model). Reading it is one atomic load, which
+/// is async-signal-safe.
+static PREVIOUS: OnceLock<Previous> = OnceLock::new();
 static INSTALL: Once = Once::new();
 
 /// Step 1: installs the handler for the whole process (idempotent).
 pub(crate) fn install() {
     INSTALL.call_once(|| {
         // SAFETY: `sigaction` with a zeroed struct, our handler and an empty
-        // mask is the documented way to install a handler; PREVIOUS is
-        // written here only, before the handler can run, inside call_once.
+        // mask is the documented way to install a handler; querying the old
+        // ones writes only the structs we pass.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = handler as *const () as usize;
@@ -76,7 +80,7 @@ pub(crate) fn install() {
             let mut bus: libc::sigaction = std::mem::zeroed();
             libc::sigaction(libc::SIGSEGV, std::ptr::null(), &mut segv);
             libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut bus);
-            *std::ptr::addr_of_mut!(PREVIOUS) = Some(Previous { segv, bus });
+            let _ = PREVIOUS.set(Previous { segv, bus });
             libc::sigaction(libc::SIGSEGV, &action, std::ptr::null_mut());
             libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
         }
@@ -144,10 +148,9 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
             libc::abort();
         }
     }
-    // SAFETY: PREVIOUS was written before this handler was installed and is
-    // never written again.
-    let previous = unsafe { (*std::ptr::addr_of!(PREVIOUS)).as_ref() };
-    let Some(previous) = previous else { return };
+    let Some(previous) = PREVIOUS.get() else {
+        return;
+    };
     let old = if signal == libc::SIGBUS {
         &previous.bus
     } else {
@@ -156,7 +159,10 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
     chain(signal, info, context, old);
 }
 
-/// Hands the signal to the handler that was there before ours.
+/// Hands the signal to the handler that was there before ours, as the
+/// kernel would have run it: with its `sa_mask` (and the signal itself,
+/// unless `SA_NODEFER`) blocked during the call, and reset to the default
+/// action first if it asked for `SA_RESETHAND`.
 fn chain(
     signal: libc::c_int,
     info: *mut libc::siginfo_t,
@@ -172,7 +178,25 @@ fn chain(
             action.sa_sigaction = libc::SIG_DFL;
             libc::sigaction(signal, &action, std::ptr::null_mut());
         }
-    } else if old.sa_flags & libc::SA_SIGINFO != 0 {
+        return;
+    }
+    let mut mask = old.sa_mask;
+    // SAFETY: sigaddset, pthread_sigmask and sigaction are async-signal-safe
+    // and write only the sets and structs we pass.
+    let saved = unsafe {
+        if old.sa_flags & libc::SA_NODEFER == 0 {
+            libc::sigaddset(&mut mask, signal);
+        }
+        let mut saved: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &mask, &mut saved);
+        if old.sa_flags & libc::SA_RESETHAND != 0 {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+        saved
+    };
+    if old.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: a handler installed with SA_SIGINFO has this signature.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
             unsafe { std::mem::transmute(handler) };
@@ -181,6 +205,10 @@ fn chain(
         // SAFETY: a handler installed without SA_SIGINFO has this signature.
         let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
         f(signal);
+    }
+    // SAFETY: restores the mask saved above (async-signal-safe).
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut());
     }
 }
 

@@ -107,9 +107,14 @@ impl State {
         loop {
             let (next, after) = if current == RUNNING {
                 (WAITING, AfterSuspend::Parked)
-            } else {
-                debug_assert_eq!(current, RUNNING | NOTIFIED);
+            } else if current == RUNNING | NOTIFIED {
                 (SCHEDULED, AfterSuspend::Requeue)
+            } else {
+                // Only the worker that holds the agent RUNNING suspends it;
+                // any other word (DONE above all) means an invariant broke
+                // elsewhere, and reviving the agent would resume a freed or
+                // finished coroutine.
+                invariant_broken("an agent that was not running suspended");
             };
             match self
                 .word
@@ -137,4 +142,14 @@ impl State {
     pub(crate) fn debug_word(&self) -> u32 {
         self.word.load(Ordering::SeqCst)
     }
+}
+
+/// Ends the process on a broken runtime invariant: continuing could resume a
+/// coroutine twice or use a freed cell (house style: a broken runtime
+/// invariant aborts).
+#[cold]
+#[inline(never)]
+pub(crate) fn invariant_broken(what: &str) -> ! {
+    eprintln!("erlangen: runtime invariant broken: {what}; aborting");
+    std::process::abort()
 }

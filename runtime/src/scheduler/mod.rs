@@ -28,6 +28,8 @@
 //! a partner and then blocks keeps the partner on its own worker; a deque of
 //! `STEAL_BURST_LEN_MIN` agents or more is a burst and is taken from at once.
 
+pub(crate) mod containment;
+pub(crate) mod directory;
 pub(crate) mod idle;
 pub(crate) mod live;
 pub(crate) mod reclaim;
@@ -71,11 +73,21 @@ pub(crate) struct WorkerShared {
     pub(crate) stealable_since_ns: AtomicU64,
     /// Dead agents' cells born here, returned to be freed here.
     pub(crate) returned: reclaim::Returned,
+    /// Set if the worker's loop ended on a panic (a broken invariant): its
+    /// agents never run again, and shutdown leaks what it cannot unwind.
+    pub(crate) died: AtomicBool,
 }
 
 /// Everything the workers and the runtime handle share.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// This runtime's id, unique in the process (directory.rs); every cell
+    /// it spawns carries it.
+    pub(crate) id: u64,
+    /// Panics of user code on a worker outside any agent (a destructor of a
+    /// returned value, a leftover message, a panic payload) that were
+    /// caught and logged (containment.rs).
+    pub(crate) contained_panics: AtomicU64,
     /// The configuration the runtime was built with.
     pub(crate) config: Config,
     /// Agents spawned from outside the runtime.
@@ -115,9 +127,12 @@ impl Shared {
                 n_timers: std::sync::atomic::AtomicUsize::new(0),
                 stealable_since_ns: AtomicU64::new(0),
                 returned: reclaim::Returned::default(),
+                died: AtomicBool::new(false),
             })
             .collect();
         Shared {
+            id: directory::next_id(),
+            contained_panics: AtomicU64::new(0),
             config,
             injector: Injector::new(),
             workers,
@@ -143,7 +158,14 @@ impl Shared {
 
     /// Makes `cell` runnable after its mailbox or timer changed; `from` is
     /// the worker the caller runs on, if any.
+    ///
+    /// A cell of another runtime is handed to that runtime (directory.rs):
+    /// only its own workers may run it.
     pub(crate) fn wake(&self, cell: &Arc<AgentCell>, from: Option<&WorkerContext>) {
+        if cell.runtime != self.id {
+            wake_foreign(cell);
+            return;
+        }
         if cell.state.transition_to_scheduled() {
             // SAFETY: LIVE-QUEUED step 1: our transition moved the agent out
             // of WAITING, so it is live and not finishing, and this is its
@@ -157,6 +179,10 @@ impl Shared {
     /// lives elsewhere, a stealable deque (or the injector) if it has not
     /// started or may migrate.
     pub(crate) fn schedule(&self, cell: Task, from: Option<&WorkerContext>) {
+        assert_eq!(
+            cell.runtime, self.id,
+            "an agent is queued on its own runtime"
+        );
         match (cell.home(), from) {
             (Some(home), Some(worker)) if !cell.migratable && home == worker.index => {
                 worker.push_lifo(cell);
@@ -214,5 +240,15 @@ impl Shared {
         for worker in self.workers.iter() {
             worker.parker.unpark();
         }
+    }
+}
+
+/// Wakes an agent of another runtime through that runtime, from outside its
+/// workers (directory.rs step 2). If that runtime is gone, there is nothing
+/// to wake: its shutdown closed every mailbox.
+#[cold]
+fn wake_foreign(cell: &Arc<AgentCell>) {
+    if let Some(owner) = directory::lookup(cell.runtime) {
+        owner.wake(cell, None);
     }
 }

@@ -2,7 +2,8 @@
 //! and what happens when an agent ends (links.rs holds the data and the protocol).
 //!
 //! Every function here takes at most two link locks at once, and only in
-//! serial-number order (`link`, `unlink`); the exit path takes one at a time.
+//! `Pid` order (serial number, then address: serials of two runtimes may be
+//! equal) (`link`, `unlink`); the exit path takes one at a time.
 //! So two agents that monitor each other and die together cannot deadlock
 //! (Erlangen bug 10).
 
@@ -37,8 +38,9 @@ impl Shared {
     /// Delivers `message` to `to`'s data lane and wakes it; a full or closed
     /// mailbox drops the message and counts it.
     pub(crate) fn deliver_message(&self, to: &Pid, message: Message, from: Option<&WorkerContext>) {
-        if to.cell.mailbox.push_message(message).is_ok() {
-            self.wake(&to.cell, from);
+        match to.cell.mailbox.push_message(message) {
+            Ok(()) => self.wake(&to.cell, from),
+            Err(refused) => self.drop_contained(refused, to.cell.serial),
         }
     }
 
@@ -51,15 +53,17 @@ impl Shared {
         reason: ExitReason,
         from: Option<&WorkerContext>,
     ) {
-        if target.cell.mailbox.push_exit(reason) {
-            self.wake(&target.cell, from);
+        match target.cell.mailbox.push_exit(reason) {
+            Ok(()) => self.wake(&target.cell, from),
+            Err(refused) => self.drop_contained(refused, target.cell.serial),
         }
     }
 
     /// Queues a `Down` notification on the target's control lane.
     pub(crate) fn deliver_down(&self, target: &Pid, down: Down, from: Option<&WorkerContext>) {
-        if target.cell.mailbox.push_down(down).is_ok() {
-            self.wake(&target.cell, from);
+        match target.cell.mailbox.push_down(down) {
+            Ok(()) => self.wake(&target.cell, from),
+            Err(refused) => self.drop_contained(refused, target.cell.serial),
         }
     }
 
@@ -76,7 +80,7 @@ impl Shared {
             return Err(Error::LinkToSelf);
         }
         let target_dead = {
-            let (first, second) = if me.cell.serial <= target.cell.serial {
+            let (first, second) = if me <= target {
                 (me, target)
             } else {
                 (target, me)
@@ -119,7 +123,7 @@ impl Shared {
         if me == target {
             return Err(Error::LinkToSelf);
         }
-        let (first, second) = if me.cell.serial <= target.cell.serial {
+        let (first, second) = if me <= target {
             (me, target)
         } else {
             (target, me)
@@ -166,7 +170,9 @@ impl Shared {
                 self.deliver_down(peer, down, from);
             }
         }
-        drop(leftovers);
+        let serial = cell.serial;
+        self.drop_leftovers(leftovers, serial);
+        self.drop_contained(status, serial);
         if let Some(hook) = farewell.on_exit {
             hook();
         }

@@ -154,10 +154,35 @@ impl WorkerContext {
         self.stealable.push(task);
     }
 
-    /// The worker thread's body.
+    /// The worker thread's body: the loop, then shutdown. A panic that
+    /// escapes the loop is a broken runtime invariant (user code runs only
+    /// inside agents or under containment.rs): it is logged, the worker
+    /// stops running agents, and it still takes part in shutdown, so that
+    /// the other workers' barriers are met and nothing hangs.
     pub(crate) fn run(&self, barrier: &Barrier) {
         self.shared.workers[self.index].parker.bind_current_thread();
         overflow::ensure_alt_stack();
+        let looped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_loop()));
+        if let Err(payload) = looped {
+            tracing::error!(
+                worker = self.index,
+                "erlangen: worker {} stopped on a panic ({}): a runtime invariant was broken",
+                self.index,
+                crate::context::panic_message(&*payload)
+            );
+            super::containment::drop_payload(payload);
+            self.shared.workers[self.index]
+                .died
+                .store(true, Ordering::Release);
+            while !self.shared.shutdown.load(Ordering::Acquire) {
+                std::thread::park();
+            }
+        }
+        self.teardown(barrier);
+    }
+
+    /// Steps 1 to 4, until shutdown.
+    fn run_loop(&self) {
         while !self.shared.shutdown.load(Ordering::Acquire) {
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
@@ -178,7 +203,6 @@ impl WorkerContext {
                 None => self.idle(),
             }
         }
-        self.teardown(barrier);
     }
 
     /// Step 2, local part.
@@ -257,12 +281,13 @@ impl WorkerContext {
         if !task.state.transition_to_running() {
             return;
         }
-        // SAFETY: BODY-OWNER: we just moved the state word to RUNNING, and we
-        // drop `stage` before moving it out of RUNNING below.
-        let stage = unsafe { task.stage() };
-        if matches!(stage, Stage::Unstarted(_)) && !self.start(&task, stage) {
+        if !self.start(&task) {
             return;
         }
+        // SAFETY: BODY-OWNER: we moved the state word to RUNNING above, and
+        // we drop `stage` before moving it out of RUNNING below (`finish`
+        // comes after its last use).
+        let stage = unsafe { task.stage() };
         let Stage::Started(coroutine) = stage else {
             unreachable!("a scheduled agent is unstarted or started");
         };
@@ -276,11 +301,12 @@ impl WorkerContext {
         let resumed = coroutine.resume(self.as_resume_arg());
         self.current.set(std::ptr::null());
         overflow::leave();
-        match resumed {
+        let status = match resumed {
             Resumed::Suspended(Suspend::Wait) => {
                 if task.state.transition_to_waiting() == AfterSuspend::Requeue {
                     self.requeue(task);
                 }
+                return;
             }
             Resumed::Suspended(Suspend::Yield) => {
                 task.state.transition_to_yielded();
@@ -289,48 +315,63 @@ impl WorkerContext {
                 } else {
                     self.yielded.borrow_mut().push_back((self.tick.get(), task));
                 }
+                return;
             }
-            Resumed::Returned(status) => {
-                if let Stage::Started(coroutine) = std::mem::replace(stage, Stage::Finished) {
-                    debug_assert!(coroutine.done());
-                    let slot = coroutine.into_stack().into_slot();
-                    self.shared
-                        .stacks
-                        .give(slot, &mut self.stack_cache.borrow_mut());
-                }
-                if let Some(cell) = self.shared.finish(&task, status, Some(self)) {
-                    self.returns.give(&self.shared, self.index, cell);
-                }
+            Resumed::Returned(status) => status,
+            Resumed::Panicked(payload) => {
+                let reason = ExitReason::Panic(crate::context::panic_message(&*payload).into());
+                self.shared.contained(payload, task.serial, "an exit path");
+                ExitStatus::Exit(reason)
             }
+        };
+        if let Stage::Started(coroutine) = std::mem::replace(stage, Stage::Finished) {
+            debug_assert!(coroutine.done());
+            let slot = coroutine.into_stack().into_slot();
+            self.shared
+                .stacks
+                .give(slot, &mut self.stack_cache.borrow_mut());
+        }
+        if let Some(cell) = self.shared.finish(&task, status, Some(self)) {
+            self.returns.give(&self.shared, self.index, cell);
         }
     }
 
-    /// Gives an unstarted agent its stack and coroutine, and a home. Returns
-    /// `false` if no stack could be had: the agent has then exited.
-    fn start(&self, task: &Task, stage: &mut Stage) -> bool {
-        let Stage::Unstarted(body) = std::mem::replace(stage, Stage::Finished) else {
-            return true;
+    /// Gives an agent that has not started its stack and coroutine, and a
+    /// home; does nothing to a started one. Returns `false` if no stack
+    /// could be had: the agent has then exited.
+    ///
+    /// The caller holds the agent RUNNING. No reference into the cell is
+    /// alive when `finish` runs, since `finish` may hand back the cell's
+    /// last reference (the spawner dropped its `Pid` and nothing watches
+    /// the agent), and dropping it frees the cell.
+    fn start(&self, task: &Task) -> bool {
+        let body = {
+            // SAFETY: BODY-OWNER: the caller holds the agent RUNNING; the
+            // reference ends with this block.
+            let stage = unsafe { task.stage() };
+            if !matches!(stage, Stage::Unstarted(_)) {
+                return true;
+            }
+            let Stage::Unstarted(body) = std::mem::replace(stage, Stage::Finished) else {
+                unreachable!("checked above");
+            };
+            body
         };
         let stack = self
             .shared
             .stacks
             .take(task.stack_bytes, &mut self.stack_cache.borrow_mut());
-        match stack {
-            Some(stack) => {
-                *stage = Stage::Started(AgentCoroutine::new(stack, body));
-                task.home.store(self.index, Ordering::Release);
-                true
-            }
-            None => {
-                drop(body);
-                drop(self.shared.finish(
-                    task,
-                    ExitStatus::Exit(ExitReason::SystemLimit),
-                    Some(self),
-                ));
-                false
-            }
-        }
+        let Some(stack) = stack else {
+            self.shared.drop_contained(body, task.serial);
+            let status = ExitStatus::Exit(ExitReason::SystemLimit);
+            let held = self.shared.finish(task, status, Some(self));
+            drop(held);
+            return false;
+        };
+        // SAFETY: BODY-OWNER, as above; the reference ends with this statement.
+        *unsafe { task.stage() } = Stage::Started(AgentCoroutine::new(stack, body));
+        task.home.store(self.index, Ordering::Release);
+        true
     }
 
     /// Puts an agent that is `SCHEDULED` again at the back of the queues.
@@ -460,12 +501,16 @@ impl WorkerContext {
             // more (barrier above) and this is the agent's home worker; the
             // reference is dropped at the end of this iteration.
             let stage = unsafe { task.stage() };
-            if let Stage::Started(coroutine) = std::mem::replace(stage, Stage::Finished) {
+            if let Stage::Started(mut coroutine) = std::mem::replace(stage, Stage::Finished) {
                 task.state.transition_to_done();
                 task.set_died();
                 self.current.set(Arc::as_ptr(&task));
-                drop(coroutine);
+                if let Err(payload) = coroutine.unwind() {
+                    self.shared
+                        .contained(payload, task.serial, "an agent's unwinding");
+                }
                 self.current.set(std::ptr::null());
+                drop(coroutine);
             }
         }
         barrier.wait();

@@ -117,7 +117,9 @@ fn test_send_error_killed_send_and_kill_to_a_dead_agent_are_silent() {
             ctx.stats(&victim).dropped
         })
         .unwrap();
-    assert_eq!(dropped, 1);
+    // The refused send and the refused kill both count: Erlangen's
+    // `messages-dropped` counts every refused message and signal (§3.2).
+    assert_eq!(dropped, 2);
 }
 
 /// §8.5: a full mailbox drops the message and stats report dropped = 1.

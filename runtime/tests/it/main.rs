@@ -9,6 +9,7 @@ mod receive;
 mod registry;
 mod scale;
 mod shutdown;
+mod soundness;
 mod support;
 mod threads;
 mod timers;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use erlangen_runtime::SpawnOptions;
+use erlangen_runtime::{ExitReason, SpawnOptions};
 
 use crate::support::{recv_as, runtime};
 
@@ -215,4 +215,26 @@ fn forwarding_a_received_message_delivers_the_original_value() {
         })
         .unwrap();
     assert_eq!(got, 10_000);
+}
+
+#[test]
+fn a_second_kill_of_a_dying_agent_counts_as_dropped() {
+    let rt = runtime(1);
+    let dropped = rt
+        .run(|ctx| {
+            let victim = ctx
+                .spawn_with(SpawnOptions::new().monitor(), |ctx| {
+                    ctx.receive();
+                })
+                .unwrap();
+            // Both kills land before the victim runs again: the first
+            // closes its mailbox, the second is refused.
+            ctx.kill(&victim, ExitReason::Kill);
+            ctx.kill(&victim, ExitReason::other("again"));
+            let down = crate::support::recv_down(ctx);
+            assert!(matches!(down.status.reason(), Some(ExitReason::Kill)));
+            ctx.stats(&victim).dropped
+        })
+        .unwrap();
+    assert_eq!(dropped, 1);
 }
