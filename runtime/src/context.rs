@@ -191,7 +191,7 @@ impl Ctx {
     /// took, one by one and contained (scheduler/containment.rs): the agent
     /// has ended, so a panicking destructor among them is not its exit.
     fn drop_saved(&self) {
-        let serial = self.pid.cell.serial;
+        let serial = self.pid.local_cell().serial;
         let saved_control = std::mem::take(&mut *self.saved_control.borrow_mut());
         let saved_data = std::mem::take(&mut *self.saved_data.borrow_mut());
         let shared = self.shared();
@@ -219,7 +219,7 @@ impl Ctx {
     /// destructor's runtime call must not start a second unwind.
     #[inline]
     fn check_exit(&self) {
-        if self.pid.cell.mailbox.exit_pending() || self.exiting.borrow().is_some() {
+        if self.pid.local_cell().mailbox.exit_pending() || self.exiting.borrow().is_some() {
             self.take_exit();
         }
     }
@@ -235,7 +235,7 @@ impl Ctx {
             self.die(reason);
         }
         {
-            while let Some(signal) = self.pid.cell.mailbox.pop_signal() {
+            while let Some(signal) = self.pid.local_cell().mailbox.pop_signal() {
                 match signal {
                     Signal::Exit(reason) => self.die(reason),
                     Signal::Down(down) => self
@@ -404,7 +404,7 @@ impl Ctx {
         let worker = self.worker();
         let deadline = deadline_after(delay);
         let action = TimerAction::Send {
-            to: to.cell.clone(),
+            to: to.clone(),
             message: Message::new(message),
         };
         worker
@@ -434,7 +434,7 @@ impl Ctx {
             // Fast path: nothing was skipped by an earlier selective receive,
             // so the mailbox's own order is the answer.
             loop {
-                match self.pid.cell.mailbox.pop() {
+                match self.pid.local_cell().mailbox.pop() {
                     Some(Item::Message(message)) => return message,
                     Some(Item::Signal(Signal::Down(down))) => return Message::new(down),
                     Some(Item::Signal(Signal::Exit(reason))) => self.die(reason),
@@ -556,7 +556,7 @@ impl Ctx {
                 return Some(message);
             }
             if !self.saved_data.borrow().is_empty() {
-                while let Some(signal) = self.pid.cell.mailbox.pop_signal() {
+                while let Some(signal) = self.pid.local_cell().mailbox.pop_signal() {
                     if let Some(message) = self.consider_signal(signal, matches) {
                         return Some(message);
                     }
@@ -566,7 +566,7 @@ impl Ctx {
                 }
             }
         }
-        while let Some(item) = self.pid.cell.mailbox.pop() {
+        while let Some(item) = self.pid.local_cell().mailbox.pop() {
             match item {
                 Item::Signal(signal) => {
                     if let Some(message) = self.consider_signal(signal, matches) {
@@ -606,7 +606,7 @@ impl Ctx {
 
     /// Arms a timer that wakes this agent at `deadline`.
     fn arm_wake(&self, deadline: Instant) {
-        let cell = &self.pid.cell;
+        let cell = self.pid.local_cell();
         let seq = cell.timer_seq.fetch_add(1, Ordering::AcqRel) + 1;
         let worker = self.worker();
         let action = TimerAction::Wake {
@@ -620,7 +620,10 @@ impl Ctx {
 
     /// Makes any armed timer stale.
     fn disarm_wake(&self) {
-        self.pid.cell.timer_seq.fetch_add(1, Ordering::AcqRel);
+        self.pid
+            .local_cell()
+            .timer_seq
+            .fetch_add(1, Ordering::AcqRel);
     }
 
     /// Suspends the agent for `duration`. A kill ends it at once.
@@ -699,7 +702,9 @@ impl Ctx {
         }
         self.charge();
         let worker = self.worker();
-        worker.shared.deliver_exit(to, reason, Some(worker));
+        worker
+            .shared
+            .deliver_exit_from(Some(&self.pid), to, reason, Some(worker));
     }
 
     /// Links this agent and `to`: when either exits, normally or not, the

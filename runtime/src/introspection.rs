@@ -43,7 +43,16 @@ pub struct AgentStats {
 
 impl AgentStats {
     pub(crate) fn of(pid: &Pid) -> AgentStats {
-        let cell = &pid.cell;
+        let Some(cell) = pid.cell() else {
+            // An agent of another node: nothing is known here.
+            return AgentStats {
+                received: 0,
+                dropped: 0,
+                queued: 0,
+                born: UNIX_EPOCH,
+                died: None,
+            };
+        };
         let died_ns = cell.died_ns.load(Ordering::Acquire);
         AgentStats {
             received: cell.mailbox.received(),
@@ -107,14 +116,19 @@ impl fmt::Display for AgentTree {
 
 fn build(pid: &Pid, seen: &mut HashSet<u64>) -> AgentTree {
     seen.insert(pid.serial());
-    let peers: Vec<Pid> = lock(&pid.cell.links).kill.clone();
+    let peers: Vec<Pid> = match pid.cell() {
+        Some(cell) => lock(&cell.links).kill.clone(),
+        None => Vec::new(),
+    };
     let mut tree = AgentTree {
         root: pid.clone(),
         linked: Vec::new(),
         monitored: Vec::new(),
     };
     for peer in peers {
-        let monitored_by_root = lock(&peer.cell.links).notifies(pid);
+        let monitored_by_root = peer
+            .cell()
+            .is_some_and(|cell| lock(&cell.links).notifies(pid));
         if monitored_by_root && !seen.contains(&peer.serial()) {
             tree.monitored.push(build(&peer, seen));
         } else {

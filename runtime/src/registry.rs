@@ -26,7 +26,7 @@ impl Registry {
     pub(crate) fn register(&self, name: &str, pid: &Pid) -> Result<(), Error> {
         validate_name(name)?;
         // Lock order: the agent's link set first, then the table.
-        let mut links = crate::sync::lock(&pid.cell.links);
+        let mut links = crate::sync::lock(&pid.local_cell().links);
         if links.dead {
             return Err(Error::NoSuchName(name.to_owned()));
         }
@@ -44,7 +44,7 @@ impl Registry {
         let pid = self
             .lookup(name)
             .ok_or_else(|| Error::NotRegistered(name.to_owned()))?;
-        let mut links = crate::sync::lock(&pid.cell.links);
+        let mut links = crate::sync::lock(&pid.local_cell().links);
         let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
         match names.get(name) {
             Some(current) if *current == pid => {

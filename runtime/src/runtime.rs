@@ -38,10 +38,11 @@ use crate::agent::Stage;
 use crate::config::{Config, WORKERS_MAX};
 use crate::context::{agent_body, deadline_after, root_body, Ctx};
 use crate::error::Error;
-use crate::exit::ExitReason;
+use crate::exit::{ExitReason, ExitStatus};
 use crate::introspection::{live_agents, AgentStats, AgentTree};
 use crate::message::Message;
 use crate::pid::Pid;
+use crate::scheduler::signal::Fired;
 use crate::scheduler::worker::WorkerContext;
 use crate::scheduler::{directory, Shared};
 use crate::spawn::{mailbox_len, spawn_agent, stack_size, SpawnOptions};
@@ -243,6 +244,21 @@ impl Runtime {
         Builder::default().build()
     }
 
+    /// A cloneable handle for threads that serve this runtime from outside
+    /// (the nodes layer).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert!(!rt.handle().is_shut_down());
+    /// ```
+    pub fn handle(&self) -> crate::handle::RuntimeHandle {
+        crate::handle::RuntimeHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Number of worker threads.
     pub fn workers(&self) -> usize {
         self.shared.workers.len()
@@ -292,7 +308,7 @@ impl Runtime {
             finished_slot.1.notify_all();
         });
         {
-            let mut links = lock(&pid.cell.links);
+            let mut links = lock(&pid.local_cell().links);
             if links.dead {
                 drop(links);
                 hook();
@@ -410,7 +426,7 @@ impl Runtime {
     /// ```
     pub fn send_after<M: Any + Send>(&self, to: &Pid, message: M, delay: Duration) {
         let action = TimerAction::Send {
-            to: to.cell.clone(),
+            to: to.clone(),
             message: Message::new(message),
         };
         self.shared
@@ -718,20 +734,14 @@ impl Runtime {
             links.take_for_exit()
         };
         let me = Pid::from_cell(cell.clone());
+        let gone = ExitReason::NoConnection;
         for peer in farewell.kill.iter().filter(|peer| !self.owns(peer)) {
-            if lock(&peer.cell.links).remove(&me) {
-                self.shared
-                    .deliver_exit(peer, ExitReason::NoConnection, None);
-            }
+            let fired = Fired::Exit(gone.clone());
+            self.shared.fire_edge(&me, peer, fired, None);
         }
         for peer in farewell.notify.iter().filter(|peer| !self.owns(peer)) {
-            if lock(&peer.cell.links).remove(&me) {
-                let down = crate::exit::Down {
-                    pid: me.clone(),
-                    status: crate::exit::ExitStatus::Exit(ExitReason::NoConnection),
-                };
-                self.shared.deliver_down(peer, down, None);
-            }
+            let fired = Fired::Down(ExitStatus::Exit(gone.clone()));
+            self.shared.fire_edge(&me, peer, fired, None);
         }
         if let Some(hook) = farewell.on_exit {
             hook();
@@ -740,13 +750,13 @@ impl Runtime {
 
     /// Whether `pid` is an agent of this runtime.
     fn owns(&self, pid: &Pid) -> bool {
-        pid.cell.runtime == self.shared.id
+        pid.runtime_id() == Some(self.shared.id)
     }
 
     /// Refuses a pid of another runtime (or node) where only a local agent
     /// makes sense.
     pub(crate) fn check_local(shared: &Shared, pid: &Pid) -> Result<(), Error> {
-        if pid.cell.runtime == shared.id {
+        if pid.runtime_id() == Some(shared.id) {
             Ok(())
         } else {
             Err(Error::NotLocal(pid.to_string()))

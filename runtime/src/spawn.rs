@@ -115,6 +115,21 @@ pub(crate) fn spawn_agent(
     body: Body,
     parent: Option<&Pid>,
 ) -> Result<Pid, Error> {
+    spawn_agent_then(shared, from, options, body, parent, None)
+}
+
+/// `spawn_agent`, calling `before_run` with the new agent's pid after its
+/// links are in place and before it can run (the nodes layer sends the
+/// spawn's reply there, so that the reply precedes every signal of the
+/// child on the connection).
+pub(crate) fn spawn_agent_then(
+    shared: &Shared,
+    from: Option<&WorkerContext>,
+    options: &SpawnOptions,
+    body: Body,
+    parent: Option<&Pid>,
+    before_run: Option<&mut dyn FnMut(&Pid)>,
+) -> Result<Pid, Error> {
     let mailbox_len = mailbox_len(options.mailbox_len.unwrap_or(shared.config.mailbox_len))?;
     let stack_bytes = stack_size(
         options
@@ -152,7 +167,20 @@ pub(crate) fn spawn_agent(
     }
     let pid = Pid::from_cell(cell.clone());
     if let (Some(how), Some(parent)) = (options.attach, parent) {
-        shared.attach(parent, &pid, how, from)?;
+        if parent.is_remote() {
+            // The parent's node installed its half before asking
+            // (remote.rs, Erlangen bug 5); this is ours.
+            let mut links = crate::sync::lock(&cell.links);
+            match how {
+                Attach::Link => links.add_kill(parent),
+                Attach::Monitor => links.add_notify(parent),
+            }
+        } else {
+            shared.attach(parent, &pid, how, from)?;
+        }
+    }
+    if let Some(before_run) = before_run {
+        before_run(&pid);
     }
     shared.live.insert(&cell);
     // SAFETY: LIVE-QUEUED step 1: just inserted in the live table, never run.

@@ -24,7 +24,7 @@ pub(crate) enum TimerAction {
     Wake { cell: Arc<AgentCell>, seq: u64 },
     /// Deliver a message (send-after).
     Send {
-        to: Arc<AgentCell>,
+        to: crate::pid::Pid,
         message: Message,
     },
 }

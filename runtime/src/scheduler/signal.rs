@@ -13,7 +13,8 @@ use crate::agent::AgentCell;
 use crate::error::Error;
 use crate::exit::{Down, ExitReason, ExitStatus};
 use crate::message::Message;
-use crate::pid::Pid;
+use crate::pid::{Pid, PidKind};
+use crate::remote::RemoteSignal;
 use crate::scheduler::worker::WorkerContext;
 use crate::scheduler::{Shared, Task};
 use crate::sync::lock;
@@ -36,34 +37,59 @@ pub enum Attach {
 
 impl Shared {
     /// Delivers `message` to `to`'s data lane and wakes it; a full or closed
-    /// mailbox drops the message and counts it.
+    /// mailbox drops the message and counts it. A remote `to` gets it
+    /// through its route.
     pub(crate) fn deliver_message(&self, to: &Pid, message: Message, from: Option<&WorkerContext>) {
-        match to.cell.mailbox.push_message(message) {
-            Ok(()) => self.wake(&to.cell, from),
-            Err(refused) => self.drop_contained(refused, to.cell.serial),
+        let cell = match &to.kind {
+            PidKind::Local(cell) => cell,
+            PidKind::Remote(id) => return id.route().send(id, message),
+        };
+        match cell.mailbox.push_message(message) {
+            Ok(()) => self.wake(cell, from),
+            Err(refused) => self.drop_contained(refused, cell.serial),
         }
     }
 
     /// Sends an exit signal: queued ahead of messages, closes the mailbox,
     /// and takes effect at the target's next runtime call (at once if it is
-    /// suspended). Does nothing to an agent that is dead or already dying.
+    /// suspended). An agent that is dead or already dying refuses it (and
+    /// counts it as dropped). `sender` is the killing agent, if any, which
+    /// a remote target's route needs for ordering.
+    pub(crate) fn deliver_exit_from(
+        &self,
+        sender: Option<&Pid>,
+        target: &Pid,
+        reason: ExitReason,
+        from: Option<&WorkerContext>,
+    ) {
+        let cell = match &target.kind {
+            PidKind::Local(cell) => cell,
+            PidKind::Remote(id) => {
+                return id.route().signal(sender, id, RemoteSignal::Kill(reason));
+            }
+        };
+        match cell.mailbox.push_exit(reason) {
+            Ok(()) => self.wake(cell, from),
+            Err(refused) => self.drop_contained(refused, cell.serial),
+        }
+    }
+
+    /// `deliver_exit_from` with no sending agent.
     pub(crate) fn deliver_exit(
         &self,
         target: &Pid,
         reason: ExitReason,
         from: Option<&WorkerContext>,
     ) {
-        match target.cell.mailbox.push_exit(reason) {
-            Ok(()) => self.wake(&target.cell, from),
-            Err(refused) => self.drop_contained(refused, target.cell.serial),
-        }
+        self.deliver_exit_from(None, target, reason, from);
     }
 
-    /// Queues a `Down` notification on the target's control lane.
+    /// Queues a `Down` notification on a local target's control lane.
     pub(crate) fn deliver_down(&self, target: &Pid, down: Down, from: Option<&WorkerContext>) {
-        match target.cell.mailbox.push_down(down) {
-            Ok(()) => self.wake(&target.cell, from),
-            Err(refused) => self.drop_contained(refused, target.cell.serial),
+        let cell = target.local_cell();
+        match cell.mailbox.push_down(down) {
+            Ok(()) => self.wake(cell, from),
+            Err(refused) => self.drop_contained(refused, cell.serial),
         }
     }
 
@@ -79,14 +105,18 @@ impl Shared {
         if me == target {
             return Err(Error::LinkToSelf);
         }
+        if let Some(id) = target.as_remote() {
+            self.attach_remote(me, target, id, how);
+            return Ok(());
+        }
         let target_dead = {
             let (first, second) = if me <= target {
                 (me, target)
             } else {
                 (target, me)
             };
-            let mut first_links = lock(&first.cell.links);
-            let mut second_links = lock(&second.cell.links);
+            let mut first_links = lock(&first.local_cell().links);
+            let mut second_links = lock(&second.local_cell().links);
             let (mine, theirs) = if std::ptr::eq(first, me) {
                 (&mut *first_links, &mut *second_links)
             } else {
@@ -123,13 +153,18 @@ impl Shared {
         if me == target {
             return Err(Error::LinkToSelf);
         }
+        if let Some(id) = target.as_remote() {
+            lock(&me.local_cell().links).remove(target);
+            id.route().signal(Some(me), id, RemoteSignal::Unlink);
+            return Ok(());
+        }
         let (first, second) = if me <= target {
             (me, target)
         } else {
             (target, me)
         };
-        let mut first_links = lock(&first.cell.links);
-        let mut second_links = lock(&second.cell.links);
+        let mut first_links = lock(&first.local_cell().links);
+        let mut second_links = lock(&second.local_cell().links);
         first_links.remove(second);
         second_links.remove(first);
         Ok(())
@@ -156,19 +191,11 @@ impl Shared {
         cell.state.transition_to_done();
         let held = self.live.remove(cell);
         for peer in &farewell.kill {
-            if lock(&peer.cell.links).remove(&me) {
-                let reason = ExitReason::Linked(Box::new(status.clone()));
-                self.deliver_exit(peer, reason, from);
-            }
+            let reason = ExitReason::Linked(Box::new(status.clone()));
+            self.fire_edge(&me, peer, Fired::Exit(reason), from);
         }
         for peer in &farewell.notify {
-            if lock(&peer.cell.links).remove(&me) {
-                let down = Down {
-                    pid: me.clone(),
-                    status: status.clone(),
-                };
-                self.deliver_down(peer, down, from);
-            }
+            self.fire_edge(&me, peer, Fired::Down(status.clone()), from);
         }
         let serial = cell.serial;
         self.drop_leftovers(leftovers, serial);
@@ -177,5 +204,51 @@ impl Shared {
             hook();
         }
         held
+    }
+}
+
+/// What an exiting agent's edge delivers to its peer.
+pub(crate) enum Fired {
+    /// An exit signal (a link, or the monitored side of a monitor).
+    Exit(ExitReason),
+    /// A notification to a monitor.
+    Down(ExitStatus),
+}
+
+impl Shared {
+    /// Fires the edge from the exiting agent `me` to `peer` (links.rs step
+    /// 3): a local peer gets it only if it still holds the edge, which is
+    /// removed; a remote peer's node makes the same check (remote.rs).
+    pub(crate) fn fire_edge(
+        &self,
+        me: &Pid,
+        peer: &Pid,
+        fired: Fired,
+        from: Option<&WorkerContext>,
+    ) {
+        match &peer.kind {
+            PidKind::Remote(id) => {
+                let signal = match fired {
+                    Fired::Exit(reason) => RemoteSignal::EdgeExit(reason),
+                    Fired::Down(status) => RemoteSignal::Down(status),
+                };
+                id.route().signal(Some(me), id, signal);
+            }
+            PidKind::Local(cell) => {
+                if !lock(&cell.links).remove(me) {
+                    return;
+                }
+                match fired {
+                    Fired::Exit(reason) => self.deliver_exit(peer, reason, from),
+                    Fired::Down(status) => {
+                        let down = Down {
+                            pid: me.clone(),
+                            status,
+                        };
+                        self.deliver_down(peer, down, from);
+                    }
+                }
+            }
+        }
     }
 }

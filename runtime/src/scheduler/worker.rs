@@ -410,8 +410,7 @@ impl WorkerContext {
                     }
                 }
                 TimerAction::Send { to, message } => {
-                    let pid = crate::pid::Pid::from_cell(to);
-                    self.shared.deliver_message(&pid, message, Some(self));
+                    self.shared.deliver_message(&to, message, Some(self));
                 }
             }
         }

@@ -7,6 +7,7 @@ mod messaging;
 mod panics;
 mod receive;
 mod registry;
+mod remote;
 mod scale;
 mod shutdown;
 mod soundness;

@@ -1,0 +1,136 @@
+//! `RuntimeHandle`: what a thread that serves a runtime from outside its
+//! workers (the nodes layer's event loop) may do with it.
+//!
+//! The handle is cheap to clone and holds the runtime's shared state, not
+//! the runtime: dropping the `Runtime` still shuts it down, after which the
+//! handle's sends are dropped and counted and its spawns are refused.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use crate::agent::AgentCell;
+use crate::context::{agent_body, Ctx};
+use crate::error::Error;
+use crate::message::Message;
+use crate::pid::Pid;
+use crate::remote::RemoteSignal;
+use crate::scheduler::Shared;
+use crate::spawn::{spawn_agent_then, SpawnOptions};
+
+/// A cloneable handle to a [`crate::Runtime`] for threads outside it.
+///
+/// ```
+/// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+/// let handle = rt.handle();
+/// let pid = handle
+///     .spawn_then(erlangen_runtime::SpawnOptions::new(), None, |_| {}, |ctx| {
+///         ctx.receive().downcast::<u8>().unwrap()
+///     })
+///     .unwrap();
+/// assert!(handle.is_local(&pid));
+/// handle.send(&pid, erlangen_runtime::Message::new(1u8));
+/// ```
+#[derive(Clone)]
+pub struct RuntimeHandle {
+    /// The runtime's shared state.
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for RuntimeHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeHandle")
+            .field("runtime", &self.shared.id)
+            .finish()
+    }
+}
+
+impl RuntimeHandle {
+    /// Sends `message` to `to` (local or remote). Never blocks.
+    pub fn send(&self, to: &Pid, message: Message) {
+        self.shared.deliver_message(to, message, None);
+    }
+
+    /// Applies a signal from the remote agent `from` to the local agent
+    /// `to` with the local semantics (remote.rs): what a node does with a
+    /// link, monitor, unlink, exit or notification that arrived.
+    pub fn signal(&self, from: &Pid, to: &Pid, signal: RemoteSignal) {
+        self.shared.remote_signal(from, to, signal);
+    }
+
+    /// The agent registered as `name` here.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.shared.registry.lookup(name)
+    }
+
+    /// Whether `pid` is an agent of this runtime.
+    pub fn is_local(&self, pid: &Pid) -> bool {
+        pid.runtime_id() == Some(self.shared.id)
+    }
+
+    /// Whether the runtime has shut down.
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Spawns `f`, attached as `options` say to `parent` (a local or remote
+    /// agent), and calls `before_run` with the new pid after its links are
+    /// in place and before it can run.
+    pub fn spawn_then<F, R>(
+        &self,
+        options: SpawnOptions,
+        parent: Option<&Pid>,
+        mut before_run: impl FnMut(&Pid),
+        f: F,
+    ) -> Result<Pid, Error>
+    where
+        F: FnOnce(&mut Ctx) -> R + Send + 'static,
+        R: Any + Send + Sync + fmt::Debug,
+    {
+        if self.is_shut_down() {
+            return Err(Error::System("the runtime has shut down".to_owned()));
+        }
+        spawn_agent_then(
+            &self.shared,
+            None,
+            &options,
+            agent_body(f),
+            parent,
+            Some(&mut before_run),
+        )
+    }
+}
+
+/// A reference to an agent that does not keep its cell alive: what a node
+/// keeps for agents whose ids it sent to other nodes, so that ids coming
+/// back resolve without a table of every agent.
+///
+/// ```
+/// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+/// let pid = rt.spawn(|ctx| { ctx.receive(); });
+/// let weak = pid.downgrade().unwrap();
+/// assert_eq!(weak.upgrade(), Some(pid.clone()));
+/// ```
+#[derive(Clone, Debug)]
+pub struct WeakPid {
+    /// The cell, weakly.
+    cell: Weak<AgentCell>,
+}
+
+impl WeakPid {
+    /// The pid, if any handle to the agent still exists (a live agent
+    /// always has one: its runtime's).
+    pub fn upgrade(&self) -> Option<Pid> {
+        self.cell.upgrade().map(Pid::from_cell)
+    }
+}
+
+impl Pid {
+    /// A weak reference to a local agent (`None` for a remote one).
+    pub fn downgrade(&self) -> Option<WeakPid> {
+        self.cell().map(|cell| WeakPid {
+            cell: Arc::downgrade(cell),
+        })
+    }
+}

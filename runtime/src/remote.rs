@@ -1,0 +1,253 @@
+//! The seam between the runtime and the nodes layer: how a runtime reaches
+//! an agent of another node, and how the nodes layer hands it what arrives.
+//!
+//! The runtime has no sockets, no serde and no bincode. A [`Pid`] of another
+//! node is a [`RemotePid`]: the node's name, its incarnation, the agent's
+//! serial there, and a [`Remote`] route that the nodes layer implements.
+//! Every runtime call that takes a `Pid` (send, kill, link, monitor, unlink,
+//! `send_after`, spawning with a link or monitor) hands a remote one to its
+//! route; an agent that exits fires its remote links and monitors through
+//! it. The other way, the nodes layer decodes what arrives on its own thread
+//! and calls [`RuntimeHandle`]: `send` for a message, `signal` for a link,
+//! monitor, unlink, exit or notification, which the runtime applies with
+//! exactly the local semantics.
+//!
+//! # Edges across nodes (design-notes §8.3)
+//!
+//! A link or monitor between a local agent L and a remote agent R is kept
+//! in halves: L's link set records R, and R's node records L. So:
+//! 1. `link`/`monitor` from L records R in L's kill list, then sends
+//!    `Link`/`Monitor`; R's node records L (or answers `noproc`).
+//! 2. When L exits, each remote peer gets an edge-checked `EdgeExit` (links,
+//!    and the monitored side of a monitor) or `Down` (monitors of L).
+//! 3. An edge-checked signal from R to L is applied only if L's link set
+//!    still holds R, which it removes: so at most one notification per
+//!    edge, and none after `unlink`.
+//! 4. When the connection to R's node is lost, the nodes layer sends L,
+//!    for each edge it recorded, an edge-checked `EdgeExit(NoConnection)`
+//!    or `Down(Exit(NoConnection))` as if from R: nothing has to cross a
+//!    dead connection.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crate::exit::{Down, ExitReason, ExitStatus};
+use crate::message::Message;
+use crate::pid::Pid;
+use crate::scheduler::signal::Attach;
+use crate::scheduler::Shared;
+use crate::sync::lock;
+
+/// What the nodes layer offers the runtime: delivery to agents of other
+/// nodes. Implementations never block and never run agent code; they
+/// queue what they are given for their own thread.
+pub trait Remote: Send + Sync + fmt::Debug + 'static {
+    /// Sends `message` to `to`. A message that cannot be sent (a type not
+    /// registered for distribution, a lost connection) is dropped and
+    /// counted by the route.
+    fn send(&self, to: &RemotePid, message: Message);
+
+    /// Sends `signal` from `from` (a local agent, or `None` for a plain
+    /// thread) to `to`, in order with the messages `from` sent to `to`.
+    fn signal(&self, from: Option<&Pid>, to: &RemotePid, signal: RemoteSignal);
+}
+
+/// A signal between agents of two nodes.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum RemoteSignal {
+    /// The sender links to the receiver.
+    Link,
+    /// The sender monitors the receiver.
+    Monitor,
+    /// The sender removes every link and monitor with the receiver.
+    Unlink,
+    /// An exit signal (`kill`), applied whatever the edges.
+    Kill(ExitReason),
+    /// An exit signal along a link (or to an agent whose monitor died),
+    /// applied only if the receiver still holds the edge.
+    EdgeExit(ExitReason),
+    /// The sender, monitored by the receiver, exited with this status;
+    /// applied only if the receiver still holds the edge.
+    Down(ExitStatus),
+}
+
+/// The id of an agent on another node, and the route that reaches it.
+///
+/// Ids compare by node, incarnation and serial; the route does not count.
+///
+/// ```
+/// use erlangen_runtime::{Message, Pid, Remote, RemotePid, RemoteSignal};
+/// #[derive(Debug)]
+/// struct Nowhere;
+/// impl Remote for Nowhere {
+///     fn send(&self, _: &RemotePid, _: Message) {}
+///     fn signal(&self, _: Option<&Pid>, _: &RemotePid, _: RemoteSignal) {}
+/// }
+/// let id = RemotePid::new("host/alpha", 3, 42, std::sync::Arc::new(Nowhere));
+/// assert_eq!((id.node(), id.incarnation(), id.serial()), ("host/alpha", 3, 42));
+/// assert_eq!(id.to_string(), "host/alpha/42#3");
+/// ```
+pub struct RemotePid {
+    /// `host/node`.
+    node: Arc<str>,
+    /// The node's incarnation (creation number).
+    incarnation: u64,
+    /// The agent's serial number on that node.
+    serial: u64,
+    /// The route that reaches the node.
+    route: Arc<dyn Remote>,
+}
+
+impl RemotePid {
+    /// The agent `serial` of incarnation `incarnation` of node `node`
+    /// (`host/node`), reached through `route`.
+    pub fn new(
+        node: impl Into<Arc<str>>,
+        incarnation: u64,
+        serial: u64,
+        route: Arc<dyn Remote>,
+    ) -> RemotePid {
+        RemotePid {
+            node: node.into(),
+            incarnation,
+            serial,
+            route,
+        }
+    }
+
+    /// The node, as `host/node`.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The node's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// The agent's serial number on its node.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// The route that reaches the node.
+    pub fn route(&self) -> &Arc<dyn Remote> {
+        &self.route
+    }
+}
+
+impl PartialEq for RemotePid {
+    fn eq(&self, other: &RemotePid) -> bool {
+        self.serial == other.serial
+            && self.incarnation == other.incarnation
+            && self.node == other.node
+    }
+}
+
+impl Eq for RemotePid {}
+
+impl Hash for RemotePid {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.node.hash(state);
+        self.incarnation.hash(state);
+        self.serial.hash(state);
+    }
+}
+
+impl PartialOrd for RemotePid {
+    fn partial_cmp(&self, other: &RemotePid) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for RemotePid {
+    fn cmp(&self, other: &RemotePid) -> Ordering {
+        (&self.node, self.incarnation, self.serial).cmp(&(
+            &other.node,
+            other.incarnation,
+            other.serial,
+        ))
+    }
+}
+
+impl fmt::Display for RemotePid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}#{}", self.node, self.serial, self.incarnation)
+    }
+}
+
+impl fmt::Debug for RemotePid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Shared {
+    /// Applies `signal` from the remote agent `from` to the local agent `to`
+    /// (module docs, steps 1, 3 and 4).
+    pub(crate) fn remote_signal(&self, from: &Pid, to: &Pid, signal: RemoteSignal) {
+        let (Some(id), Some(cell)) = (from.as_remote(), to.cell()) else {
+            return;
+        };
+        match signal {
+            RemoteSignal::Link | RemoteSignal::Monitor => {
+                let dead = {
+                    let mut links = lock(&cell.links);
+                    if !links.dead {
+                        match signal {
+                            RemoteSignal::Link => links.add_kill(from),
+                            _ => links.add_notify(from),
+                        }
+                    }
+                    links.dead
+                };
+                if dead {
+                    let answer = match signal {
+                        RemoteSignal::Link => RemoteSignal::EdgeExit(ExitReason::NoProc),
+                        _ => RemoteSignal::Down(ExitStatus::Exit(ExitReason::NoProc)),
+                    };
+                    id.route().signal(Some(to), id, answer);
+                }
+            }
+            RemoteSignal::Unlink => {
+                lock(&cell.links).remove(from);
+            }
+            RemoteSignal::Kill(reason) => self.deliver_exit(to, reason, None),
+            RemoteSignal::EdgeExit(reason) => {
+                if lock(&cell.links).remove(from) {
+                    self.deliver_exit(to, reason, None);
+                }
+            }
+            RemoteSignal::Down(status) => {
+                if lock(&cell.links).remove(from) {
+                    let down = Down {
+                        pid: from.clone(),
+                        status,
+                    };
+                    self.deliver_down(to, down, None);
+                }
+            }
+        }
+    }
+
+    /// The local agent `me` attaches to the remote agent `target` (its id
+    /// `id`) (module docs, step 1). A dead `me` attaches nothing: it is
+    /// exiting anyway.
+    pub(crate) fn attach_remote(&self, me: &Pid, target: &Pid, id: &RemotePid, how: Attach) {
+        {
+            let mut links = lock(&me.local_cell().links);
+            if links.dead {
+                return;
+            }
+            links.add_kill(target);
+        }
+        let signal = match how {
+            Attach::Link => RemoteSignal::Link,
+            Attach::Monitor => RemoteSignal::Monitor,
+        };
+        id.route().signal(Some(me), id, signal);
+    }
+}
