@@ -14,3 +14,6 @@ pub use erlangen_runtime::*;
 
 /// The port mapper: daemon, client and protocol ([`erlangen_portmap`]).
 pub use erlangen_portmap as portmap;
+
+/// Nodes: agents across processes and hosts ([`erlangen_net`]).
+pub use erlangen_net as net;

@@ -232,6 +232,13 @@ impl Registration {
         drop(self);
     }
 
+    /// The connection that holds the registration, for a caller that
+    /// watches it itself (a node's event loop): the name is released when
+    /// it closes.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     fn closer(&self) -> io::Result<TcpStream> {
         self.stream.try_clone()
     }

@@ -94,6 +94,9 @@ pub(crate) const LIVE_SHARDS: usize = 64;
 /// Most worker threads one runtime may have.
 pub(crate) const WORKERS_MAX: usize = 256;
 
+/// How often an agent that waits for a busy remote route looks again.
+pub(crate) const REMOTE_BUSY_POLL: Duration = Duration::from_micros(200);
+
 /// How many times a panic payload whose destructor panics is replaced by
 /// the next payload before the last one is leaked (scheduler/containment.rs).
 pub(crate) const PAYLOAD_DROP_TRIES_MAX: u32 = 8;

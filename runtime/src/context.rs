@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::agent::body::Body;
 use crate::agent::coroutine::{ResumeArg, Suspend, Suspender};
-use crate::config::{REDUCTIONS_PER_SLICE, TIMER_HORIZON};
+use crate::config::{REDUCTIONS_PER_SLICE, REMOTE_BUSY_POLL, TIMER_HORIZON};
 use crate::error::Error;
 use crate::exit::{ExitReason, ExitStatus, Timeout, Value};
 use crate::introspection::{AgentStats, AgentTree};
@@ -353,6 +353,12 @@ impl Ctx {
     /// ```
     pub fn send<M: Any + Send>(&self, to: &Pid, message: M) {
         self.charge();
+        if let Some(id) = to.as_remote() {
+            // Backpressure: wait, suspended, while the route is busy.
+            while id.route().busy(id) {
+                self.sleep(REMOTE_BUSY_POLL);
+            }
+        }
         let worker = self.worker();
         worker
             .shared

@@ -68,6 +68,16 @@ impl Value {
         }
     }
 
+    /// The type of the value.
+    ///
+    /// ```
+    /// use erlangen_runtime::Value;
+    /// assert_eq!(Value::new(2u16).value_type_id(), std::any::TypeId::of::<u16>());
+    /// ```
+    pub fn value_type_id(&self) -> std::any::TypeId {
+        self.as_any().type_id()
+    }
+
     /// The value, if it is a `T`.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
         self.as_any().downcast_ref::<T>()

@@ -59,6 +59,27 @@ impl RuntimeHandle {
         self.shared.remote_signal(from, to, signal);
     }
 
+    /// Sends `to` an exit signal (as [`crate::Runtime::kill`]).
+    pub fn kill(&self, to: &Pid, reason: crate::ExitReason) {
+        self.shared.deliver_exit(to, reason, None);
+    }
+
+    /// Records in the local agent `local`'s link set that it is attached
+    /// to the remote agent `remote` (the caller's half of a remote spawn
+    /// with a link or monitor, installed when the spawn's reply arrives).
+    /// Returns `false` if `local` is dead: it then attaches nothing.
+    pub fn attach_half(&self, local: &Pid, remote: &Pid) -> bool {
+        let Some(cell) = local.cell() else {
+            return false;
+        };
+        let mut links = crate::sync::lock(&cell.links);
+        if links.dead {
+            return false;
+        }
+        links.add_kill(remote);
+        true
+    }
+
     /// The agent registered as `name` here.
     pub fn whereis(&self, name: &str) -> Option<Pid> {
         self.shared.registry.lookup(name)

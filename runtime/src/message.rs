@@ -130,6 +130,17 @@ impl Message {
         }
     }
 
+    /// The type of the value it holds (what the nodes layer looks up to
+    /// encode it).
+    ///
+    /// ```
+    /// use erlangen_runtime::Message;
+    /// assert_eq!(Message::new(1u8).value_type_id(), std::any::TypeId::of::<u8>());
+    /// ```
+    pub fn value_type_id(&self) -> TypeId {
+        self.table.type_id
+    }
+
     /// Whether the message holds a `T`.
     #[inline]
     pub fn is<T: Any>(&self) -> bool {

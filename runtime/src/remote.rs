@@ -52,6 +52,14 @@ pub trait Remote: Send + Sync + fmt::Debug + 'static {
     /// Sends `signal` from `from` (a local agent, or `None` for a plain
     /// thread) to `to`, in order with the messages `from` sent to `to`.
     fn signal(&self, from: Option<&Pid>, to: &RemotePid, signal: RemoteSignal);
+
+    /// Whether the route's outbound buffer is above its high-water mark: an
+    /// agent sending to `to` then waits, suspended (its worker runs other
+    /// agents), until it is not (Erlang's busy distribution port).
+    fn busy(&self, to: &RemotePid) -> bool {
+        let _ = to;
+        false
+    }
 }
 
 /// A signal between agents of two nodes.

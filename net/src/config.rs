@@ -1,0 +1,54 @@
+//! Every limit and default of a node, with its unit in its name.
+
+use std::time::Duration;
+
+/// Protocol version spoken in the handshake.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame body accepted or sent, in bytes. A length prefix above it
+/// closes the connection before anything is buffered.
+pub const FRAME_BODY_BYTES_MAX: usize = 1 << 20;
+
+/// Largest handshake frame body, in bytes (names and the type list).
+pub const HANDSHAKE_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Bytes of the frame header: a 4-byte little-endian body length and a
+/// 1-byte kind.
+pub const FRAME_HEADER_BYTES: usize = 5;
+
+/// Deepest nesting of a decoded wire value (exit statuses that carry the
+/// statuses of linked agents): deeper frames are refused, so that decoding
+/// never recurses without bound (pitfalls.md §2).
+pub const WIRE_DEPTH_MAX: usize = 32;
+
+/// Random bytes of a handshake challenge.
+pub const CHALLENGE_BYTES: usize = 32;
+
+/// Default interval of heartbeats on a quiet connection.
+pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_millis(1000);
+
+/// Default silence after which a peer is declared lost.
+pub const HEARTBEAT_TIMEOUT_DEFAULT: Duration = Duration::from_millis(4000);
+
+/// Time a connection may take to connect and finish its handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most connections a node keeps (peers plus connections in handshake).
+pub const CONNECTIONS_MAX: usize = 1024;
+
+/// Most bytes read from one connection per readiness event before others
+/// get a turn.
+pub const READ_BYTES_PER_TURN_MAX: usize = 256 * 1024;
+
+/// Longest node name part (the `node` of `host/node`), in bytes.
+pub const NODE_NAME_BYTES_MAX: usize = 255;
+
+/// Commands (messages and signals) queued in the node and not yet written,
+/// above which agents sending to remote pids wait (backpressure).
+pub const BACKLOG_COMMANDS_HIGH_WATER: usize = 8192;
+
+/// Bytes in the node's write buffers above which agents sending to remote
+/// pids wait (backpressure). With the command bound, a node holds at most
+/// about this much plus `BACKLOG_COMMANDS_HIGH_WATER` messages for the
+/// network.
+pub const BACKLOG_BYTES_HIGH_WATER: usize = 4 << 20;

@@ -1,0 +1,1552 @@
+//! `EventLoop`: the one owner of `mio::Poll` in a node. It owns the
+//! listener, every connection, the port-mapper registration and the
+//! waker; agents never touch a socket, they queue commands (route.rs).
+//!
+//! # A connection's life
+//!
+//! 1. **Dial or accept.** A command for a node with no connection queues
+//!    in that node's waiting list and starts a lookup of its port (a
+//!    short-lived helper thread asks the port mapper), then a non-blocking
+//!    connect. An accepted socket starts at step 2 at once.
+//! 2. **Hello.** Each side sends its `Hello`. On the peer's `Hello` the
+//!    acceptor applies the tie-break: a connection already up with the same
+//!    incarnation wins over the new one; a new incarnation replaces the old
+//!    (whose edges fire `noconnection`); if both nodes dialled each other,
+//!    the connection dialled by the node with the smaller name survives (both
+//!    sides compute the same answer, and neither carried a packet yet).
+//! 3. **Auth.** Each side sends its proof over the transcript
+//!    (handshake.rs) and checks the peer's in constant time. A bad proof
+//!    closes the connection with a logged reason; nothing was delivered.
+//! 4. **Up.** The waiting list is written out, in order; from now on every
+//!    command for the node goes to this connection's write buffer, so the
+//!    messages and signals between two agents keep their order.
+//! 5. **Heartbeats.** A tick goes out after `heartbeat_interval` without a
+//!    write; a connection silent for `heartbeat_timeout` is lost.
+//! 6. **Loss** (EOF, error, bad input, silence, stop): every local link and
+//!    monitor across it fires `noconnection` (each side fires its own half),
+//!    pending remote spawns get an error, waiting messages are dropped and
+//!    counted.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use erlangen_runtime::{
+    ExitReason, ExitStatus, Message, Pid, RemotePid, RemoteSignal, SpawnOptions,
+};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::config::{
+    CHALLENGE_BYTES, CONNECTIONS_MAX, FRAME_BODY_BYTES_MAX, HANDSHAKE_BODY_BYTES_MAX,
+    HANDSHAKE_TIMEOUT, PROTOCOL_VERSION, READ_BYTES_PER_TURN_MAX,
+};
+use crate::frame;
+use crate::handshake::{self, Role};
+use crate::node::{NodeShared, SpawnResult, Target};
+use crate::pid;
+use crate::wire::{
+    self, Auth, Hello, Packet, WireAttach, WireMessage, WireSignal, KIND_AUTH, KIND_HELLO,
+    KIND_PACKET, KIND_TICK,
+};
+
+/// Stack of the loop's thread: decoding user types recurses on it.
+pub(crate) const LOOP_STACK_BYTES: usize = 64 << 20;
+
+/// Most commands taken from the queue per turn of the loop.
+const COMMANDS_PER_TURN_MAX: usize = 4096;
+
+/// Most commands waiting for one node's connection.
+const WAITING_COMMANDS_MAX: usize = 65_536;
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const REGISTRATION: Token = Token(2);
+const FIRST_CONNECTION: usize = 3;
+
+/// Encodes a remote spawn's arguments on the loop (where pids encode).
+pub(crate) type ArgsEncoder = Box<dyn FnOnce() -> Result<Vec<u8>, wire::DecodeError> + Send>;
+
+/// What agents and the node's handle ask of the loop.
+pub(crate) enum Command {
+    /// A message for a remote agent.
+    Send { to: Target, message: Message },
+    /// A message for a registered name on a node.
+    SendNamed {
+        node: String,
+        name: String,
+        message: Message,
+    },
+    /// A signal for a remote agent.
+    Signal {
+        from: Option<Pid>,
+        to: Target,
+        signal: RemoteSignal,
+    },
+    /// A remote spawn.
+    Spawn {
+        node: String,
+        request: u64,
+        parent: Pid,
+        attach: WireAttach,
+        function: String,
+        args: ArgsEncoder,
+    },
+    /// A lookup finished.
+    Resolved {
+        node: String,
+        result: Result<SocketAddr, String>,
+    },
+    /// A re-registration finished.
+    Registered(std::net::TcpStream),
+    /// Stop the node.
+    Stop,
+}
+
+impl Command {
+    /// Whether the command counts in the node's backlog (backpressure):
+    /// messages and signals, until written or dropped.
+    pub(crate) fn is_backlog(&self) -> bool {
+        matches!(
+            self,
+            Command::Send { .. } | Command::SendNamed { .. } | Command::Signal { .. }
+        )
+    }
+
+    /// The node the command is for, if it is for one.
+    fn node(&self) -> Option<&str> {
+        match self {
+            Command::Send { to, .. } | Command::Signal { to, .. } => Some(&to.node),
+            Command::SendNamed { node, .. } | Command::Spawn { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+}
+
+/// Where a connection is in its life (module docs).
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    /// Step 1: the non-blocking connect has not finished.
+    Connecting,
+    /// Steps 2 and 3.
+    Handshake,
+    /// Step 4.
+    Up,
+}
+
+/// One TCP connection to a peer node.
+struct Connection {
+    stream: TcpStream,
+    role: Role,
+    phase: Phase,
+    /// The node we dialled, or the node that said hello.
+    peer: Option<String>,
+    peer_incarnation: u64,
+    /// Our `Hello`'s body and theirs (the transcript).
+    hello_mine: Vec<u8>,
+    hello_theirs: Option<Vec<u8>>,
+    /// The peer's message types and fingerprints.
+    peer_types: HashMap<String, u64>,
+    read: Vec<u8>,
+    write: Vec<u8>,
+    started: Instant,
+    last_read: Instant,
+    last_write: Instant,
+}
+
+/// One half of a link or monitor across nodes, kept by the node of its
+/// local agent (remote.rs "Edges across nodes").
+struct Edge {
+    local: Pid,
+    remote: Pid,
+    /// Fired as a `Down` (the local agent monitors the remote one).
+    down: bool,
+}
+
+/// The node's event loop (module docs).
+pub(crate) struct EventLoop {
+    poll: Poll,
+    shared: Arc<NodeShared>,
+    listener: TcpListener,
+    registration: Option<TcpStream>,
+    connections: HashMap<Token, Connection>,
+    next_token: usize,
+    /// The connection that is up, by node.
+    up: HashMap<String, Token>,
+    /// Connections dialled and not yet up, by node.
+    dialing: HashMap<String, Token>,
+    /// Nodes whose port is being looked up.
+    resolving: HashMap<String, Instant>,
+    /// Commands waiting for a node's connection.
+    waiting: HashMap<String, VecDeque<Command>>,
+    /// Edges across nodes, by remote node.
+    edges: HashMap<String, Vec<Edge>>,
+    /// Remote spawns in flight: request → (node, caller, attach).
+    spawns: HashMap<u64, (String, Pid, WireAttach)>,
+    /// Types whose messages were dropped, logged once each.
+    logged_types: std::collections::HashSet<String>,
+    /// Connections written to in this batch, flushed at its end.
+    dirty: Vec<Token>,
+    /// Connections that had more to read when their turn ended.
+    unread: Vec<Token>,
+    /// Commands were left in the queue when the turn ended.
+    more_commands: bool,
+    stopping: bool,
+}
+
+impl EventLoop {
+    /// A loop over `listener` holding `registration`.
+    pub(crate) fn new(
+        shared: Arc<NodeShared>,
+        listener: std::net::TcpListener,
+        registration: std::net::TcpStream,
+    ) -> io::Result<EventLoop> {
+        let poll = Poll::new()?;
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        *crate::sync_lock(&shared.waker) = Some(waker);
+        let mut event_loop = EventLoop {
+            poll,
+            shared,
+            listener,
+            registration: None,
+            connections: HashMap::new(),
+            next_token: FIRST_CONNECTION,
+            up: HashMap::new(),
+            dialing: HashMap::new(),
+            resolving: HashMap::new(),
+            waiting: HashMap::new(),
+            edges: HashMap::new(),
+            spawns: HashMap::new(),
+            logged_types: Default::default(),
+            dirty: Vec::new(),
+            unread: Vec::new(),
+            more_commands: false,
+            stopping: false,
+        };
+        event_loop.hold_registration(registration)?;
+        Ok(event_loop)
+    }
+
+    fn hold_registration(&mut self, stream: std::net::TcpStream) -> io::Result<()> {
+        stream.set_nonblocking(true)?;
+        let mut stream = TcpStream::from_std(stream);
+        self.poll
+            .registry()
+            .register(&mut stream, REGISTRATION, Interest::READABLE)?;
+        self.registration = Some(stream);
+        Ok(())
+    }
+
+    /// The thread's body.
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        while !self.stopping {
+            let timeout = if self.unread.is_empty() && !std::mem::take(&mut self.more_commands) {
+                self.shared
+                    .heartbeat_interval
+                    .min(Duration::from_millis(100))
+            } else {
+                Duration::ZERO
+            };
+            if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
+                if error.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!(%error, "erlangen: node event loop cannot poll");
+                    break;
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => {}
+                    REGISTRATION => self.check_registration(),
+                    token => self.on_connection_event(token),
+                }
+            }
+            for token in std::mem::take(&mut self.unread) {
+                self.on_connection_event(token);
+            }
+            self.drain_commands();
+            self.tick();
+        }
+        self.shut_down();
+    }
+
+    /// Takes every queued command (pitfalls.md §4: clear the flag first).
+    ///
+    /// At most `COMMANDS_PER_TURN_MAX` per turn: a fast sender must not keep
+    /// the loop from reading its sockets (a peer's heartbeats unread look
+    /// like silence). What is left is taken on the next turn, which then
+    /// does not wait in `poll`.
+    fn drain_commands(&mut self) {
+        self.shared.wake_pending.store(false, Ordering::Release);
+        let mut taken = 0;
+        loop {
+            let batch: Vec<Command> = {
+                let mut commands = crate::sync_lock(&self.shared.commands);
+                let n = commands.len().min(COMMANDS_PER_TURN_MAX - taken);
+                commands.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                return;
+            }
+            taken += batch.len();
+            for command in batch {
+                self.command(command);
+            }
+            // One write per connection per batch (design-notes §8.6).
+            for token in std::mem::take(&mut self.dirty) {
+                self.flush(token);
+            }
+            if taken >= COMMANDS_PER_TURN_MAX {
+                self.more_commands = true;
+                return;
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Stop => self.stopping = true,
+            Command::Resolved { node, result } => self.resolved(node, result),
+            Command::Registered(stream) => {
+                if let Err(error) = self.hold_registration(stream) {
+                    tracing::warn!(%error, "erlangen: cannot watch the registration");
+                }
+            }
+            command => {
+                let node = command
+                    .node()
+                    .expect("a routed command names its node")
+                    .to_owned();
+                if node == self.shared.name.to_string() {
+                    self.deliver_here(command);
+                } else if let Some(&token) = self.up.get(&node) {
+                    self.send_on(token, command);
+                    if !self.dirty.contains(&token) {
+                        self.dirty.push(token);
+                    }
+                } else {
+                    self.wait_for(node, command);
+                }
+            }
+        }
+    }
+
+    /// Queues `command` until `node` is up, dialling it if needed.
+    fn wait_for(&mut self, node: String, command: Command) {
+        self.record_outbound_edge(&command);
+        let waiting = self.waiting.entry(node.clone()).or_default();
+        if waiting.len() >= WAITING_COMMANDS_MAX {
+            self.drop_command(command, "too many commands wait for the node");
+            return;
+        }
+        waiting.push_back(command);
+        if !self.dialing.contains_key(&node) && !self.resolving.contains_key(&node) {
+            self.resolve(node);
+        }
+    }
+
+    /// Step 1: asks the port mapper for `node`'s port on a helper thread.
+    fn resolve(&mut self, node: String) {
+        self.resolving.insert(node.clone(), Instant::now());
+        let shared = self.shared.clone();
+        let port_mapper = self.port_mapper_of(&node);
+        let spawned = std::thread::Builder::new()
+            .name("erlangen-node-lookup".to_owned())
+            .spawn(move || {
+                let result = match (port_mapper, node.split_once('/')) {
+                    (Ok(addr), Some((_, name))) => crate::registration::lookup(addr, name)
+                        .map(|port| SocketAddr::new(addr.ip(), port)),
+                    (Err(error), _) => Err(error),
+                    (_, None) => Err(format!("{node:?} is not host/node")),
+                };
+                shared.push(Command::Resolved { node, result });
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "erlangen: cannot start a lookup");
+        }
+    }
+
+    /// The port mapper of `node`'s host: ours for our own host name or a
+    /// loopback name, else the host's default port.
+    fn port_mapper_of(&self, node: &str) -> Result<SocketAddr, String> {
+        let host = node.split('/').next().unwrap_or_default();
+        if host == self.shared.name.host() || host == "localhost" || host == "127.0.0.1" {
+            return Ok(self.shared.port_mapper);
+        }
+        use std::net::ToSocketAddrs;
+        (host, erlangen_portmap::PORT_DEFAULT)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} has no address"))
+    }
+
+    fn resolved(&mut self, node: String, result: Result<SocketAddr, String>) {
+        self.resolving.remove(&node);
+        if self.up.contains_key(&node) || self.dialing.contains_key(&node) {
+            return;
+        }
+        let addr = match result {
+            Ok(addr) => addr,
+            Err(error) => {
+                tracing::warn!(%node, %error, "erlangen: cannot reach node");
+                self.lose(&node, "lookup failed");
+                return;
+            }
+        };
+        match TcpStream::connect(addr) {
+            Ok(stream) => {
+                if let Some(token) = self.add_connection(stream, Role::Dialer, Some(node.clone())) {
+                    self.dialing.insert(node, token);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%node, %error, "erlangen: cannot connect");
+                self.lose(&node, "connect failed");
+            }
+        }
+    }
+
+    fn add_connection(
+        &mut self,
+        mut stream: TcpStream,
+        role: Role,
+        peer: Option<String>,
+    ) -> Option<Token> {
+        if self.connections.len() >= CONNECTIONS_MAX {
+            tracing::warn!("erlangen: connection limit reached; refusing");
+            return None;
+        }
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        if let Err(error) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            tracing::warn!(%error, "erlangen: cannot register a connection");
+            return None;
+        }
+        let now = Instant::now();
+        let mut connection = Connection {
+            stream,
+            role,
+            phase: if role == Role::Dialer {
+                Phase::Connecting
+            } else {
+                Phase::Handshake
+            },
+            peer,
+            peer_incarnation: 0,
+            hello_mine: Vec::new(),
+            hello_theirs: None,
+            peer_types: HashMap::new(),
+            read: Vec::new(),
+            write: Vec::new(),
+            started: now,
+            last_read: now,
+            last_write: now,
+        };
+        if role == Role::Acceptor {
+            self.send_hello(&mut connection);
+        }
+        self.connections.insert(token, connection);
+        Some(token)
+    }
+
+    fn send_hello(&self, connection: &mut Connection) {
+        let challenge = handshake::challenge().unwrap_or([0; CHALLENGE_BYTES]);
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            node: self.shared.name.clone(),
+            incarnation: self.shared.incarnation,
+            challenge,
+            types: self.shared.types.announce(),
+        };
+        let body = wire::encode(&hello).expect("a hello encodes");
+        frame::encode(KIND_HELLO, &body, &mut connection.write);
+        connection.hello_mine = body;
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    if let Some(token) = self.add_connection(stream, Role::Acceptor, None) {
+                        self.flush(token);
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    tracing::warn!(%error, "erlangen: accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn check_registration(&mut self) {
+        let Some(stream) = self.registration.as_mut() else {
+            return;
+        };
+        let mut byte = [0u8; 64];
+        let closed = loop {
+            match stream.read(&mut byte) {
+                Ok(0) => break true,
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break false,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break true,
+            }
+        };
+        if !closed {
+            return;
+        }
+        if let Some(mut stream) = self.registration.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        tracing::warn!("erlangen: the port mapper went away; registering again");
+        let shared = self.shared.clone();
+        let _ = std::thread::Builder::new()
+            .name("erlangen-node-register".to_owned())
+            .spawn(move || {
+                let stop = || shared.stopped.load(Ordering::Acquire);
+                let port = shared.local_addr.port();
+                if let Some(stream) = crate::registration::register_again(
+                    shared.port_mapper,
+                    shared.name.name(),
+                    port,
+                    &stop,
+                ) {
+                    shared.push(Command::Registered(stream));
+                }
+            });
+    }
+
+    fn on_connection_event(&mut self, token: Token) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        if connection.phase == Phase::Connecting {
+            match connection.stream.peer_addr() {
+                Ok(_) => {
+                    let _ = connection.stream.set_nodelay(true);
+                    connection.phase = Phase::Handshake;
+                    let mut connection = self.connections.remove(&token).expect("present");
+                    self.send_hello(&mut connection);
+                    self.connections.insert(token, connection);
+                }
+                Err(error) if error.kind() == io::ErrorKind::NotConnected => {
+                    if let Ok(Some(error)) | Err(error) = connection.stream.take_error() {
+                        self.close(token, &format!("connect failed: {error}"));
+                    }
+                    return;
+                }
+                Err(error) => {
+                    self.close(token, &format!("connect failed: {error}"));
+                    return;
+                }
+            }
+        }
+        if let Err(why) = self.read_from(token) {
+            self.close(token, &why);
+            return;
+        }
+        self.flush(token);
+    }
+
+    /// Reads what is there (up to a turn's worth) and handles every
+    /// complete frame.
+    fn read_from(&mut self, token: Token) -> Result<(), String> {
+        let mut chunk = [0u8; 16 * 1024];
+        let mut total = 0usize;
+        loop {
+            let connection = self.connections.get_mut(&token).ok_or("gone")?;
+            match connection.stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.handle_frames(token)?;
+                    return Err("closed by the peer".to_owned());
+                }
+                Ok(n) => {
+                    connection.read.extend_from_slice(&chunk[..n]);
+                    connection.last_read = Instant::now();
+                    total += n;
+                    self.count_in(token, n);
+                    if total >= READ_BYTES_PER_TURN_MAX {
+                        // Give other connections, commands and heartbeats
+                        // a turn; readiness is edge-triggered, so come back
+                        // without waiting for another event.
+                        if !self.unread.contains(&token) {
+                            self.unread.push(token);
+                        }
+                        return self.handle_frames(token);
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    return self.handle_frames(token);
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(format!("read failed: {error}")),
+            }
+        }
+    }
+
+    /// Handles every complete frame in the read buffer, then drops them
+    /// from it at once (one move of the partial tail, not one per frame).
+    fn handle_frames(&mut self, token: Token) -> Result<(), String> {
+        let mut buffer = match self.connections.get_mut(&token) {
+            Some(connection) => std::mem::take(&mut connection.read),
+            None => return Err("gone".to_owned()),
+        };
+        let mut offset = 0;
+        let result = loop {
+            let Some(connection) = self.connections.get(&token) else {
+                break Err("gone".to_owned());
+            };
+            let max = if connection.phase == Phase::Up {
+                FRAME_BODY_BYTES_MAX
+            } else {
+                HANDSHAKE_BODY_BYTES_MAX
+            };
+            let (kind, range) = match frame::parse(&buffer[offset..], max) {
+                Ok(Some((frame, used))) => {
+                    let start = offset + used - frame.body.len();
+                    (frame.kind, start..offset + used)
+                }
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error.to_string()),
+            };
+            offset = range.end;
+            if let Err(why) = self.handle_frame(token, kind, &buffer[range]) {
+                break Err(why);
+            }
+        };
+        buffer.drain(..offset);
+        if let Some(connection) = self.connections.get_mut(&token) {
+            buffer.extend_from_slice(&connection.read);
+            connection.read = buffer;
+        }
+        result
+    }
+
+    fn handle_frame(&mut self, token: Token, kind: u8, body: &[u8]) -> Result<(), String> {
+        let phase_up = self
+            .connections
+            .get(&token)
+            .is_some_and(|c| c.phase == Phase::Up);
+        match (kind, phase_up) {
+            (KIND_HELLO, false) => self.on_hello(token, body),
+            (KIND_AUTH, false) => self.on_auth(token, body),
+            (KIND_TICK, true) => Ok(()),
+            (KIND_PACKET, true) => {
+                let packet: Packet = {
+                    let _context = pid::enter(&self.shared);
+                    wire::decode(body).map_err(|e| format!("bad packet: {e}"))?
+                };
+                self.on_packet(token, packet)
+            }
+            (kind, _) => Err(format!("unexpected frame kind {kind}")),
+        }
+    }
+
+    /// Step 2.
+    fn on_hello(&mut self, token: Token, body: &[u8]) -> Result<(), String> {
+        let hello: Hello = wire::decode(body).map_err(|e| format!("bad hello: {e}"))?;
+        if hello.version != PROTOCOL_VERSION {
+            return Err(format!(
+                "protocol version {} (we speak {PROTOCOL_VERSION})",
+                hello.version
+            ));
+        }
+        let peer = hello.node.to_string();
+        let connection = self.connections.get_mut(&token).ok_or("gone")?;
+        if connection.hello_theirs.is_some() {
+            return Err("a second hello".to_owned());
+        }
+        if peer == self.shared.name.to_string() {
+            return Err("a node cannot connect to itself".to_owned());
+        }
+        match (&connection.peer, connection.role) {
+            (Some(dialled), Role::Dialer) if *dialled != peer => {
+                return Err(format!("dialled {dialled} but {peer} answered"));
+            }
+            _ => {}
+        }
+        connection.peer = Some(peer.clone());
+        connection.peer_incarnation = hello.incarnation;
+        connection.peer_types = hello.types.into_iter().collect();
+        connection.hello_theirs = Some(body.to_vec());
+        if connection.role == Role::Acceptor {
+            self.tie_break(&peer, hello.incarnation)?;
+        }
+        let connection = self.connections.get_mut(&token).ok_or("gone")?;
+        let (dialer, acceptor) = transcript(connection);
+        let proof = handshake::prove(&self.shared.cookie, connection.role, dialer, acceptor);
+        let auth = wire::encode(&Auth { proof }).expect("an auth encodes");
+        frame::encode(KIND_AUTH, &auth, &mut connection.write);
+        Ok(())
+    }
+
+    /// Step 2's tie-break, on the acceptor.
+    fn tie_break(&mut self, peer: &str, incarnation: u64) -> Result<(), String> {
+        if let Some(&old) = self.up.get(peer) {
+            let old_incarnation = self.connections.get(&old).map_or(0, |c| c.peer_incarnation);
+            if old_incarnation == incarnation {
+                return Err(format!("{peer} is already connected"));
+            }
+            self.close(old, "the peer restarted (new incarnation)");
+        }
+        if let Some(&dialled) = self.dialing.get(peer) {
+            if self.shared.name.to_string().as_str() < peer {
+                return Err(format!("{peer} and we dialled each other; ours wins"));
+            }
+            // Theirs wins: drop ours, which carried nothing yet.
+            self.dialing.remove(peer);
+            if let Some(mut connection) = self.connections.remove(&dialled) {
+                let _ = self.poll.registry().deregister(&mut connection.stream);
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 3.
+    fn on_auth(&mut self, token: Token, body: &[u8]) -> Result<(), String> {
+        let auth: Auth = wire::decode(body).map_err(|e| format!("bad auth: {e}"))?;
+        let connection = self.connections.get_mut(&token).ok_or("gone")?;
+        if connection.hello_theirs.is_none() {
+            return Err("auth before hello".to_owned());
+        }
+        let their_role = match connection.role {
+            Role::Dialer => Role::Acceptor,
+            Role::Acceptor => Role::Dialer,
+        };
+        let (dialer, acceptor) = transcript(connection);
+        if !handshake::verify(
+            &self.shared.cookie,
+            their_role,
+            dialer,
+            acceptor,
+            &auth.proof,
+        ) {
+            let peer = connection.peer.clone().unwrap_or_default();
+            tracing::warn!(%peer, "erlangen: refused a handshake: wrong cookie or replayed proof");
+            return Err("handshake refused: bad proof".to_owned());
+        }
+        connection.phase = Phase::Up;
+        let peer = connection.peer.clone().expect("named at hello");
+        if let Some(&old) = self.up.get(&peer) {
+            if old != token {
+                self.close(old, "replaced by a newer connection");
+            }
+        }
+        self.dialing.remove(&peer);
+        self.up.insert(peer.clone(), token);
+        {
+            let mut stats = crate::sync_lock(&self.shared.stats);
+            let entry = stats.entry(peer.clone()).or_default();
+            entry.node = peer.clone();
+            entry.connected = true;
+        }
+        tracing::info!(node = %self.shared.name, %peer, "erlangen: connected");
+        // Step 4: what waited goes out in order.
+        if let Some(waiting) = self.waiting.remove(&peer) {
+            for command in waiting {
+                self.send_on(token, command);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a command's packet to `token`'s write buffer.
+    fn send_on(&mut self, token: Token, command: Command) {
+        self.settle(&command);
+        self.record_outbound_edge(&command);
+        let Some(connection) = self.connections.get(&token) else {
+            return;
+        };
+        let incarnation = connection.peer_incarnation;
+        let packet = {
+            let _context = pid::enter(&self.shared);
+            self.packet_of(command, incarnation, token)
+        };
+        let Some(packet) = packet else {
+            return;
+        };
+        let body = {
+            let _context = pid::enter(&self.shared);
+            wire::encode(&packet)
+        };
+        match body {
+            Ok(body) if body.len() <= FRAME_BODY_BYTES_MAX => {
+                let connection = self.connections.get_mut(&token).expect("checked above");
+                frame::encode(KIND_PACKET, &body, &mut connection.write);
+                self.count_out(token, body.len());
+            }
+            Ok(body) => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    bytes = body.len(),
+                    "erlangen: a packet exceeds the frame limit; dropped"
+                );
+            }
+            Err(error) => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "erlangen: cannot encode a packet; dropped");
+            }
+        }
+    }
+
+    /// The packet for a command (on the loop, in the codec's context), or
+    /// `None` if it is dropped (stale incarnation, unregistered type).
+    fn packet_of(&mut self, command: Command, incarnation: u64, token: Token) -> Option<Packet> {
+        match command {
+            Command::Send { to, message } => {
+                if to.incarnation != incarnation {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+                let message = self.wire_message(&message, token)?;
+                Some(Packet::Message {
+                    to: to.serial,
+                    message,
+                })
+            }
+            Command::SendNamed { name, message, .. } => {
+                let message = self.wire_message(&message, token)?;
+                Some(Packet::Named { name, message })
+            }
+            Command::Signal { from, to, signal } => {
+                if to.incarnation != incarnation {
+                    self.answer_stale(from.as_ref(), &to, &signal);
+                    return None;
+                }
+                let from_id = from.as_ref().map(|pid| self.shared.id_of(pid));
+                Some(Packet::Signal {
+                    from: from_id,
+                    to: to.serial,
+                    signal: self.wire_signal(&signal),
+                })
+            }
+            Command::Spawn {
+                node,
+                request,
+                parent,
+                attach,
+                function,
+                args,
+            } => {
+                let args = match args() {
+                    Ok(args) => args,
+                    Err(error) => {
+                        self.spawn_failed(
+                            &parent,
+                            request,
+                            format!("cannot encode the arguments: {error}"),
+                        );
+                        return None;
+                    }
+                };
+                let parent_id = self.shared.id_of(&parent);
+                self.spawns.insert(request, (node, parent, attach));
+                Some(Packet::Spawn {
+                    request,
+                    parent: parent_id,
+                    attach,
+                    function,
+                    args,
+                    mailbox_len: None,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// A message's wire form, if the peer can take its type.
+    fn wire_message(&mut self, message: &Message, token: Token) -> Option<WireMessage> {
+        let types = &self.shared.types;
+        let name = types.name_of(message.value_type_id()).map(str::to_owned);
+        let agreed = name.as_ref().is_some_and(|name| {
+            let theirs = self
+                .connections
+                .get(&token)
+                .and_then(|c| c.peer_types.get(name));
+            theirs.is_some() && theirs.copied() == types.fingerprint(name)
+        });
+        if !agreed {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            let label = name.unwrap_or_else(|| format!("{:?}", message.value_type_id()));
+            if self.logged_types.insert(label.clone()) {
+                tracing::warn!(type_name = %label, "erlangen: a message type not registered for distribution on both nodes was dropped (logged once per type)");
+            }
+            return None;
+        }
+        match types.encode_message(message)? {
+            Ok(wire) => Some(wire),
+            Err(error) => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "erlangen: cannot encode a message; dropped");
+                None
+            }
+        }
+    }
+
+    fn wire_signal(&self, signal: &RemoteSignal) -> WireSignal {
+        let types = &self.shared.types;
+        match signal {
+            RemoteSignal::Link => WireSignal::Link,
+            RemoteSignal::Monitor => WireSignal::Monitor,
+            RemoteSignal::Unlink => WireSignal::Unlink,
+            RemoteSignal::Kill(reason) => WireSignal::Kill(types.encode_reason(reason)),
+            RemoteSignal::EdgeExit(reason) => WireSignal::EdgeExit(types.encode_reason(reason)),
+            RemoteSignal::Down(status) => WireSignal::Down(types.encode_status(status)),
+            _ => WireSignal::Unlink,
+        }
+    }
+
+    /// Remembers the local half of a link or monitor going out, and forgets
+    /// an edge that fires or is unlinked.
+    fn record_outbound_edge(&mut self, command: &Command) {
+        let Command::Signal {
+            from: Some(local),
+            to,
+            signal,
+        } = command
+        else {
+            return;
+        };
+        let remote = self.remote_pid(to);
+        match signal {
+            RemoteSignal::Link | RemoteSignal::Monitor => {
+                let down = matches!(signal, RemoteSignal::Monitor);
+                let edges = self.edges.entry(to.node.clone()).or_default();
+                if !edges
+                    .iter()
+                    .any(|e| e.local == *local && e.remote == remote)
+                {
+                    edges.push(Edge {
+                        local: local.clone(),
+                        remote,
+                        down,
+                    });
+                }
+            }
+            RemoteSignal::Unlink | RemoteSignal::EdgeExit(_) | RemoteSignal::Down(_) => {
+                if let Some(edges) = self.edges.get_mut(&to.node) {
+                    edges.retain(|e| !(e.local == *local && e.remote == remote));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn remote_pid(&self, target: &Target) -> Pid {
+        Pid::remote(RemotePid::new(
+            target.node.as_str(),
+            target.incarnation,
+            target.serial,
+            self.shared.route(&target.node),
+        ))
+    }
+
+    /// A signal to an id of an incarnation that is gone: a link or monitor
+    /// gets `noproc`, anything else is dropped.
+    fn answer_stale(&mut self, from: Option<&Pid>, to: &Target, signal: &RemoteSignal) {
+        let Some(local) = from else {
+            return;
+        };
+        let remote = self.remote_pid(to);
+        if let Some(edges) = self.edges.get_mut(&to.node) {
+            edges.retain(|e| !(e.local == *local && e.remote == remote));
+        }
+        let answer = match signal {
+            RemoteSignal::Link => RemoteSignal::EdgeExit(ExitReason::NoProc),
+            RemoteSignal::Monitor => RemoteSignal::Down(ExitStatus::Exit(ExitReason::NoProc)),
+            _ => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        self.shared.runtime.signal(&remote, local, answer);
+    }
+
+    /// A command for our own node: only ids of ours that did not resolve
+    /// to a live agent when they came back (stale ones) get here.
+    fn deliver_here(&mut self, command: Command) {
+        self.settle(&command);
+        match command {
+            Command::Send { to, message } => match self.own(&to) {
+                Some(pid) => self.shared.runtime.send(&pid, message),
+                None => {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            Command::SendNamed { name, message, .. } => match self.shared.runtime.whereis(&name) {
+                Some(pid) => self.shared.runtime.send(&pid, message),
+                None => {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            Command::Signal { from, to, signal } => match (self.own(&to), signal) {
+                (Some(target), RemoteSignal::Kill(reason)) => {
+                    self.shared.runtime.kill(&target, reason);
+                }
+                // A link, monitor or edge signal by an id of ours that did
+                // not resolve to a live agent: `noproc` for a link or monitor.
+                (_, signal) => self.answer_stale(from.as_ref(), &to, &signal),
+            },
+            Command::Spawn {
+                parent, request, ..
+            } => {
+                self.spawn_failed(
+                    &parent,
+                    request,
+                    "spawn on the own node: use ctx.spawn".to_owned(),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn own(&self, to: &Target) -> Option<Pid> {
+        (to.incarnation == self.shared.incarnation)
+            .then(|| self.shared.local(to.serial))
+            .flatten()
+    }
+
+    /// A packet from an established connection.
+    fn on_packet(&mut self, token: Token, packet: Packet) -> Result<(), String> {
+        let peer = self
+            .connections
+            .get(&token)
+            .and_then(|c| c.peer.clone())
+            .ok_or("gone")?;
+        match packet {
+            Packet::Message { to, message } => {
+                let message = self.decode_message(&message)?;
+                match self.shared.local(to) {
+                    Some(pid) => self.shared.runtime.send(&pid, message),
+                    None => {
+                        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Packet::Named { name, message } => {
+                let message = self.decode_message(&message)?;
+                match self.shared.runtime.whereis(&name) {
+                    Some(pid) => self.shared.runtime.send(&pid, message),
+                    None => {
+                        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Packet::Signal { from, to, signal } => self.on_signal(&peer, from, to, signal)?,
+            Packet::Spawn {
+                request,
+                parent,
+                attach,
+                function,
+                args,
+                mailbox_len,
+            } => {
+                self.on_spawn(
+                    token,
+                    &peer,
+                    request,
+                    parent,
+                    attach,
+                    &function,
+                    &args,
+                    mailbox_len,
+                );
+            }
+            Packet::SpawnReply {
+                request,
+                parent: _,
+                result,
+            } => self.on_spawn_reply(token, request, result),
+        }
+        Ok(())
+    }
+
+    fn decode_message(&self, wire: &WireMessage) -> Result<Message, String> {
+        let _context = pid::enter(&self.shared);
+        self.shared
+            .types
+            .decode_message(wire)
+            .map_err(|e| format!("bad message: {e}"))
+    }
+
+    fn on_signal(
+        &mut self,
+        peer: &str,
+        from: Option<crate::id::AgentId>,
+        to: u64,
+        signal: WireSignal,
+    ) -> Result<(), String> {
+        let types = &self.shared.types;
+        let signal = match signal {
+            WireSignal::Link => RemoteSignal::Link,
+            WireSignal::Monitor => RemoteSignal::Monitor,
+            WireSignal::Unlink => RemoteSignal::Unlink,
+            WireSignal::Kill(reason) => {
+                RemoteSignal::Kill(types.decode_reason(&reason).map_err(|e| e.to_string())?)
+            }
+            WireSignal::EdgeExit(reason) => {
+                RemoteSignal::EdgeExit(types.decode_reason(&reason).map_err(|e| e.to_string())?)
+            }
+            WireSignal::Down(status) => {
+                RemoteSignal::Down(types.decode_status(&status).map_err(|e| e.to_string())?)
+            }
+        };
+        let from = match from {
+            Some(id) if id.node.to_string() == peer => Some(self.shared.pid_of(&id)),
+            Some(_) => return Err("a signal from an agent of another node".to_owned()),
+            None => None,
+        };
+        let target = self.shared.local(to);
+        match (target, from) {
+            (Some(target), Some(from)) => {
+                self.record_inbound_edge(peer, &target, &from, &signal);
+                self.shared.runtime.signal(&from, &target, signal);
+            }
+            (Some(target), None) => {
+                if let RemoteSignal::Kill(reason) = signal {
+                    self.shared.runtime.kill(&target, reason);
+                }
+            }
+            (None, Some(from)) => {
+                // The target is gone: a link or monitor gets noproc.
+                let answer = match signal {
+                    RemoteSignal::Link => Some(RemoteSignal::EdgeExit(ExitReason::NoProc)),
+                    RemoteSignal::Monitor => {
+                        Some(RemoteSignal::Down(ExitStatus::Exit(ExitReason::NoProc)))
+                    }
+                    _ => None,
+                };
+                if let (Some(answer), Some(remote)) = (answer, from.as_remote()) {
+                    let command = Command::Signal {
+                        from: None,
+                        to: Target::of(remote),
+                        signal: answer,
+                    };
+                    self.reply_from_serial(peer, to, command);
+                }
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Sends a signal whose sender is our (dead) agent `serial`.
+    fn reply_from_serial(&mut self, peer: &str, serial: u64, command: Command) {
+        let Command::Signal { to, signal, .. } = command else {
+            return;
+        };
+        let Some(&token) = self.up.get(peer) else {
+            return;
+        };
+        let packet = Packet::Signal {
+            from: Some(crate::id::AgentId {
+                node: self.shared.name.clone(),
+                incarnation: self.shared.incarnation,
+                serial,
+            }),
+            to: to.serial,
+            signal: self.wire_signal(&signal),
+        };
+        if let Ok(body) = wire::encode(&packet) {
+            if let Some(connection) = self.connections.get_mut(&token) {
+                frame::encode(KIND_PACKET, &body, &mut connection.write);
+            }
+        }
+    }
+
+    /// Remembers the local half of an edge made from the other node.
+    fn record_inbound_edge(
+        &mut self,
+        peer: &str,
+        local: &Pid,
+        remote: &Pid,
+        signal: &RemoteSignal,
+    ) {
+        match signal {
+            RemoteSignal::Link | RemoteSignal::Monitor => {
+                let edges = self.edges.entry(peer.to_owned()).or_default();
+                if !edges
+                    .iter()
+                    .any(|e| e.local == *local && e.remote == *remote)
+                {
+                    edges.push(Edge {
+                        local: local.clone(),
+                        remote: remote.clone(),
+                        down: false,
+                    });
+                }
+            }
+            RemoteSignal::Unlink | RemoteSignal::EdgeExit(_) | RemoteSignal::Down(_) => {
+                if let Some(edges) = self.edges.get_mut(peer) {
+                    edges.retain(|e| !(e.local == *local && e.remote == *remote));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_spawn(
+        &mut self,
+        token: Token,
+        peer: &str,
+        request: u64,
+        parent: crate::id::AgentId,
+        attach: WireAttach,
+        function: &str,
+        args: &[u8],
+        mailbox_len: Option<u32>,
+    ) {
+        let parent_pid = self.shared.pid_of(&parent);
+        let mut options = SpawnOptions::new().attach(match attach {
+            WireAttach::None => None,
+            WireAttach::Link => Some(erlangen_runtime::Attach::Link),
+            WireAttach::Monitor => Some(erlangen_runtime::Attach::Monitor),
+        });
+        if let Some(len) = mailbox_len {
+            options = options.mailbox_len(len as usize);
+        }
+        let started = {
+            let _context = pid::enter(&self.shared);
+            self.shared.functions.start(
+                function,
+                &self.shared.runtime,
+                args,
+                options,
+                (attach != WireAttach::None).then_some(&parent_pid),
+                &mut |_| {},
+            )
+        };
+        let result = match started {
+            Ok(child) => {
+                let id = self.shared.id_of(&child);
+                if attach != WireAttach::None {
+                    let edges = self.edges.entry(peer.to_owned()).or_default();
+                    edges.push(Edge {
+                        local: child,
+                        remote: parent_pid,
+                        down: false,
+                    });
+                }
+                Ok(id.serial)
+            }
+            Err(why) => Err(why),
+        };
+        let packet = Packet::SpawnReply {
+            request,
+            parent: parent.serial,
+            result,
+        };
+        if let (Ok(body), Some(connection)) =
+            (wire::encode(&packet), self.connections.get_mut(&token))
+        {
+            frame::encode(KIND_PACKET, &body, &mut connection.write);
+        }
+    }
+
+    fn on_spawn_reply(&mut self, token: Token, request: u64, result: Result<u64, String>) {
+        let Some((node, parent, attach)) = self.spawns.remove(&request) else {
+            return;
+        };
+        let incarnation = self
+            .connections
+            .get(&token)
+            .map_or(0, |c| c.peer_incarnation);
+        let result = result.map(|serial| {
+            let target = Target {
+                node: node.clone(),
+                incarnation,
+                serial,
+            };
+            let child = self.remote_pid(&target);
+            if attach != WireAttach::None {
+                if self.shared.runtime.attach_half(&parent, &child) {
+                    let edges = self.edges.entry(node.clone()).or_default();
+                    edges.push(Edge {
+                        local: parent.clone(),
+                        remote: child.clone(),
+                        down: attach == WireAttach::Monitor,
+                    });
+                } else {
+                    // The caller died meanwhile: its death kills the child.
+                    let command = Command::Signal {
+                        from: Some(parent.clone()),
+                        to: target,
+                        signal: RemoteSignal::EdgeExit(ExitReason::NoProc),
+                    };
+                    self.send_on(token, command);
+                }
+            }
+            child
+        });
+        self.shared
+            .runtime
+            .send(&parent, Message::new(SpawnResult { request, result }));
+    }
+
+    fn spawn_failed(&self, parent: &Pid, request: u64, why: String) {
+        self.shared.runtime.send(
+            parent,
+            Message::new(SpawnResult {
+                request,
+                result: Err(why),
+            }),
+        );
+    }
+
+    /// A command leaves the backlog (written, delivered here, or dropped).
+    fn settle(&self, command: &Command) {
+        if command.is_backlog() {
+            self.shared.backlog_commands.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn drop_command(&mut self, command: Command, why: &str) {
+        self.settle(&command);
+        match command {
+            Command::Spawn {
+                parent, request, ..
+            } => self.spawn_failed(&parent, request, why.to_owned()),
+            Command::Send { .. } | Command::SendNamed { .. } => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes what the buffer holds until the socket would block.
+    fn flush(&mut self, token: Token) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        if connection.phase == Phase::Connecting {
+            return;
+        }
+        let mut written = 0;
+        let result = loop {
+            if written == connection.write.len() {
+                break Ok(());
+            }
+            match connection.stream.write(&connection.write[written..]) {
+                Ok(0) => break Err("write returned 0".to_owned()),
+                Ok(n) => written += n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => break Err(format!("write failed: {error}")),
+            }
+        };
+        connection.write.drain(..written);
+        if written > 0 {
+            connection.last_write = Instant::now();
+        }
+        if connection.write.capacity() > 64 * 1024 && connection.write.len() < 16 * 1024 {
+            connection.write.shrink_to(16 * 1024);
+        }
+        if let Err(why) = result {
+            self.close(token, &why);
+        }
+        let buffered = self.connections.values().map(|c| c.write.len()).sum();
+        self.shared.backlog_bytes.store(buffered, Ordering::Relaxed);
+    }
+
+    /// Step 5, and handshake deadlines.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let interval = self.shared.heartbeat_interval;
+        let timeout = self.shared.heartbeat_timeout;
+        let mut lost = Vec::new();
+        let mut ticks = Vec::new();
+        for (&token, connection) in &self.connections {
+            match connection.phase {
+                Phase::Up => {
+                    if now.duration_since(connection.last_read) >= timeout {
+                        lost.push((token, "the peer fell silent"));
+                    } else if now.duration_since(connection.last_write) >= interval {
+                        ticks.push(token);
+                    }
+                }
+                _ => {
+                    if now.duration_since(connection.started) >= HANDSHAKE_TIMEOUT {
+                        lost.push((token, "the handshake timed out"));
+                    }
+                }
+            }
+        }
+        for token in ticks {
+            if let Some(connection) = self.connections.get_mut(&token) {
+                frame::encode(KIND_TICK, &[], &mut connection.write);
+                connection.last_write = now;
+            }
+            self.flush(token);
+        }
+        for (token, why) in lost {
+            // Data may wait in the socket unread: that is no silence.
+            if why == "the peer fell silent" {
+                if let Err(read_error) = self.read_from(token) {
+                    self.close(token, &read_error);
+                    continue;
+                }
+                let heard = self.connections.get(&token).map(|c| c.last_read);
+                if heard.is_some_and(|at| now.duration_since(at) < timeout) {
+                    continue;
+                }
+            }
+            self.close(token, why);
+        }
+        let stale: Vec<String> = self
+            .resolving
+            .iter()
+            .filter(|(_, since)| now.duration_since(**since) >= HANDSHAKE_TIMEOUT * 2)
+            .map(|(node, _)| node.clone())
+            .collect();
+        for node in stale {
+            self.resolving.remove(&node);
+            self.lose(&node, "lookup timed out");
+        }
+        let mut stats = crate::sync_lock(&self.shared.stats);
+        for connection in self.connections.values() {
+            if let (Phase::Up, Some(peer)) = (&connection.phase, &connection.peer) {
+                if let Some(entry) = stats.get_mut(peer) {
+                    entry.buffered_bytes = connection.write.len();
+                    entry.last_heard = Some(connection.last_read);
+                }
+            }
+        }
+    }
+
+    /// Closes a connection; if it was up (or the node was being dialled),
+    /// step 6.
+    fn close(&mut self, token: Token, why: &str) {
+        let Some(mut connection) = self.connections.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut connection.stream);
+        let Some(peer) = connection.peer else {
+            tracing::debug!(why, "erlangen: closed an unnamed connection");
+            return;
+        };
+        let was_up = self.up.get(&peer) == Some(&token);
+        let was_dialing = self.dialing.get(&peer) == Some(&token);
+        if was_up {
+            self.up.remove(&peer);
+            tracing::info!(node = %self.shared.name, %peer, why, "erlangen: disconnected");
+            let mut stats = crate::sync_lock(&self.shared.stats);
+            if let Some(entry) = stats.get_mut(&peer) {
+                entry.connected = false;
+                entry.errors += 1;
+            }
+        } else {
+            tracing::warn!(%peer, why, "erlangen: connection closed before it was up");
+        }
+        if was_dialing {
+            self.dialing.remove(&peer);
+        }
+        if was_up || (was_dialing && !self.up.contains_key(&peer)) {
+            self.lose(&peer, why);
+        }
+    }
+
+    /// Step 6 for `peer`.
+    fn lose(&mut self, peer: &str, why: &str) {
+        if self.up.contains_key(peer) {
+            return;
+        }
+        for edge in self.edges.remove(peer).unwrap_or_default() {
+            let signal = if edge.down {
+                RemoteSignal::Down(ExitStatus::Exit(ExitReason::NoConnection))
+            } else {
+                RemoteSignal::EdgeExit(ExitReason::NoConnection)
+            };
+            self.shared
+                .runtime
+                .signal(&edge.remote, &edge.local, signal);
+        }
+        let failed: Vec<u64> = self
+            .spawns
+            .iter()
+            .filter(|(_, (node, _, _))| node == peer)
+            .map(|(request, _)| *request)
+            .collect();
+        for request in failed {
+            if let Some((_, parent, _)) = self.spawns.remove(&request) {
+                self.spawn_failed(&parent, request, format!("noconnection: {why}"));
+            }
+        }
+        for command in self.waiting.remove(peer).unwrap_or_default() {
+            self.drop_command(command, "noconnection");
+        }
+    }
+
+    fn count_in(&self, token: Token, bytes: usize) {
+        let Some(peer) = self.connections.get(&token).and_then(|c| c.peer.clone()) else {
+            return;
+        };
+        let mut stats = crate::sync_lock(&self.shared.stats);
+        let entry = stats.entry(peer.clone()).or_default();
+        entry.node = peer;
+        entry.bytes_in += bytes as u64;
+        entry.packets_in += 1;
+    }
+
+    fn count_out(&self, token: Token, bytes: usize) {
+        let Some(peer) = self.connections.get(&token).and_then(|c| c.peer.clone()) else {
+            return;
+        };
+        let mut stats = crate::sync_lock(&self.shared.stats);
+        let entry = stats.entry(peer.clone()).or_default();
+        entry.node = peer;
+        entry.bytes_out += bytes as u64;
+        entry.packets_out += 1;
+    }
+
+    /// Stop, step 2.
+    fn shut_down(&mut self) {
+        let tokens: Vec<Token> = self.connections.keys().copied().collect();
+        for token in tokens {
+            self.flush(token);
+            self.close(token, "the node stopped");
+        }
+        let peers: Vec<String> = self.edges.keys().cloned().collect();
+        for peer in peers {
+            self.lose(&peer, "the node stopped");
+        }
+        let waiting: Vec<String> = self.waiting.keys().cloned().collect();
+        for peer in waiting {
+            self.lose(&peer, "the node stopped");
+        }
+        // Commands that arrived after the stop: answer spawns, drop the rest.
+        let late: Vec<Command> = crate::sync_lock(&self.shared.commands).drain(..).collect();
+        for command in late {
+            self.drop_command(command, "the node stopped");
+        }
+        self.registration = None;
+        *crate::sync_lock(&self.shared.waker) = None;
+        tracing::info!(node = %self.shared.name, "erlangen: node stopped");
+    }
+}
+
+/// The two greetings in transcript order.
+fn transcript(connection: &Connection) -> (&[u8], &[u8]) {
+    let theirs = connection.hello_theirs.as_deref().unwrap_or_default();
+    match connection.role {
+        Role::Dialer => (&connection.hello_mine, theirs),
+        Role::Acceptor => (theirs, &connection.hello_mine),
+    }
+}

@@ -1,0 +1,598 @@
+//! `Node`: a runtime made reachable from other nodes, and its builder.
+//!
+//! # Start
+//!
+//! 1. Bind the listener on an ephemeral port of the listen address.
+//! 2. Register the name with the host's port mapper: a taken name fails the
+//!    start with [`NetError::NameTaken`] (Erlangen documented this and never
+//!    did it, bug 4).
+//! 3. Pick a random incarnation, build the shared state, start the event
+//!    loop thread (event_loop.rs), which from then on owns the listener,
+//!    every connection and the registration.
+//!
+//! # Stop (`stop` or drop)
+//!
+//! 1. Tell the loop to stop and wake it.
+//! 2. The loop closes every connection, firing `noconnection` on every local
+//!    link and monitor across it, answers pending remote spawns with an
+//!    error, and closes the registration (the port mapper forgets the name).
+//! 3. Join the loop thread.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use erlangen_runtime::{
+    Attach, Ctx, Message, Pid, Remote, RemotePid, RemoteSignal, Runtime, RuntimeHandle, WeakPid,
+};
+use serde::Serialize;
+
+use crate::config::{
+    BACKLOG_BYTES_HIGH_WATER, BACKLOG_COMMANDS_HIGH_WATER, HEARTBEAT_INTERVAL_DEFAULT,
+    HEARTBEAT_TIMEOUT_DEFAULT,
+};
+use crate::event_loop::{Command, EventLoop};
+use crate::functions::Functions;
+use crate::id::{AgentId, NodeName};
+use crate::types::Types;
+use crate::wire::{self, WireAttach};
+
+/// Why a node could not start or a node call failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NetError {
+    /// Another node holds the name on this host.
+    NameTaken(String),
+    /// The port mapper could not be reached or refused.
+    PortMapper(String),
+    /// No cookie was given and `ERLANGEN_COOKIE` is not set.
+    NoCookie,
+    /// A name or id is malformed.
+    InvalidName(String),
+    /// The operating system refused a socket or a thread.
+    Io(std::io::Error),
+    /// A remote spawn was refused (unknown function, bad arguments) or its
+    /// node was lost.
+    Spawn(String),
+    /// The node has stopped.
+    Stopped,
+    /// The node's outbound backlog is above its high-water mark.
+    Busy,
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetError::NameTaken(name) => write!(f, "the node name {name:?} is taken on this host"),
+            NetError::PortMapper(why) => write!(f, "port mapper: {why}"),
+            NetError::NoCookie => {
+                f.write_str("no cookie: pass one to the builder or set ERLANGEN_COOKIE")
+            }
+            NetError::InvalidName(why) => write!(f, "invalid name: {why}"),
+            NetError::Io(error) => write!(f, "{error}"),
+            NetError::Spawn(why) => write!(f, "remote spawn failed: {why}"),
+            NetError::Stopped => f.write_str("the node has stopped"),
+            NetError::Busy => f.write_str("the node's outbound buffers are full; try again"),
+        }
+    }
+}
+
+impl std::error::Error for NetError {}
+
+impl From<std::io::Error> for NetError {
+    fn from(error: std::io::Error) -> NetError {
+        NetError::Io(error)
+    }
+}
+
+/// Configures a [`Node`].
+///
+/// ```no_run
+/// use erlangen_net::{Functions, Node, Types};
+/// let rt = erlangen_runtime::Runtime::new().unwrap();
+/// let node = Node::builder("alpha")
+///     .cookie(b"secret")
+///     .types(Types::new())
+///     .functions(Functions::new().register("double", |_ctx, n: u64| n * 2))
+///     .start(&rt)
+///     .unwrap();
+/// println!("{} listens on {}", node.name(), node.local_addr());
+/// ```
+#[derive(Debug)]
+pub struct NodeBuilder {
+    name: String,
+    host: String,
+    cookie: Option<Vec<u8>>,
+    port_mapper: SocketAddr,
+    listen: IpAddr,
+    heartbeat_interval: Duration,
+    heartbeat_timeout: Duration,
+    types: Types,
+    functions: Functions,
+}
+
+impl NodeBuilder {
+    /// The host part of the node's name (default `localhost`): how other
+    /// nodes reach this host's port mapper.
+    pub fn host(mut self, host: &str) -> NodeBuilder {
+        self.host = host.to_owned();
+        self
+    }
+
+    /// The shared secret (default: `ERLANGEN_COOKIE`).
+    pub fn cookie(mut self, cookie: &[u8]) -> NodeBuilder {
+        self.cookie = Some(cookie.to_vec());
+        self
+    }
+
+    /// The port mapper of this host (default 127.0.0.1:10001).
+    pub fn port_mapper(mut self, addr: SocketAddr) -> NodeBuilder {
+        self.port_mapper = addr;
+        self
+    }
+
+    /// The address to listen on (default 127.0.0.1; the port is ephemeral).
+    pub fn listen(mut self, addr: IpAddr) -> NodeBuilder {
+        self.listen = addr;
+        self
+    }
+
+    /// Heartbeat interval and the silence after which a peer is lost.
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> NodeBuilder {
+        self.heartbeat_interval = interval;
+        self.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// The message types this node sends and receives.
+    pub fn types(mut self, types: Types) -> NodeBuilder {
+        self.types = types;
+        self
+    }
+
+    /// The functions other nodes may spawn here.
+    pub fn functions(mut self, functions: Functions) -> NodeBuilder {
+        self.functions = functions;
+        self
+    }
+
+    /// Starts the node on `runtime` (module docs, "Start").
+    pub fn start(self, runtime: &Runtime) -> Result<Node, NetError> {
+        let name = NodeName::new(&self.host, &self.name)
+            .map_err(|e| NetError::InvalidName(e.to_string()))?;
+        let cookie = match self.cookie {
+            Some(cookie) => cookie,
+            None => std::env::var("ERLANGEN_COOKIE")
+                .map(String::into_bytes)
+                .map_err(|_| NetError::NoCookie)?,
+        };
+        if self.heartbeat_interval.is_zero() || self.heartbeat_timeout <= self.heartbeat_interval {
+            return Err(NetError::InvalidName(
+                "the heartbeat timeout must exceed a non-zero interval".to_owned(),
+            ));
+        }
+        let listener = std::net::TcpListener::bind(SocketAddr::new(self.listen, 0))?;
+        let local_addr = listener.local_addr()?;
+        let registration =
+            crate::registration::register(self.port_mapper, &self.name, local_addr.port())?;
+        let mut incarnation = [0u8; 8];
+        getrandom::fill(&mut incarnation).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let shared = Arc::new_cyclic(|me| NodeShared {
+            me: me.clone(),
+            name,
+            incarnation: u64::from_le_bytes(incarnation),
+            cookie,
+            port_mapper: self.port_mapper,
+            heartbeat_interval: self.heartbeat_interval,
+            heartbeat_timeout: self.heartbeat_timeout,
+            runtime: runtime.handle(),
+            types: self.types,
+            functions: self.functions,
+            exported: Mutex::new(Exported::default()),
+            routes: Mutex::new(HashMap::new()),
+            commands: Mutex::new(VecDeque::new()),
+            waker: Mutex::new(None),
+            wake_pending: AtomicBool::new(false),
+            stats: Mutex::new(HashMap::new()),
+            dropped: AtomicU64::new(0),
+            backlog_commands: std::sync::atomic::AtomicUsize::new(0),
+            backlog_bytes: std::sync::atomic::AtomicUsize::new(0),
+            next_request: AtomicU64::new(1),
+            local_addr,
+            stopped: AtomicBool::new(false),
+        });
+        let event_loop = EventLoop::new(shared.clone(), listener, registration)?;
+        let thread = std::thread::Builder::new()
+            .name(format!("erlangen-node-{}", shared.name.name()))
+            .stack_size(crate::event_loop::LOOP_STACK_BYTES)
+            .spawn(move || event_loop.run())?;
+        tracing::info!(node = %shared.name, addr = %local_addr, "erlangen: node listening");
+        Ok(Node {
+            shared,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A runtime made reachable by other nodes.
+///
+/// Pids of its agents work on every node it talks to: `ctx.send`, `kill`,
+/// `link`, `monitor` and `unlink` take remote pids as they take local ones.
+#[derive(Debug)]
+pub struct Node {
+    shared: Arc<NodeShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Node {
+    /// A builder for a node named `name` on this host.
+    pub fn builder(name: &str) -> NodeBuilder {
+        NodeBuilder {
+            name: name.to_owned(),
+            host: "localhost".to_owned(),
+            cookie: None,
+            port_mapper: erlangen_portmap::LISTEN_DEFAULT,
+            listen: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
+            heartbeat_timeout: HEARTBEAT_TIMEOUT_DEFAULT,
+            types: Types::new(),
+            functions: Functions::new(),
+        }
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &NodeName {
+        &self.shared.name
+    }
+
+    /// The node's incarnation: new at every start.
+    pub fn incarnation(&self) -> u64 {
+        self.shared.incarnation
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// The node-qualified id of `pid`.
+    pub fn id_of(&self, pid: &Pid) -> AgentId {
+        self.shared.id_of(pid)
+    }
+
+    /// The pid of the agent `id` (a local agent if it is one of ours).
+    pub fn pid_of(&self, id: &AgentId) -> Pid {
+        self.shared.pid_of(id)
+    }
+
+    /// Sends `message` from the calling agent to the agent registered as
+    /// `name` on `node`. While the node's outbound backlog is above its
+    /// high-water mark the agent waits, suspended (backpressure).
+    pub fn send_named<M: Any + Send>(&self, ctx: &Ctx, node: &NodeName, name: &str, message: M) {
+        while self.shared.busy() {
+            ctx.sleep(BUSY_POLL);
+        }
+        self.push_named(node, name, Message::new(message));
+    }
+
+    /// Sends `message` to the agent registered as `name` on `node` from a
+    /// thread outside the runtime: refused with [`NetError::Busy`] while the
+    /// node's outbound backlog is above its high-water mark.
+    pub fn try_send_named<M: Any + Send>(
+        &self,
+        node: &NodeName,
+        name: &str,
+        message: M,
+    ) -> Result<(), NetError> {
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(NetError::Stopped);
+        }
+        if self.shared.busy() {
+            return Err(NetError::Busy);
+        }
+        self.push_named(node, name, Message::new(message));
+        Ok(())
+    }
+
+    fn push_named(&self, node: &NodeName, name: &str, message: Message) {
+        self.shared.push(Command::SendNamed {
+            node: node.to_string(),
+            name: name.to_owned(),
+            message,
+        });
+    }
+
+    /// Spawns the function registered as `function` on `node` with `args`,
+    /// attached to the calling agent as `attach` says, before the child
+    /// runs (Erlangen bug 5). Blocks the calling agent (never its worker)
+    /// until the node answers. An unknown function or undecodable
+    /// arguments are an error, as is a lost connection.
+    pub fn spawn<A>(
+        &self,
+        ctx: &Ctx,
+        node: &NodeName,
+        function: &str,
+        args: A,
+        attach: Option<Attach>,
+    ) -> Result<Pid, NetError>
+    where
+        A: Serialize + Send + 'static,
+    {
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(NetError::Stopped);
+        }
+        let request = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
+        let attach = match attach {
+            None => WireAttach::None,
+            Some(Attach::Link) => WireAttach::Link,
+            Some(Attach::Monitor) => WireAttach::Monitor,
+        };
+        self.shared.push(Command::Spawn {
+            node: node.to_string(),
+            request,
+            parent: ctx.pid(),
+            attach,
+            function: function.to_owned(),
+            args: Box::new(move || wire::encode(&args)),
+        });
+        let reply = ctx.receive_match(|message| {
+            message
+                .downcast_ref::<SpawnResult>()
+                .is_some_and(|result| result.request == request)
+        });
+        let result = reply
+            .downcast::<SpawnResult>()
+            .map_err(|_| NetError::Spawn("unexpected reply".to_owned()))?;
+        result.result.map_err(NetError::Spawn)
+    }
+
+    /// Per-peer statistics, by node name.
+    pub fn peers(&self) -> Vec<PeerStats> {
+        let stats = crate::sync_lock(&self.shared.stats);
+        let mut all: Vec<PeerStats> = stats.values().cloned().collect();
+        all.sort_by(|a, b| a.node.cmp(&b.node));
+        all
+    }
+
+    /// Messages dropped by this node: to stale or unknown ids, of types not
+    /// registered for distribution, or queued for a node that was lost.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Stops the node (module docs, "Stop").
+    pub fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        self.shared.stopped.store(true, Ordering::Release);
+        self.shared.push(Command::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// How often an agent waiting for a busy node looks again.
+const BUSY_POLL: Duration = Duration::from_micros(200);
+
+/// What a remote spawn's caller receives (internal).
+#[derive(Debug)]
+pub(crate) struct SpawnResult {
+    /// The request answered.
+    pub(crate) request: u64,
+    /// The child, or why there is none.
+    pub(crate) result: Result<Pid, String>,
+}
+
+/// Counters of one peer connection.
+#[derive(Clone, Debug, Default)]
+pub struct PeerStats {
+    /// The peer's name.
+    pub node: String,
+    /// Whether the connection is up.
+    pub connected: bool,
+    /// Messages and signals sent.
+    pub packets_out: u64,
+    /// Messages and signals received.
+    pub packets_in: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Bytes waiting to be written now.
+    pub buffered_bytes: usize,
+    /// When the last byte arrived, if any did.
+    pub last_heard: Option<Instant>,
+    /// Connections to it that ended in an error.
+    pub errors: u64,
+}
+
+/// Local agents whose ids went out on the wire, by serial, weakly: ids
+/// coming back resolve through here (no table of every agent is needed).
+#[derive(Default)]
+pub(crate) struct Exported {
+    pub(crate) by_serial: HashMap<u64, WeakPid>,
+    /// Size after the last sweep of dead entries.
+    pub(crate) swept_len: usize,
+}
+
+/// Everything the node's handle, its routes and its event loop share.
+pub(crate) struct NodeShared {
+    /// This state, weakly: what routes hold (a route must not keep a
+    /// stopped node alive).
+    pub(crate) me: std::sync::Weak<NodeShared>,
+    pub(crate) name: NodeName,
+    pub(crate) incarnation: u64,
+    pub(crate) cookie: Vec<u8>,
+    pub(crate) port_mapper: SocketAddr,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) heartbeat_timeout: Duration,
+    pub(crate) runtime: RuntimeHandle,
+    pub(crate) types: Types,
+    pub(crate) functions: Functions,
+    pub(crate) exported: Mutex<Exported>,
+    /// One route per remote node, shared by every pid of that node.
+    pub(crate) routes: Mutex<HashMap<String, Arc<dyn Remote>>>,
+    /// Commands for the event loop (agents and the handle push, the loop
+    /// drains).
+    pub(crate) commands: Mutex<VecDeque<Command>>,
+    /// Wakes the loop; set once the loop's `Poll` exists.
+    pub(crate) waker: Mutex<Option<Arc<mio::Waker>>>,
+    /// Set by a pusher that woke the loop, cleared by the loop before it
+    /// drains (pitfalls.md §4: one `wake` per burst).
+    pub(crate) wake_pending: AtomicBool,
+    pub(crate) stats: Mutex<HashMap<String, PeerStats>>,
+    pub(crate) dropped: AtomicU64,
+    /// Messages and signals queued and not yet written (backpressure).
+    pub(crate) backlog_commands: std::sync::atomic::AtomicUsize,
+    /// Bytes in the write buffers (backpressure).
+    pub(crate) backlog_bytes: std::sync::atomic::AtomicUsize,
+    pub(crate) next_request: AtomicU64,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) stopped: AtomicBool,
+}
+
+impl fmt::Debug for NodeShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeShared")
+            .field("name", &self.name)
+            .field("incarnation", &self.incarnation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeShared {
+    /// Queues a command for the loop and wakes it if it may be asleep.
+    pub(crate) fn push(&self, command: Command) {
+        if command.is_backlog() {
+            self.backlog_commands.fetch_add(1, Ordering::Relaxed);
+        }
+        crate::sync_lock(&self.commands).push_back(command);
+        // AcqRel: pairs with the loop's swap(false) before it drains, so
+        // either the loop sees our command or we see the flag cleared.
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            if let Some(waker) = crate::sync_lock(&self.waker).as_ref() {
+                let _ = waker.wake();
+            }
+        }
+    }
+
+    /// Whether senders should wait (backpressure, config.rs).
+    pub(crate) fn busy(&self) -> bool {
+        self.backlog_commands.load(Ordering::Relaxed) > BACKLOG_COMMANDS_HIGH_WATER
+            || self.backlog_bytes.load(Ordering::Relaxed) > BACKLOG_BYTES_HIGH_WATER
+    }
+
+    /// The id of `pid`; a local agent's id is remembered so that it
+    /// resolves when it comes back.
+    pub(crate) fn id_of(&self, pid: &Pid) -> AgentId {
+        match pid.as_remote() {
+            Some(remote) => AgentId {
+                node: remote.node().parse().unwrap_or_else(|_| self.name.clone()),
+                incarnation: remote.incarnation(),
+                serial: remote.serial(),
+            },
+            None => {
+                if let Some(weak) = pid.downgrade() {
+                    let mut exported = crate::sync_lock(&self.exported);
+                    exported.by_serial.entry(pid.serial()).or_insert(weak);
+                    if exported.by_serial.len() > 2 * exported.swept_len.max(1024) {
+                        exported
+                            .by_serial
+                            .retain(|_, weak| weak.upgrade().is_some());
+                        exported.swept_len = exported.by_serial.len();
+                    }
+                }
+                AgentId {
+                    node: self.name.clone(),
+                    incarnation: self.incarnation,
+                    serial: pid.serial(),
+                }
+            }
+        }
+    }
+
+    /// The pid of `id`: ours if it names one of our agents, else a remote
+    /// pid routed to its node (our own node for a stale id of ours, whose
+    /// sends are then dropped and counted, and links answered `noproc`).
+    pub(crate) fn pid_of(&self, id: &AgentId) -> Pid {
+        if id.node == self.name && id.incarnation == self.incarnation {
+            if let Some(pid) = self.local(id.serial) {
+                return pid;
+            }
+        }
+        let node = id.node.to_string();
+        Pid::remote(RemotePid::new(
+            node.as_str(),
+            id.incarnation,
+            id.serial,
+            self.route(&node),
+        ))
+    }
+
+    /// Our live (or still referenced) agent with `serial`, if its id went
+    /// out.
+    pub(crate) fn local(&self, serial: u64) -> Option<Pid> {
+        crate::sync_lock(&self.exported)
+            .by_serial
+            .get(&serial)
+            .and_then(WeakPid::upgrade)
+    }
+
+    /// The route to `node`.
+    pub(crate) fn route(&self, node: &str) -> Arc<dyn Remote> {
+        let mut routes = crate::sync_lock(&self.routes);
+        routes
+            .entry(node.to_owned())
+            .or_insert_with(|| {
+                Arc::new(crate::route::PeerRoute {
+                    shared: self.me.clone(),
+                })
+            })
+            .clone()
+    }
+
+    /// Signals to a remote pid from a local one (route.rs).
+    pub(crate) fn signal(&self, from: Option<&Pid>, to: &RemotePid, signal: RemoteSignal) {
+        self.push(Command::Signal {
+            from: from.cloned(),
+            to: Target::of(to),
+            signal,
+        });
+    }
+}
+
+/// A remote agent a command is for.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    /// Its node, `host/node`.
+    pub(crate) node: String,
+    /// That node's incarnation.
+    pub(crate) incarnation: u64,
+    /// Its serial there.
+    pub(crate) serial: u64,
+}
+
+impl Target {
+    /// The target named by a remote id.
+    pub(crate) fn of(id: &RemotePid) -> Target {
+        Target {
+            node: id.node().to_owned(),
+            incarnation: id.incarnation(),
+            serial: id.serial(),
+        }
+    }
+}

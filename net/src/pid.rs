@@ -1,0 +1,95 @@
+//! Pids inside messages: `#[serde(with = "erlangen_net::pid")]` on a `Pid`
+//! field (or [`WirePid`] as the field's type) makes it cross the wire as an
+//! [`AgentId`] and come back as a working `Pid` on the receiving node; a pid
+//! that comes back to its own node resolves to the local agent.
+//!
+//! Encoding and decoding happen only on a node's event-loop thread, which
+//! sets the node as the codec's context for the duration (a thread-local of
+//! that thread, never touched by agent code). Outside it, a `Pid` does not
+//! serialize: serde reports an error.
+//!
+//! ```
+//! use erlangen_runtime::Pid;
+//! #[derive(serde::Serialize, serde::Deserialize, Debug)]
+//! struct Request {
+//!     #[serde(with = "erlangen_net::pid")]
+//!     reply_to: Pid,
+//!     n: u64,
+//! }
+//! ```
+
+use std::cell::Cell;
+
+use erlangen_runtime::Pid;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::id::AgentId;
+use crate::node::NodeShared;
+
+thread_local! {
+    /// The node whose event loop is encoding or decoding, if any.
+    static CONTEXT: Cell<*const NodeShared> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Makes `node` the codec's context until the guard drops.
+pub(crate) fn enter(node: &NodeShared) -> ContextGuard {
+    let previous = CONTEXT.with(|c| c.replace(node as *const NodeShared));
+    ContextGuard { previous }
+}
+
+/// Restores the previous context.
+pub(crate) struct ContextGuard {
+    previous: *const NodeShared,
+}
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        CONTEXT.with(|c| c.set(self.previous));
+    }
+}
+
+fn with_node<R>(f: impl FnOnce(&NodeShared) -> R) -> Option<R> {
+    let node = CONTEXT.with(Cell::get);
+    if node.is_null() {
+        return None;
+    }
+    // SAFETY: the pointer was set by `enter` from a live `&NodeShared` whose
+    // guard is still alive on this thread (the guard restores it on drop,
+    // and the event loop holds the node for as long as it runs).
+    Some(f(unsafe { &*node }))
+}
+
+/// Serializes a `Pid` as its node-qualified id.
+pub fn serialize<S: Serializer>(pid: &Pid, serializer: S) -> Result<S::Ok, S::Error> {
+    match with_node(|node| node.id_of(pid)) {
+        Some(id) => id.serialize(serializer),
+        None => Err(serde::ser::Error::custom(
+            "a Pid is encoded only by a node's event loop",
+        )),
+    }
+}
+
+/// Deserializes a `Pid` from its node-qualified id.
+pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Pid, D::Error> {
+    let id = AgentId::deserialize(deserializer)?;
+    with_node(|node| node.pid_of(&id))
+        .ok_or_else(|| serde::de::Error::custom("a Pid is decoded only by a node's event loop"))
+}
+
+/// A `Pid` that serializes (through the node's event loop).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WirePid(pub Pid);
+
+impl Serialize for WirePid {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize(&self.0, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for WirePid {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<WirePid, D::Error> {
+        deserialize(deserializer).map(WirePid)
+    }
+}
+
+impl crate::wire::Bounded for WirePid {}

@@ -1,0 +1,354 @@
+//! What may cross the wire: message types registered by name, with a
+//! fingerprint compared in the handshake, and the conversions between the
+//! runtime's values (messages, returned values, exit reasons) and their
+//! wire forms.
+//!
+//! A type is sent only if both nodes registered it under the same name with
+//! the same fingerprint. Anything else sent to a remote agent is dropped,
+//! counted, and logged once per type (node.rs). The fingerprint is a hash of
+//! the name, the Rust type's name and its size: a guard against two builds
+//! that disagree, not a schema check.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use erlangen_runtime::{ExitReason, ExitStatus, Message, Pid, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::WIRE_DEPTH_MAX;
+use crate::wire::{self, DecodeError, WireLeaf, WireMessage, WireReason, WireStatus, WireValue};
+
+/// Encodes a message holding this entry's type.
+type EncodeMessage = fn(&Message) -> Result<Vec<u8>, DecodeError>;
+/// Encodes a returned value holding this entry's type.
+type EncodeValue = fn(&Value) -> Result<Vec<u8>, DecodeError>;
+/// Decodes a message body.
+type DecodeMessage = fn(&[u8]) -> Result<Message, DecodeError>;
+/// Decodes a returned value.
+type DecodeValue = fn(&[u8]) -> Result<Value, DecodeError>;
+
+/// One registered type.
+struct Entry {
+    name: String,
+    fingerprint: u64,
+    encode_message: EncodeMessage,
+    encode_value: EncodeValue,
+    decode_message: DecodeMessage,
+    decode_value: DecodeValue,
+}
+
+/// The registered message types of a node.
+///
+/// ```
+/// use erlangen_net::Types;
+/// #[derive(serde::Serialize, serde::Deserialize, Debug)]
+/// struct Ping(u32);
+/// let types = Types::new().register::<Ping>("example/ping");
+/// assert!(types.names().contains(&"example/ping".to_owned()));
+/// assert!(types.names().contains(&"u64".to_owned())); // built in
+/// ```
+#[derive(Clone)]
+pub struct Types {
+    by_name: HashMap<String, Arc<Entry>>,
+    by_id: HashMap<TypeId, Arc<Entry>>,
+}
+
+impl fmt::Debug for Types {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.by_name.keys()).finish()
+    }
+}
+
+impl Default for Types {
+    fn default() -> Types {
+        Types::new()
+    }
+}
+
+impl Types {
+    /// The built-in types: `()`, `bool`, `u8`, `u32`, `u64`, `i32`, `i64`,
+    /// `f64`, `String`, `Vec<u8>`, `Vec<i64>`, `Vec<f64>`, and [`Pid`].
+    pub fn new() -> Types {
+        let types = Types {
+            by_name: HashMap::new(),
+            by_id: HashMap::new(),
+        };
+        types
+            .register::<()>("()")
+            .register::<bool>("bool")
+            .register::<u8>("u8")
+            .register::<u32>("u32")
+            .register::<u64>("u64")
+            .register::<i32>("i32")
+            .register::<i64>("i64")
+            .register::<f64>("f64")
+            .register::<String>("String")
+            .register::<Vec<u8>>("Vec<u8>")
+            .register::<Vec<i64>>("Vec<i64>")
+            .register::<Vec<f64>>("Vec<f64>")
+            .register::<crate::pid::WirePid>("erlangen/pid")
+            .with_pid()
+    }
+
+    /// Registers `T` under `name` (replacing an earlier registration of
+    /// the name). Register the same types under the same names on every
+    /// node that exchanges them.
+    pub fn register<T>(mut self, name: &str) -> Types
+    where
+        T: Serialize + DeserializeOwned + Any + Send + Sync + fmt::Debug,
+    {
+        let entry = Arc::new(Entry {
+            name: name.to_owned(),
+            fingerprint: fingerprint::<T>(name),
+            encode_message: encode_message::<T>,
+            encode_value: encode_value::<T>,
+            decode_message: decode_message::<T>,
+            decode_value: decode_value::<T>,
+        });
+        self.by_name.insert(name.to_owned(), entry.clone());
+        self.by_id.insert(TypeId::of::<T>(), entry);
+        self
+    }
+
+    /// A bare `Pid` travels as the built-in "erlangen/pid".
+    fn with_pid(mut self) -> Types {
+        let entry = self.by_name["erlangen/pid"].clone();
+        let pid_entry = Arc::new(Entry {
+            name: entry.name.clone(),
+            fingerprint: entry.fingerprint,
+            encode_message: |message| {
+                let pid = message.downcast_ref::<Pid>().expect("checked by type id");
+                wire::encode(&crate::pid::WirePid(pid.clone()))
+            },
+            encode_value: |value| {
+                let pid = value.downcast_ref::<Pid>().expect("checked by type id");
+                wire::encode(&crate::pid::WirePid(pid.clone()))
+            },
+            decode_message: |body| {
+                let wire: crate::pid::WirePid = wire::decode(body)?;
+                Ok(Message::new(wire.0))
+            },
+            decode_value: |body| {
+                let wire: crate::pid::WirePid = wire::decode(body)?;
+                Ok(Value::new(wire.0))
+            },
+        });
+        self.by_id.insert(TypeId::of::<Pid>(), pid_entry.clone());
+        self.by_name.insert("erlangen/pid".to_owned(), pid_entry);
+        self
+    }
+
+    /// Every registered name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.by_name.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Names and fingerprints, for the handshake.
+    pub(crate) fn announce(&self) -> Vec<(String, u64)> {
+        let mut all: Vec<(String, u64)> = self
+            .by_name
+            .values()
+            .map(|entry| (entry.name.clone(), entry.fingerprint))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// The name of a registered type.
+    pub(crate) fn name_of(&self, type_id: TypeId) -> Option<&str> {
+        self.by_id.get(&type_id).map(|entry| entry.name.as_str())
+    }
+
+    /// Whether a peer that announced `theirs` agrees on `name`.
+    pub(crate) fn fingerprint(&self, name: &str) -> Option<u64> {
+        self.by_name.get(name).map(|entry| entry.fingerprint)
+    }
+
+    /// A message's wire form, or `None` if its type is not registered.
+    pub(crate) fn encode_message(
+        &self,
+        message: &Message,
+    ) -> Option<Result<WireMessage, DecodeError>> {
+        let entry = self.by_id.get(&message.value_type_id())?;
+        Some((entry.encode_message)(message).map(|body| WireMessage {
+            type_name: entry.name.clone(),
+            body,
+        }))
+    }
+
+    /// A message from its wire form.
+    pub(crate) fn decode_message(&self, wire: &WireMessage) -> Result<Message, DecodeError> {
+        let entry = self
+            .by_name
+            .get(&wire.type_name)
+            .ok_or_else(|| DecodeError(format!("unregistered type {:?}", wire.type_name)))?;
+        (entry.decode_message)(&wire.body)
+    }
+
+    /// A returned value's wire form; a value of an unregistered type
+    /// becomes `None` (the caller makes it a documented reason).
+    fn encode_value(&self, value: &Value) -> Option<WireValue> {
+        if value.downcast_ref::<()>().is_some() {
+            return Some(WireValue::Unit);
+        }
+        let entry = self.by_id.get(&value.value_type_id())?;
+        let body = (entry.encode_value)(value).ok()?;
+        Some(WireValue::Typed(WireMessage {
+            type_name: entry.name.clone(),
+            body,
+        }))
+    }
+
+    fn decode_value(&self, wire: &WireValue) -> Result<Value, DecodeError> {
+        match wire {
+            WireValue::Unit => Ok(Value::new(())),
+            WireValue::Typed(message) => {
+                let entry = self.by_name.get(&message.type_name).ok_or_else(|| {
+                    DecodeError(format!("unregistered type {:?}", message.type_name))
+                })?;
+                (entry.decode_value)(&message.body)
+            }
+        }
+    }
+
+    /// An exit status's wire form. A value that cannot be encoded becomes
+    /// the reason `unencodable value: <its Debug text>` (never an error on
+    /// the connection; Erlangen bug 9).
+    pub(crate) fn encode_status(&self, status: &ExitStatus) -> WireStatus {
+        match status {
+            ExitStatus::Ok(value) => match self.encode_value(value) {
+                Some(wire) => WireStatus::Ok(wire),
+                None => WireStatus::Exit(unencodable(value)),
+            },
+            ExitStatus::Exit(reason) => WireStatus::Exit(self.encode_reason(reason)),
+        }
+    }
+
+    /// An exit reason's wire form, flattened (at most `WIRE_DEPTH_MAX`
+    /// links deep; deeper chains are cut there).
+    pub(crate) fn encode_reason(&self, reason: &ExitReason) -> WireReason {
+        let mut links = 0u32;
+        let mut reason = reason;
+        loop {
+            let leaf = match reason {
+                ExitReason::Linked(status) if (links as usize) < WIRE_DEPTH_MAX => {
+                    links += 1;
+                    match &**status {
+                        ExitStatus::Exit(inner) => {
+                            reason = inner;
+                            continue;
+                        }
+                        ExitStatus::Ok(value) => match self.encode_value(value) {
+                            Some(wire) => WireLeaf::Returned(wire),
+                            None => unencodable(value).leaf,
+                        },
+                    }
+                }
+                ExitReason::Linked(_) => WireLeaf::Other("linked chain too deep".to_owned()),
+                ExitReason::Kill => WireLeaf::Kill,
+                ExitReason::Other(text) => WireLeaf::Other(text.to_string()),
+                ExitReason::Panic(text) => WireLeaf::Panic(text.to_string()),
+                ExitReason::Timeout => WireLeaf::Timeout,
+                ExitReason::NoProc => WireLeaf::NoProc,
+                ExitReason::SystemLimit => WireLeaf::SystemLimit,
+                ExitReason::Shutdown => WireLeaf::Shutdown,
+                ExitReason::NoConnection => WireLeaf::NoConnection,
+                other => WireLeaf::Other(other.to_string()),
+            };
+            return WireReason { links, leaf };
+        }
+    }
+
+    /// An exit reason from its wire form.
+    pub(crate) fn decode_reason(&self, wire: &WireReason) -> Result<ExitReason, DecodeError> {
+        let (mut reason, mut links) = match &wire.leaf {
+            WireLeaf::Returned(value) => {
+                if wire.links == 0 {
+                    return Err(DecodeError("a returned value is not a reason".into()));
+                }
+                let status = ExitStatus::Ok(self.decode_value(value)?);
+                (ExitReason::Linked(Box::new(status)), wire.links - 1)
+            }
+            leaf => (leaf_reason(leaf), wire.links),
+        };
+        while links > 0 {
+            reason = ExitReason::Linked(Box::new(ExitStatus::Exit(reason)));
+            links -= 1;
+        }
+        Ok(reason)
+    }
+
+    /// An exit status from its wire form.
+    pub(crate) fn decode_status(&self, wire: &WireStatus) -> Result<ExitStatus, DecodeError> {
+        Ok(match wire {
+            WireStatus::Ok(value) => ExitStatus::Ok(self.decode_value(value)?),
+            WireStatus::Exit(reason) => ExitStatus::Exit(self.decode_reason(reason)?),
+        })
+    }
+}
+
+fn leaf_reason(leaf: &WireLeaf) -> ExitReason {
+    match leaf {
+        WireLeaf::Kill => ExitReason::Kill,
+        WireLeaf::Other(text) => ExitReason::other(text),
+        WireLeaf::Panic(text) => ExitReason::Panic(text.as_str().into()),
+        WireLeaf::Timeout => ExitReason::Timeout,
+        WireLeaf::NoProc => ExitReason::NoProc,
+        WireLeaf::SystemLimit => ExitReason::SystemLimit,
+        WireLeaf::Shutdown => ExitReason::Shutdown,
+        WireLeaf::NoConnection => ExitReason::NoConnection,
+        WireLeaf::Returned(_) => unreachable!("handled by the caller"),
+    }
+}
+
+/// The reason a value that cannot cross the wire becomes.
+fn unencodable(value: &Value) -> WireReason {
+    let mut text = format!("unencodable value: {value:?}");
+    text.truncate(256);
+    WireReason {
+        links: 0,
+        leaf: WireLeaf::Other(text),
+    }
+}
+
+fn fingerprint<T: 'static>(name: &str) -> u64 {
+    let mut hash = Sha256::new();
+    hash.update(name.as_bytes());
+    hash.update([0]);
+    hash.update(std::any::type_name::<T>().as_bytes());
+    hash.update((std::mem::size_of::<T>() as u64).to_le_bytes());
+    let digest = hash.finalize();
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+fn encode_message<T: Serialize + Any>(message: &Message) -> Result<Vec<u8>, DecodeError> {
+    wire::encode(message.downcast_ref::<T>().expect("checked by type id"))
+}
+
+fn encode_value<T: Serialize + Any>(value: &Value) -> Result<Vec<u8>, DecodeError> {
+    wire::encode(value.downcast_ref::<T>().expect("checked by type id"))
+}
+
+fn decode_message<T: DeserializeOwned + Any + Send>(body: &[u8]) -> Result<Message, DecodeError> {
+    Ok(Message::new(wire::decode::<Plain<T>>(body)?.0))
+}
+
+fn decode_value<T: DeserializeOwned + Any + Send + Sync + fmt::Debug>(
+    body: &[u8],
+) -> Result<Value, DecodeError> {
+    Ok(Value::new(wire::decode::<Plain<T>>(body)?.0))
+}
+
+/// A user value: serde's checks are all it gets (its nesting is the user's
+/// type's; values are decoded on the node's thread, whose stack is large).
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+struct Plain<T>(T);
+
+impl<T> wire::Bounded for Plain<T> {}

@@ -1,0 +1,274 @@
+//! What crosses the wire after the frame header: the handshake's `Hello`
+//! and `Auth`, and the `Packet`s of an established connection. serde +
+//! bincode 2 (standard configuration, always with a byte limit); exit
+//! statuses are flattened so that decoding never recurses (pitfalls.md §2).
+//! Pure: the fuzz target's subject with frame.rs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{CHALLENGE_BYTES, FRAME_BODY_BYTES_MAX, WIRE_DEPTH_MAX};
+use crate::id::{AgentId, NodeName};
+
+/// Frame kind: the handshake's greeting.
+pub const KIND_HELLO: u8 = 1;
+/// Frame kind: the handshake's proof.
+pub const KIND_AUTH: u8 = 2;
+/// Frame kind: a packet.
+pub const KIND_PACKET: u8 = 3;
+/// Frame kind: a heartbeat (empty body).
+pub const KIND_TICK: u8 = 4;
+
+/// The first frame each side sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The protocol version.
+    pub version: u32,
+    /// Who speaks.
+    pub node: NodeName,
+    /// Its incarnation.
+    pub incarnation: u64,
+    /// Fresh random bytes the other side's proof must cover.
+    pub challenge: [u8; CHALLENGE_BYTES],
+    /// The message types it can send and receive: name and fingerprint.
+    pub types: Vec<(String, u64)>,
+}
+
+/// The second frame each side sends: HMAC-SHA256 over the transcript.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Auth {
+    /// The proof (handshake.rs).
+    pub proof: [u8; 32],
+}
+
+/// A message: its registered type name and its encoded value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireMessage {
+    /// The name it was registered under.
+    pub type_name: String,
+    /// The value, bincode-encoded.
+    pub body: Vec<u8>,
+}
+
+/// An exit reason, flattened: `links` levels of "a linked agent exited
+/// with…" around a leaf.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireReason {
+    /// How many `Linked` wrappers (at most `WIRE_DEPTH_MAX`).
+    pub links: u32,
+    /// The innermost reason or value.
+    pub leaf: WireLeaf,
+}
+
+/// The innermost part of an exit reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireLeaf {
+    /// `kill`.
+    Kill,
+    /// A program's reason.
+    Other(String),
+    /// A panic message.
+    Panic(String),
+    /// `timeout`.
+    Timeout,
+    /// `noproc`.
+    NoProc,
+    /// `system_limit`.
+    SystemLimit,
+    /// `shutdown`.
+    Shutdown,
+    /// `noconnection`.
+    NoConnection,
+    /// The innermost linked agent returned this value.
+    Returned(WireValue),
+}
+
+/// A returned value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireValue {
+    /// `()`.
+    Unit,
+    /// A value of a registered type.
+    Typed(WireMessage),
+}
+
+/// An exit status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireStatus {
+    /// The agent returned.
+    Ok(WireValue),
+    /// The agent exited.
+    Exit(WireReason),
+}
+
+/// A signal between agents (erlangen_runtime::RemoteSignal on the wire).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireSignal {
+    /// Link.
+    Link,
+    /// Monitor.
+    Monitor,
+    /// Unlink.
+    Unlink,
+    /// Kill with a reason.
+    Kill(WireReason),
+    /// Edge-checked exit.
+    EdgeExit(WireReason),
+    /// Edge-checked notification.
+    Down(WireStatus),
+}
+
+/// How a remote spawn attaches its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireAttach {
+    /// Not at all.
+    None,
+    /// Link.
+    Link,
+    /// Monitor.
+    Monitor,
+}
+
+/// What an established connection carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Packet {
+    /// A message to the agent with serial `to` on the receiving node.
+    Message {
+        /// The receiver's serial.
+        to: u64,
+        /// The message.
+        message: WireMessage,
+    },
+    /// A message to the agent registered as `name` on the receiving node.
+    Named {
+        /// The registered name.
+        name: String,
+        /// The message.
+        message: WireMessage,
+    },
+    /// A signal from `from` (an agent of the sending node, if any) to the
+    /// agent with serial `to` on the receiving node.
+    Signal {
+        /// The sender.
+        from: Option<AgentId>,
+        /// The receiver's serial.
+        to: u64,
+        /// The signal.
+        signal: WireSignal,
+    },
+    /// Spawn the registered `function` with `args`, attached to `parent`.
+    Spawn {
+        /// Matches the reply.
+        request: u64,
+        /// The caller, an agent of the sending node.
+        parent: AgentId,
+        /// How the caller attaches.
+        attach: WireAttach,
+        /// The function's registered name.
+        function: String,
+        /// Its arguments, bincode-encoded.
+        args: Vec<u8>,
+        /// The child's mailbox capacity, if not the default.
+        mailbox_len: Option<u32>,
+    },
+    /// The answer to `Spawn`: the child's id, or why there is none.
+    SpawnReply {
+        /// The request answered.
+        request: u64,
+        /// The caller's serial.
+        parent: u64,
+        /// The child's serial, or the refusal.
+        result: Result<u64, String>,
+    },
+}
+
+/// bincode's configuration for everything on the wire: standard (varint,
+/// little-endian) with the frame limit as the allocation budget.
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<FRAME_BODY_BYTES_MAX>()
+}
+
+/// A body that does not decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Encodes `value` (bounded by the frame limit).
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, DecodeError> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| DecodeError(e.to_string()))
+}
+
+/// Decodes a whole body into a `T`: trailing bytes are an error, and so is
+/// an exit reason nested deeper than `WIRE_DEPTH_MAX`.
+///
+/// ```
+/// use erlangen_net::wire::{decode, encode, Packet, WireMessage};
+/// let packet = Packet::Named { name: "echo".into(), message: WireMessage {
+///     type_name: "u8".into(), body: vec![7] } };
+/// let bytes = encode(&packet).unwrap();
+/// assert_eq!(decode::<Packet>(&bytes).unwrap(), packet);
+/// assert!(decode::<Packet>(&bytes[..3]).is_err());
+/// ```
+pub fn decode<T: serde::de::DeserializeOwned + Bounded>(body: &[u8]) -> Result<T, DecodeError> {
+    let (value, read): (T, usize) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|e| DecodeError(e.to_string()))?;
+    if read != body.len() {
+        return Err(DecodeError(format!(
+            "{} trailing bytes after the value",
+            body.len() - read
+        )));
+    }
+    value.check()?;
+    Ok(value)
+}
+
+/// Values whose decoded form must be checked beyond what serde checks.
+pub trait Bounded {
+    /// Refuses a value past a limit.
+    fn check(&self) -> Result<(), DecodeError> {
+        Ok(())
+    }
+}
+
+impl Bounded for Hello {}
+impl Bounded for Auth {}
+
+impl Bounded for WireReason {
+    fn check(&self) -> Result<(), DecodeError> {
+        if self.links as usize > WIRE_DEPTH_MAX {
+            return Err(DecodeError(format!(
+                "exit reason nested {} deep, more than {WIRE_DEPTH_MAX}",
+                self.links
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Bounded for WireStatus {
+    fn check(&self) -> Result<(), DecodeError> {
+        match self {
+            WireStatus::Exit(reason) => reason.check(),
+            WireStatus::Ok(_) => Ok(()),
+        }
+    }
+}
+
+impl Bounded for Packet {
+    fn check(&self) -> Result<(), DecodeError> {
+        match self {
+            Packet::Signal { signal, .. } => match signal {
+                WireSignal::Kill(reason) | WireSignal::EdgeExit(reason) => reason.check(),
+                WireSignal::Down(status) => status.check(),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+}
