@@ -94,6 +94,7 @@ pub(crate) enum Command {
         attach: WireAttach,
         function: String,
         args: ArgsEncoder,
+        mailbox_len: Option<u32>,
     },
     /// A lookup finished.
     Resolved {
@@ -701,9 +702,15 @@ impl EventLoop {
     fn tie_break(&mut self, peer: &str, incarnation: u64) -> Result<(), String> {
         if let Some(&old) = self.up.get(peer) {
             let old_incarnation = self.connections.get(&old).map_or(0, |c| c.peer_incarnation);
-            if old_incarnation == incarnation {
+            // The peer may have closed the old one while we could not see
+            // it yet (we were stopped): look before refusing.
+            if let Err(why) = self.read_from(old) {
+                self.close(old, &why);
+            } else if old_incarnation == incarnation {
                 return Err(format!("{peer} is already connected"));
             }
+        }
+        if let Some(&old) = self.up.get(peer) {
             self.close(old, "the peer restarted (new incarnation)");
         }
         if let Some(&dialled) = self.dialing.get(peer) {
@@ -830,7 +837,7 @@ impl EventLoop {
                     self.answer_stale(from.as_ref(), &to, &signal);
                     return None;
                 }
-                let from_id = from.as_ref().map(|pid| self.shared.id_of(pid));
+                let from_id = from.as_ref().and_then(|pid| self.shared.id_of(pid));
                 Some(Packet::Signal {
                     from: from_id,
                     to: to.serial,
@@ -844,6 +851,7 @@ impl EventLoop {
                 attach,
                 function,
                 args,
+                mailbox_len,
             } => {
                 let args = match args() {
                     Ok(args) => args,
@@ -856,7 +864,14 @@ impl EventLoop {
                         return None;
                     }
                 };
-                let parent_id = self.shared.id_of(&parent);
+                let Some(parent_id) = self.shared.id_of(&parent) else {
+                    self.spawn_failed(
+                        &parent,
+                        request,
+                        "the caller is not an agent of this node's runtime".to_owned(),
+                    );
+                    return None;
+                };
                 self.spawns.insert(request, (node, parent, attach));
                 Some(Packet::Spawn {
                     request,
@@ -864,7 +879,7 @@ impl EventLoop {
                     attach,
                     function,
                     args,
-                    mailbox_len: None,
+                    mailbox_len,
                 })
             }
             _ => None,
@@ -1236,7 +1251,10 @@ impl EventLoop {
         };
         let result = match started {
             Ok(child) => {
-                let id = self.shared.id_of(&child);
+                let id = self
+                    .shared
+                    .id_of(&child)
+                    .expect("spawned on this node's runtime");
                 if attach != WireAttach::None {
                     let edges = self.edges.entry(peer.to_owned()).or_default();
                     edges.push(Edge {

@@ -28,7 +28,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use erlangen_runtime::{
-    Attach, Ctx, Message, Pid, Remote, RemotePid, RemoteSignal, Runtime, RuntimeHandle, WeakPid,
+    Attach, Ctx, Message, Pid, Remote, RemotePid, RemoteSignal, Runtime, RuntimeHandle,
+    SpawnOptions, WeakPid,
 };
 use serde::Serialize;
 
@@ -260,8 +261,10 @@ impl Node {
         self.shared.local_addr
     }
 
-    /// The node-qualified id of `pid`.
-    pub fn id_of(&self, pid: &Pid) -> AgentId {
+    /// The node-qualified id of `pid`: `None` for an agent of another
+    /// runtime of this process (only this node's runtime's agents and
+    /// remote agents have ids here).
+    pub fn id_of(&self, pid: &Pid) -> Option<AgentId> {
         self.shared.id_of(pid)
     }
 
@@ -308,21 +311,27 @@ impl Node {
     }
 
     /// Spawns the function registered as `function` on `node` with `args`,
-    /// attached to the calling agent as `attach` says, before the child
-    /// runs (Erlangen bug 5). Blocks the calling agent (never its worker)
-    /// until the node answers. An unknown function or undecodable
-    /// arguments are an error, as is a lost connection.
+    /// attached to the calling agent as `options` say (link or monitor)
+    /// before the child runs (Erlangen bug 5), with the options' mailbox
+    /// capacity (their stack size and worker are the remote node's
+    /// choice). Blocks the calling agent (never its worker) until the node
+    /// answers. An unknown function or undecodable arguments are an error,
+    /// as is a lost connection.
     pub fn spawn<A>(
         &self,
         ctx: &Ctx,
         node: &NodeName,
         function: &str,
         args: A,
-        attach: Option<Attach>,
+        options: SpawnOptions,
     ) -> Result<Pid, NetError>
     where
         A: Serialize + Send + 'static,
     {
+        let attach = options.attach_mode();
+        let mailbox_len = options
+            .mailbox_capacity()
+            .map(|len| u32::try_from(len).unwrap_or(u32::MAX));
         if self.shared.stopped.load(Ordering::Acquire) {
             return Err(NetError::Stopped);
         }
@@ -339,6 +348,7 @@ impl Node {
             attach,
             function: function.to_owned(),
             args: Box::new(move || wire::encode(&args)),
+            mailbox_len,
         });
         let reply = ctx.receive_match(|message| {
             message
@@ -497,9 +507,13 @@ impl NodeShared {
     }
 
     /// The id of `pid`; a local agent's id is remembered so that it
-    /// resolves when it comes back.
-    pub(crate) fn id_of(&self, pid: &Pid) -> AgentId {
-        match pid.as_remote() {
+    /// resolves when it comes back. `None` for an agent of another runtime
+    /// of this process that is not this node's: it has no id here.
+    pub(crate) fn id_of(&self, pid: &Pid) -> Option<AgentId> {
+        if !pid.is_remote() && !self.runtime.is_local(pid) {
+            return None;
+        }
+        Some(match pid.as_remote() {
             Some(remote) => AgentId {
                 node: remote.node().parse().unwrap_or_else(|_| self.name.clone()),
                 incarnation: remote.incarnation(),
@@ -522,7 +536,7 @@ impl NodeShared {
                     serial: pid.serial(),
                 }
             }
-        }
+        })
     }
 
     /// The pid of `id`: ours if it names one of our agents, else a remote

@@ -62,7 +62,10 @@ fn with_node<R>(f: impl FnOnce(&NodeShared) -> R) -> Option<R> {
 /// Serializes a `Pid` as its node-qualified id.
 pub fn serialize<S: Serializer>(pid: &Pid, serializer: S) -> Result<S::Ok, S::Error> {
     match with_node(|node| node.id_of(pid)) {
-        Some(id) => id.serialize(serializer),
+        Some(Some(id)) => id.serialize(serializer),
+        Some(None) => Err(serde::ser::Error::custom(
+            "a Pid of a runtime that is not the node's has no node id",
+        )),
         None => Err(serde::ser::Error::custom(
             "a Pid is encoded only by a node's event loop",
         )),

@@ -88,6 +88,26 @@ impl SpawnOptions {
         self
     }
 
+    /// How the caller attaches, as set.
+    ///
+    /// ```
+    /// use erlangen_runtime::{Attach, SpawnOptions};
+    /// assert_eq!(SpawnOptions::new().link().attach_mode(), Some(Attach::Link));
+    /// ```
+    pub fn attach_mode(&self) -> Option<Attach> {
+        self.attach
+    }
+
+    /// The data-lane capacity, as set.
+    ///
+    /// ```
+    /// use erlangen_runtime::SpawnOptions;
+    /// assert_eq!(SpawnOptions::new().mailbox_len(8).mailbox_capacity(), Some(8));
+    /// ```
+    pub fn mailbox_capacity(&self) -> Option<usize> {
+        self.mailbox_len
+    }
+
     /// Lets the started agent be stolen by other workers, for load balance.
     ///
     /// # Safety

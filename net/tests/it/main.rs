@@ -1,5 +1,6 @@
 //! Integration tests of erlangen-net: one binary, one module per behaviour.
 //! Nodes talk over loopback through an embedded port mapper on port 0.
 
+mod failure;
 mod nodes;
 mod support;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use erlangen_net::{NetError, Node};
-use erlangen_runtime::{Attach, Down, ExitReason, ExitStatus, Pid, SpawnOptions};
+use erlangen_runtime::{Down, ExitReason, ExitStatus, Pid, SpawnOptions};
 
 use crate::support::{name_of, node, port_mapper, unique, Ping, COOKIE, HANG_GUARD};
 
@@ -72,7 +72,7 @@ fn a_remote_spawn_with_a_monitor_returns_the_value_in_the_down() {
     let (child, down) = rt_a
         .run(move |ctx| {
             let child = node
-                .spawn(ctx, &b, "double", 21u64, Some(Attach::Monitor))
+                .spawn(ctx, &b, "double", 21u64, SpawnOptions::new().monitor())
                 .unwrap();
             let down = ctx
                 .receive_timeout(HANG_GUARD)
@@ -101,8 +101,14 @@ fn a_remote_spawn_of_an_unknown_function_is_an_error() {
     // Erlangen spawned a dead agent here; we refuse (erlangen.md §8.3).
     let refused = rt_a
         .run(move |ctx| {
-            let unknown = node.spawn(ctx, &b, "no-such-function", (), None);
-            let bad_args = node.spawn(ctx, &b, "double", "not a number".to_owned(), None);
+            let unknown = node.spawn(ctx, &b, "no-such-function", (), SpawnOptions::new());
+            let bad_args = node.spawn(
+                ctx,
+                &b,
+                "double",
+                "not a number".to_owned(),
+                SpawnOptions::new(),
+            );
             (
                 matches!(unknown, Err(NetError::Spawn(_))),
                 matches!(bad_args, Err(NetError::Spawn(_))),
@@ -127,7 +133,7 @@ fn a_panic_on_the_other_node_reaches_a_local_monitor() {
                 &b,
                 "fail",
                 "on purpose".to_owned(),
-                Some(Attach::Monitor),
+                SpawnOptions::new().monitor(),
             )
             .unwrap();
             ctx.receive_timeout(HANG_GUARD)
@@ -157,7 +163,9 @@ fn a_link_across_nodes_fires_on_normal_exit_and_unlink_stops_it() {
             let b = b.clone();
             let linked = ctx
                 .spawn_with(SpawnOptions::new().monitor(), move |ctx| {
-                    let far = node.spawn(ctx, &b, "wait", (), None).unwrap();
+                    let far = node
+                        .spawn(ctx, &b, "wait", (), SpawnOptions::new())
+                        .unwrap();
                     ctx.link(&far).unwrap();
                     // Its normal exit must kill us (Erlangen's links).
                     ctx.send(&far, ());
@@ -192,7 +200,7 @@ fn stopping_a_node_fires_noconnection_on_monitors_across_it() {
         let watcher = scope.spawn(|| {
             rt_a.run(move |ctx| {
                 let far = node
-                    .spawn(ctx, &b, "wait", (), Some(Attach::Monitor))
+                    .spawn(ctx, &b, "wait", (), SpawnOptions::new().monitor())
                     .unwrap();
                 ready_tx.send(()).unwrap();
                 let down = ctx

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use erlangen_net::{Functions, Node, NodeName, Types};
+use erlangen_net::{Functions, Node, NodeName, Types, WirePid};
 use erlangen_portmap::{Daemon, DaemonConfig};
 use erlangen_runtime::{Ctx, Pid, Runtime};
 
@@ -36,6 +36,100 @@ pub(crate) fn functions() -> Functions {
         .register("fail", |_ctx: &mut Ctx, why: String| -> u64 {
             panic!("{why}")
         })
+        // Forwards every String it receives to `to`; returns on "stop".
+        .register("collect", |ctx: &mut Ctx, to: WirePid| loop {
+            let text = ctx.receive().downcast::<String>().unwrap_or_default();
+            if text == "stop" {
+                return;
+            }
+            ctx.send(&to.0, text);
+        })
+        // Sleeps, then returns how many messages its mailbox kept.
+        .register("sleep_then_count", |ctx: &mut Ctx, ms: u64| {
+            ctx.sleep(Duration::from_millis(ms));
+            ctx.flush().len() as u64
+        })
+}
+
+/// Set in a child process that runs a test node.
+pub(crate) const CHILD_NODE: &str = "ERLANGEN_TEST_CHILD_NODE";
+/// The port mapper the child registers with.
+pub(crate) const CHILD_PORT_MAPPER: &str = "ERLANGEN_TEST_CHILD_PORT_MAPPER";
+
+/// A node in a child process (this test binary run in child mode).
+pub(crate) struct ChildNode {
+    pub(crate) child: std::process::Child,
+    pub(crate) name: NodeName,
+}
+
+impl ChildNode {
+    /// Starts a child node named `name` and waits until it is ready.
+    pub(crate) fn start(mapper: &Daemon, name: &str) -> ChildNode {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "support::child_node_main",
+                "--nocapture",
+                "--include-ignored",
+            ])
+            .env(CHILD_NODE, name)
+            .env(CHILD_PORT_MAPPER, mapper.local_addr().to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the child starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let ready = lines.find_map(|line| {
+            let line = line.ok()?;
+            line.strip_prefix("child-node-ready ").map(str::to_owned)
+        });
+        let name: NodeName = ready.expect("the child reports ready").parse().unwrap();
+        // Keep draining its output so that it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ChildNode { child, name }
+    }
+
+    /// The child's process id, for signals.
+    pub(crate) fn os_pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for ChildNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The child's body: a node that lives until its stdin closes.
+#[test]
+#[ignore = "runs only as a child process of the node tests"]
+fn child_node_main() {
+    let Some(name) = std::env::var_os(CHILD_NODE) else {
+        return;
+    };
+    let mapper: std::net::SocketAddr = std::env::var(CHILD_PORT_MAPPER).unwrap().parse().unwrap();
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let node = Node::builder(name.to_str().unwrap())
+        .cookie(COOKIE)
+        .port_mapper(mapper)
+        .types(types())
+        .functions(functions())
+        .heartbeat(Duration::from_millis(200), Duration::from_secs(2))
+        .start(&rt)
+        .expect("the child node starts");
+    let echo = rt.spawn(|ctx| loop {
+        let ping = ctx.receive().downcast::<Ping>().unwrap();
+        ctx.send(&ping.reply_to, ping.n + 1);
+    });
+    rt.register("echo", &echo).unwrap();
+    println!("child-node-ready {}", node.name());
+    let mut sink = String::new();
+    let _ = std::io::stdin().read_line(&mut sink);
+    node.stop();
 }
 
 /// An embedded port mapper on an ephemeral loopback port.
