@@ -203,6 +203,7 @@ impl NodeBuilder {
             dropped: AtomicU64::new(0),
             backlog_commands: std::sync::atomic::AtomicUsize::new(0),
             backlog_bytes: std::sync::atomic::AtomicUsize::new(0),
+            busy_waits: AtomicU64::new(0),
             next_request: AtomicU64::new(1),
             local_addr,
             stopped: AtomicBool::new(false),
@@ -375,6 +376,23 @@ impl Node {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
+    /// The outbound backlog now: messages and signals queued and not yet
+    /// written, and bytes in the write buffers. Senders wait while either
+    /// is above its high-water mark (`config::BACKLOG_*_HIGH_WATER`), so
+    /// neither grows without bound.
+    pub fn backlog(&self) -> (usize, usize) {
+        (
+            self.shared.backlog_commands.load(Ordering::Relaxed),
+            self.shared.backlog_bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// How many times a sender found the backlog above its high-water mark
+    /// and waited.
+    pub fn busy_waits(&self) -> u64 {
+        self.shared.busy_waits.load(Ordering::Relaxed)
+    }
+
     /// Stops the node (module docs, "Stop").
     pub fn stop(mut self) {
         self.stop_now();
@@ -470,6 +488,8 @@ pub(crate) struct NodeShared {
     pub(crate) backlog_commands: std::sync::atomic::AtomicUsize,
     /// Bytes in the write buffers (backpressure).
     pub(crate) backlog_bytes: std::sync::atomic::AtomicUsize,
+    /// Times a sender found the node busy.
+    pub(crate) busy_waits: AtomicU64,
     pub(crate) next_request: AtomicU64,
     pub(crate) local_addr: SocketAddr,
     pub(crate) stopped: AtomicBool,
@@ -500,10 +520,15 @@ impl NodeShared {
         }
     }
 
-    /// Whether senders should wait (backpressure, config.rs).
+    /// Whether senders should wait (backpressure, config.rs); counts the
+    /// times it said so.
     pub(crate) fn busy(&self) -> bool {
-        self.backlog_commands.load(Ordering::Relaxed) > BACKLOG_COMMANDS_HIGH_WATER
-            || self.backlog_bytes.load(Ordering::Relaxed) > BACKLOG_BYTES_HIGH_WATER
+        let busy = self.backlog_commands.load(Ordering::Relaxed) > BACKLOG_COMMANDS_HIGH_WATER
+            || self.backlog_bytes.load(Ordering::Relaxed) > BACKLOG_BYTES_HIGH_WATER;
+        if busy {
+            self.busy_waits.fetch_add(1, Ordering::Relaxed);
+        }
+        busy
     }
 
     /// The id of `pid`; a local agent's id is remembered so that it

@@ -3,5 +3,6 @@
 
 mod erlangen_node_suite;
 mod failure;
+mod hostile;
 mod nodes;
 mod support;

@@ -316,3 +316,111 @@ fn a_million_messages_from_one_agent_arrive_complete_and_in_order() {
         });
     assert_eq!(result, Ok(N));
 }
+
+#[test]
+fn eight_senders_streams_arrive_complete_and_each_in_order() {
+    let mapper = port_mapper();
+    let (rt_a, node_a) = node(&mapper, &unique("a"));
+    let (rt_b, node_b) = node(&mapper, &unique("b"));
+    const SENDERS: u64 = 8;
+    const EACH: u64 = 50_000;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let counter = rt_b
+        .spawn_with(SpawnOptions::new().mailbox_len(1 << 20), move |ctx| {
+            let mut next = [0u64; SENDERS as usize];
+            for _ in 0..SENDERS * EACH {
+                let tagged = ctx.receive().downcast::<u64>().unwrap();
+                let (sender, n) = ((tagged >> 32) as usize, tagged & 0xffff_ffff);
+                if n != next[sender] {
+                    tx.send(Err(format!(
+                        "sender {sender}: got {n}, expected {}",
+                        next[sender]
+                    )))
+                    .unwrap();
+                    return;
+                }
+                next[sender] += 1;
+            }
+            tx.send(Ok(next.iter().sum::<u64>())).unwrap();
+        })
+        .unwrap();
+    rt_b.register("counter", &counter).unwrap();
+    let b = name_of(&node_b);
+    let node_a = Arc::new(node_a);
+    let node = node_a.clone();
+    rt_a.run(move |ctx| {
+        for sender in 0..SENDERS {
+            let (node, b) = (node.clone(), b.clone());
+            ctx.spawn(move |ctx| {
+                for n in 0..EACH {
+                    node.send_named(ctx, &b, "counter", (sender << 32) | n);
+                }
+            });
+        }
+    })
+    .unwrap();
+    let result = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the streams complete");
+    assert_eq!(result, Ok(SENDERS * EACH));
+}
+
+#[test]
+fn a_sender_faster_than_the_network_waits_and_loses_nothing() {
+    let mapper = port_mapper();
+    let (rt_a, node_a) = node(&mapper, &unique("a"));
+    let (rt_b, node_b) = node(&mapper, &unique("b"));
+    const N: u64 = 400_000;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let receiver = rt_b
+        .spawn_with(SpawnOptions::new().mailbox_len(1 << 20), move |ctx| {
+            for expected in 0..N {
+                let n = ctx.receive().downcast::<u64>().unwrap();
+                if n != expected {
+                    tx.send(Err(n)).unwrap();
+                    return;
+                }
+            }
+            tx.send(Ok(N)).unwrap();
+        })
+        .unwrap();
+    rt_b.register("receiver", &receiver).unwrap();
+    let b = name_of(&node_b);
+    let node_a = Arc::new(node_a);
+    let node = node_a.clone();
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (node2, watching2) = (node_a.clone(), watching.clone());
+    let watcher = std::thread::spawn(move || {
+        let mut max = (0, 0);
+        while watching2.load(std::sync::atomic::Ordering::SeqCst) {
+            let (commands, bytes) = node2.backlog();
+            max = (max.0.max(commands), max.1.max(bytes));
+            std::thread::yield_now();
+        }
+        max
+    });
+    rt_a.run(move |ctx| {
+        for n in 0..N {
+            node.send_named(ctx, &b, "receiver", n);
+        }
+    })
+    .unwrap();
+    let result = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("everything arrives");
+    watching.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (max_commands, max_bytes) = watcher.join().unwrap();
+    assert_eq!(result, Ok(N), "nothing lost, in order");
+    // The backlog stays near its bounds (each waiting sender may add one).
+    assert!(
+        max_commands <= erlangen_net::config::BACKLOG_COMMANDS_HIGH_WATER + 16,
+        "{max_commands}"
+    );
+    assert!(
+        max_bytes
+            <= erlangen_net::config::BACKLOG_BYTES_HIGH_WATER
+                + erlangen_net::config::FRAME_BODY_BYTES_MAX,
+        "{max_bytes}"
+    );
+    assert!(node_a.busy_waits() > 0, "the sender was made to wait");
+}
