@@ -40,9 +40,11 @@
 pub mod config;
 pub mod frame;
 pub mod handshake;
+pub mod kernel;
 pub mod pid;
 pub mod wire;
 
+mod cookie;
 mod event_loop;
 mod functions;
 mod id;
@@ -51,8 +53,10 @@ mod registration;
 mod route;
 mod types;
 
+pub use crate::cookie::{cookie_path, default_cookie};
 pub use crate::functions::Functions;
 pub use crate::id::{AgentId, IdError, NodeName};
+pub use crate::kernel::Kernel;
 pub use crate::node::{NetError, Node, NodeBuilder, PeerStats};
 pub use crate::pid::WirePid;
 pub use crate::types::Types;

@@ -71,9 +71,9 @@ impl fmt::Display for NetError {
         match self {
             NetError::NameTaken(name) => write!(f, "the node name {name:?} is taken on this host"),
             NetError::PortMapper(why) => write!(f, "port mapper: {why}"),
-            NetError::NoCookie => {
-                f.write_str("no cookie: pass one to the builder or set ERLANGEN_COOKIE")
-            }
+            NetError::NoCookie => f.write_str(
+                "no cookie: pass one to the builder, set ERLANGEN_COOKIE, or make ~/.erlangen-cookie readable",
+            ),
             NetError::InvalidName(why) => write!(f, "invalid name: {why}"),
             NetError::Io(error) => write!(f, "{error}"),
             NetError::Spawn(why) => write!(f, "remote spawn failed: {why}"),
@@ -125,7 +125,8 @@ impl NodeBuilder {
         self
     }
 
-    /// The shared secret (default: `ERLANGEN_COOKIE`).
+    /// The shared secret (default: `ERLANGEN_COOKIE`, else
+    /// `~/.erlangen-cookie`, made if missing).
     pub fn cookie(mut self, cookie: &[u8]) -> NodeBuilder {
         self.cookie = Some(cookie.to_vec());
         self
@@ -168,9 +169,7 @@ impl NodeBuilder {
             .map_err(|e| NetError::InvalidName(e.to_string()))?;
         let cookie = match self.cookie {
             Some(cookie) => cookie,
-            None => std::env::var("ERLANGEN_COOKIE")
-                .map(String::into_bytes)
-                .map_err(|_| NetError::NoCookie)?,
+            None => crate::cookie::default_cookie().map_err(|_| NetError::NoCookie)?,
         };
         if self.heartbeat_interval.is_zero() || self.heartbeat_timeout <= self.heartbeat_interval {
             return Err(NetError::InvalidName(

@@ -70,6 +70,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    match server.local_addr() {
+        Ok(addr) => println!("erlangen-port-mapper: listening on {addr}"),
+        Err(error) => {
+            eprintln!("erlangen-port-mapper: {error}");
+            return ExitCode::from(1);
+        }
+    }
     let stopper = server.stopper();
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

@@ -1,0 +1,343 @@
+//! Kernels: a node as a program of its own, hosting functions that other
+//! nodes spawn (Erlangen's `erlangen-kernel`, which evaluated Lisp; ours
+//! hosts registered functions). `erlangen-kernel` is [`Kernel::standard`]
+//! run as a binary; your own kernel is a few lines:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     erlangen_net::Kernel::standard()
+//!         .functions(|functions| functions.register("triple", |_ctx, n: u64| n * 3))
+//!         .main()
+//! }
+//! ```
+//!
+//! # A kernel's life
+//!
+//! 1. Parse the command line (`--help` lists it); a bad flag is one line
+//!    on stderr and exit status 2.
+//! 2. Read the cookie (`--cookie-file`, else `ERLANGEN_COOKIE`, else
+//!    `~/.erlangen-cookie`, made with random bytes if missing).
+//! 3. Start an embedded port mapper if asked (`--start-port-mapper`).
+//! 4. Start a runtime and a node; log where it listens.
+//! 5. Wait for SIGINT or SIGTERM, then stop the node (its peers see
+//!    `noconnection`, the port mapper forgets its name) and exit 0.
+
+use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use erlangen_runtime::{Ctx, Down, ExitReason, Runtime, SpawnOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::functions::Functions;
+use crate::node::Node;
+use crate::pid::WirePid;
+use crate::types::Types;
+
+/// A request for a parallel map: the registered name of an element
+/// function and the values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MapRequest<T> {
+    /// `inc`, `dec`, `double`, `square` or `negate` (and `sqrt` for `f64`).
+    pub function: String,
+    /// The values to map.
+    pub values: Vec<T>,
+    /// How many workers (the seed's `level`, default 2).
+    pub level: usize,
+}
+
+/// A request to the `incrementer`: answer `n + 1` to `reply_to`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Increment {
+    /// Where the answer goes.
+    pub reply_to: WirePid,
+    /// The number.
+    pub n: u64,
+}
+
+/// A kernel: the types and functions it hosts.
+#[derive(Clone, Debug, Default)]
+pub struct Kernel {
+    types: Types,
+    functions: Functions,
+}
+
+impl Kernel {
+    /// The standard kernel: the seed's parallel map over `i64` and `f64`
+    /// vectors (`parallel-map/i64`, `parallel-map/f64`), an `echo` agent
+    /// (sends every `String` it receives back to the pid it was given), the
+    /// seed's benchmark agents (`incrementer`, `ring-hop`), and their types.
+    ///
+    /// ```
+    /// let kernel = erlangen_net::Kernel::standard();
+    /// assert!(kernel.function_names().contains(&"parallel-map/i64".to_owned()));
+    /// ```
+    pub fn standard() -> Kernel {
+        Kernel {
+            types: standard_types(),
+            functions: standard_functions(),
+        }
+    }
+
+    /// Adds types: `kernel.types(|t| t.register::<MyMessage>("my/message"))`.
+    pub fn types(mut self, add: impl FnOnce(Types) -> Types) -> Kernel {
+        self.types = add(self.types);
+        self
+    }
+
+    /// Adds functions: `kernel.functions(|f| f.register("name", body))`.
+    pub fn functions(mut self, add: impl FnOnce(Functions) -> Functions) -> Kernel {
+        self.functions = add(self.functions);
+        self
+    }
+
+    /// The registered function names.
+    pub fn function_names(&self) -> Vec<String> {
+        self.functions.names()
+    }
+
+    /// The types and functions, for a node of one's own.
+    pub fn into_parts(self) -> (Types, Functions) {
+        (self.types, self.functions)
+    }
+
+    /// Runs the kernel as a program (module docs, "A kernel's life").
+    pub fn main(self) -> ExitCode {
+        use clap::Parser;
+        let args = match KernelArgs::try_parse() {
+            Ok(args) => args,
+            Err(error) => {
+                let _ = error.print();
+                return if error.use_stderr() {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .try_init();
+        match self.run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("erlangen-kernel: {error}");
+                ExitCode::from(1)
+            }
+        }
+    }
+
+    fn run(self, args: KernelArgs) -> Result<(), String> {
+        let cookie = match &args.cookie_file {
+            Some(path) => std::fs::read(path)
+                .map_err(|e| format!("cannot read the cookie file {}: {e}", path.display()))?,
+            None => crate::cookie::default_cookie().map_err(|e| e.to_string())?,
+        };
+        let embedded = if args.start_port_mapper {
+            let config = erlangen_portmap::DaemonConfig {
+                listen: args.port_mapper,
+                ..erlangen_portmap::DaemonConfig::default()
+            };
+            let daemon = erlangen_portmap::Daemon::start(config)
+                .map_err(|e| format!("cannot start a port mapper on {}: {e}", args.port_mapper))?;
+            tracing::info!(addr = %daemon.local_addr(), "started an embedded port mapper");
+            Some(daemon)
+        } else {
+            None
+        };
+        let port_mapper = embedded
+            .as_ref()
+            .map_or(args.port_mapper, |d| d.local_addr());
+        let mut runtime = Runtime::builder();
+        if let Some(workers) = args.workers {
+            runtime = runtime.workers(workers);
+        }
+        let runtime = runtime.build().map_err(|e| e.to_string())?;
+        let signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])
+        .map_err(|e| format!("cannot handle signals: {e}"))?;
+        let node = Node::builder(&args.name)
+            .host(&args.host)
+            .cookie(&cookie)
+            .port_mapper(port_mapper)
+            .types(self.types)
+            .functions(self.functions)
+            .start(&runtime)
+            .map_err(|e| e.to_string())?;
+        println!(
+            "erlangen-kernel: node {} listening on {} (port mapper {port_mapper}); \
+             SIGINT or SIGTERM stops it",
+            node.name(),
+            node.local_addr()
+        );
+        let mut signals = signals;
+        let _ = signals.forever().next();
+        tracing::info!(node = %node.name(), "stopping");
+        node.stop();
+        drop(runtime);
+        if let Some(daemon) = embedded {
+            let _ = daemon.stop();
+        }
+        Ok(())
+    }
+}
+
+/// The kernel's command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "erlangen-kernel",
+    about = "An Erlangen node that hosts functions other nodes spawn.",
+    after_help = "The cookie comes from --cookie-file, else ERLANGEN_COOKIE, else \
+                  ~/.erlangen-cookie (made if missing). Every node that talks to \
+                  this one needs the same cookie."
+)]
+struct KernelArgs {
+    /// The node's name, registered with the port mapper.
+    #[arg(long)]
+    name: String,
+    /// The host part of the node's name: how other nodes reach this host.
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// A file that holds the cookie.
+    #[arg(long)]
+    cookie_file: Option<PathBuf>,
+    /// The port mapper to register with.
+    #[arg(long, default_value = "127.0.0.1:10001")]
+    port_mapper: SocketAddr,
+    /// Start a port mapper in this process at --port-mapper.
+    #[arg(long)]
+    start_port_mapper: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+/// The types of the standard kernel (on top of the built-ins).
+pub fn standard_types() -> Types {
+    Types::new()
+        .register::<MapRequest<i64>>("kernel/map-request/i64")
+        .register::<MapRequest<f64>>("kernel/map-request/f64")
+        .register::<Increment>("kernel/increment")
+}
+
+/// The functions of the standard kernel.
+pub fn standard_functions() -> Functions {
+    Functions::new()
+        .register(
+            "parallel-map/i64",
+            |ctx: &mut Ctx, request: MapRequest<i64>| {
+                let f = i64_function(&request.function)
+                    .unwrap_or_else(|| ctx.exit(ExitReason::other("unknown element function")));
+                parallel_map(ctx, f, request.values, request.level)
+            },
+        )
+        .register(
+            "parallel-map/f64",
+            |ctx: &mut Ctx, request: MapRequest<f64>| {
+                let f = f64_function(&request.function)
+                    .unwrap_or_else(|| ctx.exit(ExitReason::other("unknown element function")));
+                parallel_map(ctx, f, request.values, request.level)
+            },
+        )
+        .register("echo", |ctx: &mut Ctx, to: WirePid| loop {
+            match ctx.receive().downcast::<String>() {
+                Ok(text) if text == "stop" => return,
+                Ok(text) => ctx.send(&to.0, text),
+                Err(_) => {}
+            }
+        })
+        .register("incrementer", |ctx: &mut Ctx, (): ()| loop {
+            match ctx.receive().downcast::<Increment>() {
+                Ok(request) => ctx.send(&request.reply_to.0, request.n + 1),
+                Err(_) => return,
+            }
+        })
+        .register("ring-hop", |ctx: &mut Ctx, next: WirePid| loop {
+            match ctx.receive().downcast::<u64>() {
+                Ok(0) => {
+                    ctx.send(&next.0, 0u64);
+                    return;
+                }
+                Ok(hops) => ctx.send(&next.0, hops - 1),
+                Err(_) => return,
+            }
+        })
+}
+
+fn i64_function(name: &str) -> Option<fn(i64) -> i64> {
+    Some(match name {
+        "inc" => |x| x.wrapping_add(1),
+        "dec" => |x| x.wrapping_sub(1),
+        "double" => |x| x.wrapping_mul(2),
+        "square" => |x| x.wrapping_mul(x),
+        "negate" => |x| x.wrapping_neg(),
+        _ => return None,
+    })
+}
+
+fn f64_function(name: &str) -> Option<fn(f64) -> f64> {
+    Some(match name {
+        "inc" => |x| x + 1.0,
+        "dec" => |x| x - 1.0,
+        "double" => |x| x * 2.0,
+        "square" => |x| x * x,
+        "negate" => |x| -x,
+        "sqrt" => f64::sqrt,
+        _ => return None,
+    })
+}
+
+/// The seed's parallel map (`example/parallel-map.lisp`): `level` workers
+/// attached as monitors, one chunk each (the last takes the remainder),
+/// results collected from their exit notifications; a failed worker's
+/// reason ends the caller.
+///
+/// ```
+/// let rt = erlangen_runtime::Runtime::builder().workers(2).build().unwrap();
+/// let out = rt.run(|ctx| erlangen_net::kernel::parallel_map(ctx, |x: i64| x + 1, vec![2, 4, 6], 2));
+/// assert_eq!(out.unwrap(), vec![3, 5, 7]);
+/// ```
+pub fn parallel_map<T>(ctx: &mut Ctx, f: fn(T) -> T, values: Vec<T>, level: usize) -> Vec<T>
+where
+    T: Copy + Send + Sync + Debug + 'static,
+{
+    let n = level.clamp(1, values.len().max(1));
+    let chunk = values.len() / n;
+    let mut workers = Vec::with_capacity(n);
+    for i in 0..n {
+        let start = i * chunk;
+        let end = if i + 1 == n {
+            values.len()
+        } else {
+            start + chunk
+        };
+        let part: Vec<T> = values[start..end].to_vec();
+        let spawned = ctx.spawn_with(SpawnOptions::new().monitor(), move |_ctx| {
+            (start, part.into_iter().map(f).collect::<Vec<T>>())
+        });
+        match spawned {
+            Ok(pid) => workers.push(pid),
+            Err(error) => ctx.exit(ExitReason::other(&error.to_string())),
+        }
+    }
+    let mut parts: Vec<(usize, Vec<T>)> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let down = ctx
+            .receive_match(|m| m.is::<Down>())
+            .downcast::<Down>()
+            .expect("matched a Down");
+        match down.status.into_value() {
+            Some(value) => match value.take::<(usize, Vec<T>)>() {
+                Ok(part) => parts.push(part),
+                Err(_) => ctx.exit(ExitReason::other("a worker returned something else")),
+            },
+            None => ctx.exit(ExitReason::other("a parallel-map worker failed")),
+        }
+    }
+    parts.sort_by_key(|(start, _)| *start);
+    parts.into_iter().flat_map(|(_, part)| part).collect()
+}
