@@ -107,13 +107,18 @@ impl Kernel {
         use clap::Parser;
         let args = match KernelArgs::try_parse() {
             Ok(args) => args,
-            Err(error) => {
+            Err(error) if !error.use_stderr() => {
                 let _ = error.print();
-                return if error.use_stderr() {
-                    ExitCode::from(2)
-                } else {
-                    ExitCode::SUCCESS
-                };
+                return ExitCode::SUCCESS;
+            }
+            Err(error) => {
+                // One line, not clap's usage block.
+                let text = error.to_string();
+                eprintln!(
+                    "erlangen-kernel: {} (see --help)",
+                    text.lines().next().unwrap_or("bad arguments")
+                );
+                return ExitCode::from(2);
             }
         };
         let _ = tracing_subscriber::fmt()

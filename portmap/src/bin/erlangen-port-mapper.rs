@@ -44,7 +44,22 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(error) if !error.use_stderr() => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            // One line, not clap's usage block.
+            let text = error.to_string();
+            eprintln!(
+                "erlangen-port-mapper: {} (see --help)",
+                text.lines().next().unwrap_or("bad arguments")
+            );
+            return ExitCode::from(2);
+        }
+    };
     let cookie = match read_cookie(&args) {
         Ok(cookie) => cookie,
         Err(error) => {

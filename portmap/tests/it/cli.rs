@@ -52,3 +52,16 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, signal: i32) -> i32;
 }
+
+#[test]
+fn a_bad_flag_is_one_clear_line_and_a_non_zero_exit() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_erlangen-port-mapper"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("--bogus"), "{stderr}");
+}
