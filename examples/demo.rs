@@ -27,6 +27,9 @@ use erlangen::net::{Functions, Kernel, Node, NodeName, WirePid};
 use erlangen::portmap::{self, Client, Daemon, DaemonConfig};
 use erlangen::{Ctx, Down, ExitReason, ExitStatus, Pid, Runtime, SpawnOptions};
 
+/// How long the demo waits for anything before it gives up.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
 /// Set in the child process that runs the demo's kernel.
 const KERNEL_MODE: &str = "ERLANGEN_DEMO_KERNEL";
 
@@ -232,7 +235,8 @@ fn nodes_tour(
 ) -> Result<(), String> {
     let error = |e: erlangen::net::NetError| e.to_string();
     let next_down = |ctx: &Ctx| -> Result<Down, String> {
-        ctx.receive_match(|m| m.is::<Down>())
+        ctx.receive_match_timeout(|m| m.is::<Down>(), HANG_GUARD)
+            .map_err(|_| "no notification within 30 s".to_owned())?
             .downcast::<Down>()
             .map_err(|_| "expected a Down".to_owned())
     };
@@ -296,8 +300,14 @@ fn nodes_tour(
 
     // 11. A registered name on the other node.
     let started = Instant::now();
-    node.spawn(ctx, kernel, "greeter", (), SpawnOptions::new())
+    let greeter = node
+        .spawn(ctx, kernel, "greeter", (), SpawnOptions::new())
         .map_err(error)?;
+    // A first word by pid: once it answers, it has registered its name
+    // (the spawn's reply may arrive before the agent ran).
+    ctx.send(&greeter, (String::from("first"), WirePid(ctx.pid())));
+    ctx.receive_match_timeout(|m| m.is::<String>(), HANG_GUARD)
+        .map_err(|_| "the greeter did not answer".to_owned())?;
     node.send_named(
         ctx,
         kernel,
@@ -305,7 +315,8 @@ fn nodes_tour(
         (String::from("demo"), WirePid(ctx.pid())),
     );
     let greeting = ctx
-        .receive_match(|m| m.is::<String>())
+        .receive_match_timeout(|m| m.is::<String>(), HANG_GUARD)
+        .map_err(|_| "the greeter did not answer by name".to_owned())?
         .downcast::<String>()
         .unwrap_or_default();
     println!(
