@@ -792,7 +792,14 @@ impl Ctx {
     /// ```
     pub fn unlink(&self, to: &Pid) -> Result<(), Error> {
         self.charge();
-        self.shared().detach(&self.pid, to)
+        self.shared().detach(&self.pid, to)?;
+        // A notification queued before the edge went (its exit raced with
+        // this unlink) is taken back: none is received afterwards.
+        self.pid.local_cell().mailbox.remove_downs_from(to);
+        self.saved_control
+            .borrow_mut()
+            .retain(|message| message.as_down().is_none_or(|down| down.pid != *to));
+        Ok(())
     }
 
     /// Registers this agent as `name`; the name is released when it exits.

@@ -207,6 +207,19 @@ impl Mailbox {
         Some(signal)
     }
 
+    /// Removes queued `Down` notifications about `pid` (an `unlink` that
+    /// raced with its exit). Owner only.
+    pub(crate) fn remove_downs_from(&self, pid: &crate::pid::Pid) {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut lanes = self.lanes.lock();
+        lanes
+            .control
+            .retain(|signal| !matches!(signal, Signal::Down(down) if down.pid == *pid));
+        self.publish_len(&lanes);
+    }
+
     /// Records the lanes' length for lock-free emptiness checks. Called
     /// with the lock held, after every change.
     fn publish_len(&self, lanes: &Lanes) {

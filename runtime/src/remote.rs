@@ -33,10 +33,10 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::exit::{Down, ExitReason, ExitStatus};
+use crate::exit::{ExitReason, ExitStatus};
 use crate::message::Message;
 use crate::pid::Pid;
-use crate::scheduler::signal::Attach;
+use crate::scheduler::signal::{Attach, Fired};
 use crate::scheduler::Shared;
 use crate::sync::lock;
 
@@ -225,18 +225,10 @@ impl Shared {
             }
             RemoteSignal::Kill(reason) => self.deliver_exit(to, reason, None),
             RemoteSignal::EdgeExit(reason) => {
-                if lock(&cell.links).remove(from) {
-                    self.deliver_exit(to, reason, None);
-                }
+                self.fire_local_edge(from, cell, Fired::Exit(reason), None);
             }
             RemoteSignal::Down(status) => {
-                if lock(&cell.links).remove(from) {
-                    let down = Down {
-                        pid: from.clone(),
-                        status,
-                    };
-                    self.deliver_down(to, down, None);
-                }
+                self.fire_local_edge(from, cell, Fired::Down(status), None);
             }
         }
     }

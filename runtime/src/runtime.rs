@@ -114,6 +114,7 @@ impl Builder {
             Vec::new()
         };
         overflow::install();
+        crate::agent::panic_report::install();
         let deques: Vec<Worker<crate::scheduler::Task>> =
             (0..config.workers).map(|_| Worker::new_lifo()).collect();
         let stealers = deques.iter().map(Worker::stealer).collect();

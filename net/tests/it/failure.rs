@@ -33,7 +33,7 @@ fn a_peer_killed_mid_stream_fires_noconnection_on_every_link_and_monitor() {
                 let linked = ctx
                     .spawn_with(SpawnOptions::new().monitor(), move |ctx| {
                         let far = node2
-                            .spawn(ctx, &b2, "wait", (), SpawnOptions::new().link())
+                            .spawn(ctx, &b2, "sink", (), SpawnOptions::new().link())
                             .unwrap();
                         ctx.send(&me, ());
                         // Keep a stream going until the peer dies.

@@ -44,6 +44,10 @@ pub(crate) fn functions() -> Functions {
             }
             ctx.send(&to.0, text);
         })
+        // Takes every message, forever.
+        .register("sink", |ctx: &mut Ctx, (): ()| loop {
+            ctx.receive();
+        })
         // Sleeps, then returns how many messages its mailbox kept.
         .register("sleep_then_count", |ctx: &mut Ctx, ms: u64| {
             ctx.sleep(Duration::from_millis(ms));

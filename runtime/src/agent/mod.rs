@@ -23,6 +23,7 @@
 pub(crate) mod body;
 pub(crate) mod coroutine;
 pub(crate) mod overflow;
+pub(crate) mod panic_report;
 pub(crate) mod stack;
 pub(crate) mod state;
 

@@ -37,6 +37,8 @@ struct Running {
     serial: u64,
     /// Its usable stack size, in KiB.
     stack_kib: usize,
+    /// Its cell's address (for panic reports, panic_report.rs).
+    cell: usize,
 }
 
 const NOBODY: Running = Running {
@@ -44,6 +46,7 @@ const NOBODY: Running = Running {
     guard_high: 0,
     serial: 0,
     stack_kib: 0,
+    cell: 0,
 };
 
 thread_local! {
@@ -115,14 +118,24 @@ pub(crate) fn ensure_alt_stack() {
 
 /// Step 3: the worker is about to resume the agent `serial`, whose guard
 /// page spans `low..high` and whose stack has `stack_bytes` usable bytes.
-pub(crate) fn enter(low: usize, high: usize, serial: u64, stack_bytes: usize) {
+pub(crate) fn enter(low: usize, high: usize, serial: u64, stack_bytes: usize, cell: usize) {
     let running = Running {
         guard_low: low,
         guard_high: high,
         serial,
         stack_kib: stack_bytes / 1024,
+        cell,
     };
     RUNNING.with(|c| c.set(running));
+}
+
+/// The serial number and cell address of the agent this thread is
+/// running, if any (read by the panic hook, panic_report.rs, on the same
+/// thread: the record is written only by this worker's loop).
+#[inline(never)]
+pub(crate) fn running_agent() -> Option<(u64, usize)> {
+    let running = RUNNING.with(Cell::get);
+    (running.guard_low != 0).then_some((running.serial, running.cell))
 }
 
 /// Step 3: the agent switched out.

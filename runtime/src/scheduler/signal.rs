@@ -234,21 +234,43 @@ impl Shared {
                 };
                 id.route().signal(Some(me), id, signal);
             }
-            PidKind::Local(cell) => {
-                if !lock(&cell.links).remove(me) {
-                    return;
-                }
-                match fired {
-                    Fired::Exit(reason) => self.deliver_exit(peer, reason, from),
-                    Fired::Down(status) => {
-                        let down = Down {
-                            pid: me.clone(),
-                            status,
-                        };
-                        self.deliver_down(peer, down, from);
-                    }
+            PidKind::Local(cell) => self.fire_local_edge(me, cell, fired, from),
+        }
+    }
+
+    /// `fire_edge` to a local peer. The edge is checked and the signal
+    /// queued under the peer's link lock, so an `unlink` by the peer comes
+    /// wholly before (no signal) or wholly after (the signal is queued, and
+    /// the unlink removes a queued `Down`): never a notification after
+    /// `unlink` returned.
+    pub(crate) fn fire_local_edge(
+        &self,
+        me: &Pid,
+        cell: &Arc<AgentCell>,
+        fired: Fired,
+        from: Option<&WorkerContext>,
+    ) {
+        let pushed = {
+            let mut links = lock(&cell.links);
+            if !links.remove(me) {
+                return;
+            }
+            match fired {
+                Fired::Exit(reason) => cell.mailbox.push_exit(reason).map_err(Fired::Exit),
+                Fired::Down(status) => {
+                    let down = Down {
+                        pid: me.clone(),
+                        status,
+                    };
+                    cell.mailbox
+                        .push_down(down)
+                        .map_err(|down| Fired::Down(down.status))
                 }
             }
+        };
+        match pushed {
+            Ok(()) => self.wake(cell, from),
+            Err(refused) => self.drop_contained(refused, cell.serial),
         }
     }
 }

@@ -296,7 +296,13 @@ impl WorkerContext {
         }
         let slot = coroutine.slot();
         let (guard_low, guard_high) = slot.guard_range();
-        overflow::enter(guard_low, guard_high, task.serial, slot.usable_bytes());
+        overflow::enter(
+            guard_low,
+            guard_high,
+            task.serial,
+            slot.usable_bytes(),
+            task.as_ptr() as usize,
+        );
         self.current.set(task.as_ptr());
         let resumed = coroutine.resume(self.as_resume_arg());
         self.current.set(std::ptr::null());

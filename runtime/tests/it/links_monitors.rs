@@ -248,3 +248,34 @@ fn agent_tree_shows_monitored_children_and_links_and_survives_cycles() {
     assert!(text.contains("    ↳ "), "{text}");
     assert!(text.contains("        ↳ "), "{text}");
 }
+
+#[test]
+fn no_notification_arrives_after_unlink_even_when_the_peer_exits_meanwhile() {
+    let rt = runtime(2);
+    let late = rt
+        .run(|ctx| {
+            let mut late = 0u32;
+            for _ in 0..20_000 {
+                let child = ctx
+                    .spawn_with(SpawnOptions::new().monitor().worker(1), |ctx| {
+                        ctx.receive();
+                    })
+                    .unwrap();
+                ctx.send(&child, ());
+                ctx.unlink(&child).unwrap();
+                let is_down_from_child =
+                    |m: &erlangen_runtime::Message| m.as_down().is_some_and(|d| d.pid == child);
+                if ctx
+                    .receive_match_timeout(is_down_from_child, Duration::ZERO)
+                    .is_ok()
+                {
+                    late += 1;
+                }
+            }
+            // Anything that could still come has come by now.
+            ctx.sleep(Duration::from_millis(50));
+            late + ctx.flush().iter().filter(|m| m.as_down().is_some()).count() as u32
+        })
+        .unwrap();
+    assert_eq!(late, 0, "Downs received after unlink returned");
+}

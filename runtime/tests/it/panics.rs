@@ -77,3 +77,35 @@ fn every_profile_keeps_panic_unwind() {
         )
     };
 }
+
+/// Set in the child process whose agent panics on purpose.
+const PANIC_CHILD: &str = "ERLANGEN_TEST_PANIC_CHILD";
+
+#[test]
+fn a_panic_report_names_the_agent_and_its_registered_name() {
+    if std::env::var_os(PANIC_CHILD).is_some() {
+        let rt = runtime(1);
+        let _ = rt.run(|ctx| {
+            ctx.register("doomed").unwrap();
+            panic!("on purpose")
+        });
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "panics::a_panic_report_names_the_agent_and_its_registered_name",
+            "--nocapture",
+        ])
+        .env(PANIC_CHILD, "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("erlangen: agent <") && stderr.contains("(doomed) panicked at"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("on purpose"), "{stderr}");
+    assert!(!stderr.contains("thread 'erlangen-worker"), "{stderr}");
+}
