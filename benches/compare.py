@@ -66,7 +66,9 @@ ROWS = [
     ("B7 big 1w", "big_1w", "", "total_ms", "ms", [("peer", "go", 1.0), ("peer", "erlang", 0.5)], ["go", "erlang", "tokio"]),
     ("B7 big 2w", "big_2w", "", "total_ms", "ms",
      [("peer", "go", 1.0), ("peer", "erlang", 0.5), ("faster", "B7 big 1w", 1.5)], ["go", "erlang", "tokio"]),
-    ("B8 distribution", None, "", "", "", [], []),
+    ("B8 distribution, round trip", "dist_rtt", "", "rtt_us", "µs", [("peer", "erlang", 0.4)], ["erlang"]),
+    ("B8 distribution, one way, 1 sender", "dist_oneway_1", "", "per_msg_ns", "ns", [("peer", "erlang", 0.2)], ["erlang"]),
+    ("B8 distribution, one way, 8 senders", "dist_oneway_8", "", "per_msg_ns", "ns", [("peer", "erlang", 0.2)], ["erlang"]),
     ("B9 parallel map 2w", "parallel_map", "", "parallel_ms", "ms", [("peer", "rayon", 1.1)], ["rayon"]),
 ]
 
@@ -123,7 +125,7 @@ def build():
 def command(program, binaries, case, quick):
     extra = ["--quick"] if quick else []
     if program == "erlang":
-        schedulers = "2" if ("2w" in case or case in ("skynet", "parked")) else "1"
+        schedulers = "2" if ("2w" in case or case in ("skynet", "parked") or case.startswith("dist_")) else "1"
         return ["erl", "-noshell", "+S", schedulers, "+P", "5000000", "-pa", os.path.join(PEERS, "erlang"),
                 "-run", "bench", "main", *(["quick"] if quick else [])]
     return [binaries[program], *extra]

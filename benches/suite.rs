@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use erlangen::{Ctx, Gather, Pid, Runtime, SpawnOptions};
 
+#[path = "suite/dist.rs"]
+mod dist;
+
 /// Longest a case may take before it is killed as hung.
 const CASE_TIME_MAX: Duration = Duration::from_secs(300);
 
@@ -45,7 +48,13 @@ const CASES: &[Case] = &[
     ("big_1w", big_1w),
     ("big_2w", big_2w),
     ("parallel_map", parallel_map),
+    ("dist_rtt", dist::dist_rtt),
+    ("dist_oneway_1", dist::dist_oneway_1),
+    ("dist_oneway_8", dist::dist_oneway_8),
 ];
+
+/// Cases run only as a child of another case.
+const HELPERS: &[Case] = &[("dist_node", dist::dist_node)];
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -60,7 +69,7 @@ fn main() {
         .map(String::as_str)
         .collect();
     if let Ok(case) = std::env::var("ERLANGEN_BENCH_CASE") {
-        match CASES.iter().find(|(name, _)| *name == case) {
+        match CASES.iter().chain(HELPERS).find(|(name, _)| *name == case) {
             Some((_, run)) => run(divisor),
             None => {
                 eprintln!("unknown case {case}");

@@ -153,6 +153,11 @@ struct Connection {
     peer_types: HashMap<String, u64>,
     read: Vec<u8>,
     write: Vec<u8>,
+    /// Counters, published to the node's stats on each tick.
+    packets_in: u64,
+    packets_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
     started: Instant,
     last_read: Instant,
     last_write: Instant,
@@ -249,12 +254,13 @@ impl EventLoop {
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(256);
         while !self.stopping {
-            let timeout = if self.unread.is_empty() && !std::mem::take(&mut self.more_commands) {
+            let busy = !self.unread.is_empty() || std::mem::take(&mut self.more_commands);
+            let timeout = if busy {
+                Duration::ZERO
+            } else {
                 self.shared
                     .heartbeat_interval
                     .min(Duration::from_millis(100))
-            } else {
-                Duration::ZERO
             };
             if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
                 if error.kind() != io::ErrorKind::Interrupted {
@@ -452,6 +458,10 @@ impl EventLoop {
             peer_types: HashMap::new(),
             read: Vec::new(),
             write: Vec::new(),
+            packets_in: 0,
+            packets_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
             started: now,
             last_read: now,
             last_write: now,
@@ -582,7 +592,7 @@ impl EventLoop {
                     connection.read.extend_from_slice(&chunk[..n]);
                     connection.last_read = Instant::now();
                     total += n;
-                    self.count_in(token, n);
+                    connection.bytes_in += n as u64;
                     if total >= READ_BYTES_PER_TURN_MAX {
                         // Give other connections, commands and heartbeats
                         // a turn; readiness is edge-triggered, so come back
@@ -650,6 +660,9 @@ impl EventLoop {
             (KIND_AUTH, false) => self.on_auth(token, body),
             (KIND_TICK, true) => Ok(()),
             (KIND_PACKET, true) => {
+                if let Some(connection) = self.connections.get_mut(&token) {
+                    connection.packets_in += 1;
+                }
                 let packet: Packet = {
                     let _context = pid::enter(&self.shared);
                     wire::decode(body).map_err(|e| format!("bad packet: {e}"))?
@@ -789,24 +802,31 @@ impl EventLoop {
         let Some(packet) = packet else {
             return;
         };
-        let body = {
+        let connection = self.connections.get_mut(&token).expect("checked above");
+        // Encoded straight into the write buffer, behind a header whose
+        // length is filled in after (no body allocation per packet).
+        let at = frame::begin(KIND_PACKET, &mut connection.write);
+        let encoded = {
             let _context = pid::enter(&self.shared);
-            wire::encode(&packet)
+            wire::encode_into(&packet, &mut connection.write)
         };
-        match body {
-            Ok(body) if body.len() <= FRAME_BODY_BYTES_MAX => {
-                let connection = self.connections.get_mut(&token).expect("checked above");
-                frame::encode(KIND_PACKET, &body, &mut connection.write);
-                self.count_out(token, body.len());
+        let length = connection.write.len() - at - frame::HEADER_BYTES;
+        match encoded {
+            Ok(()) if length <= FRAME_BODY_BYTES_MAX => {
+                frame::finish(at, &mut connection.write);
+                connection.packets_out += 1;
+                connection.bytes_out += length as u64;
             }
-            Ok(body) => {
+            Ok(()) => {
+                connection.write.truncate(at);
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
-                    bytes = body.len(),
+                    bytes = length,
                     "erlangen: a packet exceeds the frame limit; dropped"
                 );
             }
             Err(error) => {
+                connection.write.truncate(at);
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%error, "erlangen: cannot encode a packet; dropped");
             }
@@ -1438,12 +1458,21 @@ impl EventLoop {
             self.resolving.remove(&node);
             self.lose(&node, "lookup timed out");
         }
+        self.publish_stats();
+    }
+
+    /// Copies each connection's counters to the node's per-peer stats.
+    fn publish_stats(&self) {
         let mut stats = crate::sync_lock(&self.shared.stats);
         for connection in self.connections.values() {
             if let (Phase::Up, Some(peer)) = (&connection.phase, &connection.peer) {
                 if let Some(entry) = stats.get_mut(peer) {
                     entry.buffered_bytes = connection.write.len();
                     entry.last_heard = Some(connection.last_read);
+                    entry.packets_in = connection.packets_in;
+                    entry.packets_out = connection.packets_out;
+                    entry.bytes_in = connection.bytes_in;
+                    entry.bytes_out = connection.bytes_out;
                 }
             }
         }
@@ -1452,6 +1481,7 @@ impl EventLoop {
     /// Closes a connection; if it was up (or the node was being dialled),
     /// step 6.
     fn close(&mut self, token: Token, why: &str) {
+        self.publish_stats();
         let Some(mut connection) = self.connections.remove(&token) else {
             return;
         };
@@ -1510,28 +1540,6 @@ impl EventLoop {
         for command in self.waiting.remove(peer).unwrap_or_default() {
             self.drop_command(command, "noconnection");
         }
-    }
-
-    fn count_in(&self, token: Token, bytes: usize) {
-        let Some(peer) = self.connections.get(&token).and_then(|c| c.peer.clone()) else {
-            return;
-        };
-        let mut stats = crate::sync_lock(&self.shared.stats);
-        let entry = stats.entry(peer.clone()).or_default();
-        entry.node = peer;
-        entry.bytes_in += bytes as u64;
-        entry.packets_in += 1;
-    }
-
-    fn count_out(&self, token: Token, bytes: usize) {
-        let Some(peer) = self.connections.get(&token).and_then(|c| c.peer.clone()) else {
-            return;
-        };
-        let mut stats = crate::sync_lock(&self.shared.stats);
-        let entry = stats.entry(peer.clone()).or_default();
-        entry.node = peer;
-        entry.bytes_out += bytes as u64;
-        entry.packets_out += 1;
     }
 
     /// Stop, step 2.

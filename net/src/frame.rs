@@ -6,6 +6,9 @@ use std::fmt;
 
 use crate::config::FRAME_HEADER_BYTES;
 
+/// Bytes of a frame's header.
+pub const HEADER_BYTES: usize = FRAME_HEADER_BYTES;
+
 /// A complete frame inside a buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame<'a> {

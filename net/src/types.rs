@@ -92,6 +92,40 @@ impl Types {
             .register::<Vec<f64>>("Vec<f64>")
             .register::<crate::pid::WirePid>("erlangen/pid")
             .with_pid()
+            .with_bytes()
+    }
+
+    /// `Vec<u8>` travels as bytes (one copy, not one visit per byte), in
+    /// the same wire form as any `Vec<u8>`.
+    fn with_bytes(mut self) -> Types {
+        #[derive(serde::Serialize)]
+        #[serde(transparent)]
+        struct Out<'a>(#[serde(with = "wire::bytes")] &'a Vec<u8>);
+        #[derive(serde::Deserialize)]
+        #[serde(transparent)]
+        struct In(#[serde(with = "wire::bytes")] Vec<u8>);
+        impl wire::Bounded for In {}
+        let entry = self.by_name["Vec<u8>"].clone();
+        let bytes_entry = Arc::new(Entry {
+            name: entry.name.clone(),
+            fingerprint: entry.fingerprint,
+            encode_message: |message| {
+                wire::encode(&Out(message
+                    .downcast_ref::<Vec<u8>>()
+                    .expect("checked by type id")))
+            },
+            encode_value: |value| {
+                wire::encode(&Out(value
+                    .downcast_ref::<Vec<u8>>()
+                    .expect("checked by type id")))
+            },
+            decode_message: |body| Ok(Message::new(wire::decode::<In>(body)?.0)),
+            decode_value: |body| Ok(Value::new(wire::decode::<In>(body)?.0)),
+        });
+        self.by_id
+            .insert(TypeId::of::<Vec<u8>>(), bytes_entry.clone());
+        self.by_name.insert("Vec<u8>".to_owned(), bytes_entry);
+        self
     }
 
     /// Registers `T` under `name` (replacing an earlier registration of

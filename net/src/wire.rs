@@ -46,6 +46,7 @@ pub struct WireMessage {
     /// The name it was registered under.
     pub type_name: String,
     /// The value, bincode-encoded.
+    #[serde(with = "bytes")]
     pub body: Vec<u8>,
 }
 
@@ -166,6 +167,7 @@ pub enum Packet {
         /// The function's registered name.
         function: String,
         /// Its arguments, bincode-encoded.
+        #[serde(with = "bytes")]
         args: Vec<u8>,
         /// The child's mailbox capacity, if not the default.
         mailbox_len: Option<u32>,
@@ -202,6 +204,13 @@ impl std::error::Error for DecodeError {}
 /// Encodes `value` (bounded by the frame limit).
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, DecodeError> {
     bincode::serde::encode_to_vec(value, config()).map_err(|e| DecodeError(e.to_string()))
+}
+
+/// Appends the encoding of `value` to `out` (bounded by the frame limit).
+pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    bincode::serde::encode_into_std_write(value, out, config())
+        .map(|_| ())
+        .map_err(|e| DecodeError(e.to_string()))
 }
 
 /// Decodes a whole body into a `T`: trailing bytes are an error, and so is
@@ -269,6 +278,50 @@ impl Bounded for Packet {
                 _ => Ok(()),
             },
             _ => Ok(()),
+        }
+    }
+}
+
+/// Byte strings as serde bytes: on bincode's wire the same as a sequence of
+/// `u8` (a length, then the bytes), but encoded and decoded in one copy
+/// rather than byte by byte.
+pub mod bytes {
+    use serde::de::{SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    /// Serializes `bytes` as serde bytes.
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    /// Deserializes serde bytes (or a sequence of `u8`).
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        deserializer.deserialize_byte_buf(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("bytes")
+        }
+
+        fn visit_bytes<E>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(bytes.to_vec())
+        }
+
+        fn visit_byte_buf<E>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(bytes)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(byte) = seq.next_element()? {
+                out.push(byte);
+            }
+            Ok(out)
         }
     }
 }

@@ -7,7 +7,7 @@
 %% Processes and their mailboxes, plain ! and receive. The number of
 %% schedulers is the runner's +S (1w = 1, 2w = 2).
 -module(bench).
--export([main/0, main/1]).
+-export([main/0, main/1, dist_ponger/1, dist_count/2]).
 
 main() -> main([]).
 main(Args) ->
@@ -37,6 +37,9 @@ run("parked", Div) -> parked(Div);
 run("churn_" ++ _ = Case, Div) -> churn(Div, label(Case));
 run("chameneos_" ++ _ = Case, Div) -> chameneos(Div, label(Case));
 run("big_" ++ _ = Case, Div) -> big(Div, label(Case));
+run("dist_rtt", Div) -> with_peer(fun(Peer) -> dist_rtt(Peer, Div) end);
+run("dist_oneway_1", Div) -> with_peer(fun(Peer) -> dist_oneway(Peer, Div, 1) end);
+run("dist_oneway_8", Div) -> with_peer(fun(Peer) -> dist_oneway(Peer, Div, 8) end);
 run(Case, _) -> throw({dnf, "Erlang has no version of case " ++ Case ++ " (processes cannot be placed on schedulers)"}).
 
 ping_pong(Div, Label) ->
@@ -236,3 +239,62 @@ big_loop(Index, Peers, Pings, Sent, Seed, Root) ->
             big_loop(Index, Peers, Pings, Sent + 1, S, Root);
         stop -> ok
     end.
+
+%% B8: distribution over loopback. This node becomes distributed
+%% (-sname, epmd from erlang-base), starts a peer node as a second OS
+%% process with the same code path, and measures against it.
+with_peer(Run) ->
+    _ = os:cmd("epmd -daemon"),
+    Id = os:getpid(),
+    {ok, _} = net_kernel:start([list_to_atom("bench_a_" ++ Id), shortnames]),
+    erlang:set_cookie(node(), erlangen_bench),
+    [_, Host] = string:split(atom_to_list(node()), "@"),
+    PeerName = "bench_b_" ++ Id,
+    Peer = list_to_atom(PeerName ++ "@" ++ Host),
+    Dir = filename:dirname(code:which(?MODULE)),
+    Cmd = "erl -noshell -sname " ++ PeerName ++ " -setcookie erlangen_bench -pa " ++ Dir,
+    Port = open_port({spawn, Cmd}, [exit_status]),
+    wait_for(Peer, 200),
+    try Run(Peer)
+    after
+        rpc:cast(Peer, erlang, halt, []),
+        catch port_close(Port)
+    end.
+
+wait_for(_, 0) -> throw({dnf, "the peer node did not come up"});
+wait_for(Peer, N) ->
+    case net_adm:ping(Peer) of
+        pong -> ok;
+        pang -> timer:sleep(50), wait_for(Peer, N - 1)
+    end.
+
+dist_rtt(Peer, Div) ->
+    Rounds = 20000 div Div,
+    Pong = spawn(Peer, ?MODULE, dist_ponger, [Rounds + 1]),
+    Pong ! {self(), 0},
+    receive _ -> ok end,
+    T0 = now_ns(),
+    pinger(Pong, Rounds),
+    Ns = now_ns() - T0,
+    io:format("B8 dist rtt rtt_us=~.2f~n", [Ns / Rounds / 1000]).
+
+dist_ponger(N) -> ponger(N).
+
+dist_oneway(Peer, Div, Senders) ->
+    Total = (400000 div Div) div Senders * Senders,
+    Self = self(),
+    Counter = spawn(Peer, ?MODULE, dist_count, [Total, Self]),
+    Payload = binary:copy(<<7>>, 64),
+    T0 = now_ns(),
+    [spawn(fun() -> send_n(Counter, Payload, Total div Senders) end) || _ <- lists:seq(1, Senders)],
+    receive {counted, Total} -> ok after 120000 -> throw({dnf, "the counter did not finish"}) end,
+    Ns = now_ns() - T0,
+    io:format("B8 dist oneway ~b per_msg_ns=~s msgs_per_s=~.0f~n",
+              [Senders, per(Ns, Total), Total / (Ns / 1.0e9)]).
+
+send_n(_, _, 0) -> ok;
+send_n(To, Payload, N) -> To ! Payload, send_n(To, Payload, N - 1).
+
+dist_count(Total, Root) -> dist_count(Total, Total, Root).
+dist_count(0, Total, Root) -> Root ! {counted, Total};
+dist_count(N, Total, Root) -> receive _ -> dist_count(N - 1, Total, Root) end.

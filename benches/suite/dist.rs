@@ -1,0 +1,189 @@
+//! B8: distribution over loopback, each node its own OS process. The case
+//! starts an embedded port mapper and a peer node (this binary again, as
+//! `dist_node`), then measures from a node of its own:
+//!
+//! * `dist_rtt`: round trips to an incrementer on the peer;
+//! * `dist_oneway_1`, `dist_oneway_8`: 64-byte messages from 1 or 8 senders
+//!   to a counter on the peer, until it has them all.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use erlangen::net::kernel::Increment;
+use erlangen::net::{Functions, Kernel, Node, NodeName, Types, WirePid};
+use erlangen::portmap::{Daemon, DaemonConfig};
+use erlangen::{Ctx, Runtime, SpawnOptions};
+
+const COOKIE: &str = "erlangen bench";
+const PORT_MAPPER_ENV: &str = "ERLANGEN_BENCH_PORT_MAPPER";
+
+/// The count request: receive `n` messages, then tell `reply_to` how many.
+type Count = (u64, WirePid);
+
+fn types() -> Types {
+    Kernel::standard()
+        .into_parts()
+        .0
+        .register::<Count>("bench/count")
+}
+
+fn functions() -> Functions {
+    Kernel::standard()
+        .into_parts()
+        .1
+        .register("count", |ctx: &mut Ctx, (n, reply_to): Count| {
+            for _ in 0..n {
+                ctx.receive();
+            }
+            ctx.send(&reply_to.0, n);
+        })
+}
+
+/// The peer: a node that hosts the standard kernel and `count`.
+pub(crate) fn dist_node(_divisor: u64) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    let mapper = std::env::var(PORT_MAPPER_ENV)
+        .expect("the driver names the port mapper")
+        .parse()
+        .expect("an address");
+    let rt = Runtime::builder().workers(2).build().expect("runtime");
+    let node = Node::builder(&format!("bench-b-{}", std::process::id()))
+        .cookie(COOKIE.as_bytes())
+        .port_mapper(mapper)
+        .types(types())
+        .functions(functions())
+        .start(&rt)
+        .expect("the peer node starts");
+    println!("ready {}", node.name());
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+/// Runs `measure` on a node of its own, with a peer node in a child process.
+fn with_peer(measure: impl FnOnce(&Runtime, Arc<Node>, NodeName)) {
+    let mapper = Daemon::start(DaemonConfig {
+        listen: "127.0.0.1:0".parse().expect("an address"),
+        ..DaemonConfig::default()
+    })
+    .expect("a port mapper");
+    let mut child: Child = Command::new(std::env::current_exe().expect("own path"))
+        .env("ERLANGEN_BENCH_CASE", "dist_node")
+        .env(PORT_MAPPER_ENV, mapper.local_addr().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the peer starts");
+    let stdout = child.stdout.take().expect("piped");
+    let peer: NodeName = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("ready ").map(str::to_owned))
+        .expect("the peer is ready")
+        .parse()
+        .expect("a node name");
+    let rt = Runtime::builder().workers(2).build().expect("runtime");
+    let node = Node::builder(&format!("bench-a-{}", std::process::id()))
+        .cookie(COOKIE.as_bytes())
+        .port_mapper(mapper.local_addr())
+        .types(types())
+        .functions(functions())
+        .start(&rt)
+        .expect("the node starts");
+    measure(&rt, Arc::new(node), peer);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+pub(crate) fn dist_rtt(divisor: u64) {
+    let rounds = 20_000 / divisor;
+    with_peer(|rt, node, peer| {
+        let elapsed = rt
+            .run(move |ctx| {
+                let far = node
+                    .spawn(ctx, &peer, "incrementer", (), SpawnOptions::new())
+                    .expect("remote spawn");
+                let me = WirePid(ctx.pid());
+                // Warm the connection up.
+                ctx.send(
+                    &far,
+                    Increment {
+                        reply_to: me.clone(),
+                        n: 0,
+                    },
+                );
+                ctx.receive();
+                let started = Instant::now();
+                for n in 0..rounds {
+                    ctx.send(
+                        &far,
+                        Increment {
+                            reply_to: me.clone(),
+                            n,
+                        },
+                    );
+                    let answer = ctx.receive().downcast::<u64>().expect("a number");
+                    assert_eq!(answer, n + 1);
+                }
+                started.elapsed()
+            })
+            .expect("the driver runs");
+        println!(
+            "B8 dist rtt rtt_us={:.2}",
+            elapsed.as_secs_f64() * 1e6 / rounds as f64
+        );
+    });
+}
+
+fn dist_oneway(divisor: u64, senders: u64) {
+    let total = 400_000 / divisor / senders * senders;
+    with_peer(|rt, node, peer| {
+        let elapsed = rt
+            .run(move |ctx| {
+                let counter = node
+                    .spawn(
+                        ctx,
+                        &peer,
+                        "count",
+                        (total, WirePid(ctx.pid())),
+                        SpawnOptions::new().mailbox_len(1 << 20),
+                    )
+                    .expect("remote spawn");
+                let started = Instant::now();
+                for _ in 0..senders {
+                    let counter = counter.clone();
+                    ctx.spawn(move |ctx| {
+                        let payload = vec![7u8; 64];
+                        for _ in 0..total / senders {
+                            ctx.send(&counter, payload.clone());
+                        }
+                    });
+                }
+                let got = ctx
+                    .receive_timeout(Duration::from_secs(120))
+                    .expect("the counter answers")
+                    .downcast::<u64>()
+                    .expect("a count");
+                assert_eq!(got, total);
+                started.elapsed()
+            })
+            .expect("the driver runs");
+        println!(
+            "B8 dist oneway {senders} per_msg_ns={:.1} msgs_per_s={:.0}",
+            elapsed.as_nanos() as f64 / total as f64,
+            total as f64 / elapsed.as_secs_f64()
+        );
+    });
+}
+
+pub(crate) fn dist_oneway_1(divisor: u64) {
+    dist_oneway(divisor, 1);
+}
+
+pub(crate) fn dist_oneway_8(divisor: u64) {
+    dist_oneway(divisor, 8);
+}
