@@ -17,7 +17,7 @@ main(Args) ->
         _ -> halt(0)
     catch
         throw:{dnf, Why} -> io:format(standard_error, "DNF: ~s~n", [Why]), halt(3);
-        Class:Reason -> io:format(standard_error, "DNF: ~p:~p~n", [Class, Reason]), halt(1)
+        Class:Reason:Stack -> io:format(standard_error, "DNF: ~p:~p ~p~n", [Class, Reason, Stack]), halt(1)
     end.
 
 now_ns() -> erlang:monotonic_time(nanosecond).
@@ -289,7 +289,7 @@ dist_oneway(Peer, Div, Senders) ->
     [spawn(fun() -> send_n(Counter, Payload, Total div Senders) end) || _ <- lists:seq(1, Senders)],
     receive {counted, Total} -> ok after 120000 -> throw({dnf, "the counter did not finish"}) end,
     Ns = now_ns() - T0,
-    io:format("B8 dist oneway ~b per_msg_ns=~s msgs_per_s=~.0f~n",
+    io:format("B8 dist oneway ~b per_msg_ns=~s msgs_per_s=~.1f~n",
               [Senders, per(Ns, Total), Total / (Ns / 1.0e9)]).
 
 send_n(_, _, 0) -> ok;
