@@ -52,3 +52,9 @@ pub const BACKLOG_COMMANDS_HIGH_WATER: usize = 8192;
 /// about this much plus `BACKLOG_COMMANDS_HIGH_WATER` messages for the
 /// network.
 pub const BACKLOG_BYTES_HIGH_WATER: usize = 4 << 20;
+
+/// Pending connects the node's listening socket holds.
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// How soon the node tries accepting again after descriptors ran out.
+pub const ACCEPT_RETRY: Duration = erlangen_portmap::listener::ACCEPT_RETRY;

@@ -34,10 +34,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use erlangen_portmap::listener::{Accepted, Listener};
 use erlangen_runtime::{
     ExitReason, ExitStatus, Message, Pid, RemotePid, RemoteSignal, SpawnOptions,
 };
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::{
@@ -176,7 +177,9 @@ struct Edge {
 pub(crate) struct EventLoop {
     poll: Poll,
     shared: Arc<NodeShared>,
-    listener: TcpListener,
+    listener: Listener,
+    /// Set when descriptors ran out: when to try accepting again.
+    accept_retry_at: Option<Instant>,
     registration: Option<TcpStream>,
     connections: HashMap<Token, Connection>,
     next_token: usize,
@@ -207,20 +210,19 @@ impl EventLoop {
     /// A loop over `listener` holding `registration`.
     pub(crate) fn new(
         shared: Arc<NodeShared>,
-        listener: std::net::TcpListener,
+        mut listener: Listener,
         registration: std::net::TcpStream,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
-        listener.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(listener);
         poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+            .register(listener.socket(), LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         *crate::sync_lock(&shared.waker) = Some(waker);
         let mut event_loop = EventLoop {
             poll,
             shared,
             listener,
+            accept_retry_at: None,
             registration: None,
             connections: HashMap::new(),
             next_token: FIRST_CONNECTION,
@@ -254,6 +256,9 @@ impl EventLoop {
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(256);
         while !self.stopping {
+            if self.accept_retry_at.is_some_and(|at| at <= Instant::now()) {
+                self.accept_all();
+            }
             let busy = !self.unread.is_empty() || std::mem::take(&mut self.more_commands);
             let timeout = if busy {
                 Duration::ZERO
@@ -487,23 +492,33 @@ impl EventLoop {
         connection.hello_mine = body;
     }
 
+    /// Accepts every pending connection (the port mapper's listener.rs:
+    /// it keeps accepting after descriptors ran out, and says when to try
+    /// again if it cannot).
     fn accept_all(&mut self) {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    if let Some(token) = self.add_connection(stream, Role::Acceptor, None) {
-                        self.flush(token);
-                    }
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => {
-                    tracing::warn!(%error, "erlangen: accept failed");
-                    return;
-                }
+        let mut accepted = Vec::new();
+        let mut refused = 0u64;
+        let outcome = self.listener.accept_all(
+            &mut |stream, _peer| accepted.push(stream),
+            &mut |stream, _peer| {
+                refused += 1;
+                drop(stream);
+            },
+            &mut |error| tracing::warn!(%error, "erlangen: accept failed"),
+        );
+        if refused > 0 {
+            tracing::warn!(refused, "erlangen: out of descriptors; refused connections");
+        }
+        for stream in accepted {
+            let _ = stream.set_nodelay(true);
+            if let Some(token) = self.add_connection(stream, Role::Acceptor, None) {
+                self.flush(token);
             }
         }
+        self.accept_retry_at = match outcome {
+            Accepted::Drained => None,
+            Accepted::Exhausted => Some(Instant::now() + crate::config::ACCEPT_RETRY),
+        };
     }
 
     fn check_registration(&mut self) {

@@ -176,7 +176,12 @@ impl NodeBuilder {
                 "the heartbeat timeout must exceed a non-zero interval".to_owned(),
             ));
         }
-        let listener = std::net::TcpListener::bind(SocketAddr::new(self.listen, 0))?;
+        let descriptors = erlangen_portmap::listener::raise_descriptor_limit();
+        tracing::debug!(descriptors, "erlangen: descriptor limit");
+        let listener = erlangen_portmap::listener::Listener::bind(
+            SocketAddr::new(self.listen, 0),
+            crate::config::LISTEN_BACKLOG,
+        )?;
         let local_addr = listener.local_addr()?;
         let registration =
             crate::registration::register(self.port_mapper, &self.name, local_addr.port())?;

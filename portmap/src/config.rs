@@ -53,6 +53,28 @@ pub const REPLY_BODY_BYTES_MAX: usize = 4 + 64 * 1024 * (4 + NAME_BYTES_MAX + 4)
 /// Most bytes queued for writing on one connection: one NAMES reply.
 pub const WRITE_BUFFER_BYTES_MAX: usize = HEADER_BYTES + REPLY_BODY_BYTES_MAX;
 
+/// Longest frame timeout that may be configured.
+pub const FRAME_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+
+/// Longest idle timeout that may be configured.
+pub const IDLE_TIMEOUT_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Default listen backlog.
+pub const BACKLOG_DEFAULT: u32 = 1024;
+
+/// Share of the connection bound, in percent, that connections from
+/// addresses other than 127.0.0.1 and ::1 may hold: the rest stays free for
+/// local registrations and lookups, whatever other hosts (or other loopback
+/// addresses) do.
+pub const NONLOCAL_SHARE_PERCENT: usize = 50;
+
+/// Most connections one address other than 127.0.0.1 and ::1 may hold.
+pub const PER_ADDRESS_CONNECTIONS_MAX: usize = 64;
+
+/// Bytes a connection's reply buffer keeps after a reply went out; a
+/// larger one (a long NAMES listing) is shrunk back to this.
+pub const WRITE_BUFFER_KEPT_BYTES: usize = 4096;
+
 /// Longest a daemon's `names_max` may be configured.
 pub const NAMES_MAX_LIMIT: usize = 64 * 1024;
 
@@ -72,6 +94,8 @@ pub struct DaemonConfig {
     pub frame_timeout: Duration,
     /// Time an unregistered connection may stay idle.
     pub idle_timeout: Duration,
+    /// Pending connects the listening socket holds (default 1,024).
+    pub backlog: u32,
 }
 
 impl Default for DaemonConfig {
@@ -83,6 +107,7 @@ impl Default for DaemonConfig {
             connections_max: CONNECTIONS_MAX_DEFAULT,
             frame_timeout: FRAME_TIMEOUT_DEFAULT,
             idle_timeout: IDLE_TIMEOUT_DEFAULT,
+            backlog: BACKLOG_DEFAULT,
         }
     }
 }

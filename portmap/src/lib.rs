@@ -32,6 +32,8 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod frame;
+pub mod listener;
+pub mod log_limit;
 pub mod server;
 pub mod wire;
 

@@ -35,12 +35,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::auth;
-use crate::config::{DaemonConfig, NAMES_MAX_LIMIT, PROTOCOL_VERSION, REQUEST_BODY_BYTES_MAX};
+use crate::config::{
+    DaemonConfig, FRAME_TIMEOUT_MAX, IDLE_TIMEOUT_MAX, NAMES_MAX_LIMIT, NONLOCAL_SHARE_PERCENT,
+    PER_ADDRESS_CONNECTIONS_MAX, PROTOCOL_VERSION, REQUEST_BODY_BYTES_MAX, WRITE_BUFFER_KEPT_BYTES,
+};
 use crate::frame;
+use crate::listener::{self, Accepted, Listener};
+use crate::log_limit::LogLimit;
 use crate::wire::{validate_name, ErrorCode, Reply, Request};
 
 const LISTENER: Token = Token(0);
@@ -117,7 +122,14 @@ struct Conn {
 #[derive(Debug)]
 pub struct Server {
     poll: Poll,
-    listener: TcpListener,
+    listener: Listener,
+    /// Set when descriptors ran out: when to try accepting again.
+    accept_retry_at: Option<Instant>,
+    /// Warnings, at most one per kind per second.
+    log: LogLimit,
+    /// The connection bound in force: the configured one, or less if the
+    /// descriptor limit is lower.
+    connections_max: usize,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     config: DaemonConfig,
@@ -148,14 +160,37 @@ impl Server {
                 ),
             ));
         }
+        check_duration("frame timeout", config.frame_timeout, FRAME_TIMEOUT_MAX)?;
+        check_duration("idle timeout", config.idle_timeout, IDLE_TIMEOUT_MAX)?;
+        if config.connections_max == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "connections_max must be at least 1",
+            ));
+        }
+        let descriptors = listener::raise_descriptor_limit();
+        let room = descriptors
+            .saturating_sub(listener::DESCRIPTORS_RESERVED)
+            .max(1);
+        let connections_max = config.connections_max.min(room as usize);
+        if connections_max < config.connections_max {
+            tracing::warn!(
+                descriptors,
+                connections_max,
+                "erlangen-port-mapper: the descriptor limit lowers the connection bound"
+            );
+        }
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.listen)?;
+        let mut listener = Listener::bind(config.listen, config.backlog)?;
         poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+            .register(listener.socket(), LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         Ok(Server {
             poll,
             listener,
+            accept_retry_at: None,
+            log: LogLimit::default(),
+            connections_max,
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             config,
@@ -186,6 +221,9 @@ impl Server {
         while !self.stop.load(Ordering::SeqCst) {
             let timeout = self
                 .next_deadline()
+                .into_iter()
+                .chain(self.accept_retry_at)
+                .min()
                 .map(|d| d.saturating_duration_since(Instant::now()));
             if let Err(error) = self.poll.poll(&mut events, timeout) {
                 if error.kind() == io::ErrorKind::Interrupted {
@@ -200,7 +238,11 @@ impl Server {
                     Token(t) => self.service(t - FIRST_CONNECTION),
                 }
             }
-            self.expire(Instant::now());
+            let now = Instant::now();
+            if self.accept_retry_at.is_some_and(|at| at <= now) {
+                self.accept_all();
+            }
+            self.expire(now);
         }
         for index in 0..self.conns.len() {
             if self.conns[index].is_some() {
@@ -216,35 +258,84 @@ impl Server {
         self.conns.len() - self.free.len()
     }
 
+    /// Why a new connection from `peer` gets no slot, if it gets none
+    /// (PROTOCOL.md "Slots"): the table is full; or `peer` is not local and
+    /// non-local peers hold their share of the table, or `peer` holds as
+    /// many as one address may.
+    fn refusal_for(&self, peer: SocketAddr) -> Option<&'static str> {
+        if self.open() >= self.connections_max {
+            return Some("too many connections");
+        }
+        if is_trusted(peer.ip()) {
+            return None;
+        }
+        let mut nonlocal = 0;
+        let mut same_address = 0;
+        for conn in self.conns.iter().flatten() {
+            if !conn.trusted {
+                nonlocal += 1;
+                if conn.peer.ip() == peer.ip() {
+                    same_address += 1;
+                }
+            }
+        }
+        if nonlocal >= self.connections_max * NONLOCAL_SHARE_PERCENT / 100 {
+            return Some("non-local peers hold their share of the connections");
+        }
+        if same_address >= PER_ADDRESS_CONNECTIONS_MAX {
+            return Some("this address holds as many connections as one may");
+        }
+        None
+    }
+
     fn publish_stats(&self) {
         self.stats.names.store(self.names.len(), Ordering::Relaxed);
         self.stats.connections.store(self.open(), Ordering::Relaxed);
     }
 
+    /// Accepts every pending connection (listener.rs step 3); after
+    /// descriptors ran out for good, tries again on a timer.
     fn accept_all(&mut self) {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    tracing::warn!(%error, "erlangen-port-mapper: accept failed");
-                    return;
-                }
+        let mut admitted = Vec::new();
+        let mut refused = 0u64;
+        let mut failure = None;
+        let outcome = self.listener.accept_all(
+            &mut |stream, peer| admitted.push((stream, peer)),
+            &mut |mut stream, _peer| {
+                refused += 1;
+                let _ = stream.write(&busy_reply());
+            },
+            &mut |error| failure = Some(error.to_string()),
+        );
+        for (stream, peer) in admitted {
+            self.admit(stream, peer);
+        }
+        if refused > 0 {
+            if let Some(held) = self.log.allow("out-of-descriptors") {
+                tracing::warn!(
+                    refused,
+                    held,
+                    "erlangen-port-mapper: out of descriptors; refusing connections"
+                );
             }
         }
+        if let Some(error) = failure {
+            if let Some(held) = self.log.allow("accept-failed") {
+                tracing::warn!(%error, held, "erlangen-port-mapper: accept failed");
+            }
+        }
+        self.accept_retry_at = match outcome {
+            Accepted::Drained => None,
+            Accepted::Exhausted => Some(Instant::now() + listener::ACCEPT_RETRY),
+        };
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        if self.open() >= self.config.connections_max {
-            tracing::warn!(%peer, limit = self.config.connections_max, "erlangen-port-mapper: connection refused: too many connections");
-            let mut out = Vec::new();
-            Reply::Error {
-                code: ErrorCode::Busy as u32,
-                description: "too many connections".into(),
+        if let Some(why) = self.refusal_for(peer) {
+            if let Some(held) = self.log.allow("connection-refused") {
+                tracing::warn!(%peer, why, held, "erlangen-port-mapper: connection refused");
             }
-            .encode(&mut out);
-            let _ = stream.write(&out);
+            let _ = stream.write(&busy_reply());
             return;
         }
         let challenge = match auth::challenge() {
@@ -331,8 +422,12 @@ impl Server {
                     let decoded = Request::decode(frame.kind, frame.body);
                     conn.read.drain(..used);
                     conn.frame_started = (!conn.read.is_empty()).then(Instant::now);
+                    // A request that needs no proof does not keep an
+                    // unproven non-local connection alive.
+                    if conn.trusted || conn.authed || !conn.requested {
+                        conn.last_request = Instant::now();
+                    }
                     conn.requested = true;
-                    conn.last_request = Instant::now();
                     match decoded {
                         Ok(request) => self.handle(index, request),
                         Err(error) => {
@@ -373,6 +468,11 @@ impl Server {
 
     fn handle(&mut self, index: usize, request: Request) {
         let reply = self.answer(index, request);
+        if let (Reply::Error { code, description }, Some(conn)) =
+            (&reply, self.conns[index].as_ref())
+        {
+            tracing::debug!(peer = %conn.peer, code, %description, "erlangen-port-mapper: refused a request");
+        }
         if let Some(conn) = self.conns[index].as_mut() {
             reply.encode(&mut conn.write);
             conn.write_started = Some(Instant::now());
@@ -458,7 +558,9 @@ impl Server {
 
     fn refuse_and_close(&mut self, index: usize, code: ErrorCode, reason: String) {
         if let Some(conn) = self.conns[index].as_mut() {
-            tracing::warn!(peer = %conn.peer, %reason, "erlangen-port-mapper: closing a connection");
+            if let Some(held) = self.log.allow("closing") {
+                tracing::warn!(peer = %conn.peer, %reason, held, "erlangen-port-mapper: closing a connection");
+            }
             refusal(code, &reason).encode(&mut conn.write);
             conn.write_started = Some(Instant::now());
             conn.closing = true;
@@ -471,7 +573,9 @@ impl Server {
             return;
         };
         if let Some(reason) = reason {
-            tracing::warn!(peer = %conn.peer, %reason, "erlangen-port-mapper: closing a connection");
+            if let Some(held) = self.log.allow("closing") {
+                tracing::warn!(peer = %conn.peer, %reason, held, "erlangen-port-mapper: closing a connection");
+            }
         }
         if let Some(name) = conn.registered.take() {
             if self.names.get(&name).map(|(_, owner)| *owner) == Some(index) {
@@ -518,19 +622,47 @@ impl Server {
 }
 
 /// When `conn` must be closed, if it makes no progress.
+/// (Arithmetic that would pass the end of `Instant` means "no deadline":
+/// durations are bounded at start, so this is a belt to those braces.)
 fn deadline(conn: &Conn, config: &DaemonConfig) -> Option<Instant> {
     let frame = conn
         .frame_started
-        .map(|started| started + config.frame_timeout);
+        .and_then(|started| started.checked_add(config.frame_timeout));
     let write = conn
         .write_started
-        .map(|started| started + config.frame_timeout);
+        .and_then(|started| started.checked_add(config.frame_timeout));
     let idle = match (&conn.registered, conn.requested) {
         (Some(_), _) => None,
-        (None, true) => Some(conn.last_request + config.idle_timeout),
-        (None, false) => Some(conn.accepted + config.frame_timeout),
+        (None, true) => conn.last_request.checked_add(config.idle_timeout),
+        (None, false) => conn.accepted.checked_add(config.frame_timeout),
     };
     [frame, write, idle].into_iter().flatten().min()
+}
+
+/// Refuses a configured duration of zero or past `max`.
+fn check_duration(
+    what: &str,
+    value: std::time::Duration,
+    max: std::time::Duration,
+) -> io::Result<()> {
+    if value.is_zero() || value > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("the {what} of {value:?} is outside 1 ms..={max:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The ERROR Busy frame sent to a connection that gets no slot.
+fn busy_reply() -> Vec<u8> {
+    let mut out = Vec::new();
+    Reply::Error {
+        code: ErrorCode::Busy as u32,
+        description: "too many connections".into(),
+    }
+    .encode(&mut out);
+    out
 }
 
 /// Writes pending bytes. `Ok(true)`: all out; `Ok(false)`: the socket is
@@ -546,6 +678,9 @@ fn flush(conn: &mut Conn) -> io::Result<bool> {
         }
     }
     conn.write.clear();
+    if conn.write.capacity() > WRITE_BUFFER_KEPT_BYTES {
+        conn.write.shrink_to(WRITE_BUFFER_KEPT_BYTES);
+    }
     conn.written = 0;
     conn.write_started = None;
     Ok(true)

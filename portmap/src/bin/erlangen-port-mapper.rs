@@ -38,6 +38,9 @@ struct Args {
     /// Seconds an unregistered connection may idle.
     #[arg(long, default_value_t = 30)]
     idle_timeout_s: u64,
+    /// Pending connects the listening socket holds.
+    #[arg(long, default_value_t = erlangen_portmap::config::BACKLOG_DEFAULT)]
+    backlog: u32,
 }
 
 fn main() -> ExitCode {
@@ -74,12 +77,13 @@ fn main() -> ExitCode {
         connections_max: args.max_connections,
         frame_timeout: Duration::from_millis(args.frame_timeout_ms),
         idle_timeout: Duration::from_secs(args.idle_timeout_s),
+        backlog: args.backlog,
     };
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(error) => {
             eprintln!(
-                "erlangen-port-mapper: cannot listen on {}: {error}",
+                "erlangen-port-mapper: cannot serve on {}: {error}",
                 args.listen
             );
             return ExitCode::from(1);

@@ -3,6 +3,7 @@
 mod access;
 mod cli;
 mod hardening;
+mod hostile_host;
 mod parser_fuzz;
 mod register_lookup;
 mod restart;
