@@ -46,7 +46,7 @@ use crate::config::{
 use crate::frame;
 use crate::listener::{self, Accepted, Listener};
 use crate::log_limit::LogLimit;
-use crate::wire::{validate_name, ErrorCode, Reply, Request};
+use crate::wire::{name_key, validate_name, ErrorCode, Reply, Request};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -137,6 +137,9 @@ pub struct Server {
     free: Vec<usize>,
     /// Name → (port, token of the registering connection).
     names: HashMap<String, (u16, usize)>,
+    /// The confusable skeletons of the registered names (wire.rs
+    /// `name_key`): a name that reads like one of them is refused.
+    name_keys: std::collections::HashSet<String>,
     stats: Arc<StatsCell>,
 }
 
@@ -197,6 +200,7 @@ impl Server {
             conns: Vec::new(),
             free: Vec::new(),
             names: HashMap::new(),
+            name_keys: std::collections::HashSet::new(),
             stats: Arc::new(StatsCell::default()),
         })
     }
@@ -516,16 +520,25 @@ impl Server {
                 if self.names.contains_key(&name) {
                     return refusal(ErrorCode::NameTaken, "node name already in use");
                 }
+                let key = name_key(&name);
+                if self.name_keys.contains(&key) {
+                    return refusal(
+                        ErrorCode::NameTaken,
+                        "a registered name reads the same (confusable)",
+                    );
+                }
                 if self.names.len() >= self.config.names_max {
                     return refusal(ErrorCode::Full, "the daemon holds as many names as it may");
                 }
                 self.names.insert(name.clone(), (port, index));
+                self.name_keys.insert(key);
                 conn.registered = Some(name);
                 Reply::Ack
             }
             Request::Unregister => {
                 if let Some(name) = conn.registered.take() {
                     self.names.remove(&name);
+                    self.name_keys.remove(&name_key(&name));
                 }
                 Reply::Ack
             }
@@ -580,6 +593,7 @@ impl Server {
         if let Some(name) = conn.registered.take() {
             if self.names.get(&name).map(|(_, owner)| *owner) == Some(index) {
                 self.names.remove(&name);
+                self.name_keys.remove(&name_key(&name));
             }
         }
         let _ = self.poll.registry().deregister(&mut conn.stream);

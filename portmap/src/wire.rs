@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use unicode_security::GeneralSecurityProfile;
+
 use crate::config::{CHALLENGE_BYTES, DESCRIPTION_BYTES_MAX, NAME_BYTES_MAX, PROOF_BYTES};
 use crate::frame;
 
@@ -360,7 +362,35 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     {
         return Err(format!("the name holds a forbidden character {bad:?}"));
     }
+    // Beyond ASCII, only characters that Unicode recommends in identifiers
+    // (UTS #39 Identifier_Status=Allowed): no zero-width or direction
+    // controls, no compatibility forms such as fullwidth letters.
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !c.is_ascii() && !c.identifier_allowed())
+    {
+        return Err(format!(
+            "the name holds {bad:?} (U+{:04X}), which is not allowed in identifiers",
+            bad as u32
+        ));
+    }
     Ok(())
+}
+
+/// The key under which a name is unique: its confusable skeleton (UTS #39:
+/// decomposed, with look-alike characters mapped to one prototype). Two
+/// names that read alike ("café" composed and decomposed, "alpha" and one
+/// spelled with a Cyrillic "а") have the same key, so the second is
+/// refused as taken.
+///
+/// ```
+/// use erlangen_portmap::wire::name_key;
+/// assert_eq!(name_key("caf\u{e9}"), name_key("cafe\u{301}"));
+/// assert_eq!(name_key("alpha"), name_key("\u{430}lpha"));
+/// assert_ne!(name_key("alpha"), name_key("beta"));
+/// ```
+pub fn name_key(name: &str) -> String {
+    unicode_security::skeleton(name).collect()
 }
 
 #[cfg(test)]

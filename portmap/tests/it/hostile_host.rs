@@ -192,3 +192,42 @@ fn a_flood_of_refused_connections_writes_a_bounded_log() {
         "{lines} log lines for 10,000 refusals:\n{stderr}"
     );
 }
+
+#[test]
+fn names_that_read_alike_cannot_register_side_by_side() {
+    let daemon = daemon_with(|_| {});
+    let register = |name: &str| {
+        Client::connect(daemon.local_addr())
+            .unwrap()
+            .register(name, 7)
+    };
+    let _alpha = register("alpha").unwrap();
+    let _cafe = register("caf\u{e9}").unwrap();
+    for (look_alike, why) in [
+        ("cafe\u{301}", "café decomposed"),
+        ("\u{430}lpha", "a Cyrillic а"),
+        ("alp\u{200b}ha", "a zero-width space"),
+        ("\u{ff41}lpha", "a fullwidth a"),
+        ("\u{202e}ahpla", "a right-to-left override"),
+    ] {
+        // Straight to the daemon (the client checks names too).
+        let mut stream = crate::support::raw(daemon.local_addr());
+        let mut out = Vec::new();
+        Request::Register {
+            name: look_alike.to_owned(),
+            port: 8,
+        }
+        .encode(&mut out);
+        stream.write_all(&out).unwrap();
+        let reply = read_reply(&mut stream);
+        assert!(
+            matches!(
+                reply,
+                Some(Reply::Error { code, .. })
+                    if code == ErrorCode::NameTaken as u32 || code == ErrorCode::InvalidName as u32
+            ),
+            "{why}: {reply:?}"
+        );
+    }
+    assert_eq!(daemon.stats().names, 2);
+}
