@@ -247,6 +247,47 @@ impl Ctx {
         }
     }
 
+    /// Takes the first message of `queue` (a saved queue: only this agent
+    /// touches it) that `matches`. Every message looked at counts against
+    /// the slice, and a spent slice yields in the middle of the scan: a
+    /// long mailbox cannot hold the worker. The scan resumes where it
+    /// stopped (nothing else changes a saved queue meanwhile).
+    fn take_first(
+        &self,
+        queue: &RefCell<VecDeque<Message>>,
+        matches: &mut dyn FnMut(&Message) -> bool,
+    ) -> Option<Message> {
+        let mut index = 0;
+        loop {
+            let (found, end) = {
+                let queue = queue.borrow();
+                let end = (index + REDUCTIONS_PER_SLICE as usize).min(queue.len());
+                ((index..end).find(|&i| matches(&queue[i])), end)
+            };
+            if let Some(found) = found {
+                self.charge_skipped(found - index);
+                return queue.borrow_mut().remove(found);
+            }
+            self.charge_skipped(end - index);
+            if end >= queue.borrow().len() {
+                return None;
+            }
+            index = end;
+        }
+    }
+
+    /// Counts `n` messages looked at and skipped against the slice; yields
+    /// when it is used up.
+    fn charge_skipped(&self, n: usize) {
+        let left = self.reductions.get();
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        if n >= left {
+            self.yield_now();
+        } else {
+            self.reductions.set(left - n);
+        }
+    }
+
     /// Counts one runtime call against the slice; yields when it is used up.
     fn charge(&self) {
         self.check_exit();
@@ -435,7 +476,7 @@ impl Ctx {
     /// assert_eq!(got.unwrap(), 3);
     /// ```
     pub fn receive(&self) -> Message {
-        self.check_exit();
+        self.charge();
         if self.saved_control.borrow().is_empty() && self.saved_data.borrow().is_empty() {
             // Fast path: nothing was skipped by an earlier selective receive,
             // so the mailbox's own order is the answer.
@@ -525,7 +566,7 @@ impl Ctx {
         matches: &mut dyn FnMut(&Message) -> bool,
         deadline: Option<Instant>,
     ) -> Result<Message, Timeout> {
-        self.check_exit();
+        self.charge();
         let mut armed = false;
         let mut look_at_saved = true;
         let result = loop {
@@ -558,7 +599,7 @@ impl Ctx {
         look_at_saved: bool,
     ) -> Option<Message> {
         if look_at_saved {
-            if let Some(message) = take_first(&mut self.saved_control.borrow_mut(), matches) {
+            if let Some(message) = self.take_first(&self.saved_control, matches) {
                 return Some(message);
             }
             if !self.saved_data.borrow().is_empty() {
@@ -567,7 +608,7 @@ impl Ctx {
                         return Some(message);
                     }
                 }
-                if let Some(message) = take_first(&mut self.saved_data.borrow_mut(), matches) {
+                if let Some(message) = self.take_first(&self.saved_data, matches) {
                     return Some(message);
                 }
             }
@@ -584,6 +625,8 @@ impl Ctx {
                         return Some(message);
                     }
                     self.saved_data.borrow_mut().push_back(message);
+                    // Each skipped message counts against the slice.
+                    self.charge_skipped(1);
                 }
             }
         }
@@ -966,15 +1009,6 @@ impl Ctx {
         }
         all
     }
-}
-
-/// Takes the first element of `queue` that `matches`.
-fn take_first(
-    queue: &mut VecDeque<Message>,
-    matches: &mut dyn FnMut(&Message) -> bool,
-) -> Option<Message> {
-    let index = queue.iter().position(matches)?;
-    queue.remove(index)
 }
 
 /// `now + delay`, clamped to the timer horizon.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use erlangen_runtime::Timeout;
+use erlangen_runtime::{ExitReason, SpawnOptions, Timeout};
 
 use crate::support::{recv_as, runtime};
 
@@ -113,4 +113,77 @@ fn flush_takes_every_queued_message() {
         ctx.flush().len()
     });
     assert_eq!(got.unwrap(), 3);
+}
+
+#[test]
+fn an_agent_looping_on_a_zero_timeout_receive_is_killed_by_an_agent_on_its_worker() {
+    let rt = runtime(2);
+    let status = rt
+        .run(|ctx| {
+            let looper = ctx
+                .spawn_with(SpawnOptions::new().monitor().worker(0), |ctx| loop {
+                    let _ = ctx.receive_timeout(Duration::ZERO);
+                })
+                .unwrap();
+            // Same worker: it runs only if the looper gives the worker up.
+            let target = looper.clone();
+            ctx.spawn_with(SpawnOptions::new().worker(0), move |ctx| {
+                ctx.kill(&target, ExitReason::other("stop spinning"));
+            })
+            .unwrap();
+            let down = ctx
+                .receive_timeout(crate::support::HANG_GUARD)
+                .expect("the looper was killed")
+                .downcast::<erlangen_runtime::Down>()
+                .unwrap();
+            assert_eq!(down.pid, looper);
+            down.status
+        })
+        .unwrap();
+    assert_eq!(status.reason().unwrap().to_string(), "stop spinning");
+}
+
+#[test]
+fn a_long_selective_scan_lets_other_agents_of_its_worker_run() {
+    let rt = runtime(2);
+    let answered = rt
+        .run(|ctx| {
+            let me = ctx.pid();
+            let scanner = ctx
+                .spawn_with(
+                    SpawnOptions::new().worker(0).mailbox_len(1 << 20),
+                    move |ctx| {
+                        ctx.receive(); // go
+                                       // Scan 200,000 messages, 20 times, for one that is not there.
+                        for _ in 0..20 {
+                            let _ = ctx.receive_match_timeout(|m| m.is::<String>(), Duration::ZERO);
+                        }
+                        ctx.send(&me, "scanned");
+                    },
+                )
+                .unwrap();
+            for n in 0..200_000u32 {
+                ctx.send(&scanner, n);
+            }
+            let echo = ctx
+                .spawn_with(SpawnOptions::new().worker(0), |ctx| {
+                    let (from, n) = ctx
+                        .receive()
+                        .downcast::<(erlangen_runtime::Pid, u32)>()
+                        .unwrap();
+                    ctx.send(&from, n + 1);
+                })
+                .unwrap();
+            ctx.send(&scanner, ());
+            ctx.send(&echo, (ctx.pid(), 41u32));
+            // The echo, on the scanner's worker, answers before the scans end.
+            ctx.receive_match(|m| m.is::<u32>() || m.is::<&str>())
+                .downcast::<u32>()
+                .is_ok()
+        })
+        .unwrap();
+    assert!(
+        answered,
+        "the echo answered while the scanner was still scanning"
+    );
 }
