@@ -97,6 +97,10 @@ pub(crate) const WORKERS_MAX: usize = 256;
 /// How often an agent that waits for a busy remote route looks again.
 pub(crate) const REMOTE_BUSY_POLL: Duration = Duration::from_micros(200);
 
+/// Most threads of a runtime's blocking pool (scheduler/blocking.rs); more
+/// jobs wait in its queue.
+pub(crate) const BLOCKING_THREADS_MAX: usize = 64;
+
 /// How many times a panic payload whose destructor panics is replaced by
 /// the next payload before the last one is leaked (scheduler/containment.rs).
 pub(crate) const PAYLOAD_DROP_TRIES_MAX: u32 = 8;

@@ -696,6 +696,61 @@ impl Ctx {
         self.disarm_wake();
     }
 
+    /// Runs `f` on the runtime's pool of blocking threads while this agent
+    /// waits, suspended on its own worker (it never changes thread), and
+    /// returns what `f` returned. Other agents of the worker run meanwhile.
+    /// Use it for blocking I/O, `std::thread::sleep` and long computations.
+    /// A panic in `f` becomes this agent's panic. A kill of the waiting
+    /// agent takes effect at once; `f` still runs to its end on its thread,
+    /// and its result is dropped there.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let n = rt.run(|ctx| {
+    ///     ctx.blocking(|| {
+    ///         std::thread::sleep(Duration::from_millis(10)); // would hold the worker
+    ///         42
+    ///     })
+    /// });
+    /// assert_eq!(n.unwrap(), 42);
+    /// ```
+    pub fn blocking<F, R>(&self, f: F) -> R
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        type Slot<R> = std::sync::Mutex<Option<std::thread::Result<R>>>;
+        self.charge();
+        let slot: std::sync::Arc<Slot<R>> = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let shared = self.worker().shared.clone();
+        let cell = self.pid.local_cell().clone();
+        let filled = slot.clone();
+        let job: crate::scheduler::blocking::Job = Box::new(move || {
+            let result = catch_unwind(AssertUnwindSafe(f));
+            *crate::sync::lock(&filled) = Some(result);
+            shared.wake(&cell, None);
+        });
+        if let Err(job) =
+            crate::scheduler::blocking::BlockingPool::submit(&self.shared().blocking, job)
+        {
+            // Shutting down: run it here rather than lose it.
+            job();
+        }
+        loop {
+            if let Some(result) = crate::sync::lock(&slot).take() {
+                match result {
+                    Ok(value) => return value,
+                    Err(payload) => resume_unwind(payload),
+                }
+            }
+            self.suspend(Suspend::Wait);
+            self.check_exit();
+        }
+    }
+
     /// Lets the other runnable agents of this worker run first.
     ///
     /// # Example

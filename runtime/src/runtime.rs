@@ -679,6 +679,7 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         directory::remove(self.shared.id);
+        self.shared.blocking.shut_down();
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.shared.unpark_all();
         let mut worker_panicked = false;

@@ -28,6 +28,7 @@
 //! a partner and then blocks keeps the partner on its own worker; a deque of
 //! `STEAL_BURST_LEN_MIN` agents or more is a burst and is taken from at once.
 
+pub(crate) mod blocking;
 pub(crate) mod containment;
 pub(crate) mod directory;
 pub(crate) mod idle;
@@ -104,6 +105,8 @@ pub(crate) struct Shared {
     pub(crate) live: LiveTable,
     /// Stacks.
     pub(crate) stacks: StackPool,
+    /// Threads for blocking work (`Ctx::blocking`).
+    pub(crate) blocking: Arc<blocking::BlockingPool>,
     /// Next serial number handed to a spawn outside a worker, or a block of
     /// serials handed to a worker.
     next_serial: AtomicU64,
@@ -141,6 +144,7 @@ impl Shared {
             registry: Registry::default(),
             live: LiveTable::new(),
             stacks: StackPool::new(),
+            blocking: Arc::new(blocking::BlockingPool::default()),
             next_serial: AtomicU64::new(1),
             epoch: std::time::Instant::now(),
         }

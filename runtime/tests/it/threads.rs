@@ -198,3 +198,70 @@ fn stack_size_is_configurable_per_runtime_and_per_spawn() {
         Err(erlangen_runtime::Error::InvalidConfig(_))
     ));
 }
+
+#[test]
+fn during_a_blocking_call_other_agents_of_the_worker_answer() {
+    let rt = runtime(1);
+    let order = rt
+        .run(|ctx| {
+            let me = ctx.pid();
+            let sleeper = ctx.spawn(move |ctx| {
+                ctx.receive(); // go
+                let slept = ctx.blocking(|| {
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                    "slept"
+                });
+                ctx.send(&me, slept);
+            });
+            let echo = ctx.spawn(|ctx| loop {
+                let (from, text) = ctx
+                    .receive()
+                    .downcast::<(erlangen_runtime::Pid, &'static str)>()
+                    .unwrap();
+                ctx.send(&from, text);
+            });
+            ctx.send(&sleeper, ());
+            // One worker: if the sleep held it, the echo could not answer
+            // before the sleeper is done.
+            ctx.send(&echo, (ctx.pid(), "echo"));
+            let first = ctx.receive().downcast::<&str>().unwrap();
+            let second = ctx.receive().downcast::<&str>().unwrap();
+            (first, second)
+        })
+        .unwrap();
+    assert_eq!(order, ("echo", "slept"));
+}
+
+#[test]
+fn a_panic_in_a_blocking_call_is_the_agents_panic_and_a_kill_is_at_once() {
+    let rt = runtime(1);
+    let (panicked, killed) = rt
+        .run(|ctx| {
+            let panics = ctx
+                .spawn_with(SpawnOptions::new().monitor(), |ctx| {
+                    ctx.blocking(|| -> u8 { panic!("inside the pool") })
+                })
+                .unwrap();
+            let down = ctx.receive().downcast::<erlangen_runtime::Down>().unwrap();
+            assert_eq!(down.pid, panics);
+            let waits = ctx
+                .spawn_with(SpawnOptions::new().monitor(), |ctx| {
+                    ctx.blocking(|| std::thread::sleep(std::time::Duration::from_secs(3600)))
+                })
+                .unwrap();
+            ctx.sleep(std::time::Duration::from_millis(20));
+            ctx.kill(
+                &waits,
+                erlangen_runtime::ExitReason::other("no more waiting"),
+            );
+            let killed = ctx.receive().downcast::<erlangen_runtime::Down>().unwrap();
+            (down.status, killed.status)
+        })
+        .unwrap();
+    assert!(panicked
+        .reason()
+        .unwrap()
+        .to_string()
+        .contains("inside the pool"));
+    assert_eq!(killed.reason().unwrap().to_string(), "no more waiting");
+}
