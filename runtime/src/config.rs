@@ -101,6 +101,12 @@ pub(crate) const REMOTE_BUSY_POLL: Duration = Duration::from_micros(200);
 /// jobs wait in its queue.
 pub(crate) const BLOCKING_THREADS_MAX: usize = 64;
 
+/// How often the watchdog samples the workers (scheduler/watchdog.rs).
+pub(crate) const WATCHDOG_TICK: Duration = Duration::from_millis(10);
+
+/// Default time an agent may hold its worker before the watchdog names it.
+pub(crate) const WATCHDOG_THRESHOLD_DEFAULT: Duration = Duration::from_millis(100);
+
 /// How many times a panic payload whose destructor panics is replaced by
 /// the next payload before the last one is leaked (scheduler/containment.rs).
 pub(crate) const PAYLOAD_DROP_TRIES_MAX: u32 = 8;
@@ -122,6 +128,8 @@ pub(crate) struct Config {
     pub(crate) mailbox_len: usize,
     /// How long an idle worker searches before parking.
     pub(crate) spin_before_park: Duration,
+    /// How long an agent may hold its worker before the watchdog names it.
+    pub(crate) watchdog_threshold: Duration,
 }
 
 impl Default for Config {
@@ -132,6 +140,7 @@ impl Default for Config {
             stack_size_bytes: STACK_SIZE_BYTES_DEFAULT,
             mailbox_len: MAILBOX_LEN_DEFAULT,
             spin_before_park: SPIN_BEFORE_PARK,
+            watchdog_threshold: WATCHDOG_THRESHOLD_DEFAULT,
         }
     }
 }

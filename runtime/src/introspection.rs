@@ -39,6 +39,9 @@ pub struct AgentStats {
     pub born: SystemTime,
     /// When it exited, if it has.
     pub died: Option<SystemTime>,
+    /// Times the watchdog named it for holding its worker without a runtime
+    /// call longer than the runtime's threshold.
+    pub watchdog_warnings: u64,
 }
 
 impl AgentStats {
@@ -51,6 +54,7 @@ impl AgentStats {
                 queued: 0,
                 born: UNIX_EPOCH,
                 died: None,
+                watchdog_warnings: 0,
             };
         };
         let died_ns = cell.died_ns.load(Ordering::Acquire);
@@ -60,6 +64,7 @@ impl AgentStats {
             queued: cell.mailbox.len(),
             born: UNIX_EPOCH + Duration::from_nanos(cell.born_ns),
             died: (died_ns != 0).then(|| UNIX_EPOCH + Duration::from_nanos(died_ns)),
+            watchdog_warnings: cell.watchdog_warnings.load(Ordering::Relaxed),
         }
     }
 }

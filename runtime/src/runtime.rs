@@ -97,6 +97,13 @@ impl Builder {
         self
     }
 
+    /// How long an agent may hold its worker without a runtime call before
+    /// the watchdog names it in a warning (default 100 ms; at least 10 ms).
+    pub fn watchdog_threshold(mut self, threshold: Duration) -> Builder {
+        self.config.watchdog_threshold = threshold;
+        self
+    }
+
     /// Starts the runtime.
     pub fn build(self) -> Result<Runtime, Error> {
         let mut config = self.config;
@@ -104,6 +111,13 @@ impl Builder {
             return Err(Error::InvalidConfig(format!(
                 "{} workers is outside 1..={WORKERS_MAX}",
                 config.workers
+            )));
+        }
+        if config.watchdog_threshold < crate::config::WATCHDOG_TICK {
+            return Err(Error::InvalidConfig(format!(
+                "a watchdog threshold of {:?} is below its {:?} tick",
+                config.watchdog_threshold,
+                crate::config::WATCHDOG_TICK
             )));
         }
         config.mailbox_len = mailbox_len(config.mailbox_len)?;
@@ -160,7 +174,16 @@ impl Builder {
             let _ = gate.send(Some(barrier.clone()));
         }
         directory::insert(&shared);
-        Ok(Runtime { shared, threads })
+        let watched = shared.clone();
+        let watchdog = std::thread::Builder::new()
+            .name("erlangen-watchdog".to_owned())
+            .spawn(move || crate::scheduler::watchdog::run(watched))
+            .ok();
+        Ok(Runtime {
+            shared,
+            threads,
+            watchdog,
+        })
     }
 }
 
@@ -205,6 +228,8 @@ pub struct Runtime {
     shared: Arc<Shared>,
     /// The worker threads.
     threads: Vec<JoinHandle<()>>,
+    /// The watchdog thread (scheduler/watchdog.rs), if it could start.
+    watchdog: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for Runtime {
@@ -685,6 +710,10 @@ impl Drop for Runtime {
         let mut worker_panicked = false;
         for thread in self.threads.drain(..) {
             worker_panicked |= thread.join().is_err();
+        }
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.thread().unpark();
+            let _ = watchdog.join();
         }
         if worker_panicked {
             tracing::error!("erlangen: a worker thread ended on a panic; its agents are leaked");

@@ -12,6 +12,7 @@
 //! | `body` | **only** the worker that holds the agent `RUNNING` (or, at shutdown, its home worker after all workers stopped running agents) | the same |
 //! | `timer_seq` | the agent itself when it arms a timer | timers |
 //! | `died_ns` | the dying agent's worker, once | introspection |
+//! | `watchdog_warnings` | the watchdog | introspection |
 //!
 //! # Safety
 //!
@@ -92,6 +93,8 @@ pub(crate) struct AgentCell {
     pub(crate) timer_seq: AtomicU64,
     /// Index in the live-agent table.
     pub(crate) live_index: AtomicUsize,
+    /// Times the watchdog named this agent for holding its worker.
+    pub(crate) watchdog_warnings: AtomicU64,
     /// The body or coroutine (rule BODY-OWNER).
     body: UnsafeCell<Stage>,
 }
@@ -127,6 +130,7 @@ impl AgentCell {
             died_ns: AtomicU64::new(0),
             timer_seq: AtomicU64::new(0),
             live_index: AtomicUsize::new(usize::MAX),
+            watchdog_warnings: AtomicU64::new(0),
             body: UnsafeCell::new(Stage::Unstarted(body)),
         }
     }

@@ -76,6 +76,18 @@ impl LiveTable {
         }
     }
 
+    /// The live agent with `serial` of runtime `runtime`, if any (scans one
+    /// shard: for rare lookups such as a watchdog warning).
+    pub(crate) fn find(&self, serial: u64, runtime: u64) -> Option<Arc<AgentCell>> {
+        let shard = lock(&self.shards[serial as usize & (LIVE_SHARDS - 1)]);
+        shard
+            .slots
+            .iter()
+            .flatten()
+            .find(|cell| cell.serial == serial && cell.runtime == runtime)
+            .cloned()
+    }
+
     /// Every live agent, in no particular order.
     pub(crate) fn snapshot(&self) -> Vec<Arc<AgentCell>> {
         let mut all = Vec::new();

@@ -36,6 +36,7 @@ pub(crate) mod live;
 pub(crate) mod reclaim;
 pub(crate) mod signal;
 pub(crate) mod task;
+pub(crate) mod watchdog;
 pub(crate) mod worker;
 
 pub(crate) use self::task::Task;
@@ -77,6 +78,10 @@ pub(crate) struct WorkerShared {
     /// Set if the worker's loop ended on a panic (a broken invariant): its
     /// agents never run again, and shutdown leaks what it cannot unwind.
     pub(crate) died: AtomicBool,
+    /// Resumes so far (written by the worker only; read by the watchdog).
+    pub(crate) resumes: AtomicU64,
+    /// Serial of the agent running now, 0 if none (watchdog.rs).
+    pub(crate) running: AtomicU64,
 }
 
 /// Everything the workers and the runtime handle share.
@@ -131,6 +136,8 @@ impl Shared {
                 stealable_since_ns: AtomicU64::new(0),
                 returned: reclaim::Returned::default(),
                 died: AtomicBool::new(false),
+                resumes: AtomicU64::new(0),
+                running: AtomicU64::new(0),
             })
             .collect();
         Shared {
@@ -237,6 +244,46 @@ impl Shared {
         if from.map(|w| w.index) != Some(index) {
             self.workers[index].parker.unpark();
         }
+    }
+
+    /// Fires the timers of worker `index` that are due, from `from` (its
+    /// own worker) or from the watchdog when that worker is busy: a
+    /// deadline reaches its agent's queue without waiting for the busy
+    /// agent's slice. `due` is scratch space. Returns whether any fired.
+    pub(crate) fn fire_due_timers(
+        &self,
+        index: usize,
+        from: Option<&WorkerContext>,
+        due: &mut Vec<crate::timer::TimerAction>,
+    ) -> bool {
+        let worker = &self.workers[index];
+        // Acquire pairs with the Release in `arm_timer`.
+        if worker.n_timers.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        {
+            let mut timers = lock(&worker.timers);
+            match timers.next_deadline() {
+                Some(deadline) if deadline <= now => timers.take_due(now, due),
+                _ => return false,
+            }
+            worker.n_timers.store(timers.len(), Ordering::Release);
+        }
+        let fired = !due.is_empty();
+        for action in due.drain(..) {
+            match action {
+                crate::timer::TimerAction::Wake { cell, seq } => {
+                    if cell.timer_seq.load(Ordering::Acquire) == seq {
+                        self.wake(&cell, from);
+                    }
+                }
+                crate::timer::TimerAction::Send { to, message } => {
+                    self.deliver_message(&to, message, from);
+                }
+            }
+        }
+        fired
     }
 
     /// Wakes every worker (shutdown).

@@ -46,7 +46,6 @@ use crate::config::{
 };
 use crate::exit::{ExitReason, ExitStatus};
 use crate::sync::lock;
-use crate::timer::TimerAction;
 
 /// One worker thread's private state. Agent code reaches it only through the
 /// pointer passed on each resume (never through a thread-local).
@@ -80,7 +79,7 @@ pub(crate) struct WorkerContext {
     /// Next serial number of this worker's block, and the block's end.
     serials: Cell<(u64, u64)>,
     /// Scratch list of due timers.
-    due: RefCell<Vec<TimerAction>>,
+    due: RefCell<Vec<crate::timer::TimerAction>>,
     /// Dead agents' cells on their way home (reclaim.rs).
     returns: ReturnBatches,
 }
@@ -304,7 +303,14 @@ impl WorkerContext {
             task.as_ptr() as usize,
         );
         self.current.set(task.as_ptr());
+        // What the watchdog reads (watchdog.rs): plain stores, this worker
+        // is the only writer.
+        let activity = &self.shared.workers[self.index];
+        let resumes = activity.resumes.load(Ordering::Relaxed);
+        activity.resumes.store(resumes + 1, Ordering::Relaxed);
+        activity.running.store(task.serial, Ordering::Relaxed);
         let resumed = coroutine.resume(self.as_resume_arg());
+        activity.running.store(0, Ordering::Relaxed);
         self.current.set(std::ptr::null());
         overflow::leave();
         let status = match resumed {
@@ -392,35 +398,8 @@ impl WorkerContext {
 
     /// Fires every timer that is due. Returns whether any fired.
     fn fire_timers(&self) -> bool {
-        let own = &self.shared.workers[self.index];
-        // Acquire pairs with the Release in `arm_timer`.
-        if own.n_timers.load(Ordering::Acquire) == 0 {
-            return false;
-        }
-        let now = Instant::now();
-        let mut due = self.due.borrow_mut();
-        {
-            let mut timers = lock(&own.timers);
-            match timers.next_deadline() {
-                Some(deadline) if deadline <= now => timers.take_due(now, &mut due),
-                _ => return false,
-            }
-            own.n_timers.store(timers.len(), Ordering::Release);
-        }
-        let fired = !due.is_empty();
-        for action in due.drain(..) {
-            match action {
-                TimerAction::Wake { cell, seq } => {
-                    if cell.timer_seq.load(Ordering::Acquire) == seq {
-                        self.shared.wake(&cell, Some(self));
-                    }
-                }
-                TimerAction::Send { to, message } => {
-                    self.shared.deliver_message(&to, message, Some(self));
-                }
-            }
-        }
-        fired
+        self.shared
+            .fire_due_timers(self.index, Some(self), &mut self.due.borrow_mut())
     }
 
     /// Step 4.

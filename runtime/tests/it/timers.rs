@@ -128,3 +128,66 @@ fn many_timeouts_in_a_row_do_not_pile_up_or_misfire() {
     assert_eq!(timeouts, 200);
     assert_eq!(got, 1);
 }
+
+#[test]
+fn the_watchdog_names_an_agent_that_holds_its_worker() {
+    let rt = erlangen_runtime::Runtime::builder()
+        .workers(2)
+        .watchdog_threshold(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let warnings = rt
+        .run(|ctx| {
+            ctx.spawn_with(SpawnOptions::new().monitor().worker(0), |ctx| {
+                ctx.register("spinner").unwrap();
+                // No runtime call that yields: spin until the watchdog has
+                // named us (reading one's own stats does not yield).
+                let deadline = std::time::Instant::now() + crate::support::HANG_GUARD;
+                while ctx.stats(&ctx.pid()).watchdog_warnings == 0
+                    && std::time::Instant::now() < deadline
+                {
+                    std::hint::spin_loop();
+                }
+                ctx.stats(&ctx.pid()).watchdog_warnings
+            })
+            .unwrap();
+            let down = crate::support::recv_down(ctx);
+            *down.status.value().unwrap().downcast_ref::<u64>().unwrap()
+        })
+        .unwrap();
+    assert_eq!(warnings, 1, "one warning for one long slice");
+}
+
+#[test]
+fn a_due_timer_reaches_its_agent_while_the_worker_that_armed_it_is_held() {
+    let rt = runtime(2);
+    let delivered = rt
+        .run(|ctx| {
+            let got = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = got.clone();
+            let receiver = ctx
+                .spawn_with(SpawnOptions::new().worker(1), move |ctx| {
+                    ctx.receive();
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                })
+                .unwrap();
+            let seen = got.clone();
+            ctx.spawn_with(SpawnOptions::new().monitor().worker(0), move |ctx| {
+                // Armed on this worker, which then does not give it up
+                // until the message has arrived.
+                ctx.send_after(&receiver, (), Duration::from_millis(10));
+                let deadline = std::time::Instant::now() + crate::support::HANG_GUARD;
+                while !seen.load(std::sync::atomic::Ordering::SeqCst)
+                    && std::time::Instant::now() < deadline
+                {
+                    std::hint::spin_loop();
+                }
+                seen.load(std::sync::atomic::Ordering::SeqCst)
+            })
+            .unwrap();
+            let down = crate::support::recv_down(ctx);
+            *down.status.value().unwrap().downcast_ref::<bool>().unwrap()
+        })
+        .unwrap();
+    assert!(delivered, "the timer fired while its worker was held");
+}
