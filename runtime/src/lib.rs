@@ -57,6 +57,10 @@
 //! * **Counting.** [`AgentStats::dropped`] counts every refused message and
 //!   signal, a kill of a dead or already dying agent included (Erlangen's
 //!   `messages-dropped`).
+//! * **Unlink** takes back a `Down` from that agent still queued: none is
+//!   received after `unlink` returns (Erlang's `demonitor(Ref, [flush])`).
+//! * **Panic reports** name the agent and its registered names, not the
+//!   worker thread.
 //! * **Destructors on workers.** A panic in the destructor of a value the
 //!   runtime drops outside any agent (a returned value nobody takes, a
 //!   leftover or refused message, a panic payload) is caught, logged and
@@ -87,8 +91,14 @@
 //! 2. Do not hold a `std::sync::Mutex` guard (or any OS-blocking lock) across
 //!    a blocking call: it can deadlock the node.
 //! 3. Do not block the OS thread (blocking I/O, `std::thread::sleep`, long
-//!    computations without runtime calls): use [`Ctx::sleep`], and call
-//!    [`Ctx::yield_now`] in long loops.
+//!    computations without runtime calls): run blocking work with
+//!    [`Ctx::blocking`], use [`Ctx::sleep`], and call [`Ctx::yield_now`] in
+//!    long loops. Started agents never leave their worker, so an agent that
+//!    holds it delays the agents placed there (not other workers, new
+//!    agents, timers or the network); the watchdog names it
+//!    ([`Builder::watchdog_threshold`], [`AgentStats::watchdog_warnings`]).
+//!    Every runtime call counts against the agent's slice, each receive
+//!    attempt and each message a selective receive skips included.
 //! 4. Destructors should not block.
 
 #![warn(missing_docs)]
