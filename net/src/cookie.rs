@@ -8,6 +8,12 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 /// The cookie file in the home directory.
+///
+/// ```
+/// if let Some(path) = erlangen_net::cookie_path() {
+///     assert!(path.ends_with(".erlangen-cookie"));
+/// }
+/// ```
 pub fn cookie_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".erlangen-cookie"))
 }

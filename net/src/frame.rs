@@ -74,6 +74,12 @@ pub fn parse(buffer: &[u8], body_max: usize) -> Result<Option<(Frame<'_>, usize)
 }
 
 /// Appends a frame to `out`. The caller keeps `body` within the limit.
+///
+/// ```
+/// let mut out = Vec::new();
+/// erlangen_net::frame::encode(4, &[], &mut out);
+/// assert_eq!(out, [0, 0, 0, 0, 4]);
+/// ```
 pub fn encode(kind: u8, body: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.push(kind);
@@ -82,13 +88,22 @@ pub fn encode(kind: u8, body: &[u8], out: &mut Vec<u8>) {
 
 /// Starts a frame whose body the caller appends next; returns where its
 /// length goes, for [`finish`].
+///
+/// ```
+/// use erlangen_net::frame::{begin, finish, parse};
+/// let mut out = Vec::new();
+/// let at = begin(3, &mut out);
+/// out.extend_from_slice(b"body");
+/// finish(at, &mut out);
+/// assert_eq!(parse(&out, 16).unwrap().unwrap().0.body, b"body");
+/// ```
 pub fn begin(kind: u8, out: &mut Vec<u8>) -> usize {
     let at = out.len();
     out.extend_from_slice(&[0, 0, 0, 0, kind]);
     at
 }
 
-/// Writes the length of the frame begun at `at`.
+/// Writes the length of the frame begun at `at` (see [`begin`]).
 pub fn finish(at: usize, out: &mut [u8]) {
     let length = (out.len() - at - FRAME_HEADER_BYTES) as u32;
     out[at..at + 4].copy_from_slice(&length.to_le_bytes());

@@ -16,7 +16,12 @@ use sha2::Sha256;
 /// Domain separation for the proofs.
 const LABEL: &[u8] = b"erlangen-net handshake v1";
 
-/// Who proves.
+/// Who proves: the role is inside the MAC, so a proof cannot be reflected.
+///
+/// ```
+/// use erlangen_net::handshake::{prove, Role};
+/// assert_ne!(prove(b"c", Role::Dialer, b"a", b"b"), prove(b"c", Role::Acceptor, b"a", b"b"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     /// The side that connected.
@@ -75,6 +80,11 @@ pub fn verify(
 }
 
 /// A fresh challenge from the operating system.
+///
+/// ```
+/// let (a, b) = (erlangen_net::handshake::challenge().unwrap(), erlangen_net::handshake::challenge().unwrap());
+/// assert_ne!(a, b);
+/// ```
 pub fn challenge() -> std::io::Result<[u8; 32]> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -37,6 +37,11 @@ use crate::types::Types;
 
 /// A request for a parallel map: the registered name of an element
 /// function and the values.
+///
+/// ```
+/// let request = erlangen_net::kernel::MapRequest { function: "inc".into(), values: vec![1i64, 2], level: 2 };
+/// assert_eq!(request.values.len(), 2);
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MapRequest<T> {
     /// `inc`, `dec`, `double`, `square` or `negate` (and `sqrt` for `f64`).
@@ -47,7 +52,8 @@ pub struct MapRequest<T> {
     pub level: usize,
 }
 
-/// A request to the `incrementer`: answer `n + 1` to `reply_to`.
+/// A request to the `incrementer`: answer `n + 1` to `reply_to` (the seed's
+/// message benchmark). Its `reply_to` is a [`WirePid`]: it crosses the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Increment {
     /// Where the answer goes.
@@ -222,6 +228,10 @@ struct KernelArgs {
 }
 
 /// The types of the standard kernel (on top of the built-ins).
+///
+/// ```
+/// assert!(erlangen_net::kernel::standard_types().names().contains(&"kernel/increment".to_owned()));
+/// ```
 pub fn standard_types() -> Types {
     Types::new()
         .register::<MapRequest<i64>>("kernel/map-request/i64")
@@ -230,6 +240,11 @@ pub fn standard_types() -> Types {
 }
 
 /// The functions of the standard kernel.
+///
+/// ```
+/// let names = erlangen_net::kernel::standard_functions().names();
+/// assert!(names.contains(&"ring-hop".to_owned()) && names.contains(&"echo".to_owned()));
+/// ```
 pub fn standard_functions() -> Functions {
     Functions::new()
         .register(

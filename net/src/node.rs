@@ -44,6 +44,11 @@ use crate::types::Types;
 use crate::wire::{self, WireAttach};
 
 /// Why a node could not start or a node call failed.
+///
+/// ```
+/// let error = erlangen_net::NetError::NameTaken("map-node".into());
+/// assert_eq!(error.to_string(), "the node name \"map-node\" is taken on this host");
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum NetError {
@@ -229,6 +234,51 @@ impl NodeBuilder {
 ///
 /// Pids of its agents work on every node it talks to: `ctx.send`, `kill`,
 /// `link`, `monitor` and `unlink` take remote pids as they take local ones.
+///
+/// ```
+/// use erlangen_net::{Functions, Node};
+/// use erlangen_portmap::{Daemon, DaemonConfig};
+/// use erlangen_runtime::{Down, Runtime, SpawnOptions};
+///
+/// // A port mapper on an ephemeral port, and two nodes that use it.
+/// let mapper = Daemon::start(DaemonConfig {
+///     listen: "127.0.0.1:0".parse().unwrap(),
+///     ..DaemonConfig::default()
+/// })
+/// .unwrap();
+/// let (rt_a, rt_b) = (Runtime::new().unwrap(), Runtime::new().unwrap());
+/// let alpha = Node::builder(&format!("alpha-{}", std::process::id()))
+///     .cookie(b"secret")
+///     .port_mapper(mapper.local_addr())
+///     .start(&rt_a)
+///     .unwrap();
+/// let beta = Node::builder(&format!("beta-{}", std::process::id()))
+///     .cookie(b"secret")
+///     .port_mapper(mapper.local_addr())
+///     .functions(Functions::new().register("double", |_ctx, n: u64| n * 2))
+///     .start(&rt_b)
+///     .unwrap();
+/// let beta_name = beta.name().clone();
+/// let alpha = std::sync::Arc::new(alpha);
+/// let node = alpha.clone();
+/// let doubled = rt_a
+///     .run(move |ctx| {
+///         // Spawned over there, monitored from here: the value comes back
+///         // in the Down.
+///         let child = node
+///             .spawn(ctx, &beta_name, "double", 21u64, SpawnOptions::new().monitor())
+///             .unwrap();
+///         assert!(child.is_remote());
+///         let down = ctx.receive().downcast::<Down>().unwrap();
+///         *down.status.value().unwrap().downcast_ref::<u64>().unwrap()
+///     })
+///     .unwrap();
+/// assert_eq!(doubled, 42);
+/// assert!(alpha.peers().iter().any(|peer| peer.connected));
+/// assert_eq!(alpha.dropped(), 0);
+/// assert_eq!(alpha.backlog().0, 0);
+/// beta.stop();
+/// ```
 #[derive(Debug)]
 pub struct Node {
     shared: Arc<NodeShared>,
@@ -429,7 +479,12 @@ pub(crate) struct SpawnResult {
     pub(crate) result: Result<Pid, String>,
 }
 
-/// Counters of one peer connection.
+/// Counters of one peer connection ([`Node::peers`]).
+///
+/// ```
+/// let fresh = erlangen_net::PeerStats::default();
+/// assert!(!fresh.connected && fresh.packets_out == 0);
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct PeerStats {
     /// The peer's name.

@@ -79,7 +79,16 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Pid, D:
         .ok_or_else(|| serde::de::Error::custom("a Pid is decoded only by a node's event loop"))
 }
 
-/// A `Pid` that serializes (through the node's event loop).
+/// A `Pid` that serializes (through the node's event loop): the field type
+/// to use where `#[serde(with = "erlangen_net::pid")]` cannot go (a tuple,
+/// a function argument).
+///
+/// ```
+/// let rt = erlangen_runtime::Runtime::new().unwrap();
+/// let me = rt.run(|ctx| erlangen_net::WirePid(ctx.pid())).unwrap();
+/// // Outside a node's event loop, a pid does not serialize:
+/// assert!(erlangen_net::wire::encode(&me).is_err());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct WirePid(pub Pid);
 
