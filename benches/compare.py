@@ -70,6 +70,10 @@ ROWS = [
     ("B8 distribution, one way, 1 sender", "dist_oneway_1", "", "per_msg_ns", "ns", [("peer", "erlang", 0.2)], ["erlang"]),
     ("B8 distribution, one way, 8 senders", "dist_oneway_8", "", "per_msg_ns", "ns", [("peer", "erlang", 0.2)], ["erlang"]),
     ("B9 parallel map 2w", "parallel_map", "", "parallel_ms", "ms", [("peer", "rayon", 1.1)], ["rayon"]),
+    ("B10 call/reply, empty mailbox", "call_reply", "empty", "per_call_ns", "ns", [], []),
+    ("B10 call/reply behind 500,000", "call_reply", "loaded", "per_call_ns", "ns",
+     [("slower", "B10 call/reply, empty mailbox", 2.0)], []),
+    ("B10 receive_match behind 500,000 (contrast)", "call_reply", "receive_match", "per_call_ns", "ns", [], []),
 ]
 
 

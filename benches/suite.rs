@@ -48,6 +48,7 @@ const CASES: &[Case] = &[
     ("big_1w", big_1w),
     ("big_2w", big_2w),
     ("parallel_map", parallel_map),
+    ("call_reply", call_reply),
     ("dist_rtt", dist::dist_rtt),
     ("dist_oneway_1", dist::dist_oneway_1),
     ("dist_oneway_8", dist::dist_oneway_8),
@@ -738,4 +739,73 @@ fn parallel_map(divisor: u64) {
             ),
         ],
     );
+}
+
+/// B10: 100 call/replies (`make_tag`, `reply`, `receive_reply`) on an empty
+/// mailbox, then behind 500,000 unrelated messages; and the same calls
+/// with `receive_match` behind them, for contrast.
+fn call_reply(divisor: u64) {
+    const CALLS: u64 = 100;
+    let noise = 500_000 / divisor;
+    let rt = runtime_with_mailbox(1, 1 << 20);
+    rt.run(move |ctx| {
+        let server = ctx.spawn(|ctx| loop {
+            let message = ctx.receive();
+            match message.downcast::<(erlangen::ReplyTo, u64)>() {
+                Ok((reply_to, n)) => ctx.reply(&reply_to, n + 1),
+                Err(message) => {
+                    if let Ok((from, n)) = message.downcast::<(Pid, u64)>() {
+                        ctx.send(&from, (n, n + 1));
+                    }
+                }
+            }
+        });
+        let calls = |ctx: &mut Ctx| {
+            let started = Instant::now();
+            for n in 0..CALLS {
+                let tag = ctx.make_tag();
+                ctx.send(&server, (ctx.reply_to(tag), n));
+                let answer = ctx
+                    .receive_reply(tag, Duration::from_secs(60))
+                    .expect("a reply")
+                    .downcast::<u64>()
+                    .expect("a number");
+                assert_eq!(answer, n + 1);
+            }
+            started.elapsed()
+        };
+        let empty = calls(ctx);
+        let me = ctx.pid();
+        for n in 0..noise {
+            ctx.send(&me, n as u32);
+        }
+        let loaded = calls(ctx);
+        let started = Instant::now();
+        for n in 0..CALLS {
+            ctx.send(&server, (ctx.pid(), n));
+            let answer = ctx
+                .receive_match(|m| m.downcast_ref::<(u64, u64)>().is_some_and(|(k, _)| *k == n))
+                .downcast::<(u64, u64)>()
+                .expect("an answer");
+            assert_eq!(answer.1, n + 1);
+        }
+        let scanned = started.elapsed();
+        assert_eq!(ctx.flush().len() as u64, noise, "the noise is untouched");
+        figure(
+            "B10 call-reply",
+            "empty",
+            &[("per_call_ns", per(empty, CALLS))],
+        );
+        figure(
+            "B10 call-reply",
+            &format!("loaded noise={noise}"),
+            &[("per_call_ns", per(loaded, CALLS))],
+        );
+        figure(
+            "B10 call-reply",
+            &format!("receive_match noise={noise}"),
+            &[("per_call_ns", per(scanned, CALLS))],
+        );
+    })
+    .expect("the case runs");
 }

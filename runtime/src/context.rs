@@ -79,6 +79,8 @@ pub struct Ctx {
     exiting: RefCell<Option<ExitReason>>,
     /// Runtime calls left before the agent yields its worker.
     reductions: Cell<u32>,
+    /// The next call tag this agent makes (reply.rs).
+    next_tag: Cell<u64>,
     /// `Ctx` must stay on its agent's stack.
     _not_send: PhantomData<*mut ()>,
 }
@@ -161,6 +163,7 @@ impl Ctx {
             saved_data: RefCell::new(VecDeque::new()),
             exiting: RefCell::new(None),
             reductions: Cell::new(REDUCTIONS_PER_SLICE),
+            next_tag: Cell::new(1),
             _not_send: PhantomData,
         }
     }
@@ -694,6 +697,109 @@ impl Ctx {
             self.check_exit();
         }
         self.disarm_wake();
+    }
+
+    /// A new tag for a call: send [`Ctx::reply_to`] with the request, then
+    /// wait with [`Ctx::receive_reply`] (see `reply` in the crate docs).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert!(rt.run(|ctx| ctx.make_tag() != ctx.make_tag()).unwrap());
+    /// ```
+    pub fn make_tag(&self) -> crate::reply::Tag {
+        let tag = self.next_tag.get();
+        self.next_tag.set(tag + 1);
+        crate::reply::Tag(tag)
+    }
+
+    /// Where a reply to this agent's call `tag` goes.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// assert!(rt.run(|ctx| ctx.reply_to(ctx.make_tag()).pid == ctx.pid()).unwrap());
+    /// ```
+    pub fn reply_to(&self, tag: crate::reply::Tag) -> crate::reply::ReplyTo {
+        crate::reply::ReplyTo {
+            pid: self.pid.clone(),
+            tag,
+        }
+    }
+
+    /// Answers a call: `message` goes to `to.pid`, filed under its tag, for
+    /// its [`Ctx::receive_reply`] (a remote caller gets it as an ordinary
+    /// message).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let got = rt.run(|ctx| {
+    ///     let tag = ctx.make_tag();
+    ///     ctx.reply(&ctx.reply_to(tag), "to myself");
+    ///     ctx.receive_reply(tag, Duration::from_secs(1)).unwrap().downcast::<&str>().unwrap()
+    /// });
+    /// assert_eq!(got.unwrap(), "to myself");
+    /// ```
+    pub fn reply<M: Any + Send>(&self, to: &crate::reply::ReplyTo, message: M) {
+        if to.pid.is_remote() {
+            self.send(&to.pid, message);
+            return;
+        }
+        let tagged = crate::reply::Tagged {
+            tag: to.tag.0,
+            message: Message::new(message),
+        };
+        self.send(&to.pid, tagged);
+    }
+
+    /// Waits for the reply to this agent's call `tag`, taking it without
+    /// looking at any other message (O(1), whatever the mailbox holds), or
+    /// gives up after `timeout`. Exit signals still end the agent while it
+    /// waits; notifications and messages stay queued.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let timed_out = rt.run(|ctx| ctx.receive_reply(ctx.make_tag(), Duration::from_millis(1)).is_err());
+    /// assert!(timed_out.unwrap());
+    /// ```
+    pub fn receive_reply(
+        &self,
+        tag: crate::reply::Tag,
+        timeout: Duration,
+    ) -> Result<Message, Timeout> {
+        self.charge();
+        let deadline = deadline_after(timeout);
+        let mailbox = &self.pid.local_cell().mailbox;
+        let mut armed = false;
+        let result = loop {
+            if let Some(reply) = mailbox.take_reply(tag.0) {
+                let tagged = reply
+                    .downcast::<crate::reply::Tagged>()
+                    .expect("the reply lane holds tagged messages");
+                break Ok(tagged.message);
+            }
+            if Instant::now() >= deadline {
+                break Err(Timeout);
+            }
+            if !armed {
+                self.arm_wake(deadline);
+                armed = true;
+            }
+            self.suspend(Suspend::Wait);
+            self.check_exit();
+        };
+        if armed {
+            self.disarm_wake();
+        }
+        result
     }
 
     /// Runs `f` on the runtime's pool of blocking threads while this agent

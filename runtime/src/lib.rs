@@ -35,6 +35,10 @@
 //! * **Receive** takes exit notifications ([`Down`]) ahead of ordinary
 //!   messages; [`Ctx::receive_timeout`] returns [`Timeout`];
 //!   [`Ctx::receive_match`] is Erlang's selective receive (Erlangen had none).
+//!   For the call/reply shape, [`Ctx::make_tag`], [`Ctx::reply`] and
+//!   [`Ctx::receive_reply`] find a reply by its tag without scanning the
+//!   mailbox (replies are filed by tag and only `receive_reply` takes them;
+//!   they count against the capacity).
 //! * **Exit**: an agent's status is `Ok(value)` (its function returned) or
 //!   `Exit(reason)`. A panic becomes `ExitReason::Panic` with the message; the
 //!   worker survives. [`Ctx::kill`] takes effect at once on a suspended agent,
@@ -121,6 +125,7 @@ mod message;
 mod pid;
 mod registry;
 mod remote;
+mod reply;
 mod runtime;
 mod scheduler;
 mod spawn;
@@ -141,6 +146,7 @@ pub use crate::introspection::{AgentStats, AgentTree};
 pub use crate::message::Message;
 pub use crate::pid::Pid;
 pub use crate::remote::{Remote, RemotePid, RemoteSignal};
+pub use crate::reply::{ReplyTo, Tag};
 pub use crate::runtime::{Builder, Runtime};
 pub use crate::scheduler::signal::Attach;
 pub use crate::spawn::SpawnOptions;

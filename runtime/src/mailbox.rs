@@ -55,6 +55,9 @@ struct Lanes {
     data: DataLane,
     /// Set at kill or death: every later push is dropped and counted.
     closed: bool,
+    /// Replies, by their call's tag (reply.rs); they count against the
+    /// capacity with the data lane.
+    replies: std::collections::HashMap<u64, Message>,
 }
 
 /// The data lane: a FIFO whose oldest message sits inline while the lane
@@ -124,15 +127,44 @@ impl Mailbox {
     /// Appends a message to the data lane. A full or closed mailbox hands it
     /// back (the caller drops it outside the lock) and counts it as dropped.
     pub(crate) fn push_message(&self, message: Message) -> Result<(), Message> {
+        let tag = message
+            .downcast_ref::<crate::reply::Tagged>()
+            .map(|tagged| tagged.tag);
         let mut lanes = self.lanes.lock();
-        if lanes.closed || lanes.data.len() >= self.capacity {
+        if lanes.closed || lanes.data.len() + lanes.replies.len() >= self.capacity {
             drop(lanes);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(message);
         }
-        lanes.data.push_back(message);
-        self.publish_len(&lanes);
+        match tag {
+            Some(tag) => {
+                // A second reply with the same tag replaces nothing: the
+                // first stays, the second is refused like a full mailbox.
+                if lanes.replies.contains_key(&tag) {
+                    drop(lanes);
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return Err(message);
+                }
+                lanes.replies.insert(tag, message);
+            }
+            None => {
+                lanes.data.push_back(message);
+                self.publish_len(&lanes);
+            }
+        }
         Ok(())
+    }
+
+    /// Takes the reply filed under `tag` (reply.rs). Owner only.
+    pub(crate) fn take_reply(&self, tag: u64) -> Option<Message> {
+        let mut lanes = self.lanes.lock();
+        if lanes.replies.is_empty() {
+            return None;
+        }
+        let reply = lanes.replies.remove(&tag)?;
+        drop(lanes);
+        self.count_received();
+        Some(reply)
     }
 
     /// Appends a notification to the control lane; refused (and counted) only
@@ -239,6 +271,11 @@ impl Mailbox {
     pub(crate) fn close(&self) -> Option<(VecDeque<Signal>, DataLane)> {
         let mut lanes = self.lanes.lock();
         lanes.closed = true;
+        // Replies nobody took leave with the other leftovers.
+        let replies: Vec<Message> = lanes.replies.drain().map(|(_, reply)| reply).collect();
+        for reply in replies {
+            lanes.data.push_back(reply);
+        }
         if lanes.control.is_empty() && lanes.data.len() == 0 {
             return None;
         }

@@ -187,3 +187,63 @@ fn a_long_selective_scan_lets_other_agents_of_its_worker_run() {
         "the echo answered while the scanner was still scanning"
     );
 }
+
+#[test]
+fn a_reply_behind_half_a_million_unrelated_messages_is_taken_by_its_tag() {
+    // Room for the noise (a reply counts against the capacity like any
+    // message).
+    let rt = erlangen_runtime::Runtime::builder()
+        .workers(2)
+        .mailbox_len(1 << 20)
+        .build()
+        .unwrap();
+    let (answers, left) = rt
+        .run(|ctx| {
+            let me = ctx.pid();
+            let server = ctx.spawn(|ctx| loop {
+                let (reply_to, n) = ctx
+                    .receive()
+                    .downcast::<(erlangen_runtime::ReplyTo, u64)>()
+                    .unwrap();
+                ctx.reply(&reply_to, n + 1);
+            });
+            // Fill our own mailbox with messages nobody will take.
+            let noise = ctx.spawn(move |ctx| {
+                for n in 0..500_000u32 {
+                    ctx.send(&me, n);
+                }
+            });
+            let _ = noise;
+            let mut answers = Vec::new();
+            for n in 0..100u64 {
+                let tag = ctx.make_tag();
+                ctx.send(&server, (ctx.reply_to(tag), n));
+                let reply = ctx
+                    .receive_reply(tag, crate::support::HANG_GUARD)
+                    .expect("the reply arrives");
+                answers.push(reply.downcast::<u64>().unwrap());
+            }
+            // Plain receives still see the noise first, in order.
+            let first = ctx.receive_timeout(crate::support::HANG_GUARD).unwrap();
+            (answers, first.downcast::<u32>().unwrap())
+        })
+        .unwrap();
+    assert_eq!(answers, (1..=100).collect::<Vec<u64>>());
+    assert_eq!(left, 0, "the unrelated messages are untouched, in order");
+}
+
+#[test]
+fn a_reply_that_never_comes_times_out_and_a_late_one_is_not_a_plain_message() {
+    let rt = runtime(1);
+    let (timed_out, plain) = rt
+        .run(|ctx| {
+            let tag = ctx.make_tag();
+            let timed_out = ctx.receive_reply(tag, Duration::from_millis(5)).is_err();
+            ctx.reply(&ctx.reply_to(tag), "late");
+            let plain = ctx.receive_timeout(Duration::from_millis(5)).is_err();
+            (timed_out, plain)
+        })
+        .unwrap();
+    assert!(timed_out);
+    assert!(plain, "a reply is taken only by receive_reply");
+}
