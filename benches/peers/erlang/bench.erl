@@ -135,9 +135,14 @@ parked(Div) ->
     Before = status_kib("VmRSS:"),
     lists:foreach(fun(Round) ->
         Self = self(),
+        %% Each process bumps a shared counter as it parks (atomics), as an
+        %% Erlang programmer counts a million events: a million `started`
+        %% messages would pile into the driver's mailbox.
+        Started = atomics:new(1, []),
         T0 = now_ns(),
-        Pids = [spawn(fun() -> Self ! started, receive go -> Self ! finished end end) || _ <- lists:seq(1, N)],
-        wait(N, started),
+        Pids = [spawn(fun() -> atomics:add(Started, 1, 1), receive go -> Self ! finished end end)
+                || _ <- lists:seq(1, N)],
+        wait_count(Started, N),
         Spawn = now_ns() - T0,
         Rss = status_kib("VmRSS:"),
         T1 = now_ns(),
@@ -151,6 +156,12 @@ parked(Div) ->
 
 wait(0, _) -> ok;
 wait(N, Tag) -> receive Tag -> wait(N - 1, Tag) end.
+
+wait_count(Counter, N) ->
+    case atomics:get(Counter, 1) >= N of
+        true -> ok;
+        false -> erlang:yield(), wait_count(Counter, N)
+    end.
 
 churn(Div, Label) ->
     N = 1000000 div Div,

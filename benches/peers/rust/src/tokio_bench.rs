@@ -1,5 +1,9 @@
-//! tokio peer: tasks and bounded/unbounded mpsc channels as mailboxes.
-//! 1w = current_thread runtime, 2w = multi_thread with 2 workers.
+//! tokio peer: tasks and mpsc channels as mailboxes, written as tokio users
+//! write them (benches/peers/README.md): unbounded channels where the case
+//! has no bound (our mailboxes drop rather than block a sender), every
+//! case driven from a spawned task (on the multi-thread runtime a
+//! `block_on` future runs outside the workers, so each message would cross
+//! threads), `current_thread` for one worker, `multi_thread` for two.
 
 mod common;
 
@@ -18,21 +22,30 @@ fn rt(workers: usize) -> tokio::runtime::Runtime {
     }
 }
 
+/// Runs `case` as a task on a runtime of `workers` workers.
+fn run_on<F, T>(workers: usize, case: F) -> T
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    rt(workers).block_on(async move { tokio::spawn(case).await.unwrap() })
+}
+
 fn ping_pong(w: usize, d: usize, label: &str) {
     let rounds = 1_000_000 / d;
-    let elapsed = rt(w).block_on(async move {
-        let (ping_tx, mut ping_rx) = mpsc::channel::<usize>(1);
-        let (pong_tx, mut pong_rx) = mpsc::channel::<usize>(1);
+    let elapsed = run_on(w, async move {
+        let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<usize>();
+        let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<usize>();
         tokio::spawn(async move {
             while let Some(v) = ping_rx.recv().await {
-                if pong_tx.send(v).await.is_err() {
+                if pong_tx.send(v).is_err() {
                     break;
                 }
             }
         });
         let start = Instant::now();
         for i in 0..rounds {
-            ping_tx.send(i).await.unwrap();
+            ping_tx.send(i).unwrap();
             pong_rx.recv().await.unwrap();
         }
         start.elapsed()
@@ -42,7 +55,7 @@ fn ping_pong(w: usize, d: usize, label: &str) {
 
 fn counting(w: usize, d: usize, label: &str) {
     let n = 1_000_000 / d;
-    let (elapsed, sum) = rt(w).block_on(async move {
+    let (elapsed, sum) = run_on(w, async move {
         let (tx, mut rx) = mpsc::unbounded_channel::<usize>();
         let counter = tokio::spawn(async move {
             let mut sum = 0;
@@ -65,11 +78,11 @@ fn counting(w: usize, d: usize, label: &str) {
 
 fn ring(w: usize, size: usize, d: usize, label: &str) {
     let hops = 1_000_000 / d;
-    let elapsed = rt(w).block_on(async move {
+    let elapsed = run_on(w, async move {
         let mut senders = Vec::new();
         let mut receivers = Vec::new();
         for _ in 0..size {
-            let (tx, rx) = mpsc::channel::<usize>(1);
+            let (tx, rx) = mpsc::unbounded_channel::<usize>();
             senders.push(tx);
             receivers.push(rx);
         }
@@ -85,21 +98,21 @@ fn ring(w: usize, size: usize, d: usize, label: &str) {
                         if let Some(f) = f {
                             let _ = f.send(());
                         }
-                        let _ = out.try_send(usize::MAX);
+                        let _ = out.send(usize::MAX);
                         return;
                     }
                     if t == usize::MAX {
-                        let _ = out.try_send(usize::MAX);
+                        let _ = out.send(usize::MAX);
                         return;
                     }
-                    if out.send(t - 1).await.is_err() {
+                    if out.send(t - 1).is_err() {
                         return;
                     }
                 }
             });
         }
         let start = Instant::now();
-        senders[0].send(hops).await.unwrap();
+        senders[0].send(hops).unwrap();
         let _ = done_rx.await;
         start.elapsed()
     });
@@ -127,7 +140,7 @@ fn skynet_node(num: usize, size: usize) -> std::pin::Pin<Box<dyn std::future::Fu
 fn skynet(d: usize) {
     let leaves = 1_000_000 / d;
     let start = Instant::now();
-    let sum = rt(2).block_on(skynet_node(0, leaves));
+    let sum = run_on(2, skynet_node(0, leaves));
     let elapsed = start.elapsed();
     assert_eq!(sum, leaves * (leaves - 1) / 2);
     println!(
@@ -143,7 +156,7 @@ fn parked(d: usize) {
     let runtime = rt(2);
     let before = status_kib("VmRSS:");
     for round in 0..2 {
-        let (spawn, rss, teardown) = runtime.block_on(async move {
+        let driver = runtime.spawn(async move {
             let started = Arc::new(AtomicUsize::new(0));
             let t0 = Instant::now();
             let mut senders = Vec::with_capacity(n);
@@ -171,6 +184,7 @@ fn parked(d: usize) {
             }
             (spawn, rss, t1.elapsed())
         });
+        let (spawn, rss, teardown) = runtime.block_on(driver).unwrap();
         println!(
             "B5 parked {} agents={n} spawn_ns_per_agent={} rss_bytes_per_agent={} teardown_ns_per_agent={}",
             if round == 0 { "2w cold" } else { "2w warm" },
@@ -183,7 +197,7 @@ fn parked(d: usize) {
 
 fn churn(w: usize, d: usize, label: &str) {
     let n = 1_000_000 / d;
-    let elapsed = rt(w).block_on(async move {
+    let elapsed = run_on(w, async move {
         let start = Instant::now();
         let mut handles = Vec::with_capacity(1024);
         for i in 0..n {
@@ -210,19 +224,19 @@ fn churn(w: usize, d: usize, label: &str) {
 fn chameneos(w: usize, d: usize, label: &str) {
     const CREATURES: usize = 100;
     let meetings = 200_000 / d;
-    let (elapsed, total) = rt(w).block_on(async move {
-        let (broker_tx, mut broker_rx) = mpsc::channel::<(mpsc::Sender<Option<u8>>, u8)>(2 * CREATURES);
-        let (result_tx, mut result_rx) = mpsc::channel::<usize>(CREATURES);
+    let (elapsed, total) = run_on(w, async move {
+        let (broker_tx, mut broker_rx) = mpsc::unbounded_channel::<(mpsc::UnboundedSender<Option<u8>>, u8)>();
+        let (result_tx, mut result_rx) = mpsc::unbounded_channel::<usize>();
         let start = Instant::now();
         for i in 0..CREATURES {
             let broker = broker_tx.clone();
             let results = result_tx.clone();
             tokio::spawn(async move {
-                let (tx, mut rx) = mpsc::channel::<Option<u8>>(1);
+                let (tx, mut rx) = mpsc::unbounded_channel::<Option<u8>>();
                 let mut colour = (i % 3) as u8;
                 let mut met = 0;
                 loop {
-                    broker.send((tx.clone(), colour)).await.unwrap();
+                    broker.send((tx.clone(), colour)).unwrap();
                     match rx.recv().await.unwrap() {
                         Some(other) => {
                             if other != colour {
@@ -233,30 +247,30 @@ fn chameneos(w: usize, d: usize, label: &str) {
                         None => break,
                     }
                 }
-                results.send(met).await.unwrap();
+                results.send(met).unwrap();
             });
         }
-        let mut waiting: Option<(mpsc::Sender<Option<u8>>, u8)> = None;
+        let mut waiting: Option<(mpsc::UnboundedSender<Option<u8>>, u8)> = None;
         let mut m = 0;
         while m < meetings {
             let meet = broker_rx.recv().await.unwrap();
             match waiting.take() {
                 None => waiting = Some(meet),
                 Some(first) => {
-                    first.0.send(Some(meet.1)).await.unwrap();
-                    meet.0.send(Some(first.1)).await.unwrap();
+                    first.0.send(Some(meet.1)).unwrap();
+                    meet.0.send(Some(first.1)).unwrap();
                     m += 1;
                 }
             }
         }
         let mut left = CREATURES;
         if let Some(first) = waiting.take() {
-            first.0.send(None).await.unwrap();
+            first.0.send(None).unwrap();
             left -= 1;
         }
         for _ in 0..left {
             let meet = broker_rx.recv().await.unwrap();
-            meet.0.send(None).await.unwrap();
+            meet.0.send(None).unwrap();
         }
         let mut total = 0;
         for _ in 0..CREATURES {
@@ -271,7 +285,7 @@ fn chameneos(w: usize, d: usize, label: &str) {
 fn big(w: usize, d: usize, label: &str) {
     const AGENTS: usize = 120;
     let pings = 20_000 / d;
-    let (elapsed, total) = rt(w).block_on(async move {
+    let (elapsed, total) = run_on(w, async move {
         let mut txs = Vec::new();
         let mut rxs = Vec::new();
         for _ in 0..AGENTS {
