@@ -58,3 +58,9 @@ pub const LISTEN_BACKLOG: u32 = 1024;
 
 /// How soon the node tries accepting again after descriptors ran out.
 pub const ACCEPT_RETRY: Duration = erlangen_portmap::listener::ACCEPT_RETRY;
+
+/// Commands queued above which a send from outside any agent (which cannot
+/// be made to wait) is dropped and counted ([`crate::Node::dropped`]):
+/// agents wait at `BACKLOG_COMMANDS_HIGH_WATER`, so only plain threads
+/// reach this, and the node's memory stays bounded whoever sends.
+pub const BACKLOG_COMMANDS_MAX: usize = 4 * BACKLOG_COMMANDS_HIGH_WATER;

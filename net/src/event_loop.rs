@@ -118,6 +118,12 @@ impl Command {
         )
     }
 
+    /// Whether the command is a message (signals are never dropped for
+    /// backpressure: they are bounded by the number of edges).
+    pub(crate) fn is_message(&self) -> bool {
+        matches!(self, Command::Send { .. } | Command::SendNamed { .. })
+    }
+
     /// The node the command is for, if it is for one.
     fn node(&self) -> Option<&str> {
         match self {

@@ -567,7 +567,15 @@ impl NodeShared {
     /// Queues a command for the loop and wakes it if it may be asleep.
     pub(crate) fn push(&self, command: Command) {
         if command.is_backlog() {
-            self.backlog_commands.fetch_add(1, Ordering::Relaxed);
+            let queued = self.backlog_commands.fetch_add(1, Ordering::Relaxed);
+            if queued >= crate::config::BACKLOG_COMMANDS_MAX && command.is_message() {
+                // A plain thread outpacing the network (agents wait long
+                // before this): dropped and counted, never buffered without
+                // bound.
+                self.backlog_commands.fetch_sub(1, Ordering::Relaxed);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         }
         crate::sync_lock(&self.commands).push_back(command);
         // AcqRel: pairs with the loop's swap(false) before it drains, so

@@ -424,3 +424,47 @@ fn a_sender_faster_than_the_network_waits_and_loses_nothing() {
     );
     assert!(node_a.busy_waits() > 0, "the sender was made to wait");
 }
+
+#[test]
+fn a_node_registers_again_after_its_port_mapper_restarts_and_unregisters_when_stopped() {
+    use erlangen_portmap::{Client, Daemon, DaemonConfig, ErrorCode};
+    let mapper = port_mapper();
+    let addr = mapper.local_addr();
+    let name = unique("phoenix");
+    let (_rt, node) = node(&mapper, &name);
+    let port = node.local_addr().port();
+    assert_eq!(Client::connect(addr).unwrap().lookup(&name).unwrap(), port);
+    mapper.stop().unwrap();
+    // A new port mapper on the same address: the node comes back to it.
+    let restarted = Daemon::start(DaemonConfig {
+        listen: addr,
+        ..DaemonConfig::default()
+    })
+    .expect("the port is free again");
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    let found = loop {
+        match Client::connect(addr).and_then(|mut c| c.lookup(&name)) {
+            Ok(found) => break found,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => panic!("the node did not register again: {error}"),
+        }
+    };
+    assert_eq!(found, port);
+    node.stop();
+    // The registration's connection closed with the node: the name goes
+    // (the daemon notices the close on its own loop).
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    loop {
+        let lookup = Client::connect(addr).unwrap().lookup(&name);
+        match lookup {
+            Err(error) if error.code() == Some(ErrorCode::NoSuchNode) => break,
+            _ if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            other => panic!("the name outlived its node: {other:?}"),
+        }
+    }
+    drop(restarted);
+}
