@@ -125,6 +125,11 @@ pub struct NodeBuilder {
 impl NodeBuilder {
     /// The host part of the node's name (default `localhost`): how other
     /// nodes reach this host's port mapper.
+    ///
+    /// ```
+    /// let builder = erlangen_net::Node::builder("alpha").host("example.org");
+    /// assert!(format!("{builder:?}").contains("example.org"));
+    /// ```
     pub fn host(mut self, host: &str) -> NodeBuilder {
         self.host = host.to_owned();
         self
@@ -132,24 +137,46 @@ impl NodeBuilder {
 
     /// The shared secret (default: `ERLANGEN_COOKIE`, else
     /// `~/.erlangen-cookie`, made if missing).
+    ///
+    /// ```
+    /// let builder = erlangen_net::Node::builder("alpha").cookie(b"secret");
+    /// let _ = builder;
+    /// ```
     pub fn cookie(mut self, cookie: &[u8]) -> NodeBuilder {
         self.cookie = Some(cookie.to_vec());
         self
     }
 
     /// The port mapper of this host (default 127.0.0.1:10001).
+    ///
+    /// ```
+    /// let builder = erlangen_net::Node::builder("alpha").port_mapper("127.0.0.1:4369".parse().unwrap());
+    /// assert!(format!("{builder:?}").contains("4369"));
+    /// ```
     pub fn port_mapper(mut self, addr: SocketAddr) -> NodeBuilder {
         self.port_mapper = addr;
         self
     }
 
     /// The address to listen on (default 127.0.0.1; the port is ephemeral).
+    ///
+    /// ```
+    /// let builder = erlangen_net::Node::builder("alpha").listen("127.0.0.1".parse().unwrap());
+    /// let _ = builder;
+    /// ```
     pub fn listen(mut self, addr: IpAddr) -> NodeBuilder {
         self.listen = addr;
         self
     }
 
     /// Heartbeat interval and the silence after which a peer is lost.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = erlangen_net::Node::builder("alpha")
+    ///     .heartbeat(Duration::from_millis(200), Duration::from_secs(2));
+    /// let _ = builder;
+    /// ```
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> NodeBuilder {
         self.heartbeat_interval = interval;
         self.heartbeat_timeout = timeout;
@@ -157,18 +184,42 @@ impl NodeBuilder {
     }
 
     /// The message types this node sends and receives.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize, Debug)]
+    /// struct Hello(String);
+    /// let builder = erlangen_net::Node::builder("alpha")
+    ///     .types(erlangen_net::Types::new().register::<Hello>("example/hello"));
+    /// let _ = builder;
+    /// ```
     pub fn types(mut self, types: Types) -> NodeBuilder {
         self.types = types;
         self
     }
 
     /// The functions other nodes may spawn here.
+    ///
+    /// ```
+    /// let builder = erlangen_net::Node::builder("alpha")
+    ///     .functions(erlangen_net::Functions::new().register("inc", |_ctx, n: i64| n + 1));
+    /// let _ = builder;
+    /// ```
     pub fn functions(mut self, functions: Functions) -> NodeBuilder {
         self.functions = functions;
         self
     }
 
     /// Starts the node on `runtime` (module docs, "Start").
+    ///
+    /// ```
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// // Nothing listens on port 1: the start fails with a clear error.
+    /// let refused = erlangen_net::Node::builder("alpha")
+    ///     .cookie(b"secret")
+    ///     .port_mapper("127.0.0.1:1".parse().unwrap())
+    ///     .start(&rt);
+    /// assert!(matches!(refused, Err(erlangen_net::NetError::PortMapper(_))));
+    /// ```
     pub fn start(self, runtime: &Runtime) -> Result<Node, NetError> {
         let name = NodeName::new(&self.host, &self.name)
             .map_err(|e| NetError::InvalidName(e.to_string()))?;
@@ -287,6 +338,11 @@ pub struct Node {
 
 impl Node {
     /// A builder for a node named `name` on this host.
+    ///
+    /// ```
+    /// let builder = erlangen_net::Node::builder("alpha");
+    /// assert!(format!("{builder:?}").contains("alpha"));
+    /// ```
     pub fn builder(name: &str) -> NodeBuilder {
         NodeBuilder {
             name: name.to_owned(),
@@ -302,16 +358,69 @@ impl Node {
     }
 
     /// The node's name.
+    ///
+    /// ```
+    /// # let mapper = erlangen_portmap::Daemon::start(erlangen_portmap::DaemonConfig {
+    /// #     listen: "127.0.0.1:0".parse().unwrap(),
+    /// #     ..Default::default()
+    /// # })
+    /// # .unwrap();
+    /// # let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// # let node = erlangen_net::Node::builder("doc")
+    /// #     .cookie(b"c")
+    /// #     .port_mapper(mapper.local_addr())
+    /// #     .start(&rt)
+    /// #     .unwrap();
+    /// assert_eq!(node.name().to_string(), "localhost/doc");
+    /// ```
     pub fn name(&self) -> &NodeName {
         &self.shared.name
     }
 
     /// The node's incarnation: new at every start.
+    ///
+    /// ```
+    /// # let mapper = erlangen_portmap::Daemon::start(erlangen_portmap::DaemonConfig {
+    /// #     listen: "127.0.0.1:0".parse().unwrap(),
+    /// #     ..Default::default()
+    /// # })
+    /// # .unwrap();
+    /// # let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// # let node = erlangen_net::Node::builder("doc")
+    /// #     .cookie(b"c")
+    /// #     .port_mapper(mapper.local_addr())
+    /// #     .start(&rt)
+    /// #     .unwrap();
+    /// let first = node.incarnation();
+    /// node.stop();
+    /// let again = erlangen_net::Node::builder("doc-again")
+    ///     .cookie(b"c")
+    ///     .port_mapper(mapper.local_addr())
+    ///     .start(&rt)
+    ///     .unwrap();
+    /// assert_ne!(again.incarnation(), first);
+    /// ```
     pub fn incarnation(&self) -> u64 {
         self.shared.incarnation
     }
 
     /// Where it listens.
+    ///
+    /// ```
+    /// # let mapper = erlangen_portmap::Daemon::start(erlangen_portmap::DaemonConfig {
+    /// #     listen: "127.0.0.1:0".parse().unwrap(),
+    /// #     ..Default::default()
+    /// # })
+    /// # .unwrap();
+    /// # let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// # let node = erlangen_net::Node::builder("doc")
+    /// #     .cookie(b"c")
+    /// #     .port_mapper(mapper.local_addr())
+    /// #     .start(&rt)
+    /// #     .unwrap();
+    /// assert!(node.local_addr().ip().is_loopback());
+    /// assert_ne!(node.local_addr().port(), 0);
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
     }
@@ -324,13 +433,32 @@ impl Node {
     }
 
     /// The pid of the agent `id` (a local agent if it is one of ours).
+    ///
+    /// ```
+    /// # let mapper = erlangen_portmap::Daemon::start(erlangen_portmap::DaemonConfig {
+    /// #     listen: "127.0.0.1:0".parse().unwrap(),
+    /// #     ..Default::default()
+    /// # })
+    /// # .unwrap();
+    /// # let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// # let node = erlangen_net::Node::builder("doc")
+    /// #     .cookie(b"c")
+    /// #     .port_mapper(mapper.local_addr())
+    /// #     .start(&rt)
+    /// #     .unwrap();
+    /// let pid = rt.spawn(|ctx| { ctx.receive(); });
+    /// let id = node.id_of(&pid).unwrap();
+    /// assert_eq!(id.node, *node.name());
+    /// assert_eq!(node.pid_of(&id), pid); // ours comes back local
+    /// ```
     pub fn pid_of(&self, id: &AgentId) -> Pid {
         self.shared.pid_of(id)
     }
 
     /// Sends `message` from the calling agent to the agent registered as
     /// `name` on `node`. While the node's outbound backlog is above its
-    /// high-water mark the agent waits, suspended (backpressure).
+    /// high-water mark the agent waits, suspended (backpressure). (See the
+    /// example on [`Node`] for a whole session.)
     pub fn send_named<M: Any + Send>(&self, ctx: &Ctx, node: &NodeName, name: &str, message: M) {
         while self.shared.busy() {
             ctx.sleep(BUSY_POLL);
@@ -341,6 +469,23 @@ impl Node {
     /// Sends `message` to the agent registered as `name` on `node` from a
     /// thread outside the runtime: refused with [`NetError::Busy`] while the
     /// node's outbound backlog is above its high-water mark.
+    ///
+    /// ```
+    /// # let mapper = erlangen_portmap::Daemon::start(erlangen_portmap::DaemonConfig {
+    /// #     listen: "127.0.0.1:0".parse().unwrap(),
+    /// #     ..Default::default()
+    /// # })
+    /// # .unwrap();
+    /// # let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// # let node = erlangen_net::Node::builder("doc")
+    /// #     .cookie(b"c")
+    /// #     .port_mapper(mapper.local_addr())
+    /// #     .start(&rt)
+    /// #     .unwrap();
+    /// let to: erlangen_net::NodeName = "localhost/nobody".parse().unwrap();
+    /// // Queued at once; with no such node it is dropped and counted later.
+    /// node.try_send_named(&to, "echo", 1u64).unwrap();
+    /// ```
     pub fn try_send_named<M: Any + Send>(
         &self,
         node: &NodeName,
@@ -371,7 +516,7 @@ impl Node {
     /// capacity (their stack size and worker are the remote node's
     /// choice). Blocks the calling agent (never its worker) until the node
     /// answers. An unknown function or undecodable arguments are an error,
-    /// as is a lost connection.
+    /// as is a lost connection. (The example on [`Node`] spawns remotely.)
     pub fn spawn<A>(
         &self,
         ctx: &Ctx,
@@ -417,6 +562,21 @@ impl Node {
     }
 
     /// Per-peer statistics, by node name.
+    ///
+    /// ```
+    /// # let mapper = erlangen_portmap::Daemon::start(erlangen_portmap::DaemonConfig {
+    /// #     listen: "127.0.0.1:0".parse().unwrap(),
+    /// #     ..Default::default()
+    /// # })
+    /// # .unwrap();
+    /// # let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// # let node = erlangen_net::Node::builder("doc")
+    /// #     .cookie(b"c")
+    /// #     .port_mapper(mapper.local_addr())
+    /// #     .start(&rt)
+    /// #     .unwrap();
+    /// assert!(node.peers().is_empty()); // no peer yet
+    /// ```
     pub fn peers(&self) -> Vec<PeerStats> {
         let stats = crate::sync_lock(&self.shared.stats);
         let mut all: Vec<PeerStats> = stats.values().cloned().collect();
@@ -426,6 +586,21 @@ impl Node {
 
     /// Messages dropped by this node: to stale or unknown ids, of types not
     /// registered for distribution, or queued for a node that was lost.
+    ///
+    /// ```
+    /// # let mapper = erlangen_portmap::Daemon::start(erlangen_portmap::DaemonConfig {
+    /// #     listen: "127.0.0.1:0".parse().unwrap(),
+    /// #     ..Default::default()
+    /// # })
+    /// # .unwrap();
+    /// # let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// # let node = erlangen_net::Node::builder("doc")
+    /// #     .cookie(b"c")
+    /// #     .port_mapper(mapper.local_addr())
+    /// #     .start(&rt)
+    /// #     .unwrap();
+    /// assert_eq!(node.dropped(), 0);
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }
@@ -443,11 +618,42 @@ impl Node {
 
     /// How many times a sender found the backlog above its high-water mark
     /// and waited.
+    ///
+    /// ```
+    /// # let mapper = erlangen_portmap::Daemon::start(erlangen_portmap::DaemonConfig {
+    /// #     listen: "127.0.0.1:0".parse().unwrap(),
+    /// #     ..Default::default()
+    /// # })
+    /// # .unwrap();
+    /// # let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// # let node = erlangen_net::Node::builder("doc")
+    /// #     .cookie(b"c")
+    /// #     .port_mapper(mapper.local_addr())
+    /// #     .start(&rt)
+    /// #     .unwrap();
+    /// assert_eq!(node.busy_waits(), 0);
+    /// assert_eq!(node.backlog(), (0, 0));
+    /// ```
     pub fn busy_waits(&self) -> u64 {
         self.shared.busy_waits.load(Ordering::Relaxed)
     }
 
     /// Stops the node (module docs, "Stop").
+    ///
+    /// ```
+    /// # let mapper = erlangen_portmap::Daemon::start(erlangen_portmap::DaemonConfig {
+    /// #     listen: "127.0.0.1:0".parse().unwrap(),
+    /// #     ..Default::default()
+    /// # })
+    /// # .unwrap();
+    /// # let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// # let node = erlangen_net::Node::builder("doc")
+    /// #     .cookie(b"c")
+    /// #     .port_mapper(mapper.local_addr())
+    /// #     .start(&rt)
+    /// #     .unwrap();
+    /// node.stop(); // its peers see noconnection; the name is free again
+    /// ```
     pub fn stop(mut self) {
         self.stop_now();
     }
