@@ -57,6 +57,12 @@ use crate::wire::{
 /// Stack of the loop's thread: decoding user types recurses on it.
 pub(crate) const LOOP_STACK_BYTES: usize = 64 << 20;
 
+/// First wait before registering again after the port mapper went away.
+const REGISTER_BACKOFF_MIN: Duration = Duration::from_millis(50);
+
+/// Longest wait between registration attempts.
+const REGISTER_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
 /// Most commands taken from the queue per turn of the loop.
 const COMMANDS_PER_TURN_MAX: usize = 4096;
 
@@ -97,13 +103,6 @@ pub(crate) enum Command {
         args: ArgsEncoder,
         mailbox_len: Option<u32>,
     },
-    /// A lookup finished.
-    Resolved {
-        node: String,
-        result: Result<SocketAddr, String>,
-    },
-    /// A re-registration finished.
-    Registered(std::net::TcpStream),
     /// Stop the node.
     Stop,
 }
@@ -195,6 +194,12 @@ pub(crate) struct EventLoop {
     dialing: HashMap<String, Token>,
     /// Nodes whose port is being looked up.
     resolving: HashMap<String, Instant>,
+    /// Calls to port mappers in flight (lookups, re-registration), by token.
+    calls: HashMap<Token, PortMapperCall>,
+    /// When to register again with our port mapper, after it went away.
+    register_at: Option<Instant>,
+    /// The wait before the next registration attempt.
+    register_backoff: Duration,
     /// Commands waiting for a node's connection.
     waiting: HashMap<String, VecDeque<Command>>,
     /// Edges across nodes, by remote node.
@@ -235,6 +240,9 @@ impl EventLoop {
             up: HashMap::new(),
             dialing: HashMap::new(),
             resolving: HashMap::new(),
+            calls: HashMap::new(),
+            register_at: None,
+            register_backoff: REGISTER_BACKOFF_MIN,
             waiting: HashMap::new(),
             edges: HashMap::new(),
             spawns: HashMap::new(),
@@ -265,6 +273,7 @@ impl EventLoop {
             if self.accept_retry_at.is_some_and(|at| at <= Instant::now()) {
                 self.accept_all();
             }
+            self.register_if_due();
             let busy = !self.unread.is_empty() || std::mem::take(&mut self.more_commands);
             let timeout = if busy {
                 Duration::ZERO
@@ -284,6 +293,7 @@ impl EventLoop {
                     LISTENER => self.accept_all(),
                     WAKER => {}
                     REGISTRATION => self.check_registration(),
+                    token if self.calls.contains_key(&token) => self.call_event(token),
                     token => self.on_connection_event(token),
                 }
             }
@@ -332,12 +342,6 @@ impl EventLoop {
     fn command(&mut self, command: Command) {
         match command {
             Command::Stop => self.stopping = true,
-            Command::Resolved { node, result } => self.resolved(node, result),
-            Command::Registered(stream) => {
-                if let Err(error) = self.hold_registration(stream) {
-                    tracing::warn!(%error, "erlangen: cannot watch the registration");
-                }
-            }
             command => {
                 let node = command
                     .node()
@@ -371,24 +375,122 @@ impl EventLoop {
         }
     }
 
-    /// Step 1: asks the port mapper for `node`'s port on a helper thread.
+    /// Step 1: asks the port mapper of `node`'s host for its port, on a
+    /// non-blocking connection this loop drives (portmap/PROTOCOL.md: read
+    /// HELLO, send PORT, read the reply); `lookup_event` finishes it.
     fn resolve(&mut self, node: String) {
         self.resolving.insert(node.clone(), Instant::now());
-        let shared = self.shared.clone();
-        let port_mapper = self.port_mapper_of(&node);
-        let spawned = std::thread::Builder::new()
-            .name("erlangen-node-lookup".to_owned())
-            .spawn(move || {
-                let result = match (port_mapper, node.split_once('/')) {
-                    (Ok(addr), Some((_, name))) => crate::registration::lookup(addr, name)
-                        .map(|port| SocketAddr::new(addr.ip(), port)),
-                    (Err(error), _) => Err(error),
-                    (_, None) => Err(format!("{node:?} is not host/node")),
-                };
-                shared.push(Command::Resolved { node, result });
-            });
-        if let Err(error) = spawned {
-            tracing::warn!(%error, "erlangen: cannot start a lookup");
+        let started = match (self.port_mapper_of(&node), node.split_once('/')) {
+            (Ok(addr), Some((_, name))) => self.start_lookup(addr, node.clone(), name.to_owned()),
+            (Err(error), _) => Err(error),
+            (_, None) => Err(format!("{node:?} is not host/node")),
+        };
+        if let Err(error) = started {
+            self.resolved(node, Err(error));
+        }
+    }
+
+    fn start_lookup(&mut self, addr: SocketAddr, node: String, name: String) -> Result<(), String> {
+        let request = erlangen_portmap::wire::Request::Port { name };
+        self.start_call(addr, Purpose::Lookup { node }, request)
+    }
+
+    /// Opens a non-blocking connection to the port mapper at `addr` for
+    /// `request`.
+    fn start_call(
+        &mut self,
+        addr: SocketAddr,
+        purpose: Purpose,
+        request: erlangen_portmap::wire::Request,
+    ) -> Result<(), String> {
+        let mut stream =
+            TcpStream::connect(addr).map_err(|e| format!("port mapper {addr}: {e}"))?;
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        self.poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| e.to_string())?;
+        self.calls.insert(
+            token,
+            PortMapperCall {
+                stream,
+                purpose,
+                request,
+                port_mapper: addr,
+                read: Vec::new(),
+                asked: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Drives a call to a port mapper and acts on its answer: a lookup
+    /// goes on to connect (`resolved`); a registration is held again, or
+    /// retried after a backoff.
+    fn call_event(&mut self, token: Token) {
+        let outcome = match self.calls.get_mut(&token) {
+            Some(call) => call.advance(),
+            None => return,
+        };
+        let Some(result) = outcome else {
+            return;
+        };
+        let Some(mut call) = self.calls.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut call.stream);
+        use erlangen_portmap::wire::Reply;
+        match (call.purpose, result) {
+            (Purpose::Lookup { node }, Ok(Reply::Port { port })) => {
+                let addr = SocketAddr::new(call.port_mapper.ip(), port);
+                self.resolved(node, Ok(addr));
+            }
+            (Purpose::Lookup { node }, Ok(other)) => {
+                self.resolved(node, Err(format!("port mapper: unexpected {other:?}")));
+            }
+            (Purpose::Lookup { node }, Err(error)) => self.resolved(node, Err(error)),
+            (Purpose::Register, Ok(Reply::Ack)) => {
+                let mut stream = call.stream;
+                match self
+                    .poll
+                    .registry()
+                    .register(&mut stream, REGISTRATION, Interest::READABLE)
+                {
+                    Ok(()) => {
+                        tracing::info!(node = %self.shared.name, "erlangen: registered again with the port mapper");
+                        self.registration = Some(stream);
+                        self.register_backoff = REGISTER_BACKOFF_MIN;
+                    }
+                    Err(error) => self.retry_registration(&error.to_string()),
+                }
+            }
+            (Purpose::Register, Ok(other)) => {
+                self.retry_registration(&format!("unexpected {other:?}"));
+            }
+            (Purpose::Register, Err(error)) => self.retry_registration(&error),
+        }
+    }
+
+    /// Registers again after `register_backoff` (doubling, up to 2 s).
+    fn retry_registration(&mut self, why: &str) {
+        tracing::debug!(why, "erlangen: registration failed; retrying");
+        self.register_at = Some(Instant::now() + self.register_backoff);
+        self.register_backoff = (self.register_backoff * 2).min(REGISTER_BACKOFF_MAX);
+    }
+
+    /// Starts a registration call if one is due (and none runs).
+    fn register_if_due(&mut self) {
+        if self.stopping || self.register_at.is_none_or(|at| at > Instant::now()) {
+            return;
+        }
+        self.register_at = None;
+        let request = erlangen_portmap::wire::Request::Register {
+            name: self.shared.name.name().to_owned(),
+            port: self.shared.local_addr.port(),
+        };
+        if let Err(error) = self.start_call(self.shared.port_mapper, Purpose::Register, request) {
+            self.retry_registration(&error);
         }
     }
 
@@ -548,21 +650,7 @@ impl EventLoop {
             let _ = self.poll.registry().deregister(&mut stream);
         }
         tracing::warn!("erlangen: the port mapper went away; registering again");
-        let shared = self.shared.clone();
-        let _ = std::thread::Builder::new()
-            .name("erlangen-node-register".to_owned())
-            .spawn(move || {
-                let stop = || shared.stopped.load(Ordering::Acquire);
-                let port = shared.local_addr.port();
-                if let Some(stream) = crate::registration::register_again(
-                    shared.port_mapper,
-                    shared.name.name(),
-                    port,
-                    &stop,
-                ) {
-                    shared.push(Command::Registered(stream));
-                }
-            });
+        self.register_at = Some(Instant::now());
     }
 
     fn on_connection_event(&mut self, token: Token) {
@@ -1477,6 +1565,19 @@ impl EventLoop {
             .collect();
         for node in stale {
             self.resolving.remove(&node);
+            let tokens: Vec<Token> = self
+                .calls
+                .iter()
+                .filter(
+                    |(_, call)| matches!(&call.purpose, Purpose::Lookup { node: n } if *n == node),
+                )
+                .map(|(token, _)| *token)
+                .collect();
+            for token in tokens {
+                if let Some(mut call) = self.calls.remove(&token) {
+                    let _ = self.poll.registry().deregister(&mut call.stream);
+                }
+            }
             self.lose(&node, "lookup timed out");
         }
         self.publish_stats();
@@ -1595,5 +1696,79 @@ fn transcript(connection: &Connection) -> (&[u8], &[u8]) {
     match connection.role {
         Role::Dialer => (&connection.hello_mine, theirs),
         Role::Acceptor => (theirs, &connection.hello_mine),
+    }
+}
+
+/// What a call to a port mapper is for.
+enum Purpose {
+    /// Find the port of a node (`host/node`).
+    Lookup { node: String },
+    /// Register this node again after the port mapper restarted.
+    Register,
+}
+
+/// One request to a port mapper on a non-blocking connection this loop
+/// drives (portmap/PROTOCOL.md: read HELLO, send the request, read the
+/// reply).
+struct PortMapperCall {
+    stream: TcpStream,
+    purpose: Purpose,
+    /// The request to send after HELLO.
+    request: erlangen_portmap::wire::Request,
+    /// The port mapper asked.
+    port_mapper: SocketAddr,
+    /// Bytes received and not yet a whole frame.
+    read: Vec<u8>,
+    /// Whether the request went out.
+    asked: bool,
+}
+
+impl PortMapperCall {
+    /// Reads what arrived and answers the greeting; the reply, an error,
+    /// or `None` while it goes on.
+    fn advance(&mut self) -> Option<Result<erlangen_portmap::wire::Reply, String>> {
+        use erlangen_portmap::config::REPLY_BODY_BYTES_MAX;
+        use erlangen_portmap::wire::Reply;
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Some(Err("the port mapper closed the connection".to_owned())),
+                Ok(n) => self.read.extend_from_slice(&chunk[..n]),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::NotConnected => return None,
+                Err(error) => return Some(Err(format!("port mapper: {error}"))),
+            }
+            if self.read.len() > REPLY_BODY_BYTES_MAX {
+                return Some(Err("the port mapper sent too much".to_owned()));
+            }
+        }
+        loop {
+            let (reply, used) =
+                match erlangen_portmap::frame::parse(&self.read, REPLY_BODY_BYTES_MAX) {
+                    Ok(Some((frame, used))) => (Reply::decode(frame.kind, frame.body), used),
+                    Ok(None) => return None,
+                    Err(error) => return Some(Err(format!("port mapper: {error}"))),
+                };
+            self.read.drain(..used);
+            match reply {
+                Ok(Reply::Hello { .. }) if !self.asked => {
+                    let mut out = Vec::new();
+                    self.request.encode(&mut out);
+                    // A request of a few hundred bytes fits the empty send
+                    // buffer of a fresh connection.
+                    if let Err(error) = self.stream.write_all(&out) {
+                        return Some(Err(format!("port mapper: {error}")));
+                    }
+                    self.asked = true;
+                }
+                Ok(Reply::Error { description, .. }) => {
+                    return Some(Err(format!("port mapper: {description}")))
+                }
+                Ok(reply) if self.asked => return Some(Ok(reply)),
+                Ok(other) => return Some(Err(format!("port mapper: unexpected {other:?}"))),
+                Err(error) => return Some(Err(format!("port mapper: {error}"))),
+            }
+        }
     }
 }
