@@ -45,6 +45,10 @@ impl fmt::Debug for Functions {
 
 impl Functions {
     /// No functions.
+    ///
+    /// ```
+    /// assert!(erlangen_net::Functions::new().names().is_empty());
+    /// ```
     pub fn new() -> Functions {
         Functions::default()
     }
@@ -53,6 +57,12 @@ impl Functions {
     /// `A` runs `f(ctx, args)`, and its return value is the agent's value.
     /// A value whose type is registered for distribution reaches a remote
     /// monitor's `Down`.
+    ///
+    /// ```
+    /// let functions = erlangen_net::Functions::new()
+    ///     .register("greet", |_ctx, name: String| format!("hello, {name}"));
+    /// assert_eq!(functions.names(), vec!["greet".to_owned()]);
+    /// ```
     pub fn register<A, R, F>(mut self, name: &str, f: F) -> Functions
     where
         A: DeserializeOwned + Send + 'static,
@@ -77,6 +87,11 @@ impl Functions {
     }
 
     /// Every registered name, sorted.
+    ///
+    /// ```
+    /// let functions = erlangen_net::Functions::new().register("b", |_ctx, (): ()| ()).register("a", |_ctx, (): ()| ());
+    /// assert_eq!(functions.names(), vec!["a".to_owned(), "b".to_owned()]);
+    /// ```
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.by_name.keys().cloned().collect();
         names.sort();

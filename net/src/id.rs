@@ -29,6 +29,12 @@ pub struct NodeName {
 
 impl NodeName {
     /// The node `name` on `host`; both are checked.
+    ///
+    /// ```
+    /// let name = erlangen_net::NodeName::new("localhost", "alpha").unwrap();
+    /// assert_eq!(name.to_string(), "localhost/alpha");
+    /// assert!(erlangen_net::NodeName::new("local/host", "alpha").is_err());
+    /// ```
     pub fn new(host: &str, name: &str) -> Result<NodeName, IdError> {
         check_part(host, "host")?;
         erlangen_portmap::wire::validate_name(name).map_err(IdError)?;
@@ -40,11 +46,19 @@ impl NodeName {
     }
 
     /// The host.
+    ///
+    /// ```
+    /// assert_eq!("h/n".parse::<erlangen_net::NodeName>().unwrap().host(), "h");
+    /// ```
     pub fn host(&self) -> &str {
         &self.host
     }
 
     /// The name on that host.
+    ///
+    /// ```
+    /// assert_eq!("h/n".parse::<erlangen_net::NodeName>().unwrap().name(), "n");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -122,6 +136,11 @@ impl FromStr for AgentId {
 }
 
 /// A malformed name or id.
+///
+/// ```
+/// let error = "no-slash".parse::<erlangen_net::NodeName>().unwrap_err();
+/// assert!(error.to_string().contains("host/node"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdError(pub String);
 

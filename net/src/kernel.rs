@@ -54,6 +54,12 @@ pub struct MapRequest<T> {
 
 /// A request to the `incrementer`: answer `n + 1` to `reply_to` (the seed's
 /// message benchmark). Its `reply_to` is a [`WirePid`]: it crosses the wire.
+///
+/// ```
+/// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+/// let request = rt.run(|ctx| erlangen_net::kernel::Increment { reply_to: erlangen_net::WirePid(ctx.pid()), n: 1 }).unwrap();
+/// assert_eq!(request.n, 1);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Increment {
     /// Where the answer goes.
@@ -63,6 +69,11 @@ pub struct Increment {
 }
 
 /// A kernel: the types and functions it hosts.
+///
+/// ```
+/// let kernel = erlangen_net::Kernel::standard();
+/// assert!(kernel.function_names().contains(&"parallel-map/f64".to_owned()));
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Kernel {
     types: Types,
@@ -87,28 +98,56 @@ impl Kernel {
     }
 
     /// Adds types: `kernel.types(|t| t.register::<MyMessage>("my/message"))`.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize, Debug)]
+    /// struct Ping;
+    /// let (types, _) = erlangen_net::Kernel::standard().types(|t| t.register::<Ping>("my/ping")).into_parts();
+    /// assert!(types.names().contains(&"my/ping".to_owned()));
+    /// ```
     pub fn types(mut self, add: impl FnOnce(Types) -> Types) -> Kernel {
         self.types = add(self.types);
         self
     }
 
     /// Adds functions: `kernel.functions(|f| f.register("name", body))`.
+    ///
+    /// ```
+    /// let kernel = erlangen_net::Kernel::standard().functions(|f| f.register("triple", |_ctx, n: u64| n * 3));
+    /// assert!(kernel.function_names().contains(&"triple".to_owned()));
+    /// ```
     pub fn functions(mut self, add: impl FnOnce(Functions) -> Functions) -> Kernel {
         self.functions = add(self.functions);
         self
     }
 
     /// The registered function names.
+    ///
+    /// ```
+    /// assert!(erlangen_net::Kernel::default().function_names().is_empty());
+    /// ```
     pub fn function_names(&self) -> Vec<String> {
         self.functions.names()
     }
 
     /// The types and functions, for a node of one's own.
+    ///
+    /// ```
+    /// let (types, functions) = erlangen_net::Kernel::standard().into_parts();
+    /// assert!(types.names().contains(&"kernel/increment".to_owned()));
+    /// assert!(functions.names().contains(&"incrementer".to_owned()));
+    /// ```
     pub fn into_parts(self) -> (Types, Functions) {
         (self.types, self.functions)
     }
 
     /// Runs the kernel as a program (module docs, "A kernel's life").
+    ///
+    /// ```
+    /// // In a binary: `fn main() -> std::process::ExitCode { erlangen_net::Kernel::standard().main() }`
+    /// let kernel = erlangen_net::Kernel::standard();
+    /// let _ = kernel; // `main` parses the command line and runs until SIGINT or SIGTERM
+    /// ```
     pub fn main(self) -> ExitCode {
         use clap::Parser;
         let args = match KernelArgs::try_parse() {

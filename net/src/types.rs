@@ -72,6 +72,10 @@ impl Default for Types {
 impl Types {
     /// The built-in types: `()`, `bool`, `u8`, `u32`, `u64`, `i32`, `i64`,
     /// `f64`, `String`, `Vec<u8>`, `Vec<i64>`, `Vec<f64>`, and [`Pid`].
+    ///
+    /// ```
+    /// assert!(erlangen_net::Types::new().names().contains(&"String".to_owned()));
+    /// ```
     pub fn new() -> Types {
         let types = Types {
             by_name: HashMap::new(),
@@ -131,6 +135,13 @@ impl Types {
     /// Registers `T` under `name` (replacing an earlier registration of
     /// the name). Register the same types under the same names on every
     /// node that exchanges them.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize, Debug)]
+    /// struct Point { x: i32, y: i32 }
+    /// let types = erlangen_net::Types::new().register::<Point>("example/point");
+    /// assert!(types.names().contains(&"example/point".to_owned()));
+    /// ```
     pub fn register<T>(mut self, name: &str) -> Types
     where
         T: Serialize + DeserializeOwned + Any + Send + Sync + fmt::Debug,
@@ -177,6 +188,13 @@ impl Types {
     }
 
     /// Every registered name, sorted.
+    ///
+    /// ```
+    /// let names = erlangen_net::Types::new().names();
+    /// let mut sorted = names.clone();
+    /// sorted.sort();
+    /// assert_eq!(names, sorted);
+    /// ```
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.by_name.keys().cloned().collect();
         names.sort();

@@ -10,15 +10,40 @@ use crate::config::{CHALLENGE_BYTES, FRAME_BODY_BYTES_MAX, WIRE_DEPTH_MAX};
 use crate::id::{AgentId, NodeName};
 
 /// Frame kind: the handshake's greeting.
+///
+/// ```
+/// assert_ne!(erlangen_net::wire::KIND_HELLO, erlangen_net::wire::KIND_AUTH);
+/// ```
 pub const KIND_HELLO: u8 = 1;
 /// Frame kind: the handshake's proof.
+///
+/// ```
+/// assert_eq!(erlangen_net::wire::KIND_AUTH, 2);
+/// ```
 pub const KIND_AUTH: u8 = 2;
 /// Frame kind: a packet.
+///
+/// ```
+/// assert_eq!(erlangen_net::wire::KIND_PACKET, 3);
+/// ```
 pub const KIND_PACKET: u8 = 3;
 /// Frame kind: a heartbeat (empty body).
+///
+/// ```
+/// let mut out = Vec::new();
+/// erlangen_net::frame::encode(erlangen_net::wire::KIND_TICK, &[], &mut out);
+/// assert_eq!(out.len(), 5);
+/// ```
 pub const KIND_TICK: u8 = 4;
 
 /// The first frame each side sends.
+///
+/// ```
+/// use erlangen_net::wire::{decode, encode, Hello};
+/// let hello = Hello { version: 1, node: "localhost/a".parse().unwrap(), incarnation: 7,
+///     challenge: [0; 32], types: vec![("u64".into(), 1)] };
+/// assert_eq!(decode::<Hello>(&encode(&hello).unwrap()).unwrap(), hello);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// The protocol version.
@@ -34,6 +59,12 @@ pub struct Hello {
 }
 
 /// The second frame each side sends: HMAC-SHA256 over the transcript.
+///
+/// ```
+/// use erlangen_net::wire::{decode, encode, Auth};
+/// let auth = Auth { proof: [1; 32] };
+/// assert_eq!(decode::<Auth>(&encode(&auth).unwrap()).unwrap(), auth);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Auth {
     /// The proof (handshake.rs).
@@ -41,6 +72,11 @@ pub struct Auth {
 }
 
 /// A message: its registered type name and its encoded value.
+///
+/// ```
+/// let message = erlangen_net::wire::WireMessage { type_name: "u8".into(), body: vec![7] };
+/// assert_eq!(message.body, [7]);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireMessage {
     /// The name it was registered under.
@@ -52,6 +88,13 @@ pub struct WireMessage {
 
 /// An exit reason, flattened: `links` levels of "a linked agent exited
 /// with…" around a leaf.
+///
+/// ```
+/// use erlangen_net::wire::{WireLeaf, WireReason};
+/// // "a linked agent exited with: kill"
+/// let reason = WireReason { links: 1, leaf: WireLeaf::Kill };
+/// assert_eq!(reason.links, 1);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireReason {
     /// How many `Linked` wrappers (at most `WIRE_DEPTH_MAX`).
@@ -61,6 +104,11 @@ pub struct WireReason {
 }
 
 /// The innermost part of an exit reason.
+///
+/// ```
+/// let leaf = erlangen_net::wire::WireLeaf::Other("shutdown".into());
+/// assert!(matches!(leaf, erlangen_net::wire::WireLeaf::Other(_)));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireLeaf {
     /// `kill`.
@@ -84,6 +132,10 @@ pub enum WireLeaf {
 }
 
 /// A returned value.
+///
+/// ```
+/// assert_eq!(erlangen_net::wire::WireValue::Unit, erlangen_net::wire::WireValue::Unit);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireValue {
     /// `()`.
@@ -93,6 +145,11 @@ pub enum WireValue {
 }
 
 /// An exit status.
+///
+/// ```
+/// use erlangen_net::wire::{WireStatus, WireValue};
+/// assert!(matches!(WireStatus::Ok(WireValue::Unit), WireStatus::Ok(_)));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireStatus {
     /// The agent returned.
@@ -102,6 +159,12 @@ pub enum WireStatus {
 }
 
 /// A signal between agents (erlangen_runtime::RemoteSignal on the wire).
+///
+/// ```
+/// use erlangen_net::wire::{decode, encode, Packet, WireSignal};
+/// let packet = Packet::Signal { from: None, to: 3, signal: WireSignal::Link };
+/// assert_eq!(decode::<Packet>(&encode(&packet).unwrap()).unwrap(), packet);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireSignal {
     /// Link.
@@ -119,6 +182,10 @@ pub enum WireSignal {
 }
 
 /// How a remote spawn attaches its caller.
+///
+/// ```
+/// assert_ne!(erlangen_net::wire::WireAttach::Link, erlangen_net::wire::WireAttach::Monitor);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireAttach {
     /// Not at all.
@@ -130,6 +197,12 @@ pub enum WireAttach {
 }
 
 /// What an established connection carries.
+///
+/// ```
+/// use erlangen_net::wire::{decode, encode, Packet};
+/// let reply = Packet::SpawnReply { request: 1, parent: 2, result: Err("no such function".into()) };
+/// assert_eq!(decode::<Packet>(&encode(&reply).unwrap()).unwrap(), reply);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Packet {
     /// A message to the agent with serial `to` on the receiving node.
@@ -190,6 +263,11 @@ fn config() -> impl bincode::config::Config {
 }
 
 /// A body that does not decode.
+///
+/// ```
+/// let error = erlangen_net::wire::decode::<erlangen_net::wire::Auth>(&[1, 2, 3]).unwrap_err();
+/// assert!(!error.to_string().is_empty());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeError(pub String);
 
@@ -202,11 +280,22 @@ impl std::fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// Encodes `value` (bounded by the frame limit).
+///
+/// ```
+/// let bytes = erlangen_net::wire::encode(&7u64).unwrap();
+/// assert_eq!(bytes, [7]);
+/// ```
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, DecodeError> {
     bincode::serde::encode_to_vec(value, config()).map_err(|e| DecodeError(e.to_string()))
 }
 
 /// Appends the encoding of `value` to `out` (bounded by the frame limit).
+///
+/// ```
+/// let mut out = vec![0xff];
+/// erlangen_net::wire::encode_into(&7u64, &mut out).unwrap();
+/// assert_eq!(out, [0xff, 7]);
+/// ```
 pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     bincode::serde::encode_into_std_write(value, out, config())
         .map(|_| ())
@@ -238,6 +327,14 @@ pub fn decode<T: serde::de::DeserializeOwned + Bounded>(body: &[u8]) -> Result<T
 }
 
 /// Values whose decoded form must be checked beyond what serde checks.
+///
+/// ```
+/// use erlangen_net::wire::{decode, encode, Packet, WireLeaf, WireReason, WireSignal};
+/// // An exit reason nested deeper than the limit is refused.
+/// let deep = WireReason { links: 10_000, leaf: WireLeaf::Kill };
+/// let packet = Packet::Signal { from: None, to: 1, signal: WireSignal::Kill(deep) };
+/// assert!(decode::<Packet>(&encode(&packet).unwrap()).is_err());
+/// ```
 pub trait Bounded {
     /// Refuses a value past a limit.
     fn check(&self) -> Result<(), DecodeError> {
@@ -285,16 +382,36 @@ impl Bounded for Packet {
 /// Byte strings as serde bytes: on bincode's wire the same as a sequence of
 /// `u8` (a length, then the bytes), but encoded and decoded in one copy
 /// rather than byte by byte.
+///
+/// ```
+/// #[derive(serde::Serialize)]
+/// struct Body(#[serde(with = "erlangen_net::wire::bytes")] Vec<u8>);
+/// // The same wire form as a `Vec<u8>`: a length, then the bytes.
+/// assert_eq!(erlangen_net::wire::encode(&Body(vec![1, 2])).unwrap(), erlangen_net::wire::encode(&vec![1u8, 2]).unwrap());
+/// ```
 pub mod bytes {
     use serde::de::{SeqAccess, Visitor};
     use serde::{Deserializer, Serializer};
 
     /// Serializes `bytes` as serde bytes.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize)]
+    /// struct B(#[serde(with = "erlangen_net::wire::bytes")] Vec<u8>);
+    /// assert_eq!(erlangen_net::wire::encode(&B(vec![9])).unwrap(), [1, 9]);
+    /// ```
     pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(bytes)
     }
 
     /// Deserializes serde bytes (or a sequence of `u8`).
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize, Debug, PartialEq)]
+    /// struct B(#[serde(with = "erlangen_net::wire::bytes")] Vec<u8>);
+    /// impl erlangen_net::wire::Bounded for B {}
+    /// assert_eq!(erlangen_net::wire::decode::<B>(&[1, 9]).unwrap(), B(vec![9]));
+    /// ```
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
         deserializer.deserialize_byte_buf(BytesVisitor)
     }
