@@ -7,9 +7,21 @@ use std::fmt;
 use crate::config::FRAME_HEADER_BYTES;
 
 /// Bytes of a frame's header.
+///
+/// ```
+/// let mut out = Vec::new();
+/// erlangen_net::frame::encode(1, b"abc", &mut out);
+/// assert_eq!(out.len(), erlangen_net::frame::HEADER_BYTES + 3);
+/// ```
 pub const HEADER_BYTES: usize = FRAME_HEADER_BYTES;
 
 /// A complete frame inside a buffer.
+///
+/// ```
+/// let bytes = [2, 0, 0, 0, 9, b'h', b'i'];
+/// let (frame, used) = erlangen_net::frame::parse(&bytes, 16).unwrap().unwrap();
+/// assert_eq!((frame.kind, frame.body, used), (9, &b"hi"[..], 7));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame<'a> {
     /// What the body is.
@@ -19,6 +31,11 @@ pub struct Frame<'a> {
 }
 
 /// A frame that cannot be accepted.
+///
+/// ```
+/// let error = erlangen_net::frame::parse(&[0xff, 0xff, 0xff, 0xff, 1], 16).unwrap_err();
+/// assert!(error.to_string().contains("exceeds"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameError {
     /// The length prefix exceeds the limit.

@@ -67,6 +67,13 @@ pub fn prove(cookie: &[u8], role: Role, hello_dialer: &[u8], hello_acceptor: &[u
 }
 
 /// Checks `role`'s proof in constant time.
+///
+/// ```
+/// use erlangen_net::handshake::{prove, verify, Role};
+/// let proof = prove(b"cookie", Role::Acceptor, b"d", b"a");
+/// assert!(verify(b"cookie", Role::Acceptor, b"d", b"a", &proof));
+/// assert!(!verify(b"cookie", Role::Acceptor, b"d", b"other", &proof)); // another transcript
+/// ```
 pub fn verify(
     cookie: &[u8],
     role: Role,

@@ -60,6 +60,18 @@ fn with_node<R>(f: impl FnOnce(&NodeShared) -> R) -> Option<R> {
 }
 
 /// Serializes a `Pid` as its node-qualified id.
+///
+/// ```
+/// #[derive(serde::Serialize)]
+/// struct Note {
+///     #[serde(with = "erlangen_net::pid")]
+///     from: erlangen_runtime::Pid,
+/// }
+/// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+/// let note = rt.run(|ctx| Note { from: ctx.pid() }).unwrap();
+/// // Only a node's event loop encodes pids (it knows their node).
+/// assert!(erlangen_net::wire::encode(&note).is_err());
+/// ```
 pub fn serialize<S: Serializer>(pid: &Pid, serializer: S) -> Result<S::Ok, S::Error> {
     match with_node(|node| node.id_of(pid)) {
         Some(Some(id)) => id.serialize(serializer),
@@ -73,6 +85,18 @@ pub fn serialize<S: Serializer>(pid: &Pid, serializer: S) -> Result<S::Ok, S::Er
 }
 
 /// Deserializes a `Pid` from its node-qualified id.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// struct Note {
+///     #[serde(with = "erlangen_net::pid")]
+///     from: erlangen_runtime::Pid,
+/// }
+/// impl erlangen_net::wire::Bounded for Note {}
+/// // Outside a node's event loop there is no node to resolve the id against.
+/// let id = erlangen_net::wire::encode(&"localhost/a/1#1".parse::<erlangen_net::AgentId>().unwrap()).unwrap();
+/// assert!(erlangen_net::wire::decode::<Note>(&id).is_err());
+/// ```
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Pid, D::Error> {
     let id = AgentId::deserialize(deserializer)?;
     with_node(|node| node.pid_of(&id))
