@@ -238,3 +238,67 @@ fn a_second_kill_of_a_dying_agent_counts_as_dropped() {
         .unwrap();
     assert_eq!(dropped, 1);
 }
+
+#[test]
+fn a_busy_pair_does_not_starve_an_agent_woken_from_another_worker() {
+    let rt = runtime(2);
+    let (answered_first, pair_rounds_left) = rt
+        .run(|ctx| {
+            let me = ctx.pid();
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            // A pair ping-ponging on worker 0 (each wakes the other through
+            // the LIFO slot) until told to stop.
+            let stop = done.clone();
+            let ponger = ctx
+                .spawn_with(SpawnOptions::new().worker(0), |ctx| loop {
+                    let (from, n) = ctx
+                        .receive()
+                        .downcast::<(erlangen_runtime::Pid, u64)>()
+                        .unwrap();
+                    ctx.send(&from, n);
+                })
+                .unwrap();
+            let pinger_me = me.clone();
+            ctx.spawn_with(SpawnOptions::new().worker(0), move |ctx| {
+                let mut rounds = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && rounds < 50_000_000 {
+                    ctx.send(&ponger, (ctx.pid(), rounds));
+                    ctx.receive();
+                    rounds += 1;
+                }
+                ctx.send(&pinger_me, ("pair", 50_000_000 - rounds));
+            })
+            .unwrap();
+            // An agent on worker 0, woken by a message from this worker.
+            let echo = ctx
+                .spawn_with(SpawnOptions::new().worker(0), |ctx| {
+                    let (from, text) = ctx
+                        .receive()
+                        .downcast::<(erlangen_runtime::Pid, &str)>()
+                        .unwrap();
+                    ctx.send(&from, (text, 0u64));
+                })
+                .unwrap();
+            ctx.sleep(std::time::Duration::from_millis(20));
+            ctx.send(&echo, (me, "echo"));
+            let (first, _) = ctx.receive().downcast::<(&str, u64)>().unwrap();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            let (_, left) = ctx
+                .receive_match(|m| {
+                    m.downcast_ref::<(&str, u64)>()
+                        .is_some_and(|(w, _)| *w == "pair")
+                })
+                .downcast::<(&str, u64)>()
+                .unwrap();
+            (first, left)
+        })
+        .unwrap();
+    assert_eq!(
+        answered_first, "echo",
+        "the echo got its turn while the pair ran"
+    );
+    assert!(
+        pair_rounds_left > 0,
+        "the pair was still running when the echo answered"
+    );
+}
