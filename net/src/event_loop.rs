@@ -1069,28 +1069,9 @@ impl EventLoop {
             return;
         };
         let remote = self.remote_pid(to);
-        match signal {
-            RemoteSignal::Link | RemoteSignal::Monitor => {
-                let down = matches!(signal, RemoteSignal::Monitor);
-                let edges = self.edges.entry(to.node.clone()).or_default();
-                if !edges
-                    .iter()
-                    .any(|e| e.local == *local && e.remote == remote)
-                {
-                    edges.push(Edge {
-                        local: local.clone(),
-                        remote,
-                        down,
-                    });
-                }
-            }
-            RemoteSignal::Unlink | RemoteSignal::EdgeExit(_) | RemoteSignal::Down(_) => {
-                if let Some(edges) = self.edges.get_mut(&to.node) {
-                    edges.retain(|e| !(e.local == *local && e.remote == remote));
-                }
-            }
-            _ => {}
-        }
+        // A local agent that monitors a remote one gets a `Down` on loss.
+        let local_monitors = matches!(signal, RemoteSignal::Monitor);
+        self.record_edge(&to.node, local, &remote, signal, local_monitors);
     }
 
     fn remote_pid(&self, target: &Target) -> Pid {
@@ -1109,18 +1090,13 @@ impl EventLoop {
             return;
         };
         let remote = self.remote_pid(to);
-        if let Some(edges) = self.edges.get_mut(&to.node) {
-            edges.retain(|e| !(e.local == *local && e.remote == remote));
-        }
-        let answer = match signal {
-            RemoteSignal::Link => RemoteSignal::EdgeExit(ExitReason::NoProc),
-            RemoteSignal::Monitor => RemoteSignal::Down(ExitStatus::Exit(ExitReason::NoProc)),
-            _ => {
+        self.forget_edge(&to.node, local, &remote);
+        match signal.noproc_answer() {
+            Some(answer) => self.shared.runtime.signal(&remote, local, answer),
+            None => {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
             }
-        };
-        self.shared.runtime.signal(&remote, local, answer);
+        }
     }
 
     /// A command for our own node: only ids of ours that did not resolve
@@ -1260,7 +1236,7 @@ impl EventLoop {
         let target = self.shared.local(to);
         match (target, from) {
             (Some(target), Some(from)) => {
-                self.record_inbound_edge(peer, &target, &from, &signal);
+                self.record_edge(peer, &target, &from, &signal, false);
                 self.shared.runtime.signal(&from, &target, signal);
             }
             (Some(target), None) => {
@@ -1270,20 +1246,8 @@ impl EventLoop {
             }
             (None, Some(from)) => {
                 // The target is gone: a link or monitor gets noproc.
-                let answer = match signal {
-                    RemoteSignal::Link => Some(RemoteSignal::EdgeExit(ExitReason::NoProc)),
-                    RemoteSignal::Monitor => {
-                        Some(RemoteSignal::Down(ExitStatus::Exit(ExitReason::NoProc)))
-                    }
-                    _ => None,
-                };
-                if let (Some(answer), Some(remote)) = (answer, from.as_remote()) {
-                    let command = Command::Signal {
-                        from: None,
-                        to: Target::of(remote),
-                        signal: answer,
-                    };
-                    self.reply_from_serial(peer, to, command);
+                if let (Some(answer), Some(remote)) = (signal.noproc_answer(), from.as_remote()) {
+                    self.reply_from_serial(peer, to, Target::of(remote), &answer);
                 }
             }
             (None, None) => {}
@@ -1291,11 +1255,8 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Sends a signal whose sender is our (dead) agent `serial`.
-    fn reply_from_serial(&mut self, peer: &str, serial: u64, command: Command) {
-        let Command::Signal { to, signal, .. } = command else {
-            return;
-        };
+    /// Sends `signal` to `to` as from our (missing) agent `serial`.
+    fn reply_from_serial(&mut self, peer: &str, serial: u64, to: Target, signal: &RemoteSignal) {
         let Some(&token) = self.up.get(peer) else {
             return;
         };
@@ -1306,7 +1267,7 @@ impl EventLoop {
                 serial,
             }),
             to: to.serial,
-            signal: self.wire_signal(&signal),
+            signal: self.wire_signal(signal),
         };
         if let Ok(body) = wire::encode(&packet) {
             if let Some(connection) = self.connections.get_mut(&token) {
@@ -1315,34 +1276,48 @@ impl EventLoop {
         }
     }
 
-    /// Remembers the local half of an edge made from the other node.
-    fn record_inbound_edge(
+    /// Keeps the edge table in step with a signal between `local` and
+    /// `remote` (of node `peer`), either way: a link or monitor adds the
+    /// local half (`down`: fired as a `Down` on loss), an unlink or a fired
+    /// edge removes it.
+    fn record_edge(
         &mut self,
         peer: &str,
         local: &Pid,
         remote: &Pid,
         signal: &RemoteSignal,
+        down: bool,
     ) {
         match signal {
             RemoteSignal::Link | RemoteSignal::Monitor => {
-                let edges = self.edges.entry(peer.to_owned()).or_default();
-                if !edges
-                    .iter()
-                    .any(|e| e.local == *local && e.remote == *remote)
-                {
-                    edges.push(Edge {
-                        local: local.clone(),
-                        remote: remote.clone(),
-                        down: false,
-                    });
-                }
+                self.remember_edge(peer, local, remote, down)
             }
             RemoteSignal::Unlink | RemoteSignal::EdgeExit(_) | RemoteSignal::Down(_) => {
-                if let Some(edges) = self.edges.get_mut(peer) {
-                    edges.retain(|e| !(e.local == *local && e.remote == *remote));
-                }
+                self.forget_edge(peer, local, remote);
             }
             _ => {}
+        }
+    }
+
+    /// Adds the local half of an edge (once).
+    fn remember_edge(&mut self, peer: &str, local: &Pid, remote: &Pid, down: bool) {
+        let edges = self.edges.entry(peer.to_owned()).or_default();
+        if !edges
+            .iter()
+            .any(|e| e.local == *local && e.remote == *remote)
+        {
+            edges.push(Edge {
+                local: local.clone(),
+                remote: remote.clone(),
+                down,
+            });
+        }
+    }
+
+    /// Removes the local half of an edge.
+    fn forget_edge(&mut self, peer: &str, local: &Pid, remote: &Pid) {
+        if let Some(edges) = self.edges.get_mut(peer) {
+            edges.retain(|e| !(e.local == *local && e.remote == *remote));
         }
     }
 
@@ -1385,12 +1360,7 @@ impl EventLoop {
                     .id_of(&child)
                     .expect("spawned on this node's runtime");
                 if attach != WireAttach::None {
-                    let edges = self.edges.entry(peer.to_owned()).or_default();
-                    edges.push(Edge {
-                        local: child,
-                        remote: parent_pid,
-                        down: false,
-                    });
+                    self.remember_edge(peer, &child, &parent_pid, false);
                 }
                 Ok(id.serial)
             }
@@ -1425,12 +1395,8 @@ impl EventLoop {
             let child = self.remote_pid(&target);
             if attach != WireAttach::None {
                 if self.shared.runtime.attach_half(&parent, &child) {
-                    let edges = self.edges.entry(node.clone()).or_default();
-                    edges.push(Edge {
-                        local: parent.clone(),
-                        remote: child.clone(),
-                        down: attach == WireAttach::Monitor,
-                    });
+                    let down = attach == WireAttach::Monitor;
+                    self.remember_edge(&node, &parent, &child, down);
                 } else {
                     // The caller died meanwhile: its death kills the child.
                     let command = Command::Signal {

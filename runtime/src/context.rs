@@ -1043,7 +1043,7 @@ impl Ctx {
     /// assert_eq!(names.unwrap(), vec!["other".to_string()]);
     /// ```
     pub fn register_pid(&self, name: &str, pid: &Pid) -> Result<(), Error> {
-        crate::runtime::Runtime::check_local(self.shared(), pid)?;
+        self.shared().check_local(pid)?;
         self.shared().registry.register(name, pid)
     }
 

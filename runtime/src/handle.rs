@@ -87,7 +87,7 @@ impl RuntimeHandle {
 
     /// Whether `pid` is an agent of this runtime.
     pub fn is_local(&self, pid: &Pid) -> bool {
-        pid.runtime_id() == Some(self.shared.id)
+        self.shared.owns(pid)
     }
 
     /// Whether the runtime has shut down.

@@ -82,6 +82,26 @@ pub enum RemoteSignal {
     Down(ExitStatus),
 }
 
+impl RemoteSignal {
+    /// What the target of a `Link` or `Monitor` answers when it does not
+    /// exist: `noproc` as an exit along the link, or as a `Down` to the
+    /// monitor. `None` for any other signal (nothing to answer).
+    ///
+    /// ```
+    /// use erlangen_runtime::{ExitReason, RemoteSignal};
+    /// let answer = RemoteSignal::Link.noproc_answer().unwrap();
+    /// assert!(matches!(answer, RemoteSignal::EdgeExit(ExitReason::NoProc)));
+    /// assert!(RemoteSignal::Unlink.noproc_answer().is_none());
+    /// ```
+    pub fn noproc_answer(&self) -> Option<RemoteSignal> {
+        match self {
+            RemoteSignal::Link => Some(RemoteSignal::EdgeExit(ExitReason::NoProc)),
+            RemoteSignal::Monitor => Some(RemoteSignal::Down(ExitStatus::Exit(ExitReason::NoProc))),
+            _ => None,
+        }
+    }
+}
+
 /// The id of an agent on another node, and the route that reaches it.
 ///
 /// Ids compare by node, incarnation and serial; the route does not count.
@@ -212,11 +232,7 @@ impl Shared {
                     }
                     links.dead
                 };
-                if dead {
-                    let answer = match signal {
-                        RemoteSignal::Link => RemoteSignal::EdgeExit(ExitReason::NoProc),
-                        _ => RemoteSignal::Down(ExitStatus::Exit(ExitReason::NoProc)),
-                    };
+                if let (true, Some(answer)) = (dead, signal.noproc_answer()) {
                     id.route().signal(Some(to), id, answer);
                 }
             }

@@ -488,7 +488,7 @@ impl Runtime {
     /// rt.kill(&pid, ExitReason::Kill);
     /// ```
     pub fn register(&self, name: &str, pid: &Pid) -> Result<(), Error> {
-        Runtime::check_local(&self.shared, pid)?;
+        self.shared.check_local(pid)?;
         self.shared.registry.register(name, pid)
     }
 
@@ -766,31 +766,20 @@ impl Runtime {
         };
         let me = Pid::from_cell(cell.clone());
         let gone = ExitReason::NoConnection;
-        for peer in farewell.kill.iter().filter(|peer| !self.owns(peer)) {
+        for peer in farewell.kill.iter().filter(|peer| !self.shared.owns(peer)) {
             let fired = Fired::Exit(gone.clone());
             self.shared.fire_edge(&me, peer, fired, None);
         }
-        for peer in farewell.notify.iter().filter(|peer| !self.owns(peer)) {
+        for peer in farewell
+            .notify
+            .iter()
+            .filter(|peer| !self.shared.owns(peer))
+        {
             let fired = Fired::Down(ExitStatus::Exit(gone.clone()));
             self.shared.fire_edge(&me, peer, fired, None);
         }
         if let Some(hook) = farewell.on_exit {
             hook();
-        }
-    }
-
-    /// Whether `pid` is an agent of this runtime.
-    fn owns(&self, pid: &Pid) -> bool {
-        pid.runtime_id() == Some(self.shared.id)
-    }
-
-    /// Refuses a pid of another runtime (or node) where only a local agent
-    /// makes sense.
-    pub(crate) fn check_local(shared: &Shared, pid: &Pid) -> Result<(), Error> {
-        if pid.runtime_id() == Some(shared.id) {
-            Ok(())
-        } else {
-            Err(Error::NotLocal(pid.to_string()))
         }
     }
 }

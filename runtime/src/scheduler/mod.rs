@@ -157,6 +157,21 @@ impl Shared {
         }
     }
 
+    /// Whether `pid` is an agent of this runtime (directory.rs).
+    pub(crate) fn owns(&self, pid: &crate::pid::Pid) -> bool {
+        pid.runtime_id() == Some(self.id)
+    }
+
+    /// Refuses a pid of another runtime (or node) where only a local agent
+    /// makes sense (registering a name).
+    pub(crate) fn check_local(&self, pid: &crate::pid::Pid) -> Result<(), crate::error::Error> {
+        if self.owns(pid) {
+            Ok(())
+        } else {
+            Err(crate::error::Error::NotLocal(pid.to_string()))
+        }
+    }
+
     /// Nanoseconds since the runtime started (monotonic).
     pub(crate) fn clock_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
