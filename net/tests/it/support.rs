@@ -73,9 +73,8 @@ impl ChildNode {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "support::child_node_main",
+                "support::a_child_node_process_answers_its_echo",
                 "--nocapture",
-                "--include-ignored",
             ])
             .env(CHILD_NODE, name)
             .env(CHILD_PORT_MAPPER, mapper.local_addr().to_string())
@@ -108,11 +107,34 @@ impl Drop for ChildNode {
     }
 }
 
-/// The child's body: a node that lives until its stdin closes.
+/// In the parent: a child node process answers a ping to its echo agent.
+/// In a child (started by `ChildNode::start`): the child's body, a node
+/// that lives until its stdin closes.
 #[test]
-#[ignore = "runs only as a child process of the node tests"]
-fn child_node_main() {
+fn a_child_node_process_answers_its_echo() {
     let Some(name) = std::env::var_os(CHILD_NODE) else {
+        let mapper = port_mapper();
+        let (rt, node) = node(&mapper, &unique("parent"));
+        let child = ChildNode::start(&mapper, &unique("child"));
+        let to = child.name.clone();
+        let answer = rt
+            .run(move |ctx| {
+                node.send_named(
+                    ctx,
+                    &to,
+                    "echo",
+                    Ping {
+                        reply_to: ctx.pid(),
+                        n: 6,
+                    },
+                );
+                ctx.receive_timeout(HANG_GUARD)
+                    .expect("the child answers")
+                    .downcast::<u64>()
+                    .unwrap()
+            })
+            .unwrap();
+        assert_eq!(answer, 7);
         return;
     };
     let mapper: std::net::SocketAddr = std::env::var(CHILD_PORT_MAPPER).unwrap().parse().unwrap();
