@@ -6,7 +6,8 @@
 //!    and the injector first, so that neither starves behind local work.
 //! 2. Find the next agent: LIFO slot (at most [`LIFO_RUNS_MAX`] times in a
 //!    row), run queue, stealable deque, inbox, injector, steal from another
-//!    worker's deque, and last the agents that yielded their slice.
+//!    worker's deque, and last the agents that yielded their slice (due
+//!    timers are fired before one of those runs again).
 //! 3. Run it until it suspends or returns (`run_agent`), then publish its new
 //!    state (agent/state.rs step 3) or finish it (signal.rs `finish`).
 //! 4. With nothing to run: fire due timers; search (spin) for up to
@@ -196,7 +197,7 @@ impl WorkerContext {
             let next = self
                 .next_local()
                 .or_else(|| self.next_shared())
-                .or_else(|| self.yielded.borrow_mut().pop_front().map(|(_, task)| task));
+                .or_else(|| self.next_yielded());
             match next {
                 Some(task) => self.run_agent(task),
                 None => self.idle(),
@@ -217,6 +218,23 @@ impl WorkerContext {
         self.lifo_runs.set(0);
         let queued = self.run_queue.borrow_mut().pop_front();
         queued.or_else(|| self.stealable.pop())
+    }
+
+    /// Step 2, last: the oldest agent that yielded its slice. It has just
+    /// used a whole slice and is about to take another, so due timers go
+    /// first: an agent whose timeout is due runs before it (a worker busy
+    /// with one hard-working agent would otherwise look at its timers only
+    /// every [`FAIRNESS_TICKS`] slices of it).
+    fn next_yielded(&self) -> Option<Task> {
+        if self.yielded.borrow().is_empty() {
+            return None;
+        }
+        if self.fire_timers() {
+            if let Some(task) = self.next_local() {
+                return Some(task);
+            }
+        }
+        self.yielded.borrow_mut().pop_front().map(|(_, task)| task)
     }
 
     /// The oldest yielded agent, if it has waited too long.

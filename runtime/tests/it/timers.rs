@@ -191,3 +191,48 @@ fn a_due_timer_reaches_its_agent_while_the_worker_that_armed_it_is_held() {
         .unwrap();
     assert!(delivered, "the timer fired while its worker was held");
 }
+
+#[test]
+fn a_due_timeout_runs_before_a_busy_agents_next_slice_on_its_worker() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let rt = runtime(1);
+    let slices_after_deadline = rt
+        .run(|ctx| {
+            // How many slices the busy agent began after the sleeper's
+            // deadline had passed; the deadline as nanoseconds since `epoch`.
+            let epoch = Instant::now();
+            let after = Arc::new(AtomicU64::new(0));
+            let deadline_ns = Arc::new(AtomicU64::new(u64::MAX));
+            let (count, deadline) = (after.clone(), deadline_ns.clone());
+            let busy = ctx.spawn(move |ctx| loop {
+                ctx.yield_now();
+                let now = epoch.elapsed().as_nanos() as u64;
+                if now >= deadline.load(Ordering::SeqCst) {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            let me = ctx.pid();
+            let (seen, deadline) = (after.clone(), deadline_ns.clone());
+            ctx.spawn(move |ctx| {
+                let timeout = Duration::from_millis(5);
+                deadline.store(
+                    (epoch.elapsed() + timeout).as_nanos() as u64,
+                    Ordering::SeqCst,
+                );
+                assert!(ctx.receive_timeout(timeout).is_err());
+                ctx.send(&me, seen.load(Ordering::SeqCst));
+            });
+            let after = recv_as::<u64>(ctx);
+            ctx.kill(&busy, ExitReason::Kill);
+            after
+        })
+        .unwrap();
+    // Before, timers were looked at every 61 slices of a busy worker.
+    assert!(
+        slices_after_deadline <= 2,
+        "the busy agent began {slices_after_deadline} slices after the deadline"
+    );
+}
