@@ -22,6 +22,8 @@ use erlangen::{Ctx, Gather, Pid, Runtime, SpawnOptions};
 
 #[path = "suite/dist.rs"]
 mod dist;
+#[path = "suite/mixed.rs"]
+mod mixed;
 
 /// Longest a case may take before it is killed as hung.
 const CASE_TIME_MAX: Duration = Duration::from_secs(300);
@@ -49,6 +51,7 @@ const CASES: &[Case] = &[
     ("big_2w", big_2w),
     ("parallel_map", parallel_map),
     ("call_reply", call_reply),
+    ("mixed_load", mixed::mixed_load),
     ("dist_rtt", dist::dist_rtt),
     ("dist_oneway_1", dist::dist_oneway_1),
     ("dist_oneway_8", dist::dist_oneway_8),

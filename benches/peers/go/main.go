@@ -1,6 +1,6 @@
 // Go peer of benches/suite.rs: the same cases, the same output lines.
 //
-//	go build -o ../../../target/peers/go-bench main.go
+//	go build -o ../../../target/peers/go-bench .
 //	ERLANGEN_BENCH_CASE=ping_pong_1w ./go-bench [--quick]
 //
 // Goroutines and channels: a channel plays the agent's mailbox. Workers are
@@ -18,8 +18,10 @@ import (
 	"time"
 )
 
-func perNs(d time.Duration, n int) string { return fmt.Sprintf("%.1f", float64(d.Nanoseconds())/float64(n)) }
-func ms(d time.Duration) string           { return fmt.Sprintf("%.1f", float64(d.Nanoseconds())/1e6) }
+func perNs(d time.Duration, n int) string {
+	return fmt.Sprintf("%.1f", float64(d.Nanoseconds())/float64(n))
+}
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Nanoseconds())/1e6) }
 
 func statusKiB(field string) int64 {
 	data, _ := os.ReadFile("/proc/self/status")
@@ -352,6 +354,8 @@ func main() {
 		big(1, div, "1w")
 	case "big_2w":
 		big(2, div, "2w")
+	case "mixed_load":
+		mixedLoad(div)
 	default:
 		fmt.Fprintf(os.Stderr, "DNF: case %q has no Go version\n", c)
 		os.Exit(3)
