@@ -51,13 +51,17 @@ ROWS = [
     ("B2 counting 1w", "counting_1w", "", "per_msg_ns", "ns", [("peer", "go", 1.0)], PEERS_ALL),
     ("B2 counting 2w", "counting_2w", "", "per_msg_ns", "ns", [("peer", "go", 1.0)], PEERS_ALL),
     ("B3 ring 100, 1w", "ring_100", "", "per_hop_ns", "ns", [("peer", "go", 0.8)], PEERS_ALL),
-    ("B3 ring 10,000, 1w", "ring_10000", "", "per_hop_ns", "ns", [("peer", "go", 0.8)], PEERS_ALL),
+    ("B3 ring 10,000, 1w", "ring_10000", "", "per_hop_ns", "ns", [("peer", "go", 0.8), ("peer", "best", 1.0)], PEERS_ALL),
     ("B3 ring 100, 2w", "ring_100_2w", "", "per_hop_ns", "ns", [("slower", "B3 ring 100, 1w", 1.3)], PEERS_ALL),
     ("B4 skynet 2w", "skynet", "", "wall_ms", "ms", [("peer", "go", 0.7), ("rss", "go", 2.0)], PEERS_ALL),
-    ("B5 1M parked, spawn (cold)", "parked", "cold", "spawn_ns_per_agent", "ns", [("peer", "erlang", 0.5)], PEERS_ALL),
+    ("B5 1M parked, spawn (cold)", "parked", "cold", "spawn_ns_per_agent", "ns", [("peer", "erlang", 1.0), ("peer", "erlang", 0.5)], PEERS_ALL),
     ("B5 1M parked, spawn (warm)", "parked", "warm", "spawn_ns_per_agent", "ns", [], PEERS_ALL),
     ("B5 1M parked, RSS per agent", "parked", "cold", "rss_bytes_per_agent", "B", [("max", 6 * 1024)], PEERS_ALL),
     ("B5 1M parked, mappings", "parked", "cold", "maps", "maps", [("below", 1000)], []),
+    ("B5 1M hibernated, RSS per agent", "hibernated", "", "rss_bytes_per_agent", "B", [("max", 2.7 * 1024), ("peer", "erlang", 1.0)], ["erlang"]),
+    ("B5 1M hibernated, mappings", "hibernated", "", "maps", "maps", [("below", 1000)], []),
+    ("B5 1M hibernated, time to hibernate", "hibernated", "", "hibernate_ns_per_agent", "ns", [], ["erlang"]),
+    ("B5 1M hibernated, wake-up and finish", "hibernated", "", "wake_ns_per_agent", "ns", [], ["erlang"]),
     ("B6 churn 1w", "churn_1w", "", "per_agent_ns", "ns", [("peer", "best", 1.0)], PEERS_ALL),
     ("B6 churn 2w", "churn_2w", "", "per_agent_ns", "ns", [("peer", "best", 1.0)], PEERS_ALL),
     ("B7 chameneos 1w", "chameneos_1w", "", "total_ms", "ms", [("peer", "go", 1.0), ("peer", "erlang", 0.5)], ["go", "erlang", "tokio"]),
@@ -160,7 +164,7 @@ def build():
 def command(program, binaries, case, quick):
     extra = ["--quick"] if quick else []
     if program == "erlang":
-        schedulers = "2" if ("2w" in case or case in ("skynet", "parked") or case.startswith("dist_")) else "1"
+        schedulers = "2" if ("2w" in case or case in ("skynet", "parked", "hibernated") or case.startswith("dist_")) else "1"
         return ["erl", "-noshell", "+S", schedulers, "+P", "5000000", "-pa", os.path.join(PEERS, "erlang"),
                 "-run", "bench", "main", *(["quick"] if quick else [])]
     return [binaries[program], *extra]

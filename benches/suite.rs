@@ -43,6 +43,7 @@ const CASES: &[Case] = &[
     ("ring_100_2w", ring_100_2w),
     ("skynet", skynet),
     ("parked", parked),
+    ("hibernated", hibernated),
     ("churn_1w", churn_1w),
     ("churn_2w", churn_2w),
     ("chameneos_1w", chameneos_1w),
@@ -412,6 +413,85 @@ fn parked(divisor: u64) {
         );
         assert!(maps < 1000, "mapping count {maps}");
     }
+}
+
+/// B5 with hibernation, in a process of its own (so that no other round's
+/// stacks stay resident): `n` agents park in receive, as in `parked`; then
+/// each is told to hibernate (`Ctx::hibernate`: its stack goes back to the
+/// pool and its pages to the kernel); then each is woken by a message and
+/// runs its continuation to the end. Figures per agent: the RSS once all
+/// hibernate, the time to hibernate them all, and the time to wake them
+/// all (comparable to `parked`'s `teardown_ns_per_agent`).
+fn hibernated(divisor: u64) {
+    /// The word that makes a parked agent hibernate.
+    struct Hibernate;
+    let n = 1_000_000 / divisor as usize;
+    let rt = runtime(2);
+    let rss_before = status_kib("VmRSS:");
+    let parked = Arc::new(AtomicUsize::new(0));
+    let asleep = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let (rss_parked, rss, maps, hibernate, wake) = rt
+        .run(move |ctx| {
+            let mut agents = Vec::with_capacity(n);
+            for _ in 0..n {
+                let (parked, asleep, done) = (parked.clone(), asleep.clone(), done.clone());
+                agents.push(ctx.spawn(move |ctx| {
+                    parked.fetch_add(1, Ordering::Relaxed);
+                    ctx.receive_match(|m| m.is::<Hibernate>());
+                    asleep.fetch_add(1, Ordering::Relaxed);
+                    ctx.hibernate(move |ctx| {
+                        ctx.receive();
+                        done.fetch_add(1, Ordering::Relaxed);
+                    })
+                }));
+            }
+            let wait_for = |counter: &AtomicUsize| {
+                while counter.load(Ordering::Relaxed) < n {
+                    ctx.sleep(Duration::from_micros(200));
+                }
+            };
+            wait_for(&parked);
+            let rss_parked = status_kib("VmRSS:");
+            let t0 = Instant::now();
+            for agent in &agents {
+                ctx.send(agent, Hibernate);
+            }
+            wait_for(&asleep);
+            // The last ones hibernate after they counted: let them finish.
+            while agents.iter().any(|a| ctx.stats(a).hibernations == 0) {
+                ctx.sleep(Duration::from_millis(1));
+            }
+            let hibernate = t0.elapsed();
+            let rss = status_kib("VmRSS:");
+            let maps = maps_count();
+            let t1 = Instant::now();
+            for agent in &agents {
+                ctx.send(agent, ());
+            }
+            wait_for(&done);
+            (rss_parked, rss, maps, hibernate, t1.elapsed())
+        })
+        .unwrap();
+    let per_agent = |kib: u64| {
+        format!(
+            "{:.0}",
+            kib.saturating_sub(rss_before) as f64 * 1024.0 / n as f64
+        )
+    };
+    figure(
+        "B5 hibernated",
+        "2w",
+        &[
+            ("agents", n.to_string()),
+            ("rss_bytes_per_agent_parked", per_agent(rss_parked)),
+            ("rss_bytes_per_agent", per_agent(rss)),
+            ("maps", maps.to_string()),
+            ("hibernate_ns_per_agent", per(hibernate, n as u64)),
+            ("wake_ns_per_agent", per(wake, n as u64)),
+        ],
+    );
+    assert!(maps < 1000, "mapping count {maps}");
 }
 
 /// Spawns `n` agents that park in receive, then ends them; returns the

@@ -30,7 +30,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::agent::body::Body;
+use crate::agent::body::{Body, Ending};
 use crate::agent::coroutine::{ResumeArg, Suspend, Suspender};
 use crate::config::{REDUCTIONS_PER_SLICE, REMOTE_BUSY_POLL, TIMER_HORIZON};
 use crate::error::Error;
@@ -47,6 +47,16 @@ use crate::timer::TimerAction;
 
 /// The panic payload that carries an exit through the agent's stack.
 struct ExitUnwind;
+
+/// The panic payload that carries a hibernation through the agent's stack.
+struct HibernateUnwind;
+
+/// What a hibernating agent keeps of its `Ctx` for the body it runs next.
+struct Carry {
+    saved_control: VecDeque<Message>,
+    saved_data: VecDeque<Message>,
+    next_tag: u64,
+}
 
 /// The handle an agent's function receives. Every runtime call goes through it.
 ///
@@ -77,6 +87,13 @@ pub struct Ctx {
     saved_data: RefCell<VecDeque<Message>>,
     /// Set when the agent has begun to exit.
     exiting: RefCell<Option<ExitReason>>,
+    /// Set when the agent has begun to hibernate: what it runs next, and
+    /// whether a message is already there.
+    hibernating: RefCell<Option<(Body, bool)>>,
+    /// Whether `exiting` or `hibernating` is set (one load on the hot path).
+    leaving: Cell<bool>,
+    /// Whether this is `Runtime::run`'s root agent (it cannot hibernate).
+    root: Cell<bool>,
     /// Runtime calls left before the agent yields its worker.
     reductions: Cell<u32>,
     /// The next call tag this agent makes (reply.rs).
@@ -101,13 +118,27 @@ where
 {
     Body::new(move |suspender: &Suspender, arg| {
         let mut ctx = Ctx::new(suspender, arg);
-        let result = catch_unwind(AssertUnwindSafe(|| f(&mut ctx)));
-        let status = match result {
-            Ok(value) => ExitStatus::Ok(Value::new(value)),
-            Err(payload) => ExitStatus::Exit(ctx.reason_of(payload)),
-        };
-        ctx.drop_saved();
-        status
+        ctx.run_to_ending(f)
+    })
+}
+
+/// Builds the body a hibernating agent runs when it wakes: `f`, on a fresh
+/// stack, with what its `Ctx` kept.
+fn hibernated_body<F, R>(carry: Carry, f: F) -> Body
+where
+    F: FnOnce(&mut Ctx) -> R + Send + 'static,
+    R: Any + Send + Sync + fmt::Debug,
+{
+    Body::new(move |suspender: &Suspender, arg| {
+        let mut ctx = Ctx::new(suspender, arg);
+        *ctx.saved_control.borrow_mut() = carry.saved_control;
+        *ctx.saved_data.borrow_mut() = carry.saved_data;
+        ctx.next_tag.set(carry.next_tag);
+        // A kill that came while it hibernated ends it before `f` runs.
+        ctx.run_to_ending(move |ctx| {
+            ctx.check_exit();
+            f(ctx)
+        })
     })
 }
 
@@ -120,6 +151,7 @@ where
 {
     Body::new(move |suspender: &Suspender, arg| {
         let mut ctx = Ctx::new(suspender, arg);
+        ctx.root.set(true);
         let result = catch_unwind(AssertUnwindSafe(|| f(&mut ctx)));
         let status = match result {
             Ok(value) => {
@@ -133,7 +165,7 @@ where
             }
         };
         ctx.drop_saved();
-        status
+        Ending::Exit(status)
     })
 }
 
@@ -162,6 +194,9 @@ impl Ctx {
             saved_control: RefCell::new(VecDeque::new()),
             saved_data: RefCell::new(VecDeque::new()),
             exiting: RefCell::new(None),
+            hibernating: RefCell::new(None),
+            leaving: Cell::new(false),
+            root: Cell::new(false),
             reductions: Cell::new(REDUCTIONS_PER_SLICE),
             next_tag: Cell::new(1),
             _not_send: PhantomData,
@@ -211,9 +246,43 @@ impl Ctx {
         }
     }
 
+    /// Runs an agent's function and says how it ended: its value, its exit
+    /// reason, or the body it hibernated into.
+    fn run_to_ending<F, R>(&mut self, f: F) -> Ending
+    where
+        F: FnOnce(&mut Ctx) -> R,
+        R: Any + Send + Sync + fmt::Debug,
+    {
+        let result = catch_unwind(AssertUnwindSafe(|| f(self)));
+        let ending = match result {
+            Ok(value) => Ending::Exit(ExitStatus::Ok(Value::new(value))),
+            Err(payload) => {
+                let hibernating = self.hibernating.borrow_mut().take();
+                match hibernating {
+                    Some((then, at_once))
+                        if payload.is::<HibernateUnwind>() && self.exiting.borrow().is_none() =>
+                    {
+                        Ending::Hibernate { then, at_once }
+                    }
+                    other => {
+                        if let Some((then, _)) = other {
+                            // It hibernated, caught the unwind, then exited.
+                            let serial = self.pid.local_cell().serial;
+                            self.shared().drop_contained(then, serial);
+                        }
+                        Ending::Exit(ExitStatus::Exit(self.reason_of(payload)))
+                    }
+                }
+            }
+        };
+        self.drop_saved();
+        ending
+    }
+
     /// Unwinds the agent's stack and ends it with `reason`.
     fn die(&self, reason: ExitReason) -> ! {
         *self.exiting.borrow_mut() = Some(reason);
+        self.leaving.set(true);
         resume_unwind(Box::new(ExitUnwind))
     }
 
@@ -222,7 +291,7 @@ impl Ctx {
     /// destructor's runtime call must not start a second unwind.
     #[inline]
     fn check_exit(&self) {
-        if self.pid.local_cell().mailbox.exit_pending() || self.exiting.borrow().is_some() {
+        if self.pid.local_cell().mailbox.exit_pending() || self.leaving.get() {
             self.take_exit();
         }
     }
@@ -236,6 +305,10 @@ impl Ctx {
         let pending = self.exiting.borrow().clone();
         if let Some(reason) = pending {
             self.die(reason);
+        }
+        if self.hibernating.borrow().is_some() {
+            // It hibernated and caught the unwind: carry on unwinding.
+            resume_unwind(Box::new(HibernateUnwind));
         }
         {
             while let Some(signal) = self.pid.local_cell().mailbox.pop_signal() {
@@ -855,6 +928,61 @@ impl Ctx {
             self.suspend(Suspend::Wait);
             self.check_exit();
         }
+    }
+
+    /// Gives up this agent's stack until a message arrives, as Erlang's
+    /// `erlang:hibernate/3` does: the stack unwinds (its destructors run)
+    /// and goes back to the pool with its memory returned to the kernel;
+    /// the agent keeps its pid, links, monitors, registered name, mailbox
+    /// and the messages a selective receive skipped. When a message (or an
+    /// exit signal) arrives, `then` runs on a fresh stack, and what it
+    /// returns is the agent's exit value. With a message already there,
+    /// `then` runs at once. A hibernated agent costs its cell and `then`'s
+    /// captures, not a stack page: use it for agents that wait long (the
+    /// per-agent memory figures are in `benches/RESULTS.md`).
+    ///
+    /// The root agent of [`crate::Runtime::run`] cannot hibernate (its
+    /// result goes back to the caller): there this call panics.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let answer = rt.run(|ctx| {
+    ///     let sleeper = ctx
+    ///         .spawn_with(SpawnOptions::new().monitor(), |ctx| {
+    ///             let count = 41u32;
+    ///             ctx.hibernate(move |ctx| count + ctx.receive().downcast::<u32>().unwrap())
+    ///         })
+    ///         .unwrap();
+    ///     ctx.send(&sleeper, 1u32);
+    ///     let down = ctx.receive().downcast::<Down>().unwrap();
+    ///     *down.status.value().unwrap().downcast_ref::<u32>().unwrap()
+    /// });
+    /// assert_eq!(answer.unwrap(), 42);
+    /// ```
+    pub fn hibernate<F, R>(&self, then: F) -> !
+    where
+        F: FnOnce(&mut Ctx) -> R + Send + 'static,
+        R: Any + Send + Sync + fmt::Debug,
+    {
+        self.check_exit();
+        assert!(
+            !self.root.get(),
+            "the root agent of Runtime::run cannot hibernate: spawn an agent that does"
+        );
+        let carry = Carry {
+            saved_control: std::mem::take(&mut *self.saved_control.borrow_mut()),
+            saved_data: std::mem::take(&mut *self.saved_data.borrow_mut()),
+            next_tag: self.next_tag.get(),
+        };
+        let at_once = !carry.saved_control.is_empty()
+            || !carry.saved_data.is_empty()
+            || self.pid.local_cell().mailbox.holds_anything();
+        *self.hibernating.borrow_mut() = Some((hibernated_body(carry, then), at_once));
+        self.leaving.set(true);
+        resume_unwind(Box::new(HibernateUnwind))
     }
 
     /// Lets the other runnable agents of this worker run first.

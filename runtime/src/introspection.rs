@@ -42,6 +42,8 @@ pub struct AgentStats {
     /// Times the watchdog named it for holding its worker without a runtime
     /// call longer than the runtime's threshold.
     pub watchdog_warnings: u64,
+    /// Times it hibernated (`Ctx::hibernate`).
+    pub hibernations: u64,
 }
 
 impl AgentStats {
@@ -55,6 +57,7 @@ impl AgentStats {
                 born: UNIX_EPOCH,
                 died: None,
                 watchdog_warnings: 0,
+                hibernations: 0,
             };
         };
         let died_ns = cell.died_ns.load(Ordering::Acquire);
@@ -65,6 +68,7 @@ impl AgentStats {
             born: UNIX_EPOCH + Duration::from_nanos(cell.born_ns),
             died: (died_ns != 0).then(|| UNIX_EPOCH + Duration::from_nanos(died_ns)),
             watchdog_warnings: cell.watchdog_warnings.load(Ordering::Relaxed),
+            hibernations: cell.hibernations.load(Ordering::Relaxed),
         }
     }
 }

@@ -85,6 +85,15 @@
 //! * The agent tree is safe on cycles and its accessors work (bug 3).
 //! * An exit reason is an [`ExitReason`], not an arbitrary object; a
 //!   program's own reasons are [`ExitReason::Other`] strings, like atoms.
+//! * **Hibernation** (from Erlang, Erlangen has none): [`Ctx::hibernate`]
+//!   gives up the agent's stack until a message arrives and then runs a
+//!   continuation on a fresh one, as `erlang:hibernate/3` does. An agent
+//!   parked in a plain `receive` keeps its stack's touched page (about
+//!   4.6 KiB per agent with its cell); a hibernated one about 0.6 KiB.
+//!   Pages of a suspended stack are never handed back behind the agent's
+//!   back: another thread may hold a reference into it (a scoped thread
+//!   started before the receive), so only the agent can say it is done
+//!   with its stack.
 //!
 //! # Agent rules
 //!

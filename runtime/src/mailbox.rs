@@ -296,6 +296,12 @@ impl Mailbox {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Whether anything waits in either lane or among the replies.
+    pub(crate) fn holds_anything(&self) -> bool {
+        let lanes = self.lanes.lock();
+        !lanes.control.is_empty() || lanes.data.len() > 0 || !lanes.replies.is_empty()
+    }
+
     /// Queued data messages, for introspection.
     pub(crate) fn len(&self) -> usize {
         self.lanes.lock().data.len()

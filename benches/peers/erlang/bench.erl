@@ -7,7 +7,7 @@
 %% Processes and their mailboxes, plain ! and receive. The number of
 %% schedulers is the runner's +S (1w = 1, 2w = 2).
 -module(bench).
--export([main/0, main/1, dist_ponger/1, dist_count/2]).
+-export([main/0, main/1, dist_ponger/1, dist_count/2, hibernated_wake/1]).
 
 main() -> main([]).
 main(Args) ->
@@ -33,6 +33,7 @@ run("ring_100", Div) -> ring(100, Div, "100 1w");
 run("ring_10000", Div) -> ring(10000, Div, "10000 1w");
 run("ring_100_2w", Div) -> ring(100, Div, "100 2w");
 run("skynet", Div) -> skynet(Div);
+run("hibernated", Div) -> hibernated(Div);
 run("parked", Div) -> parked(Div);
 run("churn_" ++ _ = Case, Div) -> churn(Div, label(Case));
 run("chameneos_" ++ _ = Case, Div) -> chameneos(Div, label(Case));
@@ -153,6 +154,48 @@ parked(Div) ->
         io:format("B5 parked ~s agents=~b spawn_ns_per_agent=~s rss_bytes_per_agent=~b teardown_ns_per_agent=~s~n",
                   [Label, N, per(Spawn, N), (Rss - Before) * 1024 div N, per(Teardown, N)])
     end, [0, 1]).
+
+%% B5 with hibernation: a million processes park in receive, then each is
+%% told to hibernate (erlang:hibernate/3: its stack is dropped and its heap
+%% compacted), then each is woken by a message and finishes.
+hibernated(Div) ->
+    N = 1000000 div Div,
+    Before = status_kib("VmRSS:"),
+    Parked = atomics:new(1, []),
+    Asleep = atomics:new(1, []),
+    Done = atomics:new(1, []),
+    Pids = [spawn(fun() ->
+                      atomics:add(Parked, 1, 1),
+                      receive hibernate ->
+                          atomics:add(Asleep, 1, 1),
+                          erlang:hibernate(?MODULE, hibernated_wake, [Done])
+                      end
+                  end) || _ <- lists:seq(1, N)],
+    wait_count(Parked, N),
+    RssParked = status_kib("VmRSS:"),
+    T0 = now_ns(),
+    [P ! hibernate || P <- Pids],
+    wait_count(Asleep, N),
+    %% The last ones hibernate after they counted: let them finish.
+    [wait_hibernated(P) || P <- Pids],
+    Hibernate = now_ns() - T0,
+    Rss = status_kib("VmRSS:"),
+    T1 = now_ns(),
+    [P ! go || P <- Pids],
+    wait_count(Done, N),
+    Wake = now_ns() - T1,
+    io:format("B5 hibernated 2w agents=~b rss_bytes_per_agent_parked=~b rss_bytes_per_agent=~b "
+              "hibernate_ns_per_agent=~s wake_ns_per_agent=~s~n",
+              [N, (RssParked - Before) * 1024 div N, (Rss - Before) * 1024 div N,
+               per(Hibernate, N), per(Wake, N)]).
+
+hibernated_wake(Done) -> receive _ -> atomics:add(Done, 1, 1) end.
+
+wait_hibernated(P) ->
+    case erlang:process_info(P, current_function) of
+        {current_function, {erlang, hibernate, 3}} -> ok;
+        _ -> erlang:yield(), wait_hibernated(P)
+    end.
 
 wait(0, _) -> ok;
 wait(N, Tag) -> receive Tag -> wait(N - 1, Tag) end.

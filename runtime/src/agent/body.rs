@@ -22,13 +22,24 @@ use crate::exit::ExitStatus;
 type Storage = MaybeUninit<[usize; BODY_INLINE_WORDS]>;
 
 /// Runs the body stored at the pointer, moving it out.
-type CallFn = unsafe fn(*mut Storage, &Suspender, ResumeArg) -> ExitStatus;
+type CallFn = unsafe fn(*mut Storage, &Suspender, ResumeArg) -> Ending;
+
+/// How a body's run ended.
+#[derive(Debug)]
+pub(crate) enum Ending {
+    /// The agent's function returned or the agent exited.
+    Exit(ExitStatus),
+    /// The agent hibernated (`Ctx::hibernate`): its stack is given up, and
+    /// `then` runs on a fresh one when a message arrives, or at once when
+    /// `at_once` (one was already there).
+    Hibernate { then: Body, at_once: bool },
+}
 
 /// Drops the body stored at the pointer without running it.
 type DropFn = unsafe fn(*mut Storage);
 
-/// What an unstarted agent will run: given its suspender and the first
-/// resume's worker, it returns the agent's exit status.
+/// What an unstarted (or hibernated) agent will run: given its suspender and
+/// the first resume's worker, it returns how it ended.
 pub(crate) struct Body {
     /// The closure, or a `Box` of it.
     data: Storage,
@@ -44,7 +55,7 @@ impl Body {
     /// Wraps `f`, inline if it fits.
     pub(crate) fn new<F>(f: F) -> Body
     where
-        F: FnOnce(&Suspender, ResumeArg) -> ExitStatus + Send + 'static,
+        F: FnOnce(&Suspender, ResumeArg) -> Ending + Send + 'static,
     {
         let mut data = Storage::uninit();
         if size_of::<F>() <= size_of::<Storage>() && align_of::<F>() <= align_of::<Storage>() {
@@ -69,7 +80,7 @@ impl Body {
     }
 
     /// Runs the body.
-    pub(crate) fn run(self, suspender: &Suspender, arg: ResumeArg) -> ExitStatus {
+    pub(crate) fn run(self, suspender: &Suspender, arg: ResumeArg) -> Ending {
         let mut this = ManuallyDrop::new(self);
         let call = this.call;
         // SAFETY: `call` was chosen with `data`'s contents in `new`; it moves
@@ -94,9 +105,9 @@ impl std::fmt::Debug for Body {
 
 /// # Safety
 /// `data` holds an `F` written by `Body::new`, read here once.
-unsafe fn call_inline<F>(data: *mut Storage, suspender: &Suspender, arg: ResumeArg) -> ExitStatus
+unsafe fn call_inline<F>(data: *mut Storage, suspender: &Suspender, arg: ResumeArg) -> Ending
 where
-    F: FnOnce(&Suspender, ResumeArg) -> ExitStatus,
+    F: FnOnce(&Suspender, ResumeArg) -> Ending,
 {
     // SAFETY: the caller's contract.
     let f = unsafe { data.cast::<F>().read() };
@@ -112,9 +123,9 @@ unsafe fn drop_inline<F>(data: *mut Storage) {
 
 /// # Safety
 /// `data` holds a `Box<F>`'s pointer written by `Body::new`, taken here once.
-unsafe fn call_boxed<F>(data: *mut Storage, suspender: &Suspender, arg: ResumeArg) -> ExitStatus
+unsafe fn call_boxed<F>(data: *mut Storage, suspender: &Suspender, arg: ResumeArg) -> Ending
 where
-    F: FnOnce(&Suspender, ResumeArg) -> ExitStatus,
+    F: FnOnce(&Suspender, ResumeArg) -> Ending,
 {
     // SAFETY: the caller's contract; the pointer came from `Box::into_raw`.
     let f = unsafe { Box::from_raw(data.cast::<*mut F>().read()) };
@@ -141,7 +152,10 @@ mod tests {
 
     fn run(body: Body) -> ExitStatus {
         let suspender = Suspender::detached();
-        body.run(&suspender, NonNull::dangling())
+        match body.run(&suspender, NonNull::dangling()) {
+            Ending::Exit(status) => status,
+            Ending::Hibernate { .. } => panic!("these bodies do not hibernate"),
+        }
     }
 
     /// Counts drops.
@@ -160,13 +174,13 @@ mod tests {
         let large = (Counted(drops.clone()), [7u64; 16]);
         let status = run(Body::new(move |_, _| {
             let _keep = &small;
-            ExitStatus::Ok(Value::new(1u32))
+            Ending::Exit(ExitStatus::Ok(Value::new(1u32)))
         }));
         assert_eq!(status.value().unwrap().downcast_ref::<u32>(), Some(&1));
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         let status = run(Body::new(move |_, _| {
             let (_counted, words) = &large;
-            ExitStatus::Ok(Value::new(words.iter().sum::<u64>()))
+            Ending::Exit(ExitStatus::Ok(Value::new(words.iter().sum::<u64>())))
         }));
         assert_eq!(status.value().unwrap().downcast_ref::<u64>(), Some(&112));
         assert_eq!(drops.load(Ordering::SeqCst), 2);
@@ -175,11 +189,11 @@ mod tests {
         let large = (Counted(drops.clone()), [0u8; 100]);
         drop(Body::new(move |_, _| {
             let _keep = &small;
-            ExitStatus::Ok(Value::new(()))
+            Ending::Exit(ExitStatus::Ok(Value::new(())))
         }));
         drop(Body::new(move |_, _| {
             let _keep = &large;
-            ExitStatus::Ok(Value::new(()))
+            Ending::Exit(ExitStatus::Ok(Value::new(())))
         }));
         assert_eq!(drops.load(Ordering::SeqCst), 4);
     }
@@ -189,7 +203,9 @@ mod tests {
         #[repr(align(64))]
         struct Wide(u8);
         let wide = Wide(5);
-        let status = run(Body::new(move |_, _| ExitStatus::Ok(Value::new(wide.0))));
+        let status = run(Body::new(move |_, _| {
+            Ending::Exit(ExitStatus::Ok(Value::new(wide.0)))
+        }));
         assert_eq!(status.value().unwrap().downcast_ref::<u8>(), Some(&5));
     }
 }

@@ -4,7 +4,7 @@
 //! [`ResumeArg`] (the worker's context, passed fresh on every resume so that
 //! agent code never derives per-worker pointers from a thread-local,
 //! pitfalls.md §3.2), suspends with a [`Suspend`] and returns an
-//! [`ExitStatus`]; and [`Suspender`], the agent-side handle to suspend.
+//! [`Ending`] (an exit status, or the body to run after hibernating); and [`Suspender`], the agent-side handle to suspend.
 //!
 //! # `Send`
 //!
@@ -24,7 +24,7 @@ use std::ptr::NonNull;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
-use super::body::Body;
+use super::body::{Body, Ending};
 use super::stack::{PooledStack, StackSlot};
 use crate::exit::ExitStatus;
 
@@ -48,6 +48,9 @@ pub(crate) enum Resumed {
     Suspended(Suspend),
     /// The agent's function finished.
     Returned(ExitStatus),
+    /// The agent hibernated: the coroutine is done, and `then` is what the
+    /// agent runs next, on a fresh stack (`at_once`: a message is there).
+    Hibernated { then: Body, at_once: bool },
     /// A panic escaped the body (its own `catch_unwind` catches the agent's
     /// panics, so this is a panic while it built its exit status): the
     /// payload, for the worker to report and drop, contained.
@@ -84,7 +87,7 @@ impl Suspender {
 /// A started agent.
 pub(crate) struct AgentCoroutine {
     /// The corosensei coroutine.
-    coroutine: Coroutine<ResumeArg, Suspend, ExitStatus, PooledStack>,
+    coroutine: Coroutine<ResumeArg, Suspend, Ending, PooledStack>,
     /// The stack's slot, for overflow reporting.
     slot: StackSlot,
 }
@@ -125,7 +128,10 @@ impl AgentCoroutine {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.coroutine.resume(arg)));
         match result {
             Ok(CoroutineResult::Yield(why)) => Resumed::Suspended(why),
-            Ok(CoroutineResult::Return(status)) => Resumed::Returned(status),
+            Ok(CoroutineResult::Return(Ending::Exit(status))) => Resumed::Returned(status),
+            Ok(CoroutineResult::Return(Ending::Hibernate { then, at_once })) => {
+                Resumed::Hibernated { then, at_once }
+            }
             Err(payload) => Resumed::Panicked(payload),
         }
     }

@@ -95,6 +95,8 @@ pub(crate) struct AgentCell {
     pub(crate) live_index: AtomicUsize,
     /// Times the watchdog named this agent for holding its worker.
     pub(crate) watchdog_warnings: AtomicU64,
+    /// Times the agent hibernated (`Ctx::hibernate`).
+    pub(crate) hibernations: AtomicU64,
     /// The body or coroutine (rule BODY-OWNER).
     body: UnsafeCell<Stage>,
 }
@@ -131,6 +133,7 @@ impl AgentCell {
             timer_seq: AtomicU64::new(0),
             live_index: AtomicUsize::new(usize::MAX),
             watchdog_warnings: AtomicU64::new(0),
+            hibernations: AtomicU64::new(0),
             body: UnsafeCell::new(Stage::Unstarted(body)),
         }
     }
@@ -149,6 +152,12 @@ impl AgentCell {
     }
 
     /// The home worker, if the agent has started.
+    /// Counts one hibernation (written by the worker that holds the agent
+    /// RUNNING, read by introspection).
+    pub(crate) fn count_hibernation(&self) {
+        self.hibernations.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn home(&self) -> Option<usize> {
         match self.home.load(Ordering::Acquire) {
             NO_HOME => None,

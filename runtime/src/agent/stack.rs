@@ -34,7 +34,7 @@ use std::sync::Mutex;
 
 use corosensei::stack::{Stack, StackPointer};
 
-use crate::config::{GUARD_SIZE_BYTES, SLAB_SIZE_BYTES, STACK_CACHE_LEN_MAX};
+use crate::config::{DISCARD_BATCH_LEN, GUARD_SIZE_BYTES, SLAB_SIZE_BYTES, STACK_CACHE_LEN_MAX};
 use crate::sync::lock;
 
 /// Linux's `MADV_GUARD_INSTALL` (not yet in the libc crate).
@@ -247,6 +247,73 @@ impl StackPool {
         cache.slots.push(slot);
     }
 
+    /// Hands a hibernated agent's slot back. It goes to `cache` as is while
+    /// the cache has room (the next spawn or wake-up takes it with its pages
+    /// still resident); past that, it waits in the cache's discard batch,
+    /// whose pages go back to the kernel [`DISCARD_BATCH_LEN`] slots at a
+    /// time (`flush_discards`), so that agents which hibernate in numbers
+    /// leave no more than a cache's worth of resident stacks.
+    pub(crate) fn give_hibernated(&self, slot: StackSlot, cache: &mut StackCache) {
+        if slot.slot_bytes != cache.slot_bytes {
+            self.discard_run(slot.bottom, slot.slot_bytes);
+            self.release(slot);
+            return;
+        }
+        if cache.slots.len() < STACK_CACHE_LEN_MAX {
+            cache.slots.push(slot);
+            return;
+        }
+        cache.discard.push(slot);
+        if cache.discard.len() >= DISCARD_BATCH_LEN {
+            self.flush_discards(cache);
+        }
+    }
+
+    /// Hands the pages of the cache's discard batch back to the kernel and
+    /// the slots to the shared free list. One `madvise` per run of adjacent
+    /// slots (each costs a TLB shoot-down on every core the process runs
+    /// on): a run's guard pages are inside the range, and `MADV_DONTNEED`
+    /// leaves `MADV_GUARD_INSTALL` guards in place (a test below checks
+    /// it); with `mprotect` guards each slot goes on its own.
+    pub(crate) fn flush_discards(&self, cache: &mut StackCache) {
+        if cache.discard.is_empty() {
+            return;
+        }
+        let mode = lock(&self.state).guard_mode;
+        cache.discard.sort_unstable_by_key(|slot| slot.bottom);
+        let slot_bytes = cache.slot_bytes;
+        let mut run_start = cache.discard[0].bottom;
+        let mut run_end = run_start + slot_bytes;
+        for slot in &cache.discard[1..] {
+            if slot.bottom == run_end && mode == GuardMode::Advise {
+                run_end += slot_bytes;
+            } else {
+                self.discard_run(run_start, run_end - run_start);
+                run_start = slot.bottom;
+                run_end = run_start + slot_bytes;
+            }
+        }
+        self.discard_run(run_start, run_end - run_start);
+        let mut state = lock(&self.state);
+        class_mut(&mut state.classes, slot_bytes)
+            .free
+            .append(&mut cache.discard);
+    }
+
+    /// Hands the pages of `len` bytes of adjacent slots starting at `bottom`
+    /// (a guard page) back to the kernel, guards excepted.
+    fn discard_run(&self, bottom: usize, len: usize) {
+        // The first guard page is skipped; inner ones (Advise mode only) are
+        // left in place by MADV_DONTNEED.
+        let from = bottom + GUARD_SIZE_BYTES;
+        let len = len - GUARD_SIZE_BYTES;
+        // SAFETY: the range lies in slots of a slab the pool keeps mapped,
+        // none of which a coroutine runs on (they are free); MADV_DONTNEED
+        // on private anonymous memory only makes the next touch read zeros.
+        let rc = unsafe { libc::madvise(from as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        debug_assert_eq!(rc, 0, "madvise(MADV_DONTNEED) on free stack slots");
+    }
+
     /// Returns a slot to the shared free list.
     pub(crate) fn release(&self, slot: StackSlot) {
         let mut state = lock(&self.state);
@@ -257,6 +324,7 @@ impl StackPool {
 
     /// Moves a worker cache back to the shared free lists (worker exit).
     pub(crate) fn drain_cache(&self, cache: &mut StackCache) {
+        self.flush_discards(cache);
         let mut state = lock(&self.state);
         let slot_bytes = cache.slot_bytes;
         class_mut(&mut state.classes, slot_bytes)
@@ -452,6 +520,9 @@ pub(crate) struct StackCache {
     slot_bytes: usize,
     /// Free slots.
     slots: Vec<StackSlot>,
+    /// Free slots of hibernated agents whose pages wait to go back to the
+    /// kernel (at most `DISCARD_BATCH_LEN`).
+    discard: Vec<StackSlot>,
 }
 
 impl StackCache {
@@ -460,6 +531,63 @@ impl StackCache {
         StackCache {
             slot_bytes: usable_bytes + GUARD_SIZE_BYTES,
             slots: Vec::new(),
+            discard: Vec::new(),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Whether this process can read the byte at `address` (a guard page
+    /// cannot be read, even by the kernel on our behalf).
+    fn readable(address: usize) -> bool {
+        let mut byte = 0u8;
+        let local = libc::iovec {
+            iov_base: (&mut byte as *mut u8).cast(),
+            iov_len: 1,
+        };
+        let remote = libc::iovec {
+            iov_base: address as *mut libc::c_void,
+            iov_len: 1,
+        };
+        // SAFETY: reading one byte of our own address space into `byte`;
+        // the kernel reports an unreadable address as an error.
+        let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        n == 1
+    }
+
+    #[test]
+    fn discarding_a_run_of_slots_zeroes_their_pages_and_keeps_every_guard() {
+        const USABLE: usize = 32 * 1024;
+        let pool = StackPool::new();
+        let mut cache = StackCache::new(USABLE);
+        let stacks: Vec<PooledStack> = (0..4)
+            .map(|_| pool.take(USABLE, &mut cache).expect("a stack"))
+            .collect();
+        if !pool.stats().guard_install {
+            return; // mprotect guards: each slot is discarded on its own
+        }
+        let slots: Vec<StackSlot> = stacks.into_iter().map(PooledStack::into_slot).collect();
+        for slot in &slots {
+            let top = slot.bottom + slot.slot_bytes - 1;
+            // SAFETY: the slot's usable part is mapped read-write and no
+            // coroutine uses it.
+            unsafe { (top as *mut u8).write(7) };
+            assert!(!readable(slot.bottom), "a guard before the discard");
+        }
+        cache.discard.extend(slots.iter().copied());
+        pool.flush_discards(&mut cache);
+        assert!(cache.discard.is_empty());
+        for slot in &slots {
+            let top = slot.bottom + slot.slot_bytes - 1;
+            // SAFETY: as above.
+            let byte = unsafe { (top as *const u8).read() };
+            assert_eq!(byte, 0, "pages were handed back");
+            assert!(!readable(slot.bottom), "the guard survived the discard");
+            assert!(readable(slot.bottom + GUARD_SIZE_BYTES));
+        }
+        assert_eq!(pool.stats().slots_free, slots.len());
     }
 }

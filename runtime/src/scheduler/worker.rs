@@ -347,6 +347,16 @@ impl WorkerContext {
                 }
                 return;
             }
+            Resumed::Hibernated { then, at_once } => {
+                self.hibernate(&task, stage, then);
+                if at_once {
+                    task.state.transition_to_yielded();
+                    self.requeue(task);
+                } else if task.state.transition_to_waiting() == AfterSuspend::Requeue {
+                    self.requeue(task);
+                }
+                return;
+            }
             Resumed::Returned(status) => status,
             Resumed::Panicked(payload) => {
                 let reason = ExitReason::Panic(crate::context::panic_message(&*payload).into());
@@ -364,6 +374,22 @@ impl WorkerContext {
         if let Some(cell) = self.shared.finish(&task, status, Some(self)) {
             self.returns.give(&self.shared, self.index, cell);
         }
+    }
+
+    /// An agent hibernated (`Ctx::hibernate`): its finished coroutine's stack
+    /// goes back to the pool (stack.rs `give_hibernated`: its pages go back
+    /// to the kernel unless the worker's cache takes it), and
+    /// the agent becomes unstarted again with `then` as its body. The caller
+    /// holds it RUNNING and then parks or re-queues it.
+    fn hibernate(&self, task: &Task, stage: &mut Stage, then: crate::agent::body::Body) {
+        if let Stage::Started(coroutine) = std::mem::replace(stage, Stage::Unstarted(then)) {
+            debug_assert!(coroutine.done());
+            let slot = coroutine.into_stack().into_slot();
+            self.shared
+                .stacks
+                .give_hibernated(slot, &mut self.stack_cache.borrow_mut());
+        }
+        task.count_hibernation();
     }
 
     /// Gives an agent that has not started its stack and coroutine, and a
@@ -451,6 +477,9 @@ impl WorkerContext {
             std::hint::spin_loop();
         }
         idle.n_searching.fetch_sub(1, Ordering::SeqCst);
+        self.shared
+            .stacks
+            .flush_discards(&mut self.stack_cache.borrow_mut());
         self.returns.hand_over_all(&self.shared);
         self.returns.free_returned(&self.shared, self.index);
         self.park();
@@ -503,6 +532,16 @@ impl WorkerContext {
             // more (barrier above) and this is the agent's home worker; the
             // reference is dropped at the end of this iteration.
             let stage = unsafe { task.stage() };
+            if matches!(stage, Stage::Unstarted(_)) {
+                // Hibernated (or pinned here and never run): no stack to
+                // unwind; its body and what it captured go now.
+                if let Stage::Unstarted(body) = std::mem::replace(stage, Stage::Finished) {
+                    task.state.transition_to_done();
+                    task.set_died();
+                    self.shared.drop_contained(body, task.serial);
+                }
+                continue;
+            }
             if let Stage::Started(mut coroutine) = std::mem::replace(stage, Stage::Finished) {
                 task.state.transition_to_done();
                 task.set_died();

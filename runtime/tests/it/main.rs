@@ -2,6 +2,7 @@
 
 mod erlangen_suite;
 mod gather;
+mod hibernate;
 mod links_monitors;
 mod messaging;
 mod panics;
