@@ -153,8 +153,10 @@ fn a_long_selective_scan_lets_other_agents_of_its_worker_run() {
                 .spawn_with(
                     SpawnOptions::new().worker(0).mailbox_len(1 << 20),
                     move |ctx| {
-                        ctx.receive(); // go
-                                       // Scan 200,000 messages, 20 times, for one that is not there.
+                        // Wait for the word to go (selectively: if this worker
+                        // also runs the root, the numbers are still coming).
+                        ctx.receive_match(|m| m.is::<()>());
+                        // Scan 200,000 messages, 20 times, for one that is not there.
                         for _ in 0..20 {
                             let _ = ctx.receive_match_timeout(|m| m.is::<String>(), Duration::ZERO);
                         }
