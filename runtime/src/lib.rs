@@ -113,6 +113,9 @@
 //!    Every runtime call counts against the agent's slice, each receive
 //!    attempt and each message a selective receive skips included.
 //! 4. Destructors should not block.
+//! 5. An agent that waits long can hibernate ([`Ctx::hibernate`]): it gives
+//!    its stack back and runs a continuation on a fresh one when a message
+//!    comes.
 
 #![warn(missing_docs)]
 
