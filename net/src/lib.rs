@@ -7,7 +7,7 @@
 //! node that receives it.
 //!
 //! One mio event-loop thread per node owns the listener, every connection
-//! and the port-mapper registration (event_loop.rs). Agents never touch a
+//! and the port-mapper registration (event_loop/). Agents never touch a
 //! socket: a send to a remote pid queues a command and wakes the loop once
 //! per burst. Messages cross the wire only for types registered on both
 //! nodes ([`Types`]); functions can be spawned remotely only if the target

@@ -7,7 +7,7 @@
 //!    start with [`NetError::NameTaken`] (Erlangen documented this and never
 //!    did it, bug 4).
 //! 3. Pick a random incarnation, build the shared state, start the event
-//!    loop thread (event_loop.rs), which from then on owns the listener,
+//!    loop thread (event_loop/), which from then on owns the listener,
 //!    every connection and the registration.
 //!
 //! # Stop (`stop` or drop)

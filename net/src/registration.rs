@@ -3,7 +3,7 @@
 //! loop, which watches the connection and re-registers after the port
 //! mapper restarts (Erlangen's 0.5 Hz loop, here with 50 ms–2 s backoff),
 //! on a non-blocking connection it drives itself, as it does lookups of
-//! other nodes' ports (event_loop.rs `PortMapperCall`).
+//! other nodes' ports (event_loop/portmap_call.rs).
 
 use std::net::{SocketAddr, TcpStream};
 

@@ -6,8 +6,8 @@
 //!
 //! 1. **Dial or accept.** A command for a node with no connection queues
 //!    in that node's waiting list and starts a lookup of its port (a
-//!    short-lived helper thread asks the port mapper), then a non-blocking
-//!    connect. An accepted socket starts at step 2 at once.
+//!    `PortMapperCall` this loop drives, portmap_call.rs), then a
+//!    non-blocking connect. An accepted socket starts at step 2 at once.
 //! 2. **Hello.** Each side sends its `Hello`. On the peer's `Hello` the
 //!    acceptor applies the tie-break: a connection already up with the same
 //!    incarnation wins over the new one; a new incarnation replaces the old
@@ -26,6 +26,9 @@
 //!    monitor across it fires `noconnection` (each side fires its own half),
 //!    pending remote spawns get an error, waiting messages are dropped and
 //!    counted.
+
+mod command;
+mod portmap_call;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -54,6 +57,9 @@ use crate::wire::{
     KIND_PACKET, KIND_TICK,
 };
 
+pub(crate) use command::Command;
+use portmap_call::{PortMapperCall, Purpose};
+
 /// Stack of the loop's thread: decoding user types recurses on it.
 pub(crate) const LOOP_STACK_BYTES: usize = 64 << 20;
 
@@ -73,65 +79,6 @@ const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const REGISTRATION: Token = Token(2);
 const FIRST_CONNECTION: usize = 3;
-
-/// Encodes a remote spawn's arguments on the loop (where pids encode).
-pub(crate) type ArgsEncoder = Box<dyn FnOnce() -> Result<Vec<u8>, wire::DecodeError> + Send>;
-
-/// What agents and the node's handle ask of the loop.
-pub(crate) enum Command {
-    /// A message for a remote agent.
-    Send { to: Target, message: Message },
-    /// A message for a registered name on a node.
-    SendNamed {
-        node: String,
-        name: String,
-        message: Message,
-    },
-    /// A signal for a remote agent.
-    Signal {
-        from: Option<Pid>,
-        to: Target,
-        signal: RemoteSignal,
-    },
-    /// A remote spawn.
-    Spawn {
-        node: String,
-        request: u64,
-        parent: Pid,
-        attach: WireAttach,
-        function: String,
-        args: ArgsEncoder,
-        mailbox_len: Option<u32>,
-    },
-    /// Stop the node.
-    Stop,
-}
-
-impl Command {
-    /// Whether the command counts in the node's backlog (backpressure):
-    /// messages and signals, until written or dropped.
-    pub(crate) fn is_backlog(&self) -> bool {
-        matches!(
-            self,
-            Command::Send { .. } | Command::SendNamed { .. } | Command::Signal { .. }
-        )
-    }
-
-    /// Whether the command is a message (signals are never dropped for
-    /// backpressure: they are bounded by the number of edges).
-    pub(crate) fn is_message(&self) -> bool {
-        matches!(self, Command::Send { .. } | Command::SendNamed { .. })
-    }
-
-    /// The node the command is for, if it is for one.
-    fn node(&self) -> Option<&str> {
-        match self {
-            Command::Send { to, .. } | Command::Signal { to, .. } => Some(&to.node),
-            Command::SendNamed { node, .. } | Command::Spawn { node, .. } => Some(node),
-            _ => None,
-        }
-    }
-}
 
 /// Where a connection is in its life (module docs).
 #[derive(Debug, PartialEq, Eq)]
@@ -1662,79 +1609,5 @@ fn transcript(connection: &Connection) -> (&[u8], &[u8]) {
     match connection.role {
         Role::Dialer => (&connection.hello_mine, theirs),
         Role::Acceptor => (theirs, &connection.hello_mine),
-    }
-}
-
-/// What a call to a port mapper is for.
-enum Purpose {
-    /// Find the port of a node (`host/node`).
-    Lookup { node: String },
-    /// Register this node again after the port mapper restarted.
-    Register,
-}
-
-/// One request to a port mapper on a non-blocking connection this loop
-/// drives (portmap/PROTOCOL.md: read HELLO, send the request, read the
-/// reply).
-struct PortMapperCall {
-    stream: TcpStream,
-    purpose: Purpose,
-    /// The request to send after HELLO.
-    request: erlangen_portmap::wire::Request,
-    /// The port mapper asked.
-    port_mapper: SocketAddr,
-    /// Bytes received and not yet a whole frame.
-    read: Vec<u8>,
-    /// Whether the request went out.
-    asked: bool,
-}
-
-impl PortMapperCall {
-    /// Reads what arrived and answers the greeting; the reply, an error,
-    /// or `None` while it goes on.
-    fn advance(&mut self) -> Option<Result<erlangen_portmap::wire::Reply, String>> {
-        use erlangen_portmap::config::REPLY_BODY_BYTES_MAX;
-        use erlangen_portmap::wire::Reply;
-        let mut chunk = [0u8; 4096];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Some(Err("the port mapper closed the connection".to_owned())),
-                Ok(n) => self.read.extend_from_slice(&chunk[..n]),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) if error.kind() == io::ErrorKind::NotConnected => return None,
-                Err(error) => return Some(Err(format!("port mapper: {error}"))),
-            }
-            if self.read.len() > REPLY_BODY_BYTES_MAX {
-                return Some(Err("the port mapper sent too much".to_owned()));
-            }
-        }
-        loop {
-            let (reply, used) =
-                match erlangen_portmap::frame::parse(&self.read, REPLY_BODY_BYTES_MAX) {
-                    Ok(Some((frame, used))) => (Reply::decode(frame.kind, frame.body), used),
-                    Ok(None) => return None,
-                    Err(error) => return Some(Err(format!("port mapper: {error}"))),
-                };
-            self.read.drain(..used);
-            match reply {
-                Ok(Reply::Hello { .. }) if !self.asked => {
-                    let mut out = Vec::new();
-                    self.request.encode(&mut out);
-                    // A request of a few hundred bytes fits the empty send
-                    // buffer of a fresh connection.
-                    if let Err(error) = self.stream.write_all(&out) {
-                        return Some(Err(format!("port mapper: {error}")));
-                    }
-                    self.asked = true;
-                }
-                Ok(Reply::Error { description, .. }) => {
-                    return Some(Err(format!("port mapper: {description}")))
-                }
-                Ok(reply) if self.asked => return Some(Ok(reply)),
-                Ok(other) => return Some(Err(format!("port mapper: unexpected {other:?}"))),
-                Err(error) => return Some(Err(format!("port mapper: {error}"))),
-            }
-        }
     }
 }

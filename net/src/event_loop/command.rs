@@ -1,0 +1,67 @@
+//! `Command`: what agents and the node's handle ask of the event loop
+//! (queued by route.rs, taken by the loop at most
+//! `COMMANDS_PER_TURN_MAX` per turn).
+
+use erlangen_runtime::{Message, Pid, RemoteSignal};
+
+use crate::node::Target;
+use crate::wire::{self, WireAttach};
+
+/// Encodes a remote spawn's arguments on the loop (where pids encode).
+pub(crate) type ArgsEncoder = Box<dyn FnOnce() -> Result<Vec<u8>, wire::DecodeError> + Send>;
+
+/// What agents and the node's handle ask of the loop.
+pub(crate) enum Command {
+    /// A message for a remote agent.
+    Send { to: Target, message: Message },
+    /// A message for a registered name on a node.
+    SendNamed {
+        node: String,
+        name: String,
+        message: Message,
+    },
+    /// A signal for a remote agent.
+    Signal {
+        from: Option<Pid>,
+        to: Target,
+        signal: RemoteSignal,
+    },
+    /// A remote spawn.
+    Spawn {
+        node: String,
+        request: u64,
+        parent: Pid,
+        attach: WireAttach,
+        function: String,
+        args: ArgsEncoder,
+        mailbox_len: Option<u32>,
+    },
+    /// Stop the node.
+    Stop,
+}
+
+impl Command {
+    /// Whether the command counts in the node's backlog (backpressure):
+    /// messages and signals, until written or dropped.
+    pub(crate) fn is_backlog(&self) -> bool {
+        matches!(
+            self,
+            Command::Send { .. } | Command::SendNamed { .. } | Command::Signal { .. }
+        )
+    }
+
+    /// Whether the command is a message (signals are never dropped for
+    /// backpressure: they are bounded by the number of edges).
+    pub(crate) fn is_message(&self) -> bool {
+        matches!(self, Command::Send { .. } | Command::SendNamed { .. })
+    }
+
+    /// The node the command is for, if it is for one.
+    pub(super) fn node(&self) -> Option<&str> {
+        match self {
+            Command::Send { to, .. } | Command::Signal { to, .. } => Some(&to.node),
+            Command::SendNamed { node, .. } | Command::Spawn { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+}
