@@ -51,6 +51,15 @@ struct ExitUnwind;
 /// The panic payload that carries a hibernation through the agent's stack.
 struct HibernateUnwind;
 
+/// Why an agent's stack is unwinding on purpose.
+enum Leaving {
+    /// It exits with this reason.
+    Exit(ExitReason),
+    /// It hibernates: the body it runs next, and whether a message is
+    /// already there.
+    Hibernate { then: Body, at_once: bool },
+}
+
 /// What a hibernating agent keeps of its `Ctx` for the body it runs next.
 struct Carry {
     saved_control: VecDeque<Message>,
@@ -85,13 +94,8 @@ pub struct Ctx {
     saved_control: RefCell<VecDeque<Message>>,
     /// Messages taken but skipped by a selective receive.
     saved_data: RefCell<VecDeque<Message>>,
-    /// Set when the agent has begun to exit.
-    exiting: RefCell<Option<ExitReason>>,
-    /// Set when the agent has begun to hibernate: what it runs next, and
-    /// whether a message is already there.
-    hibernating: RefCell<Option<(Body, bool)>>,
-    /// Whether `exiting` or `hibernating` is set (one load on the hot path).
-    leaving: Cell<bool>,
+    /// Set when the agent has begun to exit or to hibernate.
+    leaving: RefCell<Option<Leaving>>,
     /// Whether this is `Runtime::run`'s root agent (it cannot hibernate).
     root: Cell<bool>,
     /// Runtime calls left before the agent yields its worker.
@@ -193,9 +197,7 @@ impl Ctx {
             worker: Cell::new(worker),
             saved_control: RefCell::new(VecDeque::new()),
             saved_data: RefCell::new(VecDeque::new()),
-            exiting: RefCell::new(None),
-            hibernating: RefCell::new(None),
-            leaving: Cell::new(false),
+            leaving: RefCell::new(None),
             root: Cell::new(false),
             reductions: Cell::new(REDUCTIONS_PER_SLICE),
             next_tag: Cell::new(1),
@@ -239,10 +241,21 @@ impl Ctx {
 
     /// The exit reason for a caught panic payload.
     fn reason_of(&self, payload: Box<dyn Any + Send>) -> ExitReason {
-        if payload.is::<ExitUnwind>() {
-            self.exiting.borrow_mut().take().unwrap_or(ExitReason::Kill)
-        } else {
-            ExitReason::Panic(panic_message(&*payload).into())
+        let leaving = self.leaving.borrow_mut().take();
+        match leaving {
+            Some(Leaving::Exit(reason)) if payload.is::<ExitUnwind>() => reason,
+            leaving => {
+                if let Some(Leaving::Hibernate { then, .. }) = leaving {
+                    // It hibernated, caught the unwind, then panicked.
+                    self.shared()
+                        .drop_contained(then, self.pid.local_cell().serial);
+                }
+                if payload.is::<ExitUnwind>() {
+                    ExitReason::Kill
+                } else {
+                    ExitReason::Panic(panic_message(&*payload).into())
+                }
+            }
         }
     }
 
@@ -256,24 +269,19 @@ impl Ctx {
         let result = catch_unwind(AssertUnwindSafe(|| f(self)));
         let ending = match result {
             Ok(value) => Ending::Exit(ExitStatus::Ok(Value::new(value))),
-            Err(payload) => {
-                let hibernating = self.hibernating.borrow_mut().take();
-                match hibernating {
-                    Some((then, at_once))
-                        if payload.is::<HibernateUnwind>() && self.exiting.borrow().is_none() =>
-                    {
+            Err(payload) if payload.is::<HibernateUnwind>() => {
+                let leaving = self.leaving.borrow_mut().take();
+                match leaving {
+                    Some(Leaving::Hibernate { then, at_once }) => {
                         Ending::Hibernate { then, at_once }
                     }
-                    other => {
-                        if let Some((then, _)) = other {
-                            // It hibernated, caught the unwind, then exited.
-                            let serial = self.pid.local_cell().serial;
-                            self.shared().drop_contained(then, serial);
-                        }
+                    leaving => {
+                        *self.leaving.borrow_mut() = leaving;
                         Ending::Exit(ExitStatus::Exit(self.reason_of(payload)))
                     }
                 }
             }
+            Err(payload) => Ending::Exit(ExitStatus::Exit(self.reason_of(payload))),
         };
         self.drop_saved();
         ending
@@ -281,8 +289,12 @@ impl Ctx {
 
     /// Unwinds the agent's stack and ends it with `reason`.
     fn die(&self, reason: ExitReason) -> ! {
-        *self.exiting.borrow_mut() = Some(reason);
-        self.leaving.set(true);
+        let before = self.leaving.replace(Some(Leaving::Exit(reason)));
+        if let Some(Leaving::Hibernate { then, .. }) = before {
+            // It hibernated, caught the unwind, then was told to exit.
+            self.shared()
+                .drop_contained(then, self.pid.local_cell().serial);
+        }
         resume_unwind(Box::new(ExitUnwind))
     }
 
@@ -291,7 +303,7 @@ impl Ctx {
     /// destructor's runtime call must not start a second unwind.
     #[inline]
     fn check_exit(&self) {
-        if self.pid.local_cell().mailbox.exit_pending() || self.leaving.get() {
+        if self.pid.local_cell().mailbox.exit_pending() || self.leaving.borrow().is_some() {
             self.take_exit();
         }
     }
@@ -302,13 +314,14 @@ impl Ctx {
         if std::thread::panicking() {
             return;
         }
-        let pending = self.exiting.borrow().clone();
-        if let Some(reason) = pending {
+        // It began to leave and caught the unwind: carry on.
+        let exiting = match &*self.leaving.borrow() {
+            Some(Leaving::Exit(reason)) => Some(reason.clone()),
+            Some(Leaving::Hibernate { .. }) => resume_unwind(Box::new(HibernateUnwind)),
+            None => None,
+        };
+        if let Some(reason) = exiting {
             self.die(reason);
-        }
-        if self.hibernating.borrow().is_some() {
-            // It hibernated and caught the unwind: carry on unwinding.
-            resume_unwind(Box::new(HibernateUnwind));
         }
         {
             while let Some(signal) = self.pid.local_cell().mailbox.pop_signal() {
@@ -980,8 +993,10 @@ impl Ctx {
         let at_once = !carry.saved_control.is_empty()
             || !carry.saved_data.is_empty()
             || self.pid.local_cell().mailbox.holds_anything();
-        *self.hibernating.borrow_mut() = Some((hibernated_body(carry, then), at_once));
-        self.leaving.set(true);
+        *self.leaving.borrow_mut() = Some(Leaving::Hibernate {
+            then: hibernated_body(carry, then),
+            at_once,
+        });
         resume_unwind(Box::new(HibernateUnwind))
     }
 
