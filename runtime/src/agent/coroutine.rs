@@ -4,7 +4,8 @@
 //! [`ResumeArg`] (the worker's context, passed fresh on every resume so that
 //! agent code never derives per-worker pointers from a thread-local,
 //! pitfalls.md §3.2), suspends with a [`Suspend`] and returns an
-//! [`Ending`] (an exit status, or the body to run after hibernating); and [`Suspender`], the agent-side handle to suspend.
+//! [`Ending`] (an exit status, or the body to run after hibernating); and
+//! [`Suspender`], the agent-side handle to suspend.
 //!
 //! # `Send`
 //!

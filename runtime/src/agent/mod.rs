@@ -152,12 +152,6 @@ impl AgentCell {
     }
 
     /// The home worker, if the agent has started.
-    /// Counts one hibernation (written by the worker that holds the agent
-    /// RUNNING, read by introspection).
-    pub(crate) fn count_hibernation(&self) {
-        self.hibernations.fetch_add(1, Ordering::Relaxed);
-    }
-
     pub(crate) fn home(&self) -> Option<usize> {
         match self.home.load(Ordering::Acquire) {
             NO_HOME => None,

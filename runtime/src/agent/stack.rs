@@ -14,10 +14,11 @@
 //!    carved, with `madvise(MADV_GUARD_INSTALL)` (Linux ≥ 6.13), which marks
 //!    page-table entries and adds no VMA; slots are carved in batches whose
 //!    guards go in one `process_madvise` call (a `madvise` per slot cost a
-//!    third of a cold spawn, contending with the other workers' page faults). Where the kernel refuses it, the
-//!    documented fallback is an `mprotect(PROT_NONE)` guard (two VMAs per
-//!    stack) within a budget of a quarter of `vm.max_map_count`; past that
-//!    budget new stacks are refused and the agent exits with `SystemLimit`.
+//!    third of a cold spawn, contending with the other workers' page
+//!    faults). Where the kernel refuses it, the documented fallback is an
+//!    `mprotect(PROT_NONE)` guard (two VMAs per stack) within a budget of a
+//!    quarter of `vm.max_map_count`; past that budget new stacks are
+//!    refused and the agent exits with `SystemLimit`.
 //!    An unguarded stack is never handed out.
 //! 3. **Reuse.** A finished agent's slot goes to its worker's cache (no lock),
 //!    overflowing in halves to the class's shared free list; allocation takes
@@ -435,7 +436,6 @@ fn install_guards(first: usize, stride: usize, count: usize) -> bool {
             iov_len: GUARD_SIZE_BYTES,
         })
         .collect();
-    let mut done = 0;
     for chunk in ranges.chunks(GUARD_BATCH_LEN_MAX) {
         // SAFETY: every range is a page inside a slab we own that no stack
         // uses yet; the iovec array outlives the call.
@@ -453,9 +453,8 @@ fn install_guards(first: usize, stride: usize, count: usize) -> bool {
             BATCHES_WORK.store(false, std::sync::atomic::Ordering::Relaxed);
             return false;
         }
-        done += chunk.len();
     }
-    done == count
+    true
 }
 
 impl Drop for StackPool {

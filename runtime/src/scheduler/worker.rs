@@ -389,7 +389,7 @@ impl WorkerContext {
                 .stacks
                 .give_hibernated(slot, &mut self.stack_cache.borrow_mut());
         }
-        task.count_hibernation();
+        task.hibernations.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Gives an agent that has not started its stack and coroutine, and a
@@ -532,26 +532,26 @@ impl WorkerContext {
             // more (barrier above) and this is the agent's home worker; the
             // reference is dropped at the end of this iteration.
             let stage = unsafe { task.stage() };
-            if matches!(stage, Stage::Unstarted(_)) {
-                // Hibernated (or pinned here and never run): no stack to
-                // unwind; its body and what it captured go now.
-                if let Stage::Unstarted(body) = std::mem::replace(stage, Stage::Finished) {
+            match std::mem::replace(stage, Stage::Finished) {
+                Stage::Finished => {}
+                Stage::Unstarted(body) => {
+                    // Hibernated (or pinned here and never run): no stack
+                    // to unwind; its body and what it captured go now.
                     task.state.transition_to_done();
                     task.set_died();
                     self.shared.drop_contained(body, task.serial);
                 }
-                continue;
-            }
-            if let Stage::Started(mut coroutine) = std::mem::replace(stage, Stage::Finished) {
-                task.state.transition_to_done();
-                task.set_died();
-                self.current.set(Arc::as_ptr(&task));
-                if let Err(payload) = coroutine.unwind() {
-                    self.shared
-                        .contained(payload, task.serial, "an agent's unwinding");
+                Stage::Started(mut coroutine) => {
+                    task.state.transition_to_done();
+                    task.set_died();
+                    self.current.set(Arc::as_ptr(&task));
+                    if let Err(payload) = coroutine.unwind() {
+                        self.shared
+                            .contained(payload, task.serial, "an agent's unwinding");
+                    }
+                    self.current.set(std::ptr::null());
+                    drop(coroutine);
                 }
-                self.current.set(std::ptr::null());
-                drop(coroutine);
             }
         }
         barrier.wait();
