@@ -429,17 +429,15 @@ fn hibernated(divisor: u64) {
     let rt = runtime(2);
     let rss_before = status_kib("VmRSS:");
     let parked = Arc::new(AtomicUsize::new(0));
-    let asleep = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let (rss_parked, rss, maps, hibernate, wake) = rt
         .run(move |ctx| {
             let mut agents = Vec::with_capacity(n);
             for _ in 0..n {
-                let (parked, asleep, done) = (parked.clone(), asleep.clone(), done.clone());
+                let (parked, done) = (parked.clone(), done.clone());
                 agents.push(ctx.spawn(move |ctx| {
                     parked.fetch_add(1, Ordering::Relaxed);
                     ctx.receive_match(|m| m.is::<Hibernate>());
-                    asleep.fetch_add(1, Ordering::Relaxed);
                     ctx.hibernate(move |ctx| {
                         ctx.receive();
                         done.fetch_add(1, Ordering::Relaxed);
@@ -457,10 +455,11 @@ fn hibernated(divisor: u64) {
             for agent in &agents {
                 ctx.send(agent, Hibernate);
             }
-            wait_for(&asleep);
-            // The last ones hibernate after they counted: let them finish.
-            while agents.iter().any(|a| ctx.stats(a).hibernations == 0) {
-                ctx.sleep(Duration::from_millis(1));
+            // Each agent is looked at until it has hibernated, in order.
+            for agent in &agents {
+                while ctx.stats(agent).hibernations == 0 {
+                    ctx.sleep(Duration::from_micros(200));
+                }
             }
             let hibernate = t0.elapsed();
             let rss = status_kib("VmRSS:");

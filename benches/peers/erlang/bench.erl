@@ -162,12 +162,10 @@ hibernated(Div) ->
     N = 1000000 div Div,
     Before = status_kib("VmRSS:"),
     Parked = atomics:new(1, []),
-    Asleep = atomics:new(1, []),
     Done = atomics:new(1, []),
     Pids = [spawn(fun() ->
                       atomics:add(Parked, 1, 1),
                       receive hibernate ->
-                          atomics:add(Asleep, 1, 1),
                           erlang:hibernate(?MODULE, hibernated_wake, [Done])
                       end
                   end) || _ <- lists:seq(1, N)],
@@ -175,8 +173,7 @@ hibernated(Div) ->
     RssParked = status_kib("VmRSS:"),
     T0 = now_ns(),
     [P ! hibernate || P <- Pids],
-    wait_count(Asleep, N),
-    %% The last ones hibernate after they counted: let them finish.
+    %% Each process is looked at until it has hibernated, in order.
     [wait_hibernated(P) || P <- Pids],
     Hibernate = now_ns() - T0,
     Rss = status_kib("VmRSS:"),
