@@ -69,12 +69,76 @@ pub const HEARTBEAT_TIMEOUT_DEFAULT: Duration = Duration::from_millis(4000);
 /// ```
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Most connections a node keeps (peers plus connections in handshake).
+/// Time an accepted connection has to finish its handshake: a peer that
+/// dialled us is connected already, so this is shorter than
+/// `HANDSHAKE_TIMEOUT`, and an idle connection holds a handshake slot no
+/// longer than this.
+///
+/// ```
+/// use erlangen_net::config::{ACCEPTED_HANDSHAKE_TIMEOUT, HANDSHAKE_TIMEOUT};
+/// assert!(ACCEPTED_HANDSHAKE_TIMEOUT < HANDSHAKE_TIMEOUT);
+/// ```
+pub const ACCEPTED_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Most connections a node keeps (peers, the node's own dials and
+/// accepted connections in handshake).
 ///
 /// ```
 /// assert!(erlangen_net::config::CONNECTIONS_MAX >= 2);
 /// ```
 pub const CONNECTIONS_MAX: usize = 1024;
+
+/// Most accepted connections still in their handshake. The rest of
+/// `CONNECTIONS_MAX` stays free for established peers and the node's own
+/// dials, whatever unauthenticated clients do (PROTOCOL.md "Slots").
+///
+/// ```
+/// use erlangen_net::config::{CONNECTIONS_MAX, HANDSHAKES_MAX};
+/// assert!(HANDSHAKES_MAX <= CONNECTIONS_MAX / 2);
+/// ```
+pub const HANDSHAKES_MAX: usize = 256;
+
+/// Share of `HANDSHAKES_MAX`, in percent, that connections from addresses
+/// other than 127.0.0.1 and ::1 may hold; the rest stays free for
+/// loopback peers (the port mapper's rule).
+///
+/// ```
+/// assert_eq!(erlangen_net::config::HANDSHAKES_NONLOCAL_SHARE_PERCENT, 50);
+/// ```
+pub const HANDSHAKES_NONLOCAL_SHARE_PERCENT: usize = 50;
+
+/// Most handshakes one address other than 127.0.0.1 and ::1 may hold.
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert!(HANDSHAKES_PER_ADDRESS_MAX < HANDSHAKES_MAX * HANDSHAKES_NONLOCAL_SHARE_PERCENT / 100);
+/// ```
+pub const HANDSHAKES_PER_ADDRESS_MAX: usize = 16;
+
+/// Dials of a node tried in a row while commands wait for it (the first
+/// included); after the last fails, what waits fails with `noconnection`.
+///
+/// ```
+/// assert!(erlangen_net::config::DIAL_ATTEMPTS_MAX >= 2);
+/// ```
+pub const DIAL_ATTEMPTS_MAX: u32 = 3;
+
+/// Base of the wait before dialling a node again, doubled per attempt.
+///
+/// ```
+/// assert!(erlangen_net::config::DIAL_RETRY_BACKOFF.as_millis() >= 10);
+/// ```
+pub const DIAL_RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Default time `Node::spawn` waits for the remote node's answer. Every
+/// failure the node can see (lookup, connect, handshake, loss) answers
+/// sooner with its reason; this bounds the rest (a peer that never
+/// answers).
+///
+/// ```
+/// assert_eq!(erlangen_net::config::SPAWN_TIMEOUT_DEFAULT.as_secs(), 30);
+/// ```
+pub const SPAWN_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 
 /// Most bytes read from one connection per readiness event before others
 /// get a turn.
@@ -134,3 +198,88 @@ pub const ACCEPT_RETRY: Duration = erlangen_portmap::listener::ACCEPT_RETRY;
 /// assert_eq!(erlangen_net::config::BACKLOG_COMMANDS_MAX, 4 * erlangen_net::config::BACKLOG_COMMANDS_HIGH_WATER);
 /// ```
 pub const BACKLOG_COMMANDS_MAX: usize = 4 * BACKLOG_COMMANDS_HIGH_WATER;
+
+/// Bytes a connection's write buffer may hold before the node stops
+/// reading from that connection and holds further commands for it: every
+/// frame read may add a reply (spawn replies, `noproc` answers), so a peer
+/// that sends and never reads stops being read. With one frame of either
+/// kind on top, a connection's write buffer never exceeds
+/// `CONNECTION_WRITE_BYTES_HIGH_WATER + 2 * (FRAME_BODY_BYTES_MAX + 5)`.
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert!(CONNECTION_WRITE_BYTES_HIGH_WATER > FRAME_BODY_BYTES_MAX);
+/// ```
+pub const CONNECTION_WRITE_BYTES_HIGH_WATER: usize = 2 << 20;
+
+/// Bytes under which a paused connection's write buffer must drain before
+/// the node reads from it again.
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert!(CONNECTION_WRITE_BYTES_LOW_WATER < CONNECTION_WRITE_BYTES_HIGH_WATER);
+/// ```
+pub const CONNECTION_WRITE_BYTES_LOW_WATER: usize = CONNECTION_WRITE_BYTES_HIGH_WATER / 2;
+
+/// Longest error text a node writes on the wire (a remote spawn's
+/// refusal), in bytes: what it echoes of a request is cut to fit.
+///
+/// ```
+/// assert!(erlangen_net::config::ERROR_TEXT_BYTES_MAX >= 128);
+/// ```
+pub const ERROR_TEXT_BYTES_MAX: usize = 512;
+
+/// Longest text of an exit reason (`Other`, `Panic`) a node writes on the
+/// wire, in bytes; a longer one is cut to fit (with a marker).
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert!(REASON_TEXT_BYTES_MAX < FRAME_BODY_BYTES_MAX / 2);
+/// ```
+pub const REASON_TEXT_BYTES_MAX: usize = 64 * 1024;
+
+/// Largest encoded message body a node sends, in bytes: the frame limit
+/// less room for the packet around it (target, type name, registered
+/// name). A larger message is refused at the sender
+/// ([`erlangen_runtime::Ctx::try_send`] says so; `send` counts and logs
+/// it), so every message a node sends fits the frame its peer accepts.
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert_eq!(MESSAGE_BODY_BYTES_MAX, FRAME_BODY_BYTES_MAX - 16 * 1024);
+/// ```
+pub const MESSAGE_BODY_BYTES_MAX: usize = FRAME_BODY_BYTES_MAX - 16 * 1024;
+
+/// What decoding a user value (a message, spawn arguments, a returned
+/// value) may allocate, as a multiple of its encoded size limit. bincode's
+/// smallest encodings expand in memory: a one-byte varint to an 8-byte
+/// `i64` or a 16-byte `u128`, a one-byte empty `Vec` or `String` to its
+/// 24-byte header. 32 covers these, so any message of the common types
+/// that a sender may send decodes on its receiver.
+///
+/// ```
+/// assert_eq!(erlangen_net::config::DECODE_EXPANSION_MAX, 32);
+/// ```
+pub const DECODE_EXPANSION_MAX: usize = 32;
+
+/// Most bytes decoding one user value may allocate: a value that needs
+/// more (a type whose in-memory form dwarfs its encoding, such as a large
+/// enum with small variants) is dropped and counted, and the connection
+/// stays up.
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert_eq!(VALUE_DECODE_BYTES_MAX, 32 << 20);
+/// ```
+pub const VALUE_DECODE_BYTES_MAX: usize = FRAME_BODY_BYTES_MAX * DECODE_EXPANSION_MAX;
+
+/// Disconnected peers whose stats ([`crate::Node::peers`]) a node keeps;
+/// beyond it the longest gone are forgotten. With the incarnation, routes
+/// and edges (kept only while a peer is up or awaited), this is all a node
+/// remembers of departed peers: a million short-lived clients cost no more
+/// than this many records.
+///
+/// ```
+/// assert_eq!(erlangen_net::config::DEPARTED_PEERS_KEPT, 1024);
+/// ```
+pub const DEPARTED_PEERS_KEPT: usize = 1024;

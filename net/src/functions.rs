@@ -108,10 +108,10 @@ impl Functions {
         parent: Option<&Pid>,
         before_run: &mut dyn FnMut(&Pid),
     ) -> Result<Pid, String> {
-        let starter = self
-            .by_name
-            .get(name)
-            .ok_or_else(|| format!("no function {name:?} is registered on this node"))?;
+        let starter = self.by_name.get(name).ok_or_else(|| {
+            let name = wire::bounded_text(name.to_owned(), 64);
+            format!("no function {name:?} is registered on this node")
+        })?;
         starter(runtime, args, options, parent, before_run)
     }
 }
@@ -121,5 +121,5 @@ fn decode_args<A: DeserializeOwned>(body: &[u8]) -> Result<A, DecodeError> {
     #[serde(transparent)]
     struct Args<A>(A);
     impl<A> wire::Bounded for Args<A> {}
-    wire::decode::<Args<A>>(body).map(|args| args.0)
+    wire::decode_value::<Args<A>>(body).map(|args| args.0)
 }

@@ -69,6 +69,10 @@ pub enum NetError {
     Stopped,
     /// The node's outbound backlog is above its high-water mark.
     Busy,
+    /// A message can never be sent: its type is not registered for
+    /// distribution, or it encodes larger than
+    /// `config::MESSAGE_BODY_BYTES_MAX`.
+    NotSent(String),
 }
 
 impl fmt::Display for NetError {
@@ -84,6 +88,7 @@ impl fmt::Display for NetError {
             NetError::Spawn(why) => write!(f, "remote spawn failed: {why}"),
             NetError::Stopped => f.write_str("the node has stopped"),
             NetError::Busy => f.write_str("the node's outbound buffers are full; try again"),
+            NetError::NotSent(why) => write!(f, "message not sent: {why}"),
         }
     }
 }
@@ -118,6 +123,7 @@ pub struct NodeBuilder {
     listen: IpAddr,
     heartbeat_interval: Duration,
     heartbeat_timeout: Duration,
+    spawn_timeout: Duration,
     types: Types,
     functions: Functions,
 }
@@ -183,6 +189,20 @@ impl NodeBuilder {
         self
     }
 
+    /// How long [`Node::spawn`] waits for the remote node's answer
+    /// (default `config::SPAWN_TIMEOUT_DEFAULT`, 30 s). Every failure the
+    /// node can see answers sooner, with its reason.
+    ///
+    /// ```
+    /// let builder = erlangen_net::Node::builder("alpha")
+    ///     .spawn_timeout(std::time::Duration::from_secs(5));
+    /// assert!(format!("{builder:?}").contains("5s"));
+    /// ```
+    pub fn spawn_timeout(mut self, timeout: Duration) -> NodeBuilder {
+        self.spawn_timeout = timeout;
+        self
+    }
+
     /// The message types this node sends and receives.
     ///
     /// ```
@@ -244,23 +264,24 @@ impl NodeBuilder {
         let mut incarnation = [0u8; 8];
         getrandom::fill(&mut incarnation).map_err(|e| std::io::Error::other(e.to_string()))?;
         let shared = Arc::new_cyclic(|me| NodeShared {
-            me: me.clone(),
             name,
             incarnation: u64::from_le_bytes(incarnation),
             cookie,
             port_mapper: self.port_mapper,
             heartbeat_interval: self.heartbeat_interval,
             heartbeat_timeout: self.heartbeat_timeout,
+            spawn_timeout: self.spawn_timeout,
             runtime: runtime.handle(),
             types: self.types,
             functions: self.functions,
             exported: Mutex::new(Exported::default()),
-            routes: Mutex::new(HashMap::new()),
+            route: Arc::new(crate::route::PeerRoute { shared: me.clone() }),
             commands: Mutex::new(VecDeque::new()),
             waker: Mutex::new(None),
             wake_pending: AtomicBool::new(false),
             stats: Mutex::new(HashMap::new()),
             dropped: AtomicU64::new(0),
+            log: Mutex::new(Default::default()),
             backlog_commands: std::sync::atomic::AtomicUsize::new(0),
             backlog_bytes: std::sync::atomic::AtomicUsize::new(0),
             busy_waits: AtomicU64::new(0),
@@ -352,6 +373,7 @@ impl Node {
             listen: IpAddr::V4(Ipv4Addr::LOCALHOST),
             heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
             heartbeat_timeout: HEARTBEAT_TIMEOUT_DEFAULT,
+            spawn_timeout: crate::config::SPAWN_TIMEOUT_DEFAULT,
             types: Types::new(),
             functions: Functions::new(),
         }
@@ -463,7 +485,9 @@ impl Node {
         while self.shared.busy() {
             ctx.sleep(BUSY_POLL);
         }
-        self.push_named(node, name, Message::new(message));
+        // A refused message was counted and logged (`try_send_named` says
+        // why).
+        let _ = self.push_named(node, name, Message::new(message));
     }
 
     /// Sends `message` to the agent registered as `name` on `node` from a
@@ -498,16 +522,30 @@ impl Node {
         if self.shared.busy() {
             return Err(NetError::Busy);
         }
-        self.push_named(node, name, Message::new(message));
-        Ok(())
+        self.push_named(node, name, Message::new(message))
     }
 
-    fn push_named(&self, node: &NodeName, name: &str, message: Message) {
+    /// Queues a message for `name` on `node` (delivered here at once if
+    /// `node` is this node); `Err` if it can never be sent.
+    fn push_named(&self, node: &NodeName, name: &str, message: Message) -> Result<(), NetError> {
+        if *node == self.shared.name {
+            if let Some(pid) = self.shared.runtime.whereis(name) {
+                self.shared.runtime.send(&pid, message);
+            } else {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(());
+        }
+        let message = self
+            .shared
+            .encode_message(&message)
+            .map_err(|error| NetError::NotSent(error.to_string()))?;
         self.shared.push(Command::SendNamed {
             node: node.to_string(),
             name: name.to_owned(),
             message,
         });
+        Ok(())
     }
 
     /// Spawns the function registered as `function` on `node` with `args`,
@@ -550,11 +588,21 @@ impl Node {
             args: Box::new(move || wire::encode(&args)),
             mailbox_len,
         });
-        let reply = ctx.receive_match(|message| {
+        let is_reply = |message: &erlangen_runtime::Message| {
             message
                 .downcast_ref::<SpawnResult>()
                 .is_some_and(|result| result.request == request)
-        });
+        };
+        let reply = match ctx.receive_match_timeout(is_reply, self.shared.spawn_timeout) {
+            Ok(reply) => reply,
+            Err(_) => {
+                // Ask the loop to settle the request: it answers at once,
+                // with the child if it started meanwhile, else an error.
+                self.shared.push(Command::CancelSpawn { request });
+                ctx.receive_match_timeout(is_reply, SPAWN_CANCEL_WAIT)
+                    .map_err(|_| NetError::Spawn(format!("no answer from {node}")))?
+            }
+        };
         let result = reply
             .downcast::<SpawnResult>()
             .map_err(|_| NetError::Spawn("unexpected reply".to_owned()))?;
@@ -673,6 +721,10 @@ impl Drop for Node {
     }
 }
 
+/// How long a spawn's caller that gave up waits for the loop to settle its
+/// request (a hang guard: the loop answers at once unless it stopped).
+const SPAWN_CANCEL_WAIT: Duration = Duration::from_secs(5);
+
 /// How often an agent waiting for a busy node looks again.
 const BUSY_POLL: Duration = Duration::from_micros(200);
 
@@ -724,21 +776,20 @@ pub(crate) struct Exported {
 
 /// Everything the node's handle, its routes and its event loop share.
 pub(crate) struct NodeShared {
-    /// This state, weakly: what routes hold (a route must not keep a
-    /// stopped node alive).
-    pub(crate) me: std::sync::Weak<NodeShared>,
     pub(crate) name: NodeName,
     pub(crate) incarnation: u64,
     pub(crate) cookie: Vec<u8>,
     pub(crate) port_mapper: SocketAddr,
     pub(crate) heartbeat_interval: Duration,
     pub(crate) heartbeat_timeout: Duration,
+    pub(crate) spawn_timeout: Duration,
     pub(crate) runtime: RuntimeHandle,
     pub(crate) types: Types,
     pub(crate) functions: Functions,
     pub(crate) exported: Mutex<Exported>,
-    /// One route per remote node, shared by every pid of that node.
-    pub(crate) routes: Mutex<HashMap<String, Arc<dyn Remote>>>,
+    /// The route every remote pid of this node holds (it holds this state
+    /// weakly: a pid may outlive a stopped node).
+    pub(crate) route: Arc<dyn Remote>,
     /// Commands for the event loop (agents and the handle push, the loop
     /// drains).
     pub(crate) commands: Mutex<VecDeque<Command>>,
@@ -749,6 +800,8 @@ pub(crate) struct NodeShared {
     pub(crate) wake_pending: AtomicBool,
     pub(crate) stats: Mutex<HashMap<String, PeerStats>>,
     pub(crate) dropped: AtomicU64,
+    /// Warnings senders may repeat, let through once a second.
+    pub(crate) log: Mutex<erlangen_portmap::log_limit::LogLimit>,
     /// Messages and signals queued and not yet written (backpressure).
     pub(crate) backlog_commands: std::sync::atomic::AtomicUsize,
     /// Bytes in the write buffers (backpressure).
@@ -791,6 +844,34 @@ impl NodeShared {
                 let _ = waker.wake();
             }
         }
+    }
+
+    /// `message`'s wire form, encoded on the calling thread in this node's
+    /// pid context; a message that can never be sent is counted as dropped,
+    /// logged (at most once a second, with the count held back) and
+    /// refused.
+    pub(crate) fn encode_message(
+        &self,
+        message: &Message,
+    ) -> Result<crate::wire::WireMessage, erlangen_runtime::Error> {
+        let encoded = {
+            let _context = crate::pid::enter(self);
+            self.types.encode_message(message)
+        };
+        encoded.map_err(|why| {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            let held = crate::sync_lock(&self.log).allow("unsendable-message");
+            if let Some(held) = held {
+                tracing::warn!(
+                    node = %self.name,
+                    type_id = ?message.value_type_id(),
+                    %why,
+                    held,
+                    "erlangen: a message for another node was refused at its sender"
+                );
+            }
+            erlangen_runtime::Error::NotSent(why.to_string())
+        })
     }
 
     /// Whether senders should wait (backpressure, config.rs); counts the
@@ -864,17 +945,10 @@ impl NodeShared {
             .and_then(WeakPid::upgrade)
     }
 
-    /// The route to `node`.
-    pub(crate) fn route(&self, node: &str) -> Arc<dyn Remote> {
-        let mut routes = crate::sync_lock(&self.routes);
-        routes
-            .entry(node.to_owned())
-            .or_insert_with(|| {
-                Arc::new(crate::route::PeerRoute {
-                    shared: self.me.clone(),
-                })
-            })
-            .clone()
+    /// The route to `node`: one for all nodes (the pid names its node),
+    /// so that nothing is kept per node a pid ever named.
+    pub(crate) fn route(&self, _node: &str) -> Arc<dyn Remote> {
+        self.route.clone()
     }
 
     /// Signals to a remote pid from a local one (route.rs).

@@ -1,10 +1,12 @@
 //! `PeerRoute`: the runtime's way to a remote node ([`Remote`]). It never
-//! blocks and never touches a socket: it queues a command for the node's
-//! event loop and wakes it once per burst (node.rs `push`).
+//! blocks and never touches a socket: it encodes a message on the sender's
+//! thread (so that a message too large for the wire is refused to its
+//! sender), queues a command for the node's event loop and wakes it once
+//! per burst (node.rs `push`).
 
 use std::sync::Weak;
 
-use erlangen_runtime::{Message, Pid, Remote, RemotePid, RemoteSignal};
+use erlangen_runtime::{Error, Message, Pid, Remote, RemotePid, RemoteSignal};
 
 use crate::event_loop::Command;
 use crate::node::{NodeShared, Target};
@@ -18,13 +20,18 @@ pub(crate) struct PeerRoute {
 }
 
 impl Remote for PeerRoute {
-    fn send(&self, to: &RemotePid, message: Message) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.push(Command::Send {
-                to: Target::of(to),
-                message,
-            });
-        }
+    /// Encodes `message` here, on the sender's thread (its size is known
+    /// before anything is queued), then queues it for the loop.
+    fn send(&self, to: &RemotePid, message: Message) -> Result<(), Error> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(());
+        };
+        let message = shared.encode_message(&message)?;
+        shared.push(Command::Send {
+            to: Target::of(to),
+            message,
+        });
+        Ok(())
     }
 
     fn signal(&self, from: Option<&Pid>, to: &RemotePid, signal: RemoteSignal) {

@@ -19,7 +19,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::WIRE_DEPTH_MAX;
+use crate::config::{
+    ERROR_TEXT_BYTES_MAX, MESSAGE_BODY_BYTES_MAX, REASON_TEXT_BYTES_MAX, WIRE_DEPTH_MAX,
+};
 use crate::wire::{self, DecodeError, WireLeaf, WireMessage, WireReason, WireStatus, WireValue};
 
 /// Encodes a message holding this entry's type.
@@ -123,8 +125,8 @@ impl Types {
                     .downcast_ref::<Vec<u8>>()
                     .expect("checked by type id")))
             },
-            decode_message: |body| Ok(Message::new(wire::decode::<In>(body)?.0)),
-            decode_value: |body| Ok(Value::new(wire::decode::<In>(body)?.0)),
+            decode_message: |body| Ok(Message::new(wire::decode_value::<In>(body)?.0)),
+            decode_value: |body| Ok(Value::new(wire::decode_value::<In>(body)?.0)),
         });
         self.by_id
             .insert(TypeId::of::<Vec<u8>>(), bytes_entry.clone());
@@ -212,26 +214,29 @@ impl Types {
         all
     }
 
-    /// The name of a registered type.
-    pub(crate) fn name_of(&self, type_id: TypeId) -> Option<&str> {
-        self.by_id.get(&type_id).map(|entry| entry.name.as_str())
-    }
-
     /// Whether a peer that announced `theirs` agrees on `name`.
     pub(crate) fn fingerprint(&self, name: &str) -> Option<u64> {
         self.by_name.get(name).map(|entry| entry.fingerprint)
     }
 
-    /// A message's wire form, or `None` if its type is not registered.
-    pub(crate) fn encode_message(
-        &self,
-        message: &Message,
-    ) -> Option<Result<WireMessage, DecodeError>> {
-        let entry = self.by_id.get(&message.value_type_id())?;
-        Some((entry.encode_message)(message).map(|body| WireMessage {
+    /// A message's wire form (encoded where it is called, in the caller's
+    /// pid context), or why it can never be sent: its type is not
+    /// registered, it does not encode, or it encodes larger than
+    /// `MESSAGE_BODY_BYTES_MAX`.
+    pub(crate) fn encode_message(&self, message: &Message) -> Result<WireMessage, Unsendable> {
+        let entry = self
+            .by_id
+            .get(&message.value_type_id())
+            .ok_or(Unsendable::Unregistered)?;
+        let body =
+            (entry.encode_message)(message).map_err(|e| Unsendable::Unencodable(e.to_string()))?;
+        if body.len() > MESSAGE_BODY_BYTES_MAX {
+            return Err(Unsendable::TooLarge(body.len()));
+        }
+        Ok(WireMessage {
             type_name: entry.name.clone(),
             body,
-        }))
+        })
     }
 
     /// A message from its wire form.
@@ -251,6 +256,9 @@ impl Types {
         }
         let entry = self.by_id.get(&value.value_type_id())?;
         let body = (entry.encode_value)(value).ok()?;
+        if body.len() > MESSAGE_BODY_BYTES_MAX {
+            return None;
+        }
         Some(WireValue::Typed(WireMessage {
             type_name: entry.name.clone(),
             body,
@@ -304,8 +312,12 @@ impl Types {
                 }
                 ExitReason::Linked(_) => WireLeaf::Other("linked chain too deep".to_owned()),
                 ExitReason::Kill => WireLeaf::Kill,
-                ExitReason::Other(text) => WireLeaf::Other(text.to_string()),
-                ExitReason::Panic(text) => WireLeaf::Panic(text.to_string()),
+                ExitReason::Other(text) => {
+                    WireLeaf::Other(wire::bounded_text(text.to_string(), REASON_TEXT_BYTES_MAX))
+                }
+                ExitReason::Panic(text) => {
+                    WireLeaf::Panic(wire::bounded_text(text.to_string(), REASON_TEXT_BYTES_MAX))
+                }
                 ExitReason::Timeout => WireLeaf::Timeout,
                 ExitReason::NoProc => WireLeaf::NoProc,
                 ExitReason::SystemLimit => WireLeaf::SystemLimit,
@@ -324,7 +336,10 @@ impl Types {
                 if wire.links == 0 {
                     return Err(DecodeError("a returned value is not a reason".into()));
                 }
-                let status = ExitStatus::Ok(self.decode_value(value)?);
+                let status = match self.decode_value(value) {
+                    Ok(value) => ExitStatus::Ok(value),
+                    Err(error) => ExitStatus::Exit(undecodable(value, &error)),
+                };
                 (ExitReason::Linked(Box::new(status)), wire.links - 1)
             }
             leaf => (leaf_reason(leaf), wire.links),
@@ -336,10 +351,15 @@ impl Types {
         Ok(reason)
     }
 
-    /// An exit status from its wire form.
+    /// An exit status from its wire form. A returned value that does not
+    /// decode here becomes the reason `undecodable value: …`: the
+    /// notification still arrives (never an error on the connection).
     pub(crate) fn decode_status(&self, wire: &WireStatus) -> Result<ExitStatus, DecodeError> {
         Ok(match wire {
-            WireStatus::Ok(value) => ExitStatus::Ok(self.decode_value(value)?),
+            WireStatus::Ok(value) => match self.decode_value(value) {
+                Ok(value) => ExitStatus::Ok(value),
+                Err(error) => ExitStatus::Exit(undecodable(value, &error)),
+            },
             WireStatus::Exit(reason) => ExitStatus::Exit(self.decode_reason(reason)?),
         })
     }
@@ -356,6 +376,40 @@ fn leaf_reason(leaf: &WireLeaf) -> ExitReason {
         WireLeaf::Shutdown => ExitReason::Shutdown,
         WireLeaf::NoConnection => ExitReason::NoConnection,
         WireLeaf::Returned(_) => unreachable!("handled by the caller"),
+    }
+}
+
+/// The reason a returned value that does not decode here becomes.
+fn undecodable(value: &WireValue, error: &DecodeError) -> ExitReason {
+    let type_name = match value {
+        WireValue::Unit => "()",
+        WireValue::Typed(message) => message.type_name.as_str(),
+    };
+    let text = format!("undecodable value of type {type_name:?}: {error}");
+    ExitReason::other(&wire::bounded_text(text, ERROR_TEXT_BYTES_MAX))
+}
+
+/// Why a message can never be sent to another node.
+#[derive(Debug)]
+pub(crate) enum Unsendable {
+    /// Its type is not registered for distribution.
+    Unregistered,
+    /// Its serializer failed.
+    Unencodable(String),
+    /// It encodes to this many bytes, over `MESSAGE_BODY_BYTES_MAX`.
+    TooLarge(usize),
+}
+
+impl fmt::Display for Unsendable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unsendable::Unregistered => f.write_str("its type is not registered for distribution"),
+            Unsendable::Unencodable(why) => write!(f, "it does not encode: {why}"),
+            Unsendable::TooLarge(bytes) => write!(
+                f,
+                "it encodes to {bytes} bytes, over the message limit of {MESSAGE_BODY_BYTES_MAX}"
+            ),
+        }
     }
 }
 
@@ -388,13 +442,13 @@ fn encode_value<T: Serialize + Any>(value: &Value) -> Result<Vec<u8>, DecodeErro
 }
 
 fn decode_message<T: DeserializeOwned + Any + Send>(body: &[u8]) -> Result<Message, DecodeError> {
-    Ok(Message::new(wire::decode::<Plain<T>>(body)?.0))
+    Ok(Message::new(wire::decode_value::<Plain<T>>(body)?.0))
 }
 
 fn decode_value<T: DeserializeOwned + Any + Send + Sync + fmt::Debug>(
     body: &[u8],
 ) -> Result<Value, DecodeError> {
-    Ok(Value::new(wire::decode::<Plain<T>>(body)?.0))
+    Ok(Value::new(wire::decode_value::<Plain<T>>(body)?.0))
 }
 
 /// A user value: serde's checks are all it gets (its nesting is the user's

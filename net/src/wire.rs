@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{CHALLENGE_BYTES, FRAME_BODY_BYTES_MAX, WIRE_DEPTH_MAX};
+use crate::config::{
+    CHALLENGE_BYTES, FRAME_BODY_BYTES_MAX, VALUE_DECODE_BYTES_MAX, WIRE_DEPTH_MAX,
+};
 use crate::id::{AgentId, NodeName};
 
 /// Frame kind: the handshake's greeting.
@@ -262,6 +264,42 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<FRAME_BODY_BYTES_MAX>()
 }
 
+/// bincode's configuration for user values inside a packet (messages,
+/// arguments, returned values): the same wire form, with room for their
+/// in-memory expansion (`config::DECODE_EXPANSION_MAX`).
+fn value_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<VALUE_DECODE_BYTES_MAX>()
+}
+
+/// Decodes a whole user value (a message, arguments, a returned value):
+/// as [`decode`], with `config::VALUE_DECODE_BYTES_MAX` as the allocation
+/// budget.
+///
+/// ```
+/// // 140,000 small i64s: 140 KB on the wire, 1.1 MB decoded.
+/// let values: Vec<i64> = (0..140_000).map(|i| i % 100).collect();
+/// let bytes = erlangen_net::wire::encode(&values).unwrap();
+/// assert!(bytes.len() < 200_000);
+/// #[derive(serde::Deserialize)]
+/// struct Values(Vec<i64>);
+/// impl erlangen_net::wire::Bounded for Values {}
+/// assert_eq!(erlangen_net::wire::decode_value::<Values>(&bytes).unwrap().0, values);
+/// ```
+pub fn decode_value<T: serde::de::DeserializeOwned + Bounded>(
+    body: &[u8],
+) -> Result<T, DecodeError> {
+    let (value, read): (T, usize) = bincode::serde::decode_from_slice(body, value_config())
+        .map_err(|e| DecodeError(e.to_string()))?;
+    if read != body.len() {
+        return Err(DecodeError(format!(
+            "{} trailing bytes after the value",
+            body.len() - read
+        )));
+    }
+    value.check()?;
+    Ok(value)
+}
+
 /// A body that does not decode.
 ///
 /// ```
@@ -278,6 +316,30 @@ impl std::fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+/// `text` cut to at most `max` bytes (at a character boundary), with a
+/// marker saying how long it was: what a node echoes on the wire is
+/// bounded.
+///
+/// ```
+/// let cut = erlangen_net::wire::bounded_text("x".repeat(100_000), 64);
+/// assert!(cut.len() <= 64 && cut.ends_with("(100000 bytes)"));
+/// assert_eq!(erlangen_net::wire::bounded_text("short".into(), 64), "short");
+/// ```
+pub fn bounded_text(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let marker = format!("… ({} bytes)", text.len());
+    let mut end = max.saturating_sub(marker.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = text;
+    out.truncate(end);
+    out.push_str(&marker);
+    out
+}
 
 /// Encodes `value` (bounded by the frame limit).
 ///

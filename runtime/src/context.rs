@@ -495,6 +495,41 @@ impl Ctx {
             .deliver_message(to, Message::new(message), Some(worker));
     }
 
+    /// `send`, saying whether the message was delivered: `Err` (with
+    /// [`Error::NotSent`]) when a local mailbox is full or its agent has
+    /// exited, or when a remote pid's node refuses it at the sender (its
+    /// type is not registered for distribution, or it encodes larger than
+    /// the wire allows). `Ok` means queued here or handed to the node, not
+    /// received: a message to a remote pid can still be lost with its
+    /// connection. Either way a refused message is counted as dropped, as
+    /// `send` counts it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let got = rt.run(|ctx| {
+    ///     let small = ctx.spawn_with(SpawnOptions::new().mailbox_len(1), |ctx| {
+    ///         ctx.receive_match(|m| m.downcast_ref::<&str>() == Some(&"go"));
+    ///     }).unwrap();
+    ///     (ctx.try_send(&small, 1u8).is_ok(), ctx.try_send(&small, 2u8).is_err())
+    /// });
+    /// assert_eq!(got.unwrap(), (true, true));
+    /// ```
+    pub fn try_send<M: Any + Send>(&self, to: &Pid, message: M) -> Result<(), Error> {
+        self.charge();
+        if let Some(id) = to.as_remote() {
+            while id.route().busy(id) {
+                self.sleep(REMOTE_BUSY_POLL);
+            }
+        }
+        let worker = self.worker();
+        worker
+            .shared
+            .try_deliver_message(to, Message::new(message), Some(worker))
+    }
+
     /// Sends to the agent registered as `name`.
     ///
     /// # Example

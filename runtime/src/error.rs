@@ -31,6 +31,10 @@ pub enum Error {
     /// The pid belongs to another runtime (or node), where only an agent of
     /// this one will do (registering a name).
     NotLocal(String),
+    /// `try_send`: the message was not delivered, and says why (a full or
+    /// closed mailbox; for a remote pid, a type not registered for
+    /// distribution or a message larger than the wire allows).
+    NotSent(String),
 }
 
 impl fmt::Display for Error {
@@ -44,6 +48,7 @@ impl fmt::Display for Error {
             Error::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
             Error::System(why) => write!(f, "system error: {why}"),
             Error::NotLocal(pid) => write!(f, "{pid} is not an agent of this runtime"),
+            Error::NotSent(why) => write!(f, "message not sent: {why}"),
         }
     }
 }

@@ -53,7 +53,7 @@ impl Pid {
     /// # use erlangen_runtime::{Remote, RemoteSignal, Message};
     /// # #[derive(Debug)] struct Nowhere;
     /// # impl Remote for Nowhere {
-    /// #     fn send(&self, _: &RemotePid, _: Message) {}
+    /// #     fn send(&self, _: &RemotePid, _: Message) -> Result<(), erlangen_runtime::Error> { Ok(()) }
     /// #     fn signal(&self, _: Option<&Pid>, _: &RemotePid, _: RemoteSignal) {}
     /// # }
     /// let route = std::sync::Arc::new(Nowhere);

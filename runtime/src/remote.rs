@@ -33,6 +33,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use crate::error::Error;
 use crate::exit::{ExitReason, ExitStatus};
 use crate::message::Message;
 use crate::pid::Pid;
@@ -44,10 +45,12 @@ use crate::sync::lock;
 /// nodes. Implementations never block and never run agent code; they
 /// queue what they are given for their own thread.
 pub trait Remote: Send + Sync + fmt::Debug + 'static {
-    /// Sends `message` to `to`. A message that cannot be sent (a type not
-    /// registered for distribution, a lost connection) is dropped and
-    /// counted by the route.
-    fn send(&self, to: &RemotePid, message: Message);
+    /// Sends `message` to `to`. A message that can never be sent (a type
+    /// not registered for distribution, an encoding larger than the wire
+    /// allows) is refused here with [`Error::NotSent`], after the route
+    /// counted it as dropped; one lost later (a lost connection) is dropped
+    /// and counted by the route.
+    fn send(&self, to: &RemotePid, message: Message) -> Result<(), Error>;
 
     /// Sends `signal` from `from` (a local agent, or `None` for a plain
     /// thread) to `to`, in order with the messages `from` sent to `to`.
@@ -111,7 +114,7 @@ impl RemoteSignal {
 /// #[derive(Debug)]
 /// struct Nowhere;
 /// impl Remote for Nowhere {
-///     fn send(&self, _: &RemotePid, _: Message) {}
+///     fn send(&self, _: &RemotePid, _: Message) -> Result<(), erlangen_runtime::Error> { Ok(()) }
 ///     fn signal(&self, _: Option<&Pid>, _: &RemotePid, _: RemoteSignal) {}
 /// }
 /// let id = RemotePid::new("host/alpha", 3, 42, std::sync::Arc::new(Nowhere));

@@ -2,23 +2,23 @@
 //! (queued by route.rs, taken by the loop at most
 //! `COMMANDS_PER_TURN_MAX` per turn).
 
-use erlangen_runtime::{Message, Pid, RemoteSignal};
+use erlangen_runtime::{Pid, RemoteSignal};
 
 use crate::node::Target;
-use crate::wire::{self, WireAttach};
+use crate::wire::{self, WireAttach, WireMessage};
 
 /// Encodes a remote spawn's arguments on the loop (where pids encode).
 pub(crate) type ArgsEncoder = Box<dyn FnOnce() -> Result<Vec<u8>, wire::DecodeError> + Send>;
 
 /// What agents and the node's handle ask of the loop.
 pub(crate) enum Command {
-    /// A message for a remote agent.
-    Send { to: Target, message: Message },
-    /// A message for a registered name on a node.
+    /// A message for a remote agent, encoded by its sender.
+    Send { to: Target, message: WireMessage },
+    /// A message for a registered name on a node, encoded by its sender.
     SendNamed {
         node: String,
         name: String,
-        message: Message,
+        message: WireMessage,
     },
     /// A signal for a remote agent.
     Signal {
@@ -36,6 +36,10 @@ pub(crate) enum Command {
         args: ArgsEncoder,
         mailbox_len: Option<u32>,
     },
+    /// A remote spawn's caller stopped waiting: answer it now (with an
+    /// error if the spawn is still pending), and kill a child whose
+    /// success comes later.
+    CancelSpawn { request: u64 },
     /// Stop the node.
     Stop,
 }

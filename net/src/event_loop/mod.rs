@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use erlangen_portmap::listener::{Accepted, Listener};
+use erlangen_portmap::log_limit::LogLimit;
 use erlangen_runtime::{
     ExitReason, ExitStatus, Message, Pid, RemotePid, RemoteSignal, SpawnOptions,
 };
@@ -45,11 +46,15 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::{
-    CHALLENGE_BYTES, CONNECTIONS_MAX, FRAME_BODY_BYTES_MAX, HANDSHAKE_BODY_BYTES_MAX,
-    HANDSHAKE_TIMEOUT, PROTOCOL_VERSION, READ_BYTES_PER_TURN_MAX,
+    ACCEPTED_HANDSHAKE_TIMEOUT, CHALLENGE_BYTES, CONNECTIONS_MAX,
+    CONNECTION_WRITE_BYTES_HIGH_WATER, CONNECTION_WRITE_BYTES_LOW_WATER, DEPARTED_PEERS_KEPT,
+    DIAL_ATTEMPTS_MAX, DIAL_RETRY_BACKOFF, ERROR_TEXT_BYTES_MAX, FRAME_BODY_BYTES_MAX,
+    HANDSHAKES_MAX, HANDSHAKES_NONLOCAL_SHARE_PERCENT, HANDSHAKES_PER_ADDRESS_MAX,
+    HANDSHAKE_BODY_BYTES_MAX, HANDSHAKE_TIMEOUT, PROTOCOL_VERSION, READ_BYTES_PER_TURN_MAX,
 };
 use crate::frame;
 use crate::handshake::{self, Role};
+use crate::id::NodeName;
 use crate::node::{NodeShared, SpawnResult, Target};
 use crate::pid;
 use crate::wire::{
@@ -72,8 +77,15 @@ const REGISTER_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Most commands taken from the queue per turn of the loop.
 const COMMANDS_PER_TURN_MAX: usize = 4096;
 
+/// Most message types whose drops are logged once each (beyond it, drops
+/// are only counted): the set is bounded whatever peers announce.
+const LOGGED_TYPES_MAX: usize = 1024;
+
 /// Most commands waiting for one node's connection.
 const WAITING_COMMANDS_MAX: usize = 65_536;
+
+/// Why a connection closed when the peer closed it.
+const CLOSED_BY_PEER: &str = "closed by the peer";
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -98,14 +110,33 @@ struct Connection {
     phase: Phase,
     /// The node we dialled, or the node that said hello.
     peer: Option<String>,
+    /// The address an accepted connection came from (`None` for dials).
+    from: Option<std::net::IpAddr>,
     peer_incarnation: u64,
     /// Our `Hello`'s body and theirs (the transcript).
     hello_mine: Vec<u8>,
     hello_theirs: Option<Vec<u8>>,
+    /// Our proof went out (a dialer whose connection then closes was
+    /// refused after it proved: different cookies, or the pair settled on
+    /// the peer's own dial).
+    proved: bool,
     /// The peer's message types and fingerprints.
     peer_types: HashMap<String, u64>,
     read: Vec<u8>,
     write: Vec<u8>,
+    /// Commands for an up connection whose write buffer is over
+    /// `CONNECTION_WRITE_BYTES_HIGH_WATER`, in order; they move into it as
+    /// it drains (and count in the node's backlog until then, so that
+    /// senders wait).
+    held: VecDeque<Command>,
+    /// The write buffer is over its high-water mark: nothing more is read
+    /// from this connection (its requests would add replies) until it
+    /// drains below the low-water mark.
+    paused: bool,
+    /// When bytes last left the write buffer, or it was last empty: a
+    /// buffer that makes no progress for the heartbeat timeout means a peer
+    /// that does not read, and the connection is closed.
+    last_progress: Instant,
     /// Counters, published to the node's stats on each tick.
     packets_in: u64,
     packets_out: u64,
@@ -114,6 +145,14 @@ struct Connection {
     started: Instant,
     last_read: Instant,
     last_write: Instant,
+}
+
+/// A node to dial again (`EventLoop::dial_failed`).
+struct Redial {
+    /// Dials tried so far.
+    attempts: u32,
+    /// When to try again; `None` while that dial is under way.
+    at: Option<Instant>,
 }
 
 /// One half of a link or monitor across nodes, kept by the node of its
@@ -147,6 +186,13 @@ pub(crate) struct EventLoop {
     register_at: Option<Instant>,
     /// The wait before the next registration attempt.
     register_backoff: Duration,
+    /// Nodes whose dial failed while commands wait for them: tried again
+    /// after a backoff, `DIAL_ATTEMPTS_MAX` times in all.
+    redials: HashMap<String, Redial>,
+    /// Warnings a flood could repeat, let through once a second.
+    log: LogLimit,
+    /// Peers that disconnected, oldest first (`depart`).
+    departed: VecDeque<String>,
     /// Commands waiting for a node's connection.
     waiting: HashMap<String, VecDeque<Command>>,
     /// Edges across nodes, by remote node.
@@ -190,6 +236,9 @@ impl EventLoop {
             calls: HashMap::new(),
             register_at: None,
             register_backoff: REGISTER_BACKOFF_MIN,
+            redials: HashMap::new(),
+            log: LogLimit::default(),
+            departed: VecDeque::new(),
             waiting: HashMap::new(),
             edges: HashMap::new(),
             spawns: HashMap::new(),
@@ -221,6 +270,7 @@ impl EventLoop {
                 self.accept_all();
             }
             self.register_if_due();
+            self.redial_if_due();
             let busy = !self.unread.is_empty() || std::mem::take(&mut self.more_commands);
             let timeout = if busy {
                 Duration::ZERO
@@ -289,6 +339,7 @@ impl EventLoop {
     fn command(&mut self, command: Command) {
         match command {
             Command::Stop => self.stopping = true,
+            Command::CancelSpawn { request } => self.cancel_spawn(request),
             command => {
                 let node = command
                     .node()
@@ -297,7 +348,7 @@ impl EventLoop {
                 if node == self.shared.name.to_string() {
                     self.deliver_here(command);
                 } else if let Some(&token) = self.up.get(&node) {
-                    self.send_on(token, command);
+                    self.send_or_hold(token, command);
                     if !self.dirty.contains(&token) {
                         self.dirty.push(token);
                     }
@@ -317,7 +368,11 @@ impl EventLoop {
             return;
         }
         waiting.push_back(command);
-        if !self.dialing.contains_key(&node) && !self.resolving.contains_key(&node) {
+        let redial_pending = self.redials.get(&node).is_some_and(|r| r.at.is_some());
+        if !self.dialing.contains_key(&node)
+            && !self.resolving.contains_key(&node)
+            && !redial_pending
+        {
             self.resolve(node);
         }
     }
@@ -464,43 +519,48 @@ impl EventLoop {
         let addr = match result {
             Ok(addr) => addr,
             Err(error) => {
-                tracing::warn!(%node, %error, "erlangen: cannot reach node");
-                self.lose(&node, "lookup failed");
+                self.dial_failed(&node, &format!("lookup failed: {error}"));
                 return;
             }
         };
         match TcpStream::connect(addr) {
             Ok(stream) => {
-                if let Some(token) = self.add_connection(stream, Role::Dialer, Some(node.clone())) {
-                    self.dialing.insert(node, token);
+                match self.add_connection(stream, Role::Dialer, Some(node.clone()), None) {
+                    Ok(token) => {
+                        self.dialing.insert(node, token);
+                    }
+                    Err(why) => self.dial_failed(&node, why),
                 }
             }
-            Err(error) => {
-                tracing::warn!(%node, %error, "erlangen: cannot connect");
-                self.lose(&node, "connect failed");
-            }
+            Err(error) => self.dial_failed(&node, &format!("connect failed: {error}")),
         }
     }
 
+    /// Takes `stream` into the connection table, or says why not: the
+    /// table is full, or (for an accepted connection from `from`) the
+    /// handshake pool's rules refuse it (`refusal_for`).
     fn add_connection(
         &mut self,
         mut stream: TcpStream,
         role: Role,
         peer: Option<String>,
-    ) -> Option<Token> {
+        from: Option<SocketAddr>,
+    ) -> Result<Token, &'static str> {
         if self.connections.len() >= CONNECTIONS_MAX {
-            tracing::warn!("erlangen: connection limit reached; refusing");
-            return None;
+            return Err("the connection limit is reached");
+        }
+        if let Some(why) = from.and_then(|from| self.refusal_for(from.ip())) {
+            return Err(why);
         }
         let token = Token(self.next_token);
         self.next_token += 1;
-        if let Err(error) = self.poll.registry().register(
-            &mut stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            tracing::warn!(%error, "erlangen: cannot register a connection");
-            return None;
+        if self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+            .is_err()
+        {
+            return Err("cannot register the connection");
         }
         let now = Instant::now();
         let mut connection = Connection {
@@ -512,12 +572,17 @@ impl EventLoop {
                 Phase::Handshake
             },
             peer,
+            from: from.map(|from| from.ip()),
             peer_incarnation: 0,
             hello_mine: Vec::new(),
             hello_theirs: None,
+            proved: false,
             peer_types: HashMap::new(),
             read: Vec::new(),
             write: Vec::new(),
+            held: VecDeque::new(),
+            paused: false,
+            last_progress: now,
             packets_in: 0,
             packets_out: 0,
             bytes_in: 0,
@@ -530,7 +595,48 @@ impl EventLoop {
             self.send_hello(&mut connection);
         }
         self.connections.insert(token, connection);
-        Some(token)
+        Ok(token)
+    }
+
+    /// Why an accepted connection from `ip` gets no slot, if it gets none
+    /// (PROTOCOL.md "Slots"): accepted connections still in their
+    /// handshake hold at most `HANDSHAKES_MAX` slots, those from addresses
+    /// other than 127.0.0.1 and ::1 at most their share of those, and one
+    /// such address at most `HANDSHAKES_PER_ADDRESS_MAX`. Established
+    /// peers and the node's own dials are never displaced.
+    fn refusal_for(&self, ip: std::net::IpAddr) -> Option<&'static str> {
+        let trusted = erlangen_portmap::server::is_trusted(ip);
+        let mut handshakes = 0;
+        let mut nonlocal = 0;
+        let mut same_address = 0;
+        for connection in self.connections.values() {
+            let Some(from) = connection.from else {
+                continue;
+            };
+            if connection.phase == Phase::Up {
+                continue;
+            }
+            handshakes += 1;
+            if !erlangen_portmap::server::is_trusted(from) {
+                nonlocal += 1;
+                if from == ip {
+                    same_address += 1;
+                }
+            }
+        }
+        if handshakes >= HANDSHAKES_MAX {
+            return Some("too many handshakes");
+        }
+        if trusted {
+            return None;
+        }
+        if nonlocal >= HANDSHAKES_MAX * HANDSHAKES_NONLOCAL_SHARE_PERCENT / 100 {
+            return Some("non-loopback addresses hold their share of the handshakes");
+        }
+        if same_address >= HANDSHAKES_PER_ADDRESS_MAX {
+            return Some("this address holds as many handshakes as one may");
+        }
+        None
     }
 
     fn send_hello(&self, connection: &mut Connection) {
@@ -554,7 +660,7 @@ impl EventLoop {
         let mut accepted = Vec::new();
         let mut refused = 0u64;
         let outcome = self.listener.accept_all(
-            &mut |stream, _peer| accepted.push(stream),
+            &mut |stream, peer| accepted.push((stream, peer)),
             &mut |stream, _peer| {
                 refused += 1;
                 drop(stream);
@@ -562,12 +668,23 @@ impl EventLoop {
             &mut |error| tracing::warn!(%error, "erlangen: accept failed"),
         );
         if refused > 0 {
-            tracing::warn!(refused, "erlangen: out of descriptors; refused connections");
+            if let Some(held) = self.log.allow("out-of-descriptors") {
+                tracing::warn!(
+                    refused,
+                    held,
+                    "erlangen: out of descriptors; refused connections"
+                );
+            }
         }
-        for stream in accepted {
+        for (stream, peer) in accepted {
             let _ = stream.set_nodelay(true);
-            if let Some(token) = self.add_connection(stream, Role::Acceptor, None) {
-                self.flush(token);
+            match self.add_connection(stream, Role::Acceptor, None, Some(peer)) {
+                Ok(token) => self.flush(token),
+                Err(why) => {
+                    if let Some(held) = self.log.allow("connection-refused") {
+                        tracing::warn!(%peer, why, held, "erlangen: refused a connection");
+                    }
+                }
             }
         }
         self.accept_retry_at = match outcome {
@@ -639,10 +756,15 @@ impl EventLoop {
         let mut total = 0usize;
         loop {
             let connection = self.connections.get_mut(&token).ok_or("gone")?;
+            if connection.paused {
+                // The write budget is spent: leave the rest in the socket
+                // (flush resumes reading once the buffer drains).
+                return Ok(());
+            }
             match connection.stream.read(&mut chunk) {
                 Ok(0) => {
                     self.handle_frames(token)?;
-                    return Err("closed by the peer".to_owned());
+                    return Err(CLOSED_BY_PEER.to_owned());
                 }
                 Ok(n) => {
                     connection.read.extend_from_slice(&chunk[..n]);
@@ -663,6 +785,9 @@ impl EventLoop {
                     return self.handle_frames(token);
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::ConnectionReset => {
+                    return Err(CLOSED_BY_PEER.to_owned());
+                }
                 Err(error) => return Err(format!("read failed: {error}")),
             }
         }
@@ -677,9 +802,15 @@ impl EventLoop {
         };
         let mut offset = 0;
         let result = loop {
-            let Some(connection) = self.connections.get(&token) else {
+            let Some(connection) = self.connections.get_mut(&token) else {
                 break Err("gone".to_owned());
             };
+            if connection.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER {
+                // Every frame may add a reply: stop here until the peer
+                // reads what it was sent (the rest stays buffered).
+                connection.paused = true;
+                break Ok(());
+            }
             let max = if connection.phase == Phase::Up {
                 FRAME_BODY_BYTES_MAX
             } else {
@@ -729,7 +860,8 @@ impl EventLoop {
         }
     }
 
-    /// Step 2.
+    /// Step 2: the peer's `Hello`. Nothing here changes the node's state
+    /// beyond this connection: the peer is not authenticated yet.
     fn on_hello(&mut self, token: Token, body: &[u8]) -> Result<(), String> {
         let hello: Hello = wire::decode(body).map_err(|e| format!("bad hello: {e}"))?;
         if hello.version != PROTOCOL_VERSION {
@@ -738,6 +870,8 @@ impl EventLoop {
                 hello.version
             ));
         }
+        NodeName::new(hello.node.host(), hello.node.name())
+            .map_err(|e| format!("bad node name in hello: {e}"))?;
         let peer = hello.node.to_string();
         let connection = self.connections.get_mut(&token).ok_or("gone")?;
         if connection.hello_theirs.is_some() {
@@ -752,23 +886,34 @@ impl EventLoop {
             }
             _ => {}
         }
-        connection.peer = Some(peer.clone());
+        connection.peer = Some(peer);
         connection.peer_incarnation = hello.incarnation;
         connection.peer_types = hello.types.into_iter().collect();
         connection.hello_theirs = Some(body.to_vec());
-        if connection.role == Role::Acceptor {
-            self.tie_break(&peer, hello.incarnation)?;
+        // The dialer proves first; the acceptor proves only once the
+        // dialer's proof verified and the pair is settled (`on_auth`).
+        if connection.role == Role::Dialer {
+            self.send_auth(token);
         }
-        let connection = self.connections.get_mut(&token).ok_or("gone")?;
+        Ok(())
+    }
+
+    /// Appends our proof over the transcript to `token`'s write buffer.
+    fn send_auth(&mut self, token: Token) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
         let (dialer, acceptor) = transcript(connection);
         let proof = handshake::prove(&self.shared.cookie, connection.role, dialer, acceptor);
         let auth = wire::encode(&Auth { proof }).expect("an auth encodes");
         frame::encode(KIND_AUTH, &auth, &mut connection.write);
-        Ok(())
+        connection.proved = true;
     }
 
-    /// Step 2's tie-break, on the acceptor.
-    fn tie_break(&mut self, peer: &str, incarnation: u64) -> Result<(), String> {
+    /// Step 3's tie-break, on the acceptor, once the dialer proved the
+    /// cookie: one connection per pair of nodes (module docs). `Err` closes
+    /// the new connection; its peer redials if it still needs us.
+    fn settle_pair(&mut self, peer: &str, incarnation: u64) -> Result<(), String> {
         if let Some(&old) = self.up.get(peer) {
             let old_incarnation = self.connections.get(&old).map_or(0, |c| c.peer_incarnation);
             // The peer may have closed the old one while we could not see
@@ -786,7 +931,9 @@ impl EventLoop {
             if self.shared.name.to_string().as_str() < peer {
                 return Err(format!("{peer} and we dialled each other; ours wins"));
             }
-            // Theirs wins: drop ours, which carried nothing yet.
+            // Theirs wins: drop ours, which carried nothing yet (the peer
+            // proves on a connection it accepted only after this point).
+            // What waits for the peer goes out on the new connection.
             self.dialing.remove(peer);
             if let Some(mut connection) = self.connections.remove(&dialled) {
                 let _ = self.poll.registry().deregister(&mut connection.stream);
@@ -795,7 +942,8 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Step 3.
+    /// Step 3: the peer's proof. Only from here on may the connection
+    /// change anything beyond itself.
     fn on_auth(&mut self, token: Token, body: &[u8]) -> Result<(), String> {
         let auth: Auth = wire::decode(body).map_err(|e| format!("bad auth: {e}"))?;
         let connection = self.connections.get_mut(&token).ok_or("gone")?;
@@ -815,17 +963,29 @@ impl EventLoop {
             &auth.proof,
         ) {
             let peer = connection.peer.clone().unwrap_or_default();
-            tracing::warn!(%peer, "erlangen: refused a handshake: wrong cookie or replayed proof");
-            return Err("handshake refused: bad proof".to_owned());
+            if let Some(held) = self.log.allow("bad-proof") {
+                tracing::warn!(%peer, held, "erlangen: refused a handshake: wrong cookie or replayed proof");
+            }
+            return Err(
+                "handshake refused: the peer's proof is wrong (different cookies?)".to_owned(),
+            );
         }
-        connection.phase = Phase::Up;
+        let role = connection.role;
+        let incarnation = connection.peer_incarnation;
         let peer = connection.peer.clone().expect("named at hello");
+        if role == Role::Acceptor {
+            self.settle_pair(&peer, incarnation)?;
+            self.send_auth(token);
+        }
+        let connection = self.connections.get_mut(&token).ok_or("gone")?;
+        connection.phase = Phase::Up;
         if let Some(&old) = self.up.get(&peer) {
             if old != token {
                 self.close(old, "replaced by a newer connection");
             }
         }
         self.dialing.remove(&peer);
+        self.redials.remove(&peer);
         self.up.insert(peer.clone(), token);
         {
             let mut stats = crate::sync_lock(&self.shared.stats);
@@ -834,13 +994,81 @@ impl EventLoop {
             entry.connected = true;
         }
         tracing::info!(node = %self.shared.name, %peer, "erlangen: connected");
-        // Step 4: what waited goes out in order.
+        // Step 4: what waited goes out in order, as the write budget
+        // allows.
         if let Some(waiting) = self.waiting.remove(&peer) {
-            for command in waiting {
-                self.send_on(token, command);
+            if let Some(connection) = self.connections.get_mut(&token) {
+                connection.held.extend(waiting);
             }
+            self.release_held(token);
         }
         Ok(())
+    }
+
+    /// Appends a command's packet to `token`'s write buffer, or holds it
+    /// behind the ones already held while the buffer is over its
+    /// high-water mark.
+    fn send_or_hold(&mut self, token: Token, command: Command) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        if !connection.held.is_empty()
+            || connection.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER
+        {
+            connection.held.push_back(command);
+        } else {
+            self.send_on(token, command);
+        }
+    }
+
+    /// Moves held commands into the write buffer while it is under its
+    /// high-water mark.
+    fn release_held(&mut self, token: Token) {
+        loop {
+            let Some(connection) = self.connections.get_mut(&token) else {
+                return;
+            };
+            if connection.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER {
+                return;
+            }
+            let Some(command) = connection.held.pop_front() else {
+                return;
+            };
+            self.send_on(token, command);
+        }
+    }
+
+    /// Appends `packet` to `token`'s write buffer behind its header,
+    /// encoded in place, if its body is within the frame limit the peer
+    /// enforces on reads; else nothing is appended, and the error says why.
+    fn write_packet(&mut self, token: Token, packet: &Packet) -> Result<(), String> {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return Err("the connection is gone".to_owned());
+        };
+        let at = frame::begin(KIND_PACKET, &mut connection.write);
+        let encoded = {
+            let _context = pid::enter(&self.shared);
+            wire::encode_into(packet, &mut connection.write)
+        };
+        let length = connection.write.len() - at - frame::HEADER_BYTES;
+        match encoded {
+            Ok(()) if length <= FRAME_BODY_BYTES_MAX => {
+                frame::finish(at, &mut connection.write);
+                connection.packets_out += 1;
+                connection.bytes_out += length as u64;
+                Ok(())
+            }
+            Ok(()) => {
+                connection.write.truncate(at);
+                Err(format!(
+                    "{length} bytes exceed the frame limit of {FRAME_BODY_BYTES_MAX}"
+                ))
+            }
+            Err(error) => {
+                connection.write.truncate(at);
+                Err(error.to_string())
+            }
+        }
     }
 
     /// Appends a command's packet to `token`'s write buffer.
@@ -858,33 +1086,12 @@ impl EventLoop {
         let Some(packet) = packet else {
             return;
         };
-        let connection = self.connections.get_mut(&token).expect("checked above");
-        // Encoded straight into the write buffer, behind a header whose
-        // length is filled in after (no body allocation per packet).
-        let at = frame::begin(KIND_PACKET, &mut connection.write);
-        let encoded = {
-            let _context = pid::enter(&self.shared);
-            wire::encode_into(&packet, &mut connection.write)
-        };
-        let length = connection.write.len() - at - frame::HEADER_BYTES;
-        match encoded {
-            Ok(()) if length <= FRAME_BODY_BYTES_MAX => {
-                frame::finish(at, &mut connection.write);
-                connection.packets_out += 1;
-                connection.bytes_out += length as u64;
-            }
-            Ok(()) => {
-                connection.write.truncate(at);
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    bytes = length,
-                    "erlangen: a packet exceeds the frame limit; dropped"
-                );
-            }
-            Err(error) => {
-                connection.write.truncate(at);
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%error, "erlangen: cannot encode a packet; dropped");
+        // Encoded straight into the write buffer (no body allocation per
+        // packet).
+        if let Err(error) = self.write_packet(token, &packet) {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            if let Some(held) = self.log.allow("unwritable-packet") {
+                tracing::warn!(%error, held, "erlangen: cannot write a packet; dropped");
             }
         }
     }
@@ -898,14 +1105,14 @@ impl EventLoop {
                     self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                     return None;
                 }
-                let message = self.wire_message(&message, token)?;
+                let message = self.wire_message(message, token)?;
                 Some(Packet::Message {
                     to: to.serial,
                     message,
                 })
             }
             Command::SendNamed { name, message, .. } => {
-                let message = self.wire_message(&message, token)?;
+                let message = self.wire_message(message, token)?;
                 Some(Packet::Named { name, message })
             }
             Command::Signal { from, to, signal } => {
@@ -962,33 +1169,22 @@ impl EventLoop {
         }
     }
 
-    /// A message's wire form, if the peer can take its type.
-    fn wire_message(&mut self, message: &Message, token: Token) -> Option<WireMessage> {
-        let types = &self.shared.types;
-        let name = types.name_of(message.value_type_id()).map(str::to_owned);
-        let agreed = name.as_ref().is_some_and(|name| {
-            let theirs = self
-                .connections
-                .get(&token)
-                .and_then(|c| c.peer_types.get(name));
-            theirs.is_some() && theirs.copied() == types.fingerprint(name)
-        });
-        if !agreed {
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            let label = name.unwrap_or_else(|| format!("{:?}", message.value_type_id()));
-            if self.logged_types.insert(label.clone()) {
-                tracing::warn!(type_name = %label, "erlangen: a message type not registered for distribution on both nodes was dropped (logged once per type)");
-            }
-            return None;
+    /// A message's wire form, if the peer announced its type with the
+    /// same fingerprint.
+    fn wire_message(&mut self, message: WireMessage, token: Token) -> Option<WireMessage> {
+        let name = &message.type_name;
+        let theirs = self
+            .connections
+            .get(&token)
+            .and_then(|c| c.peer_types.get(name));
+        if theirs.is_some() && theirs.copied() == self.shared.types.fingerprint(name) {
+            return Some(message);
         }
-        match types.encode_message(message)? {
-            Ok(wire) => Some(wire),
-            Err(error) => {
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%error, "erlangen: cannot encode a message; dropped");
-                None
-            }
+        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        if self.logged_types.len() < LOGGED_TYPES_MAX && self.logged_types.insert(name.clone()) {
+            tracing::warn!(type_name = %name, "erlangen: a message type not registered for distribution on both nodes was dropped (logged once per type)");
         }
+        None
     }
 
     fn wire_signal(&self, signal: &RemoteSignal) -> WireSignal {
@@ -1051,18 +1247,11 @@ impl EventLoop {
     fn deliver_here(&mut self, command: Command) {
         self.settle(&command);
         match command {
-            Command::Send { to, message } => match self.own(&to) {
-                Some(pid) => self.shared.runtime.send(&pid, message),
-                None => {
-                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-            Command::SendNamed { name, message, .. } => match self.shared.runtime.whereis(&name) {
-                Some(pid) => self.shared.runtime.send(&pid, message),
-                None => {
-                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            },
+            // Stale ids of ours (a live one resolves before it is sent), or
+            // names here (`Node::send_named` delivers those itself): count.
+            Command::Send { .. } | Command::SendNamed { .. } => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
             Command::Signal { from, to, signal } => match (self.own(&to), signal) {
                 (Some(target), RemoteSignal::Kill(reason)) => {
                     self.shared.runtime.kill(&target, reason);
@@ -1099,20 +1288,22 @@ impl EventLoop {
             .ok_or("gone")?;
         match packet {
             Packet::Message { to, message } => {
-                let message = self.decode_message(&message)?;
-                match self.shared.local(to) {
-                    Some(pid) => self.shared.runtime.send(&pid, message),
-                    None => {
-                        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Some(message) = self.decode_message(&message) {
+                    match self.shared.local(to) {
+                        Some(pid) => self.shared.runtime.send(&pid, message),
+                        None => {
+                            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
             Packet::Named { name, message } => {
-                let message = self.decode_message(&message)?;
-                match self.shared.runtime.whereis(&name) {
-                    Some(pid) => self.shared.runtime.send(&pid, message),
-                    None => {
-                        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Some(message) = self.decode_message(&message) {
+                    match self.shared.runtime.whereis(&name) {
+                        Some(pid) => self.shared.runtime.send(&pid, message),
+                        None => {
+                            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -1145,12 +1336,26 @@ impl EventLoop {
         Ok(())
     }
 
-    fn decode_message(&self, wire: &WireMessage) -> Result<Message, String> {
-        let _context = pid::enter(&self.shared);
-        self.shared
-            .types
-            .decode_message(wire)
-            .map_err(|e| format!("bad message: {e}"))
+    /// A message from its wire form; one that does not decode here (an
+    /// unknown type, or a value past `VALUE_DECODE_BYTES_MAX`) is dropped
+    /// and counted, and its connection stays up: the frame around it was
+    /// sound.
+    fn decode_message(&mut self, wire: &WireMessage) -> Option<Message> {
+        let decoded = {
+            let _context = pid::enter(&self.shared);
+            self.shared.types.decode_message(wire)
+        };
+        match decoded {
+            Ok(message) => Some(message),
+            Err(error) => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Some(held) = self.log.allow("undecodable-message") {
+                    let type_name = wire::bounded_text(wire.type_name.clone(), 256);
+                    tracing::warn!(%type_name, %error, held, "erlangen: a message that does not decode was dropped");
+                }
+                None
+            }
+        }
     }
 
     fn on_signal(
@@ -1216,11 +1421,7 @@ impl EventLoop {
             to: to.serial,
             signal: self.wire_signal(signal),
         };
-        if let Ok(body) = wire::encode(&packet) {
-            if let Some(connection) = self.connections.get_mut(&token) {
-                frame::encode(KIND_PACKET, &body, &mut connection.write);
-            }
-        }
+        let _ = self.write_packet(token, &packet);
     }
 
     /// Keeps the edge table in step with a signal between `local` and
@@ -1316,17 +1517,52 @@ impl EventLoop {
         let packet = Packet::SpawnReply {
             request,
             parent: parent.serial,
-            result,
+            result: result.map_err(|why| wire::bounded_text(why, ERROR_TEXT_BYTES_MAX)),
         };
-        if let (Ok(body), Some(connection)) =
-            (wire::encode(&packet), self.connections.get_mut(&token))
-        {
-            frame::encode(KIND_PACKET, &body, &mut connection.write);
+        if let Err(error) = self.write_packet(token, &packet) {
+            tracing::warn!(%error, "erlangen: cannot write a spawn reply");
+        }
+    }
+
+    /// A spawn's caller gave up waiting (`Command::CancelSpawn`): fail the
+    /// request if it is still pending here, whether written or waiting for
+    /// its node. Its caller then finds exactly one answer.
+    fn cancel_spawn(&mut self, request: u64) {
+        const WHY: &str = "timed out waiting for the node's answer";
+        if let Some((_, parent, _)) = self.spawns.remove(&request) {
+            self.spawn_failed(&parent, request, WHY.to_owned());
+            return;
+        }
+        for waiting in self.waiting.values_mut() {
+            let at = waiting.iter().position(
+                |command| matches!(command, Command::Spawn { request: r, .. } if *r == request),
+            );
+            if let Some(Command::Spawn { parent, .. }) = at.and_then(|at| waiting.remove(at)) {
+                self.spawn_failed(&parent, request, WHY.to_owned());
+                return;
+            }
         }
     }
 
     fn on_spawn_reply(&mut self, token: Token, request: u64, result: Result<u64, String>) {
         let Some((node, parent, attach)) = self.spawns.remove(&request) else {
+            // Its caller gave up: a child started after all must not live
+            // on unseen.
+            if let (Ok(serial), Some(connection)) = (result, self.connections.get(&token)) {
+                let target = Target {
+                    node: connection.peer.clone().unwrap_or_default(),
+                    incarnation: connection.peer_incarnation,
+                    serial,
+                };
+                let command = Command::Signal {
+                    from: None,
+                    to: target,
+                    signal: RemoteSignal::Kill(ExitReason::other(
+                        "its remote spawn was cancelled by the caller",
+                    )),
+                };
+                self.send_on(token, command);
+            }
             return;
         };
         let incarnation = self
@@ -1416,11 +1652,30 @@ impl EventLoop {
         if written > 0 {
             connection.last_write = Instant::now();
         }
+        if written > 0 || connection.write.is_empty() {
+            connection.last_progress = Instant::now();
+        }
         if connection.write.capacity() > 64 * 1024 && connection.write.len() < 16 * 1024 {
             connection.write.shrink_to(16 * 1024);
         }
+        let drained = connection.write.len() < CONNECTION_WRITE_BYTES_LOW_WATER;
         if let Err(why) = result {
             self.close(token, &why);
+        } else if drained {
+            self.release_held(token);
+            if let Some(connection) = self.connections.get_mut(&token) {
+                if connection.paused && connection.write.len() < CONNECTION_WRITE_BYTES_LOW_WATER {
+                    // Read again (readiness is edge-triggered: what waits
+                    // in the socket raises no new event).
+                    connection.paused = false;
+                    if !self.unread.contains(&token) {
+                        self.unread.push(token);
+                    }
+                }
+                if !connection.write.is_empty() && !self.dirty.contains(&token) {
+                    self.dirty.push(token);
+                }
+            }
         }
         let buffered = self.connections.values().map(|c| c.write.len()).sum();
         self.shared.backlog_bytes.store(buffered, Ordering::Relaxed);
@@ -1435,6 +1690,15 @@ impl EventLoop {
         let mut ticks = Vec::new();
         for (&token, connection) in &self.connections {
             match connection.phase {
+                Phase::Up
+                    if !connection.write.is_empty()
+                        && now.duration_since(connection.last_progress) >= timeout =>
+                {
+                    lost.push((token, "the peer does not read what it is sent"));
+                }
+                // A paused connection is not read from: its silence is
+                // ours (the rule above covers it).
+                Phase::Up if connection.paused => {}
                 Phase::Up => {
                     if now.duration_since(connection.last_read) >= timeout {
                         lost.push((token, "the peer fell silent"));
@@ -1443,7 +1707,11 @@ impl EventLoop {
                     }
                 }
                 _ => {
-                    if now.duration_since(connection.started) >= HANDSHAKE_TIMEOUT {
+                    let deadline = match connection.role {
+                        Role::Dialer => HANDSHAKE_TIMEOUT,
+                        Role::Acceptor => ACCEPTED_HANDSHAKE_TIMEOUT,
+                    };
+                    if now.duration_since(connection.started) >= deadline {
                         lost.push((token, "the handshake timed out"));
                     }
                 }
@@ -1457,6 +1725,15 @@ impl EventLoop {
             self.flush(token);
         }
         for (token, why) in lost {
+            if why == "the peer does not read what it is sent" {
+                let peer = self.connections.get(&token).and_then(|c| c.peer.clone());
+                let buffered = self.connections.get(&token).map_or(0, |c| c.write.len());
+                tracing::warn!(
+                    peer = peer.as_deref().unwrap_or("?"),
+                    buffered,
+                    "erlangen: closing a connection whose peer does not read what it is sent"
+                );
+            }
             // Data may wait in the socket unread: that is no silence.
             if why == "the peer fell silent" {
                 if let Err(read_error) = self.read_from(token) {
@@ -1491,7 +1768,7 @@ impl EventLoop {
                     let _ = self.poll.registry().deregister(&mut call.stream);
                 }
             }
-            self.lose(&node, "lookup timed out");
+            self.dial_failed(&node, "the port-mapper lookup timed out");
         }
         self.publish_stats();
     }
@@ -1513,8 +1790,9 @@ impl EventLoop {
         }
     }
 
-    /// Closes a connection; if it was up (or the node was being dialled),
-    /// step 6.
+    /// Closes a connection; if it was up, step 6; if it was our dial,
+    /// `dial_failed`. An accepted connection that never proved itself
+    /// changes nothing else.
     fn close(&mut self, token: Token, why: &str) {
         self.publish_stats();
         let Some(mut connection) = self.connections.remove(&token) else {
@@ -1535,14 +1813,95 @@ impl EventLoop {
                 entry.connected = false;
                 entry.errors += 1;
             }
-        } else {
-            tracing::warn!(%peer, why, "erlangen: connection closed before it was up");
-        }
-        if was_dialing {
-            self.dialing.remove(&peer);
-        }
-        if was_up || (was_dialing && !self.up.contains_key(&peer)) {
+            drop(stats);
+            self.depart(peer.clone());
             self.lose(&peer, why);
+        } else if was_dialing {
+            self.dialing.remove(&peer);
+            let why = if connection.proved && why == CLOSED_BY_PEER {
+                "the peer closed the handshake after our proof: \
+                 the cookies differ, or it kept another connection"
+            } else {
+                why
+            };
+            tracing::warn!(%peer, why, "erlangen: a dial failed");
+            self.dial_failed(&peer, why);
+        } else if let Some(held) = self.log.allow("handshake-closed") {
+            tracing::debug!(%peer, why, held, "erlangen: an accepted connection closed before it was up");
+        }
+    }
+
+    /// A dial of `peer` (its lookup, connect or handshake) failed: if
+    /// commands still wait for it and attempts are left, dial again after a
+    /// backoff (a simultaneous dial that lost the tie-break on the peer's
+    /// side ends here too, and the peer's own dial then carries what
+    /// waits); else step 6, so nothing waits for a node that will not come.
+    fn dial_failed(&mut self, peer: &str, why: &str) {
+        if self.up.contains_key(peer)
+            || self.dialing.contains_key(peer)
+            || self.resolving.contains_key(peer)
+        {
+            return;
+        }
+        let attempts = self.redials.get(peer).map_or(1, |r| r.attempts);
+        let waits = self.waiting.get(peer).is_some_and(|w| !w.is_empty());
+        if waits && attempts < DIAL_ATTEMPTS_MAX {
+            let backoff = DIAL_RETRY_BACKOFF * (1 << attempts.min(8));
+            self.redials.insert(
+                peer.to_owned(),
+                Redial {
+                    attempts: attempts + 1,
+                    at: Some(Instant::now() + backoff),
+                },
+            );
+            return;
+        }
+        self.lose(peer, why);
+    }
+
+    /// Starts the dials whose backoff is over.
+    fn redial_if_due(&mut self) {
+        if self.redials.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .redials
+            .iter()
+            .filter(|(_, r)| r.at.is_some_and(|at| at <= now))
+            .map(|(node, _)| node.clone())
+            .collect();
+        for node in due {
+            let waits = self.waiting.get(&node).is_some_and(|w| !w.is_empty());
+            if self.up.contains_key(&node) || !waits {
+                self.redials.remove(&node);
+                continue;
+            }
+            if let Some(redial) = self.redials.get_mut(&node) {
+                redial.at = None;
+            }
+            if !self.dialing.contains_key(&node) && !self.resolving.contains_key(&node) {
+                self.resolve(node);
+            }
+        }
+    }
+
+    /// Remembers that `peer` left; past `DEPARTED_PEERS_KEPT`, the stats
+    /// of the longest gone are forgotten (one that came back stays), so a
+    /// node serving short-lived peers keeps a bounded record of them.
+    fn depart(&mut self, peer: String) {
+        self.departed.push_back(peer);
+        while self.departed.len() > DEPARTED_PEERS_KEPT {
+            let Some(oldest) = self.departed.pop_front() else {
+                break;
+            };
+            if self.up.contains_key(&oldest) {
+                continue;
+            }
+            let mut stats = crate::sync_lock(&self.shared.stats);
+            if stats.get(&oldest).is_some_and(|entry| !entry.connected) {
+                stats.remove(&oldest);
+            }
         }
     }
 
@@ -1551,6 +1910,7 @@ impl EventLoop {
         if self.up.contains_key(peer) {
             return;
         }
+        self.redials.remove(peer);
         for edge in self.edges.remove(peer).unwrap_or_default() {
             let signal = if edge.down {
                 RemoteSignal::Down(ExitStatus::Exit(ExitReason::NoConnection))

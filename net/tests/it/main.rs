@@ -5,5 +5,7 @@ mod cli;
 mod erlangen_node_suite;
 mod failure;
 mod hostile;
+mod hostile_host;
 mod nodes;
+mod raw;
 mod support;

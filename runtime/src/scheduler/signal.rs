@@ -42,11 +42,41 @@ impl Shared {
     pub(crate) fn deliver_message(&self, to: &Pid, message: Message, from: Option<&WorkerContext>) {
         let cell = match &to.kind {
             PidKind::Local(cell) => cell,
-            PidKind::Remote(id) => return id.route().send(id, message),
+            PidKind::Remote(id) => {
+                // Refused sends were counted by the route.
+                let _ = id.route().send(id, message);
+                return;
+            }
         };
         match cell.mailbox.push_message(message) {
             Ok(()) => self.wake(cell, from),
             Err(refused) => self.drop_contained(refused, cell.serial),
+        }
+    }
+
+    /// `deliver_message`, saying whether the message was delivered (queued
+    /// in a local mailbox, or taken by a remote route).
+    pub(crate) fn try_deliver_message(
+        &self,
+        to: &Pid,
+        message: Message,
+        from: Option<&WorkerContext>,
+    ) -> Result<(), Error> {
+        let cell = match &to.kind {
+            PidKind::Local(cell) => cell,
+            PidKind::Remote(id) => return id.route().send(id, message),
+        };
+        match cell.mailbox.push_message(message) {
+            Ok(()) => {
+                self.wake(cell, from);
+                Ok(())
+            }
+            Err(refused) => {
+                self.drop_contained(refused, cell.serial);
+                Err(Error::NotSent(
+                    "the mailbox is full, or its agent has exited".to_owned(),
+                ))
+            }
         }
     }
 

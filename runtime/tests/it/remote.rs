@@ -25,8 +25,9 @@ struct Recorder {
 }
 
 impl Remote for Recorder {
-    fn send(&self, to: &RemotePid, _message: Message) {
+    fn send(&self, to: &RemotePid, _message: Message) -> Result<(), erlangen_runtime::Error> {
         self.sent.lock().unwrap().push(Sent::Message(to.serial()));
+        Ok(())
     }
 
     fn signal(&self, from: Option<&Pid>, to: &RemotePid, signal: RemoteSignal) {
