@@ -2,7 +2,8 @@
 //! mapper that serves remote lookups) knows. Like Erlang's
 //! `~/.erlang.cookie`: `ERLANGEN_COOKIE` if set, else the file
 //! `~/.erlangen-cookie`, made with 32 random bytes (hex, mode 0600) the
-//! first time a node needs it.
+//! first time a node needs it. Files are read by one rule
+//! (`erlangen_portmap::cookie_file`: trailing whitespace trimmed).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -31,21 +32,11 @@ pub fn default_cookie() -> io::Result<Vec<u8>> {
     let path = cookie_path().ok_or_else(|| {
         io::Error::other("no cookie: set ERLANGEN_COOKIE or HOME (for ~/.erlangen-cookie)")
     })?;
-    match std::fs::read(&path) {
-        Ok(cookie) => Ok(trim(cookie)),
+    match erlangen_portmap::cookie_file::read(&path) {
+        Ok(cookie) => Ok(cookie),
         Err(error) if error.kind() == io::ErrorKind::NotFound => make(&path),
-        Err(error) => Err(io::Error::other(format!(
-            "cannot read {}: {error}",
-            path.display()
-        ))),
+        Err(error) => Err(error),
     }
-}
-
-fn trim(mut cookie: Vec<u8>) -> Vec<u8> {
-    while cookie.last().is_some_and(u8::is_ascii_whitespace) {
-        cookie.pop();
-    }
-    cookie
 }
 
 fn make(path: &std::path::Path) -> io::Result<Vec<u8>> {
@@ -64,7 +55,9 @@ fn make(path: &std::path::Path) -> io::Result<Vec<u8>> {
             Ok(text.into_bytes())
         }
         // Another process made it first: use theirs.
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => std::fs::read(path).map(trim),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            erlangen_portmap::cookie_file::read(path)
+        }
         Err(error) => Err(io::Error::other(format!(
             "cannot make {}: {error}",
             path.display()

@@ -181,8 +181,7 @@ impl Kernel {
 
     fn run(self, args: KernelArgs) -> Result<(), String> {
         let cookie = match &args.cookie_file {
-            Some(path) => std::fs::read(path)
-                .map_err(|e| format!("cannot read the cookie file {}: {e}", path.display()))?,
+            Some(path) => erlangen_portmap::cookie_file::read(path).map_err(|e| e.to_string())?,
             None => crate::cookie::default_cookie().map_err(|e| e.to_string())?,
         };
         let embedded = if args.start_port_mapper {

@@ -258,11 +258,16 @@ pub enum Packet {
     },
 }
 
-/// bincode's configuration for everything on the wire: standard (varint,
-/// little-endian) with the frame limit as the allocation budget.
+/// bincode's configuration for the protocol's own values: standard
+/// (varint, little-endian) with twice the frame limit as the allocation
+/// budget. bincode counts a decoded container's memory, not its bytes on
+/// the wire, and a frame of exactly the limit must decode.
 fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<FRAME_BODY_BYTES_MAX>()
+    bincode::config::standard().with_limit::<PROTOCOL_DECODE_BYTES_MAX>()
 }
+
+/// The allocation budget of one protocol value (`config`).
+const PROTOCOL_DECODE_BYTES_MAX: usize = 2 * FRAME_BODY_BYTES_MAX;
 
 /// bincode's configuration for user values inside a packet (messages,
 /// arguments, returned values): the same wire form, with room for their

@@ -31,6 +31,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod cookie_file;
 pub mod frame;
 pub mod listener;
 pub mod log_limit;

@@ -1933,7 +1933,7 @@ impl EventLoop {
             }
         }
         for command in self.waiting.remove(peer).unwrap_or_default() {
-            self.drop_command(command, "noconnection");
+            self.drop_command(command, &format!("noconnection: {why}"));
         }
     }
 

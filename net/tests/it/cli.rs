@@ -122,3 +122,52 @@ fn the_benchmark_programs_run_across_two_nodes() {
     );
     assert!(stdout.contains("2000 hops around 4 agents"), "{stdout}");
 }
+
+#[test]
+fn a_cookie_file_with_a_trailing_newline_holds_the_same_cookie_as_the_environment() {
+    let mapper = port_mapper();
+    let name = unique("cookie-file");
+    let file = std::env::temp_dir().join(format!("{name}.cookie"));
+    // What `echo "test cookie" > file` writes.
+    std::fs::write(&file, [COOKIE, b"\n"].concat()).unwrap();
+    let addr = mapper.local_addr().to_string();
+    let mut kernel = Command::new(KERNEL)
+        .args(["--name", &name, "--port-mapper", &addr, "--cookie-file"])
+        .arg(&file)
+        .env_remove("ERLANGEN_COOKIE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the kernel starts");
+    let start = std::time::Instant::now();
+    while erlangen_portmap::client::Client::connect(mapper.local_addr())
+        .and_then(|mut client| client.lookup(&name))
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < crate::support::HANG_GUARD,
+            "the kernel registers"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The benchmark's node takes its cookie from ERLANGEN_COOKIE.
+    let remote = format!("localhost/{name}");
+    let output = run(
+        MESSAGES,
+        &["1000", "1", "--remote", &remote, "--port-mapper", &addr],
+    );
+    let _ = kernel.kill();
+    let _ = kernel.wait();
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("Sent 0.001 million messages in "),
+        "{stdout}"
+    );
+}

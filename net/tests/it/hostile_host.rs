@@ -398,3 +398,290 @@ fn a_spawn_with_a_huge_function_name_gets_a_bounded_error() {
         .unwrap();
     assert!(why.len() < 1024 && why.contains("no function"), "{why}");
 }
+
+/// A connection to `server` from `source`, a loopback-range address other
+/// than 127.0.0.1 (which the node does not count as this host's).
+fn connect_from(source: &str, server: SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&format!("{source}:0").parse::<SocketAddr>().unwrap().into())?;
+    socket.connect(&server.into())?;
+    let stream: std::net::TcpStream = socket.into();
+    stream.set_nonblocking(true)?;
+    Ok(stream)
+}
+
+/// Whether the other end closed `stream` (non-blocking).
+fn is_closed(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut sink = [0u8; 4096];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn a_flood_of_idle_handshakes_from_one_address_never_locks_a_peer_out() {
+    const FLOOD: usize = 1_100;
+    const ROUNDS: usize = 10;
+    let mapper = port_mapper();
+    let (_rt_b, node_b) = node(&mapper, &unique("b"));
+    let b = node_b.name().clone();
+    let server = node_b.local_addr();
+    let stop = AtomicBool::new(false);
+    let reopened = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        // 1,100 idle connections from 127.0.0.2, each reopened as soon as
+        // the node closes it.
+        scope.spawn(|| {
+            let mut flood: Vec<Option<std::net::TcpStream>> = (0..FLOOD).map(|_| None).collect();
+            while !stop.load(Ordering::SeqCst) {
+                for slot in flood.iter_mut() {
+                    if slot.as_mut().is_none_or(is_closed) {
+                        *slot = connect_from("127.0.0.2", server).ok();
+                        reopened.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        });
+        // Let the flood fill the node's handshake pool first.
+        let start = Instant::now();
+        while reopened.load(Ordering::Relaxed) < 3 * FLOOD as u64 {
+            assert!(start.elapsed() < HANG_GUARD, "the flood runs");
+            std::thread::sleep(POLL);
+        }
+        // A peer from 127.0.0.1 connects and spawns, in every round.
+        for round in 0..ROUNDS {
+            let (rt, node) = node(&mapper, &unique("legit"));
+            let to = b.clone();
+            let doubled = rt
+                .run(move |ctx| {
+                    node.spawn(
+                        ctx,
+                        &to,
+                        "double",
+                        round as u64,
+                        SpawnOptions::new().monitor(),
+                    )
+                    .expect("the peer gets in");
+                    let down = ctx.receive().downcast::<Down>().unwrap();
+                    *down.status.value().unwrap().downcast_ref::<u64>().unwrap()
+                })
+                .unwrap();
+            assert_eq!(doubled, 2 * round as u64);
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    assert!(
+        reopened.load(Ordering::Relaxed) > 3 * FLOOD as u64,
+        "the node refused and closed flood connections"
+    );
+}
+
+#[test]
+fn messages_at_the_size_limits_arrive_one_over_is_refused_at_the_sender_and_the_connection_stays_up(
+) {
+    use erlangen_net::config::{FRAME_BODY_BYTES_MAX, MESSAGE_BODY_BYTES_MAX};
+    use erlangen_net::wire::{self, WireMessage};
+    let mapper = port_mapper();
+    let (rt_a, node_a) = node(&mapper, &unique("a"));
+    let (rt_b, node_b) = node(&mapper, &unique("b"));
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let sink = rt_b.spawn(move |ctx| loop {
+        let message = ctx.receive();
+        let seen = match message.downcast::<Vec<i64>>() {
+            Ok(values) => format!("i64 x {}", values.len()),
+            Err(message) => match message.downcast::<Vec<u8>>() {
+                Ok(bytes) => format!("u8 x {}", bytes.len()),
+                Err(message) => format!("{message:?}"),
+            },
+        };
+        tx.send(seen).unwrap();
+    });
+    rt_b.register("sink", &sink).unwrap();
+    let sink_there = node_a.pid_of(&node_b.id_of(&sink).unwrap());
+    let b = node_b.name().clone();
+    // bincode writes a length from 2^16 to 2^32 in 5 bytes.
+    let largest = MESSAGE_BODY_BYTES_MAX - 5;
+    let node_a = Arc::new(node_a);
+    let node = node_a.clone();
+    let (refused, try_refused, downs) = rt_a
+        .run(move |ctx| {
+            let watched = node
+                .spawn(ctx, &b, "wait", (), SpawnOptions::new().monitor())
+                .unwrap();
+            // 140,000 small i64s: 140 KB on the wire, 1.1 MB decoded.
+            let values: Vec<i64> = (0..140_000).map(|i| i % 100).collect();
+            ctx.try_send(&sink_there, values).expect("sent");
+            ctx.try_send(&sink_there, vec![7u8; largest]).expect("sent");
+            let refused = ctx
+                .try_send(&sink_there, vec![7u8; largest + 1])
+                .unwrap_err();
+            // `send` drops it the same way (counted), and so does the
+            // named send, which says why.
+            ctx.send(&sink_there, vec![7u8; largest + 1]);
+            let try_refused = node
+                .try_send_named(&b, "sink", vec![7u8; largest + 1])
+                .unwrap_err();
+            ctx.kill(&watched, erlangen_runtime::ExitReason::Kill);
+            let down = ctx.receive().downcast::<Down>().unwrap();
+            (refused.to_string(), try_refused.to_string(), down)
+        })
+        .unwrap();
+    assert!(refused.contains("over the message limit"), "{refused}");
+    assert!(
+        try_refused.contains("over the message limit"),
+        "{try_refused}"
+    );
+    assert!(
+        matches!(
+            downs.status,
+            erlangen_runtime::ExitStatus::Exit(erlangen_runtime::ExitReason::Kill)
+        ),
+        "the monitor held until the kill: {downs:?}"
+    );
+    assert_eq!(rx.recv_timeout(HANG_GUARD).unwrap(), "i64 x 140000");
+    assert_eq!(
+        rx.recv_timeout(HANG_GUARD).unwrap(),
+        format!("u8 x {largest}")
+    );
+    assert_eq!(node_a.dropped(), 3, "the three refusals were counted");
+    // A frame of exactly the documented limit is taken, and a message in a
+    // sound frame that does not decode is dropped, not the connection.
+    let me = format!("localhost/{}", unique("raw"));
+    let mut peer = RawPeer::handshake(node_b.local_addr(), &me, COOKIE);
+    let named = |body: Vec<u8>| Packet::Named {
+        name: "sink".into(),
+        message: WireMessage {
+            type_name: "Vec<u8>".into(),
+            body,
+        },
+    };
+    let probe = wire::encode(&named(wire::encode(&vec![0u8; 1 << 17]).unwrap())).unwrap();
+    let overhead = probe.len() - (1 << 17);
+    let exact = FRAME_BODY_BYTES_MAX - overhead;
+    let packet = named(wire::encode(&vec![1u8; exact]).unwrap());
+    let encoded = wire::encode(&packet).unwrap();
+    assert_eq!(encoded.len(), FRAME_BODY_BYTES_MAX);
+    wire::decode::<Packet>(&encoded).expect("the exact frame decodes");
+    peer.write_packet(&packet);
+    assert_eq!(
+        rx.recv_timeout(HANG_GUARD).unwrap(),
+        format!("u8 x {exact}")
+    );
+    let dropped = node_b.dropped();
+    peer.write_packet(&named(vec![0xff, 0xff, 0xff]));
+    peer.write_packet(&named(wire::encode(&vec![2u8; 3]).unwrap()));
+    assert_eq!(rx.recv_timeout(HANG_GUARD).unwrap(), "u8 x 3");
+    assert_eq!(node_b.dropped(), dropped + 1);
+    let stats = node_b.peers();
+    assert!(
+        stats.iter().all(|p| p.connected && p.errors == 0),
+        "no connection dropped: {stats:?}"
+    );
+}
+
+#[test]
+fn ten_thousand_short_lived_client_nodes_leave_the_nodes_memory_bounded() {
+    const WARM: usize = 1_000;
+    const CLIENTS: usize = 10_000;
+    let mapper = port_mapper();
+    let child = crate::support::ChildNode::start(&mapper, &unique("server"));
+    let addr = port_of(&mapper, &child.name);
+    let prefix = unique("client");
+    let client = |i: usize| {
+        let me = format!("localhost/{prefix}-{i}");
+        let mut peer = RawPeer::handshake(addr, &me, COOKIE);
+        peer.write_packet(&spawn_request(&me, 1, "double"));
+        match peer.read_packet().expect("the node answers") {
+            Packet::SpawnReply { result, .. } => assert!(result.is_ok(), "{result:?}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    for i in 0..WARM {
+        client(i);
+    }
+    let warm_kib = crate::raw::rss_kib(child.os_pid());
+    for i in WARM..CLIENTS {
+        client(i);
+    }
+    // Let the node see the last ones leave.
+    std::thread::sleep(POLL * 20);
+    let after_kib = crate::raw::rss_kib(child.os_pid());
+    println!("RSS after {WARM} clients: {warm_kib} KiB; after {CLIENTS}: {after_kib} KiB");
+    // PROTOCOL.md: a node keeps the stats of the last 1,024 departed
+    // peers and nothing else per peer; 9,000 more clients at the old 1 KiB
+    // each would have added 9 MiB.
+    assert!(
+        after_kib < warm_kib + 3 * 1024,
+        "grew from {warm_kib} to {after_kib} KiB"
+    );
+}
+
+#[test]
+fn a_hello_with_a_malformed_node_name_is_refused_before_anything_else() {
+    use erlangen_net::handshake;
+    use erlangen_net::wire::{self, Hello, KIND_HELLO};
+    let mapper = port_mapper();
+    let (_rt, node_b) = node(&mapper, &unique("b"));
+    for (host, name) in [
+        ("a/b", ""),
+        ("host", "with#hash"),
+        ("", "x"),
+        ("h", "ctl\u{7}"),
+    ] {
+        let hello: Hello = wire::decode(
+            &wire::encode(&(1u32, host, name, 1u64, handshake::challenge().unwrap(), 0u8)).unwrap(),
+        )
+        .expect("the wire form of a Hello");
+        let mut stream = std::net::TcpStream::connect(node_b.local_addr()).unwrap();
+        stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
+        let mut out = Vec::new();
+        erlangen_net::frame::encode(KIND_HELLO, &wire::encode(&hello).unwrap(), &mut out);
+        std::io::Write::write_all(&mut stream, &out).unwrap();
+        // The node's own hello, then the close: never an Auth.
+        let mut read = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match std::io::Read::read(&mut stream, &mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let (frame, used) = erlangen_net::frame::parse(&read, 1 << 16).unwrap().unwrap();
+        assert_eq!(frame.kind, KIND_HELLO);
+        assert_eq!(
+            used,
+            read.len(),
+            "nothing after the hello for {host:?}/{name:?}"
+        );
+    }
+}
+
+#[test]
+fn a_spawn_on_a_node_with_another_cookie_fails_and_says_the_cookies_differ() {
+    let mapper = port_mapper();
+    let (_rt_b, node_b) = node(&mapper, &unique("b"));
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let node_c = Node::builder(&unique("c"))
+        .cookie(b"not the cookie")
+        .port_mapper(mapper.local_addr())
+        .start(&rt)
+        .unwrap();
+    let b = node_b.name().clone();
+    let why = rt
+        .run(move |ctx| {
+            node_c
+                .spawn(ctx, &b, "double", 1u64, SpawnOptions::new())
+                .unwrap_err()
+                .to_string()
+        })
+        .unwrap();
+    assert!(why.contains("cookies differ"), "{why}");
+}

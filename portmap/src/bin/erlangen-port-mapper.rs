@@ -130,22 +130,16 @@ fn main() -> ExitCode {
 /// The secret from `--cookie-file`, or from `ERLANGEN_COOKIE`.
 fn read_cookie(args: &Args) -> Result<Option<Vec<u8>>, String> {
     let cookie = match &args.cookie_file {
-        Some(path) => Some(
-            std::fs::read(path)
-                .map_err(|e| format!("cannot read the cookie file {}: {e}", path.display()))?,
-        ),
+        Some(path) => {
+            Some(erlangen_portmap::cookie_file::read(path).map_err(|error| error.to_string())?)
+        }
+        // As every node takes it: the environment's value as it is.
         None => std::env::var("ERLANGEN_COOKIE")
             .ok()
             .map(String::into_bytes),
     };
     match cookie {
-        Some(bytes) => {
-            let trimmed = bytes.trim_ascii().to_vec();
-            if trimmed.is_empty() {
-                return Err("the cookie is empty".into());
-            }
-            Ok(Some(trimmed))
-        }
-        None => Ok(None),
+        Some(bytes) if bytes.is_empty() => Err("the cookie is empty".into()),
+        cookie => Ok(cookie),
     }
 }
