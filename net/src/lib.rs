@@ -27,15 +27,41 @@
 //! * A remote spawn attaches its link or monitor before the child runs
 //!   (Erlangen bug 5); an unknown function or bad arguments are an error.
 //! * A returned value or reason that cannot be encoded becomes the reason
-//!   `unencodable value: …` and never breaks the connection (bug 9).
+//!   `unencodable value: …` and never breaks the connection (bug 9); one
+//!   that does not decode on the receiver becomes `undecodable value: …`.
+//! * A message is encoded on the sending agent's thread. One larger than
+//!   [`config::MESSAGE_BODY_BYTES_MAX`] (or of a type not registered for
+//!   distribution) is refused there: `Ctx::try_send` and
+//!   [`Node::try_send_named`] say why, `send` counts it as dropped and logs
+//!   it (Erlang has no such limit; ours keeps one frame per message). What a
+//!   sender may send, the receiver decodes; a message that still does not
+//!   decode is dropped and counted, and the connection stays up.
+//! * [`Node::spawn`] waits at most the node's spawn timeout (30 s by
+//!   default, [`NodeBuilder::spawn_timeout`]); every failure the node can see
+//!   (lookup, connect, a refused handshake — "the cookies differ" —, loss)
+//!   answers sooner with its reason. Erlang's `spawn/4` returns at once and
+//!   reports a failure as an exit; ours returns the pid or the reason.
+//!
+//! # Names
+//!
+//! A node is `host/name`: each part 1 to 255 bytes of UTF-8 without `/`,
+//! `#` or control characters, and the name part also a valid port-mapper
+//! name (no whitespace, no confusable of a registered name). A peer's
+//! `Hello` is held to the same rule.
 //!
 //! # Security
 //!
 //! The cookie is the trust boundary: a peer that proves it (mutual
 //! HMAC-SHA256 over the handshake's transcript, handshake.rs) may send to
 //! any agent whose id it learns and spawn any registered function. A peer
-//! without it gets nothing. Traffic after the handshake is not encrypted;
-//! listen on loopback (the default) or a trusted network.
+//! without it gets nothing: nothing a connection says before its proof
+//! verified changes the node (the acceptor proves last, and the one-connection
+//! tie-break waits for the dialer's proof), accepted handshakes have a slot
+//! pool of their own with per-address bounds, and every buffer per
+//! connection is bounded (`net/PROTOCOL.md` states the bounds). Cookie files
+//! are read by one rule everywhere (trailing whitespace trimmed). Traffic
+//! after the handshake is not encrypted; listen on loopback (the default)
+//! or a trusted network.
 
 pub mod config;
 pub mod frame;

@@ -8,20 +8,33 @@
 //!    in that node's waiting list and starts a lookup of its port (a
 //!    `PortMapperCall` this loop drives, portmap_call.rs), then a
 //!    non-blocking connect. An accepted socket starts at step 2 at once.
-//! 2. **Hello.** Each side sends its `Hello`. On the peer's `Hello` the
-//!    acceptor applies the tie-break: a connection already up with the same
-//!    incarnation wins over the new one; a new incarnation replaces the old
-//!    (whose edges fire `noconnection`); if both nodes dialled each other,
-//!    the connection dialled by the node with the smaller name survives (both
-//!    sides compute the same answer, and neither carried a packet yet).
-//! 3. **Auth.** Each side sends its proof over the transcript
-//!    (handshake.rs) and checks the peer's in constant time. A bad proof
-//!    closes the connection with a logged reason; nothing was delivered.
+//!    An accepted socket takes a slot of the handshake pool or is closed
+//!    (`refusal_for`: the port mapper's rules).
+//! 2. **Hello.** Each side sends its `Hello` and checks the peer's
+//!    (version, name rule, the dialled name). Nothing else changes: the
+//!    peer is not authenticated yet.
+//! 3. **Auth.** The dialer proves first (handshake.rs, over the
+//!    transcript). The acceptor checks that proof in constant time and only
+//!    then, with the dialer authenticated, applies the tie-break
+//!    (`settle_pair`): a connection already up with the same incarnation
+//!    wins over the new one; a new incarnation replaces the old (whose edges
+//!    fire `noconnection`); if both nodes dialled each other, the connection
+//!    dialled by the node with the smaller name survives. If the new one
+//!    survives, the acceptor proves in turn; the dialer counts a connection
+//!    up only on that proof, so a loser never carried a packet. A bad proof
+//!    closes the connection with a logged reason; nothing was delivered. A
+//!    failed dial is tried again while commands wait (`dial_failed`), up to
+//!    `DIAL_ATTEMPTS_MAX` times, then what waits fails with the reason.
 //! 4. **Up.** The waiting list is written out, in order; from now on every
 //!    command for the node goes to this connection's write buffer, so the
-//!    messages and signals between two agents keep their order.
+//!    messages and signals between two agents keep their order. One write
+//!    budget covers the buffer: past `CONNECTION_WRITE_BYTES_HIGH_WATER`
+//!    commands are held (in order) and nothing more is read from the
+//!    connection, until it drains below the low-water mark.
 //! 5. **Heartbeats.** A tick goes out after `heartbeat_interval` without a
-//!    write; a connection silent for `heartbeat_timeout` is lost.
+//!    write; a connection silent for `heartbeat_timeout` is lost, and so is
+//!    one whose write buffer made no progress for as long (a peer that does
+//!    not read).
 //! 6. **Loss** (EOF, error, bad input, silence, stop): every local link and
 //!    monitor across it fires `noconnection` (each side fires its own half),
 //!    pending remote spawns get an error, waiting messages are dropped and
