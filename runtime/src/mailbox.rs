@@ -57,7 +57,11 @@ struct Lanes {
     closed: bool,
     /// Replies, by their call's tag (reply.rs); they count against the
     /// capacity with the data lane.
-    replies: std::collections::HashMap<u64, Message>,
+    /// Made on the first reply (most agents never get one: an empty
+    /// mailbox holds one word for them, and making it costs no hasher).
+    // Boxed on purpose: one word in every mailbox instead of a map's six.
+    #[allow(clippy::box_collection)]
+    replies: Option<Box<std::collections::HashMap<u64, Message>>>,
 }
 
 /// The data lane: a FIFO whose oldest message sits inline while the lane
@@ -110,6 +114,14 @@ pub(crate) struct Mailbox {
     dropped: AtomicU64,
 }
 
+impl Lanes {
+    /// Replies filed and not taken.
+    #[inline(always)]
+    fn replies_len(&self) -> usize {
+        self.replies.as_ref().map_or(0, |replies| replies.len())
+    }
+}
+
 impl Mailbox {
     /// An open, empty mailbox whose data lane holds `capacity` messages.
     pub(crate) fn new(capacity: usize) -> Mailbox {
@@ -126,42 +138,45 @@ impl Mailbox {
 
     /// Appends a message to the data lane. A full or closed mailbox hands it
     /// back (the caller drops it outside the lock) and counts it as dropped.
+    ///
+    /// The per-message path: inlined into the send, one lock, no look at
+    /// the message (replies take `push_reply`).
+    #[inline(always)]
     pub(crate) fn push_message(&self, message: Message) -> Result<(), Message> {
-        let tag = message
-            .downcast_ref::<crate::reply::Tagged>()
-            .map(|tagged| tagged.tag);
         let mut lanes = self.lanes.lock();
-        if lanes.closed || lanes.data.len() + lanes.replies.len() >= self.capacity {
+        if lanes.closed || lanes.data.len() + lanes.replies_len() >= self.capacity {
             drop(lanes);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(message);
         }
-        match tag {
-            Some(tag) => {
-                // A second reply with the same tag replaces nothing: the
-                // first stays, the second is refused like a full mailbox.
-                if lanes.replies.contains_key(&tag) {
-                    drop(lanes);
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    return Err(message);
-                }
-                lanes.replies.insert(tag, message);
-            }
-            None => {
-                lanes.data.push_back(message);
-                self.publish_len(&lanes);
-            }
+        lanes.data.push_back(message);
+        self.publish_len(&lanes);
+        Ok(())
+    }
+
+    /// Files a reply under its call's `tag` (reply.rs), counted against the
+    /// capacity with the data lane. A full or closed mailbox, or a second
+    /// reply with the same tag (the first stays), hands it back and counts
+    /// it as dropped.
+    pub(crate) fn push_reply(&self, tag: u64, message: Message) -> Result<(), Message> {
+        let mut lanes = self.lanes.lock();
+        let taken = lanes
+            .replies
+            .as_ref()
+            .is_some_and(|replies| replies.contains_key(&tag));
+        if lanes.closed || taken || lanes.data.len() + lanes.replies_len() >= self.capacity {
+            drop(lanes);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(message);
         }
+        lanes.replies.get_or_insert_default().insert(tag, message);
         Ok(())
     }
 
     /// Takes the reply filed under `tag` (reply.rs). Owner only.
     pub(crate) fn take_reply(&self, tag: u64) -> Option<Message> {
         let mut lanes = self.lanes.lock();
-        if lanes.replies.is_empty() {
-            return None;
-        }
-        let reply = lanes.replies.remove(&tag)?;
+        let reply = lanes.replies.as_mut()?.remove(&tag)?;
         drop(lanes);
         self.count_received();
         Some(reply)
@@ -203,6 +218,7 @@ impl Mailbox {
     }
 
     /// Whether an exit signal may be waiting in the control lane.
+    #[inline(always)]
     pub(crate) fn exit_pending(&self) -> bool {
         self.exit_pending.load(Ordering::Relaxed)
     }
@@ -254,6 +270,7 @@ impl Mailbox {
 
     /// Records the lanes' length for lock-free emptiness checks. Called
     /// with the lock held, after every change.
+    #[inline(always)]
     fn publish_len(&self, lanes: &Lanes) {
         self.queued
             .store(lanes.control.len() + lanes.data.len(), Ordering::Release);
@@ -272,7 +289,11 @@ impl Mailbox {
         let mut lanes = self.lanes.lock();
         lanes.closed = true;
         // Replies nobody took leave with the other leftovers.
-        let replies: Vec<Message> = lanes.replies.drain().map(|(_, reply)| reply).collect();
+        let replies: Vec<Message> = lanes
+            .replies
+            .take()
+            .map(|replies| replies.into_values().collect())
+            .unwrap_or_default();
         for reply in replies {
             lanes.data.push_back(reply);
         }
@@ -299,7 +320,7 @@ impl Mailbox {
     /// Whether anything waits in either lane or among the replies.
     pub(crate) fn holds_anything(&self) -> bool {
         let lanes = self.lanes.lock();
-        !lanes.control.is_empty() || lanes.data.len() > 0 || !lanes.replies.is_empty()
+        !lanes.control.is_empty() || lanes.data.len() > 0 || lanes.replies_len() > 0
     }
 
     /// Queued data messages, for introspection.

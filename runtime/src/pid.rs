@@ -94,6 +94,7 @@ impl Pid {
     }
 
     /// Whether the agent lives on another node.
+    #[inline]
     pub fn is_remote(&self) -> bool {
         matches!(self.kind, PidKind::Remote(_))
     }

@@ -5,8 +5,8 @@
 //! selectively receive the reply that carries it"; BEAM skips the messages
 //! that were queued before the reference was made, but a mailbox that
 //! fills up while waiting is scanned again on every call. Here the reply
-//! goes to its own place: [`Ctx::reply`] sends a message tagged with the
-//! caller's [`Tag`], the mailbox files tagged messages by tag, and
+//! goes to its own place: [`Ctx::reply`] delivers the message under the
+//! caller's [`Tag`] (`Mailbox::push_reply`, not the data lane), and
 //! [`Ctx::receive_reply`] takes the one with its tag in O(1), whatever else
 //! the mailbox holds.
 //!
@@ -36,7 +36,6 @@
 //! [`Ctx::reply`]: crate::Ctx::reply
 //! [`Ctx::receive_reply`]: crate::Ctx::receive_reply
 
-use crate::message::Message;
 use crate::pid::Pid;
 
 /// A call's tag: unique among the tags its agent made.
@@ -62,13 +61,4 @@ pub struct ReplyTo {
     pub pid: Pid,
     /// Its call's tag.
     pub tag: Tag,
-}
-
-/// A reply on its way: filed by tag in the receiver's mailbox.
-#[derive(Debug)]
-pub(crate) struct Tagged {
-    /// The call's tag.
-    pub(crate) tag: u64,
-    /// The reply.
-    pub(crate) message: Message,
 }

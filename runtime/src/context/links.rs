@@ -136,7 +136,7 @@ impl Ctx {
         self.shared().detach(&self.pid, to)?;
         // A notification queued before the edge went (its exit raced with
         // this unlink) is taken back: none is received afterwards.
-        self.pid.local_cell().mailbox.remove_downs_from(to);
+        self.cell().mailbox.remove_downs_from(to);
         self.saved_control
             .borrow_mut()
             .retain(|message| message.as_down().is_none_or(|down| down.pid != *to));

@@ -31,10 +31,12 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::agent::body::{Body, Ending};
 use crate::agent::coroutine::{ResumeArg, Suspend, Suspender};
+use crate::agent::AgentCell;
 use crate::config::{REDUCTIONS_PER_SLICE, REMOTE_BUSY_POLL, TIMER_HORIZON};
 use crate::error::Error;
 use crate::exit::{ExitReason, ExitStatus, Value};
@@ -91,6 +93,9 @@ struct Carry {
 pub struct Ctx {
     /// This agent.
     pid: Pid,
+    /// Its cell (the pid's, held directly: the per-message path reads its
+    /// mailbox without matching on the pid's kind).
+    cell: Arc<AgentCell>,
     /// Switches out; lives at the root of this agent's stack.
     suspender: NonNull<Suspender>,
     /// The worker that resumed the agent last.
@@ -101,6 +106,9 @@ pub struct Ctx {
     saved_data: RefCell<VecDeque<Message>>,
     /// Set when the agent has begun to exit or to hibernate.
     leaving: RefCell<Option<Leaving>>,
+    /// `leaving.is_some()`, kept beside it (`set_leaving`) so that the
+    /// per-call check reads one flag instead of borrowing the cell.
+    is_leaving: Cell<bool>,
     /// Whether this is `Runtime::run`'s root agent (it cannot hibernate).
     root: Cell<bool>,
     /// Runtime calls left before the agent yields its worker.
@@ -195,14 +203,16 @@ impl Ctx {
         let worker: NonNull<WorkerContext> = arg.cast();
         // SAFETY: `arg` is the resuming worker's context (worker.rs
         // `as_resume_arg`), alive while it is inside `resume`.
-        let pid = Pid::from_cell(unsafe { worker.as_ref() }.current_agent());
+        let cell = unsafe { worker.as_ref() }.current_agent();
         Ctx {
-            pid,
+            pid: Pid::from_cell(cell.clone()),
+            cell,
             suspender: NonNull::from(suspender),
             worker: Cell::new(worker),
             saved_control: RefCell::new(VecDeque::new()),
             saved_data: RefCell::new(VecDeque::new()),
             leaving: RefCell::new(None),
+            is_leaving: Cell::new(false),
             root: Cell::new(false),
             reductions: Cell::new(REDUCTIONS_PER_SLICE),
             next_tag: Cell::new(1),
@@ -223,6 +233,18 @@ impl Ctx {
         &self.worker().shared
     }
 
+    /// This agent's cell.
+    #[inline(always)]
+    fn cell(&self) -> &Arc<AgentCell> {
+        &self.cell
+    }
+
+    /// Replaces `leaving` (and its flag); returns the old value.
+    fn set_leaving(&self, leaving: Option<Leaving>) -> Option<Leaving> {
+        self.is_leaving.set(leaving.is_some());
+        self.leaving.replace(leaving)
+    }
+
     /// Switches out, then picks up the context of the worker resuming us.
     fn suspend(&self, why: Suspend) {
         // SAFETY: the suspender lives at the root of this agent's stack,
@@ -236,7 +258,7 @@ impl Ctx {
     /// took, one by one and contained (scheduler/containment.rs): the agent
     /// has ended, so a panicking destructor among them is not its exit.
     fn drop_saved(&self) {
-        let serial = self.pid.local_cell().serial;
+        let serial = self.cell().serial;
         let saved_control = std::mem::take(&mut *self.saved_control.borrow_mut());
         let saved_data = std::mem::take(&mut *self.saved_data.borrow_mut());
         let shared = self.shared();
@@ -246,14 +268,13 @@ impl Ctx {
 
     /// The exit reason for a caught panic payload.
     fn reason_of(&self, payload: Box<dyn Any + Send>) -> ExitReason {
-        let leaving = self.leaving.borrow_mut().take();
+        let leaving = self.set_leaving(None);
         match leaving {
             Some(Leaving::Exit(reason)) if payload.is::<ExitUnwind>() => reason,
             leaving => {
                 if let Some(Leaving::Hibernate { then, .. }) = leaving {
                     // It hibernated, caught the unwind, then panicked.
-                    self.shared()
-                        .drop_contained(then, self.pid.local_cell().serial);
+                    self.shared().drop_contained(then, self.cell().serial);
                 }
                 if payload.is::<ExitUnwind>() {
                     ExitReason::Kill
@@ -275,13 +296,13 @@ impl Ctx {
         let ending = match result {
             Ok(value) => Ending::Exit(ExitStatus::Ok(Value::new(value))),
             Err(payload) if payload.is::<HibernateUnwind>() => {
-                let leaving = self.leaving.borrow_mut().take();
+                let leaving = self.set_leaving(None);
                 match leaving {
                     Some(Leaving::Hibernate { then, at_once }) => {
                         Ending::Hibernate { then, at_once }
                     }
                     leaving => {
-                        *self.leaving.borrow_mut() = leaving;
+                        self.set_leaving(leaving);
                         Ending::Exit(ExitStatus::Exit(self.reason_of(payload)))
                     }
                 }
@@ -294,11 +315,10 @@ impl Ctx {
 
     /// Unwinds the agent's stack and ends it with `reason`.
     fn die(&self, reason: ExitReason) -> ! {
-        let before = self.leaving.replace(Some(Leaving::Exit(reason)));
+        let before = self.set_leaving(Some(Leaving::Exit(reason)));
         if let Some(Leaving::Hibernate { then, .. }) = before {
             // It hibernated, caught the unwind, then was told to exit.
-            self.shared()
-                .drop_contained(then, self.pid.local_cell().serial);
+            self.shared().drop_contained(then, self.cell().serial);
         }
         resume_unwind(Box::new(ExitUnwind))
     }
@@ -306,11 +326,18 @@ impl Ctx {
     /// Ends the agent if an exit signal is pending (or it already began to
     /// exit and caught the unwind). Never while the stack is unwinding: a
     /// destructor's runtime call must not start a second unwind.
-    #[inline]
+    #[inline(always)]
     fn check_exit(&self) {
-        if self.pid.local_cell().mailbox.exit_pending() || self.leaving.borrow().is_some() {
+        if self.exit_hint() {
             self.take_exit();
         }
+    }
+
+    /// Whether an exit signal may be pending or the agent began to leave:
+    /// two plain loads, so that it costs nothing measurable per call.
+    #[inline(always)]
+    fn exit_hint(&self) -> bool {
+        self.cell().mailbox.exit_pending() || self.is_leaving.get()
     }
 
     /// The slow path of `check_exit`.
@@ -329,7 +356,7 @@ impl Ctx {
             self.die(reason);
         }
         {
-            while let Some(signal) = self.pid.local_cell().mailbox.pop_signal() {
+            while let Some(signal) = self.cell().mailbox.pop_signal() {
                 match signal {
                     Signal::Exit(reason) => self.die(reason),
                     Signal::Down(down) => self
@@ -342,7 +369,21 @@ impl Ctx {
     }
 
     /// Counts one runtime call against the slice; yields when it is used up.
+    #[inline(always)]
     fn charge(&self) {
+        let left = self.reductions.get();
+        if left != 0 && !self.exit_hint() {
+            self.reductions.set(left - 1);
+        } else {
+            self.charge_slow();
+        }
+    }
+
+    /// `charge` when the slice is spent or an exit may be pending: kept out
+    /// of line, so that the per-message path stays a few instructions.
+    #[cold]
+    #[inline(never)]
+    fn charge_slow(&self) {
         self.check_exit();
         let left = self.reductions.get();
         if left == 0 {
@@ -445,18 +486,34 @@ impl Ctx {
     /// });
     /// assert_eq!(got.unwrap(), "hi");
     /// ```
+    #[inline]
     pub fn send<M: Any + Send>(&self, to: &Pid, message: M) {
+        self.send_message(to, Message::new(message));
+    }
+
+    /// `send`'s body, one out-of-line call from agent code: the charge, the
+    /// push and the wake are inlined here, and a remote pid costs one
+    /// predictable branch (its route's backpressure wait is out of line).
+    #[inline(never)]
+    fn send_message(&self, to: &Pid, message: Message) {
         self.charge();
+        if to.is_remote() {
+            self.wait_for_route(to);
+        }
+        let worker = self.worker();
+        worker.shared.deliver_message(to, message, Some(worker));
+    }
+
+    /// Backpressure: waits, suspended, while the route to a remote `to`
+    /// is busy.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_route(&self, to: &Pid) {
         if let Some(id) = to.as_remote() {
-            // Backpressure: wait, suspended, while the route is busy.
             while id.route().busy(id) {
                 self.sleep(REMOTE_BUSY_POLL);
             }
         }
-        let worker = self.worker();
-        worker
-            .shared
-            .deliver_message(to, Message::new(message), Some(worker));
     }
 
     /// `send`, saying whether the message was delivered: `Err` (with
@@ -577,7 +634,7 @@ impl Ctx {
         self.charge();
         let slot: std::sync::Arc<Slot<R>> = std::sync::Arc::new(std::sync::Mutex::new(None));
         let shared = self.worker().shared.clone();
-        let cell = self.pid.local_cell().clone();
+        let cell = self.cell().clone();
         let filled = slot.clone();
         let job: crate::scheduler::blocking::Job = Box::new(move || {
             let result = catch_unwind(AssertUnwindSafe(f));
@@ -651,11 +708,11 @@ impl Ctx {
         };
         let at_once = !carry.saved_control.is_empty()
             || !carry.saved_data.is_empty()
-            || self.pid.local_cell().mailbox.holds_anything();
-        *self.leaving.borrow_mut() = Some(Leaving::Hibernate {
+            || self.cell().mailbox.holds_anything();
+        self.set_leaving(Some(Leaving::Hibernate {
             then: hibernated_body(carry, then),
             at_once,
-        });
+        }));
         resume_unwind(Box::new(HibernateUnwind))
     }
 

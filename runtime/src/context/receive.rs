@@ -81,7 +81,7 @@ impl Ctx {
             // Fast path: nothing was skipped by an earlier selective receive,
             // so the mailbox's own order is the answer.
             loop {
-                match self.pid.local_cell().mailbox.pop() {
+                match self.cell().mailbox.pop() {
                     Some(Item::Message(message)) => return message,
                     Some(Item::Signal(Signal::Down(down))) => return Message::new(down),
                     Some(Item::Signal(Signal::Exit(reason))) => self.die(reason),
@@ -203,7 +203,7 @@ impl Ctx {
                 return Some(message);
             }
             if !self.saved_data.borrow().is_empty() {
-                while let Some(signal) = self.pid.local_cell().mailbox.pop_signal() {
+                while let Some(signal) = self.cell().mailbox.pop_signal() {
                     if let Some(message) = self.consider_signal(signal, matches) {
                         return Some(message);
                     }
@@ -213,7 +213,7 @@ impl Ctx {
                 }
             }
         }
-        while let Some(item) = self.pid.local_cell().mailbox.pop() {
+        while let Some(item) = self.cell().mailbox.pop() {
             match item {
                 Item::Signal(signal) => {
                     if let Some(message) = self.consider_signal(signal, matches) {
@@ -255,7 +255,7 @@ impl Ctx {
 
     /// Arms a timer that wakes this agent at `deadline`.
     fn arm_wake(&self, deadline: Instant) {
-        let cell = self.pid.local_cell();
+        let cell = self.cell();
         let seq = cell.timer_seq.fetch_add(1, Ordering::AcqRel) + 1;
         let worker = self.worker();
         let action = TimerAction::Wake {
@@ -347,11 +347,11 @@ impl Ctx {
             self.send(&to.pid, message);
             return;
         }
-        let tagged = crate::reply::Tagged {
-            tag: to.tag.0,
-            message: Message::new(message),
-        };
-        self.send(&to.pid, tagged);
+        self.charge();
+        let worker = self.worker();
+        worker
+            .shared
+            .deliver_reply(&to.pid, to.tag.0, Message::new(message), Some(worker));
     }
 
     /// Waits for the reply to this agent's call `tag`, taking it without
@@ -374,14 +374,11 @@ impl Ctx {
     ) -> Result<Message, Timeout> {
         self.charge();
         let deadline = deadline_after(timeout);
-        let mailbox = &self.pid.local_cell().mailbox;
+        let mailbox = &self.cell().mailbox;
         let mut armed = false;
         let result = loop {
             if let Some(reply) = mailbox.take_reply(tag.0) {
-                let tagged = reply
-                    .downcast::<crate::reply::Tagged>()
-                    .expect("the reply lane holds tagged messages");
-                break Ok(tagged.message);
+                break Ok(reply);
             }
             if Instant::now() >= deadline {
                 break Err(Timeout);

@@ -187,6 +187,7 @@ impl Shared {
     ///
     /// A cell of another runtime is handed to that runtime (directory.rs):
     /// only its own workers may run it.
+    #[inline]
     pub(crate) fn wake(&self, cell: &Arc<AgentCell>, from: Option<&WorkerContext>) {
         if cell.runtime != self.id {
             wake_foreign(cell);
@@ -205,7 +206,12 @@ impl Shared {
     /// lives elsewhere, a stealable deque (or the injector) if it has not
     /// started or may migrate.
     pub(crate) fn schedule(&self, cell: Task, from: Option<&WorkerContext>) {
-        assert_eq!(
+        // Invariant (a pid's runtime, ARCHITECTURE.md): both callers pass
+        // an agent of this runtime — `wake` hands a foreign cell to its own
+        // runtime before it gets here, and `spawn_agent` queues the cell it
+        // just made here. Checked in debug builds; release builds keep the
+        // one compare in `wake`, off this per-wake path.
+        debug_assert_eq!(
             cell.runtime, self.id,
             "an agent is queued on its own runtime"
         );

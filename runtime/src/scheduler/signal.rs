@@ -39,6 +39,7 @@ impl Shared {
     /// Delivers `message` to `to`'s data lane and wakes it; a full or closed
     /// mailbox drops the message and counts it. A remote `to` gets it
     /// through its route.
+    #[inline]
     pub(crate) fn deliver_message(&self, to: &Pid, message: Message, from: Option<&WorkerContext>) {
         let cell = match &to.kind {
             PidKind::Local(cell) => cell,
@@ -49,6 +50,22 @@ impl Shared {
             }
         };
         match cell.mailbox.push_message(message) {
+            Ok(()) => self.wake(cell, from),
+            Err(refused) => self.drop_contained(refused, cell.serial),
+        }
+    }
+
+    /// Files a reply to a local caller's call `tag` and wakes it (reply.rs);
+    /// a refused one is dropped and counted.
+    pub(crate) fn deliver_reply(
+        &self,
+        to: &Pid,
+        tag: u64,
+        message: Message,
+        from: Option<&WorkerContext>,
+    ) {
+        let cell = to.local_cell();
+        match cell.mailbox.push_reply(tag, message) {
             Ok(()) => self.wake(cell, from),
             Err(refused) => self.drop_contained(refused, cell.serial),
         }

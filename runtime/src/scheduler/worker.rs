@@ -36,7 +36,7 @@ use std::time::Instant;
 use crossbeam_deque::{Steal, Worker};
 
 use super::reclaim::ReturnBatches;
-use super::{Shared, Task, SERIAL_BLOCK_LEN};
+use super::{Shared, Task, WorkerShared, SERIAL_BLOCK_LEN};
 use crate::agent::coroutine::{AgentCoroutine, Resumed, Suspend};
 use crate::agent::stack::StackCache;
 use crate::agent::state::AfterSuspend;
@@ -136,6 +136,7 @@ impl WorkerContext {
 
     /// Puts an agent woken by an agent running here into the LIFO slot; the
     /// previous occupant goes to the back of the run queue.
+    #[inline]
     pub(crate) fn push_lifo(&self, task: Task) {
         if let Some(previous) = self.lifo.borrow_mut().replace(task) {
             self.run_queue.borrow_mut().push_back(previous);
@@ -183,6 +184,8 @@ impl WorkerContext {
 
     /// Steps 1 to 4, until shutdown.
     fn run_loop(&self) {
+        // This worker's shared entry, looked up once (not per resume).
+        let own = &self.shared.workers[self.index];
         while !self.shared.shutdown.load(Ordering::Acquire) {
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
@@ -190,7 +193,7 @@ impl WorkerContext {
                 self.fire_timers();
                 self.returns.free_returned(&self.shared, self.index);
                 if let Some(task) = self.overdue_yielded(tick).or_else(|| self.next_shared()) {
-                    self.run_agent(task);
+                    self.run_agent(task, own);
                     continue;
                 }
             }
@@ -199,13 +202,14 @@ impl WorkerContext {
                 .or_else(|| self.next_shared())
                 .or_else(|| self.next_yielded());
             match next {
-                Some(task) => self.run_agent(task),
+                Some(task) => self.run_agent(task, own),
                 None => self.idle(),
             }
         }
     }
 
     /// Step 2, local part.
+    #[inline(always)]
     fn next_local(&self) -> Option<Task> {
         let lifo = self.lifo.borrow_mut().take();
         if let Some(task) = lifo {
@@ -281,7 +285,7 @@ impl WorkerContext {
 
     /// Moves up to a batch of woken agents from the inbox to the run queue,
     /// returning the first.
-    fn drain_inbox(&self, own: &super::WorkerShared) -> Option<Task> {
+    fn drain_inbox(&self, own: &WorkerShared) -> Option<Task> {
         let first = retry(|| own.inbox.steal())?;
         let mut run_queue = self.run_queue.borrow_mut();
         for _ in 1..STEAL_BATCH_LEN_MAX {
@@ -293,12 +297,16 @@ impl WorkerContext {
         Some(first)
     }
 
-    /// Step 3.
-    fn run_agent(&self, task: Task) {
+    /// Step 3. `activity` is this worker's entry in `shared.workers`.
+    #[inline(always)]
+    fn run_agent(&self, task: Task, activity: &WorkerShared) {
         if !task.state.transition_to_running() {
             return;
         }
-        if !self.start(&task) {
+        // SAFETY: BODY-OWNER: we moved the state word to RUNNING above; the
+        // reference ends with this statement.
+        let unstarted = matches!(unsafe { task.stage() }, Stage::Unstarted(_));
+        if unstarted && !self.start(&task) {
             return;
         }
         // SAFETY: BODY-OWNER: we moved the state word to RUNNING above, and
@@ -323,7 +331,6 @@ impl WorkerContext {
         self.current.set(task.as_ptr());
         // What the watchdog reads (watchdog.rs): plain stores, this worker
         // is the only writer.
-        let activity = &self.shared.workers[self.index];
         let resumes = activity.resumes.load(Ordering::Relaxed);
         activity.resumes.store(resumes + 1, Ordering::Relaxed);
         activity.running.store(task.serial, Ordering::Relaxed);
@@ -458,7 +465,7 @@ impl WorkerContext {
         loop {
             if let Some(task) = self.next_shared() {
                 idle.n_searching.fetch_sub(1, Ordering::SeqCst);
-                self.run_agent(task);
+                self.run_agent(task, &self.shared.workers[self.index]);
                 return;
             }
             round = round.wrapping_add(1);
