@@ -488,20 +488,19 @@ impl Ctx {
     /// ```
     #[inline]
     pub fn send<M: Any + Send>(&self, to: &Pid, message: M) {
-        self.send_message(to, Message::new(message));
-    }
-
-    /// `send`'s body, one out-of-line call from agent code: the charge, the
-    /// push and the wake are inlined here, and a remote pid costs one
-    /// predictable branch (its route's backpressure wait is out of line).
-    #[inline(never)]
-    fn send_message(&self, to: &Pid, message: Message) {
+        // The charge and the remote check are inlined into the caller; the
+        // push and the wake are one out-of-line call (`deliver_message`),
+        // which takes the message where the caller built it. A remote pid
+        // costs one predictable branch, its backpressure wait is out of
+        // line.
         self.charge();
         if to.is_remote() {
             self.wait_for_route(to);
         }
         let worker = self.worker();
-        worker.shared.deliver_message(to, message, Some(worker));
+        worker
+            .shared
+            .deliver_from(to, &mut Some(Message::new(message)), Some(worker));
     }
 
     /// Backpressure: waits, suspended, while the route to a remote `to`

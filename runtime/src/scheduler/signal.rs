@@ -35,23 +35,50 @@ pub enum Attach {
     Monitor,
 }
 
+/// Hands the message in `slot` to the route of a remote `to` (refused
+/// sends were counted by the route).
+#[inline(never)]
+fn send_remote(to: &Pid, slot: &mut Option<Message>) {
+    if let (Some(id), Some(message)) = (to.as_remote(), slot.take()) {
+        let _ = id.route().send(id, message);
+    }
+}
+
 impl Shared {
     /// Delivers `message` to `to`'s data lane and wakes it; a full or closed
     /// mailbox drops the message and counts it. A remote `to` gets it
     /// through its route.
-    #[inline]
     pub(crate) fn deliver_message(&self, to: &Pid, message: Message, from: Option<&WorkerContext>) {
-        let cell = match &to.kind {
-            PidKind::Local(cell) => cell,
-            PidKind::Remote(id) => {
-                // Refused sends were counted by the route.
-                let _ = id.route().send(id, message);
-                return;
-            }
+        self.deliver_from(to, &mut Some(message), from);
+    }
+
+    /// `deliver_message` of the message in `slot`: the per-message path
+    /// (`Ctx::send`). Nothing reads the message before the mailbox's lock is
+    /// taken (`Mailbox::push_from`): a by-value message is copied on entry,
+    /// and that wide load of its sender's fresh stores stalls on store
+    /// forwarding. The remote route and the refusal are out of line.
+    pub(crate) fn deliver_from(
+        &self,
+        to: &Pid,
+        slot: &mut Option<Message>,
+        from: Option<&WorkerContext>,
+    ) {
+        let PidKind::Local(cell) = &to.kind else {
+            return send_remote(to, slot);
         };
-        match cell.mailbox.push_message(message) {
-            Ok(()) => self.wake(cell, from),
-            Err(refused) => self.drop_contained(refused, cell.serial),
+        if cell.mailbox.push_from(slot) {
+            self.wake(cell, from);
+        } else {
+            self.refuse(slot, cell.serial);
+        }
+    }
+
+    /// Drops a message a mailbox refused (contained, counted there).
+    #[cold]
+    #[inline(never)]
+    fn refuse(&self, slot: &mut Option<Message>, serial: u64) {
+        if let Some(refused) = slot.take() {
+            self.drop_contained(refused, serial);
         }
     }
 
