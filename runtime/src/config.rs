@@ -8,8 +8,10 @@
 use std::time::Duration;
 
 /// Words of an agent's function (its captures) kept inline in its cell;
-/// a larger function is boxed (agent/body.rs).
-pub(crate) const BODY_INLINE_WORDS: usize = 4;
+/// a larger function is boxed (agent/body.rs). Six: a pid (two words,
+/// since pids may be remote) and four more, so the usual spawn closure
+/// costs no allocation.
+pub(crate) const BODY_INLINE_WORDS: usize = 6;
 
 /// Default usable stack size of an agent, in bytes (pitfalls.md §3.4: 64 KiB;
 /// only touched pages become resident, so the cost is address space).

@@ -312,13 +312,10 @@ impl Mailbox {
         let mut lanes = self.lanes.lock();
         lanes.closed = true;
         // Replies nobody took leave with the other leftovers.
-        let replies: Vec<Message> = lanes
-            .replies
-            .take()
-            .map(|replies| replies.into_values().collect())
-            .unwrap_or_default();
-        for reply in replies {
-            lanes.data.push_back(reply);
+        if let Some(replies) = lanes.replies.take() {
+            for (_, reply) in *replies {
+                lanes.data.push_back(reply);
+            }
         }
         if lanes.control.is_empty() && lanes.data.len() == 0 {
             return None;

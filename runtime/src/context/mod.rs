@@ -258,6 +258,9 @@ impl Ctx {
     /// took, one by one and contained (scheduler/containment.rs): the agent
     /// has ended, so a panicking destructor among them is not its exit.
     fn drop_saved(&self) {
+        if self.saved_control.borrow().is_empty() && self.saved_data.borrow().is_empty() {
+            return;
+        }
         let serial = self.cell().serial;
         let saved_control = std::mem::take(&mut *self.saved_control.borrow_mut());
         let saved_data = std::mem::take(&mut *self.saved_data.borrow_mut());
