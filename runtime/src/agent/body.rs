@@ -31,8 +31,10 @@ pub(crate) enum Ending {
     Exit(ExitStatus),
     /// The agent hibernated (`Ctx::hibernate`): its stack is given up, and
     /// `then` runs on a fresh one when a message arrives, or at once when
-    /// `at_once` (one was already there).
-    Hibernate { then: Body, at_once: bool },
+    /// `at_once` (one was already there). Boxed: every resume returns an
+    /// `Ending` by value, and the rare hibernation must not make that copy
+    /// as large as a body.
+    Hibernate { then: Box<Body>, at_once: bool },
 }
 
 /// Drops the body stored at the pointer without running it.

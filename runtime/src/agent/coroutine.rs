@@ -51,7 +51,7 @@ pub(crate) enum Resumed {
     Returned(ExitStatus),
     /// The agent hibernated: the coroutine is done, and `then` is what the
     /// agent runs next, on a fresh stack (`at_once`: a message is there).
-    Hibernated { then: Body, at_once: bool },
+    Hibernated { then: Box<Body>, at_once: bool },
     /// A panic escaped the body (its own `catch_unwind` catches the agent's
     /// panics, so this is a panic while it built its exit status): the
     /// payload, for the worker to report and drop, contained.

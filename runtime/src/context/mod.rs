@@ -64,7 +64,7 @@ enum Leaving {
     Exit(ExitReason),
     /// It hibernates: the body it runs next, and whether a message is
     /// already there.
-    Hibernate { then: Body, at_once: bool },
+    Hibernate { then: Box<Body>, at_once: bool },
 }
 
 /// What a hibernating agent keeps of its `Ctx` for the body it runs next.
@@ -712,7 +712,7 @@ impl Ctx {
             || !carry.saved_data.is_empty()
             || self.cell().mailbox.holds_anything();
         self.set_leaving(Some(Leaving::Hibernate {
-            then: hibernated_body(carry, then),
+            then: Box::new(hibernated_body(carry, then)),
             at_once,
         }));
         resume_unwind(Box::new(HibernateUnwind))

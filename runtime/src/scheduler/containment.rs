@@ -39,6 +39,7 @@ impl Shared {
     /// Drops a dead agent's leftover messages and signals one by one, each
     /// contained: dropping the lanes whole would run the second panicking
     /// destructor while the first one unwinds, which aborts the process.
+    #[cold]
     pub(crate) fn drop_leftovers(&self, leftovers: Option<Leftovers>, serial: u64) {
         let Some((mut control, mut data)) = leftovers else {
             return;

@@ -272,7 +272,9 @@ impl Shared {
             self.fire_edge(&me, peer, Fired::Down(status.clone()), from);
         }
         let serial = cell.serial;
-        self.drop_leftovers(leftovers, serial);
+        if leftovers.is_some() {
+            self.drop_leftovers(leftovers, serial);
+        }
         self.drop_contained(status, serial);
         if let Some(hook) = farewell.on_exit {
             hook();

@@ -355,7 +355,7 @@ impl WorkerContext {
                 return;
             }
             Resumed::Hibernated { then, at_once } => {
-                self.hibernate(&task, stage, then);
+                self.hibernate(&task, stage, *then);
                 if at_once {
                     task.state.transition_to_yielded();
                     self.requeue(task);
