@@ -159,3 +159,5 @@ const _: () = assert!(SLAB_SIZE_BYTES >= STACK_SIZE_BYTES_MAX + GUARD_SIZE_BYTES
 const _: () = assert!(LIVE_SHARDS.is_power_of_two());
 const _: () = assert!(STEAL_BATCH_LEN_MAX <= STACK_CACHE_LEN_MAX);
 const _: () = assert!(MAILBOX_LEN_DEFAULT <= MAILBOX_LEN_MAX);
+const _: () = assert!(MAILBOX_LEN_MAX <= u32::MAX as usize);
+const _: () = assert!(STACK_SIZE_BYTES_MAX <= u32::MAX as usize);

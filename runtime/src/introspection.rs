@@ -67,8 +67,8 @@ impl AgentStats {
             queued: cell.mailbox.len(),
             born: UNIX_EPOCH + Duration::from_nanos(cell.born_ns),
             died: (died_ns != 0).then(|| UNIX_EPOCH + Duration::from_nanos(died_ns)),
-            watchdog_warnings: cell.watchdog_warnings.load(Ordering::Relaxed),
-            hibernations: cell.hibernations.load(Ordering::Relaxed),
+            watchdog_warnings: u64::from(cell.watchdog_warnings.load(Ordering::Relaxed)),
+            hibernations: u64::from(cell.hibernations.load(Ordering::Relaxed)),
         }
     }
 }

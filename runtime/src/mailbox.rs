@@ -99,7 +99,9 @@ pub(crate) struct Mailbox {
     /// Both lanes and the closed flag.
     lanes: SpinLock<Lanes>,
     /// Most messages the data lane holds.
-    capacity: usize,
+    /// (Four bytes: `MAILBOX_LEN_MAX` is 2^30, and every cell is smaller
+    /// for it.)
+    capacity: u32,
     /// Set when an exit signal is queued; lets every runtime call check for a
     /// pending kill with one relaxed load.
     exit_pending: AtomicBool,
@@ -128,7 +130,7 @@ impl Mailbox {
         debug_assert!(capacity >= 1);
         Mailbox {
             lanes: SpinLock::new(Lanes::default()),
-            capacity,
+            capacity: u32::try_from(capacity).expect("checked against MAILBOX_LEN_MAX"),
             exit_pending: AtomicBool::new(false),
             received: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
@@ -158,7 +160,7 @@ impl Mailbox {
     #[inline(always)]
     pub(crate) fn push_from(&self, slot: &mut Option<Message>) -> bool {
         let mut lanes = self.lanes.lock();
-        if lanes.closed || lanes.data.len() + lanes.replies_len() >= self.capacity {
+        if lanes.closed || lanes.data.len() + lanes.replies_len() >= self.capacity as usize {
             drop(lanes);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
@@ -180,7 +182,8 @@ impl Mailbox {
             .replies
             .as_ref()
             .is_some_and(|replies| replies.contains_key(&tag));
-        if lanes.closed || taken || lanes.data.len() + lanes.replies_len() >= self.capacity {
+        if lanes.closed || taken || lanes.data.len() + lanes.replies_len() >= self.capacity as usize
+        {
             drop(lanes);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(message);

@@ -77,6 +77,7 @@ impl Pid {
 
     /// The cell of a pid that is local by construction (the calling agent,
     /// a spawned child, a registry entry).
+    #[inline(always)]
     pub(crate) fn local_cell(&self) -> &Arc<AgentCell> {
         match &self.kind {
             PidKind::Local(cell) => cell,

@@ -29,7 +29,7 @@ pub(crate) mod stack;
 pub(crate) mod state;
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -80,11 +80,12 @@ pub(crate) struct AgentCell {
     pub(crate) home: AtomicUsize,
     /// The worker whose thread allocated the cell (`NO_HOME` if none): the
     /// cell is freed there (scheduler/reclaim.rs).
-    pub(crate) born_on: usize,
+    born_on: u32,
     /// Whether a started agent may move between workers (unsafe opt-in).
     pub(crate) migratable: bool,
-    /// Usable stack bytes to give it.
-    pub(crate) stack_bytes: usize,
+    /// Usable stack bytes to give it (at most `STACK_SIZE_BYTES_MAX`,
+    /// 64 MiB: four bytes are enough, and every cell is smaller for it).
+    stack_bytes: u32,
     /// Birth time, ns since the Unix epoch.
     pub(crate) born_ns: u64,
     /// Death time, ns since the Unix epoch (0 while alive).
@@ -94,9 +95,9 @@ pub(crate) struct AgentCell {
     /// Index in the live-agent table.
     pub(crate) live_index: AtomicUsize,
     /// Times the watchdog named this agent for holding its worker.
-    pub(crate) watchdog_warnings: AtomicU64,
+    pub(crate) watchdog_warnings: AtomicU32,
     /// Times the agent hibernated (`Ctx::hibernate`).
-    pub(crate) hibernations: AtomicU64,
+    pub(crate) hibernations: AtomicU32,
     /// The body or coroutine (rule BODY-OWNER).
     body: UnsafeCell<Stage>,
 }
@@ -108,6 +109,23 @@ pub(crate) struct AgentCell {
 unsafe impl Sync for AgentCell {}
 
 impl AgentCell {
+    /// The worker whose thread allocated the cell, or `usize::MAX`
+    /// (`NO_HOME`) if none. Four bytes in the cell: worker indexes are
+    /// small.
+    #[inline]
+    pub(crate) fn born_on(&self) -> usize {
+        match self.born_on {
+            u32::MAX => NO_HOME,
+            index => index as usize,
+        }
+    }
+
+    /// Usable stack bytes to give the agent.
+    #[inline]
+    pub(crate) fn stack_bytes(&self) -> usize {
+        self.stack_bytes as usize
+    }
+
     /// A new, scheduled, unstarted agent.
     pub(crate) fn new(
         runtime: u64,
@@ -125,15 +143,15 @@ impl AgentCell {
             mailbox: Mailbox::new(mailbox_len),
             links: Mutex::new(LinkSet::default()),
             home: AtomicUsize::new(NO_HOME),
-            born_on,
+            born_on: u32::try_from(born_on).unwrap_or(u32::MAX),
             migratable,
-            stack_bytes,
+            stack_bytes: u32::try_from(stack_bytes).expect("checked by stack_size"),
             born_ns: now_ns(),
             died_ns: AtomicU64::new(0),
             timer_seq: AtomicU64::new(0),
             live_index: AtomicUsize::new(usize::MAX),
-            watchdog_warnings: AtomicU64::new(0),
-            hibernations: AtomicU64::new(0),
+            watchdog_warnings: AtomicU32::new(0),
+            hibernations: AtomicU32::new(0),
             body: UnsafeCell::new(Stage::Unstarted(body)),
         }
     }

@@ -93,9 +93,6 @@ struct Carry {
 pub struct Ctx {
     /// This agent.
     pid: Pid,
-    /// Its cell (the pid's, held directly: the per-message path reads its
-    /// mailbox without matching on the pid's kind).
-    cell: Arc<AgentCell>,
     /// Switches out; lives at the root of this agent's stack.
     suspender: NonNull<Suspender>,
     /// The worker that resumed the agent last.
@@ -205,8 +202,7 @@ impl Ctx {
         // `as_resume_arg`), alive while it is inside `resume`.
         let cell = unsafe { worker.as_ref() }.current_agent();
         Ctx {
-            pid: Pid::from_cell(cell.clone()),
-            cell,
+            pid: Pid::from_cell(cell),
             suspender: NonNull::from(suspender),
             worker: Cell::new(worker),
             saved_control: RefCell::new(VecDeque::new()),
@@ -233,10 +229,12 @@ impl Ctx {
         &self.worker().shared
     }
 
-    /// This agent's cell.
+    /// This agent's cell (its own pid is local: one predictable branch,
+    /// where a second counted reference would cost two atomic operations
+    /// per agent).
     #[inline(always)]
     fn cell(&self) -> &Arc<AgentCell> {
-        &self.cell
+        self.pid.local_cell()
     }
 
     /// Replaces `leaving` (and its flag); returns the old value.

@@ -2,9 +2,11 @@
 //!
 //! It answers "which agents are alive" (introspection) and lets shutdown
 //! reach agents that no queue holds (those waiting in receive), so that their
-//! stacks are unwound and freed. Sharded by serial number so that spawns on
-//! different workers rarely meet on one lock; each shard is a slab with a free
-//! list, and a cell remembers its index, so insert and remove are O(1).
+//! stacks are unwound and freed. Sharded by the worker that spawned the agent
+//! (by serial number for agents spawned from outside), so that a worker's
+//! spawns and most of its exits touch its own shard's lock and slots and
+//! never bounce them between cores; each shard is a slab with a free list,
+//! and a cell remembers its index, so insert and remove are O(1).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -40,7 +42,11 @@ impl LiveTable {
     }
 
     fn shard(&self, cell: &AgentCell) -> &Mutex<Shard> {
-        &self.shards[cell.serial as usize & (LIVE_SHARDS - 1)]
+        let key = match cell.born_on() {
+            crate::agent::NO_HOME => cell.serial as usize,
+            worker => worker,
+        };
+        &self.shards[key & (LIVE_SHARDS - 1)]
     }
 
     /// Adds a new agent.
@@ -76,16 +82,17 @@ impl LiveTable {
         }
     }
 
-    /// The live agent with `serial` of runtime `runtime`, if any (scans one
-    /// shard: for rare lookups such as a watchdog warning).
+    /// The live agent with `serial` of runtime `runtime`, if any (scans the
+    /// shards: for rare lookups such as a watchdog warning).
     pub(crate) fn find(&self, serial: u64, runtime: u64) -> Option<Arc<AgentCell>> {
-        let shard = lock(&self.shards[serial as usize & (LIVE_SHARDS - 1)]);
-        shard
-            .slots
-            .iter()
-            .flatten()
-            .find(|cell| cell.serial == serial && cell.runtime == runtime)
-            .cloned()
+        self.shards.iter().find_map(|shard| {
+            lock(shard)
+                .slots
+                .iter()
+                .flatten()
+                .find(|cell| cell.serial == serial && cell.runtime == runtime)
+                .cloned()
+        })
     }
 
     /// Every live agent, in no particular order.

@@ -62,7 +62,7 @@ impl ReturnBatches {
     /// Step 1: `cell` finished on worker `here`; send it home if it was born
     /// elsewhere and this is its last reference, else drop it.
     pub(crate) fn give(&self, shared: &Shared, here: usize, cell: Arc<AgentCell>) {
-        let born = cell.born_on;
+        let born = cell.born_on();
         if born == here || born >= shared.workers.len() || Arc::strong_count(&cell) != 1 {
             return;
         }

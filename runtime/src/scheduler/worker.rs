@@ -423,7 +423,7 @@ impl WorkerContext {
         let stack = self
             .shared
             .stacks
-            .take(task.stack_bytes, &mut self.stack_cache.borrow_mut());
+            .take(task.stack_bytes(), &mut self.stack_cache.borrow_mut());
         let Some(stack) = stack else {
             self.shared.drop_contained(body, task.serial);
             let status = ExitStatus::Exit(ExitReason::SystemLimit);
