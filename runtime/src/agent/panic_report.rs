@@ -28,7 +28,7 @@ pub(crate) fn install() {
 }
 
 fn report(serial: u64, cell: usize, info: &std::panic::PanicHookInfo<'_>) {
-    let message = crate::context::panic_message(info.payload());
+    let message = crate::exit::panic_message(info.payload());
     let location = info
         .location()
         .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))

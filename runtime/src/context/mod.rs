@@ -39,7 +39,7 @@ use crate::agent::coroutine::{ResumeArg, Suspend, Suspender};
 use crate::agent::AgentCell;
 use crate::config::{REDUCTIONS_PER_SLICE, REMOTE_BUSY_POLL, TIMER_HORIZON};
 use crate::error::Error;
-use crate::exit::{ExitReason, ExitStatus, Value};
+use crate::exit::{panic_message, ExitReason, ExitStatus, Value};
 use crate::mailbox::Signal;
 use crate::message::Message;
 use crate::pid::Pid;
@@ -181,17 +181,6 @@ where
         ctx.drop_saved();
         Ending::Exit(status)
     })
-}
-
-/// The text of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
 }
 
 impl Ctx {

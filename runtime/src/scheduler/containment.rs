@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 
 use super::Shared;
 use crate::config::PAYLOAD_DROP_TRIES_MAX;
-use crate::context::panic_message;
+use crate::exit::panic_message;
 use crate::mailbox::{DataLane, Signal};
 
 /// What a closed mailbox held: its control lane and its data lane.

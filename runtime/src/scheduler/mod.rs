@@ -34,6 +34,7 @@ pub(crate) mod directory;
 pub(crate) mod idle;
 pub(crate) mod live;
 pub(crate) mod reclaim;
+pub(crate) mod remote_signal;
 pub(crate) mod signal;
 pub(crate) mod task;
 pub(crate) mod watchdog;

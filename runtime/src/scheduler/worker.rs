@@ -169,7 +169,7 @@ impl WorkerContext {
                 worker = self.index,
                 "erlangen: worker {} stopped on a panic ({}): a runtime invariant was broken",
                 self.index,
-                crate::context::panic_message(&*payload)
+                crate::exit::panic_message(&*payload)
             );
             super::containment::drop_payload(payload);
             self.shared.workers[self.index]
@@ -366,7 +366,7 @@ impl WorkerContext {
             }
             Resumed::Returned(status) => status,
             Resumed::Panicked(payload) => {
-                let reason = ExitReason::Panic(crate::context::panic_message(&*payload).into());
+                let reason = ExitReason::Panic(crate::exit::panic_message(&*payload).into());
                 self.shared.contained(payload, task.serial, "an exit path");
                 ExitStatus::Exit(reason)
             }
