@@ -143,6 +143,7 @@ mod scheduler;
 mod spawn;
 mod sync;
 mod timer;
+mod watch;
 
 pub use crate::agent::stack::StackPoolStats;
 pub use crate::config::{
@@ -158,10 +159,11 @@ pub use crate::introspection::{AgentStats, AgentTree};
 pub use crate::message::Message;
 pub use crate::pid::Pid;
 pub use crate::remote::{Remote, RemotePid, RemoteSignal};
-pub use crate::reply::{ReplyTo, Tag};
+pub use crate::reply::{Call, CallError, Cast, ReplyTo, Tag};
 pub use crate::runtime::{Builder, Runtime};
 pub use crate::scheduler::signal::Attach;
 pub use crate::spawn::SpawnOptions;
+pub use crate::watch::{WatchDown, WatchRef};
 
 /// Types that must be `Send` and `Sync` for the runtime to be usable from
 /// any thread; a compile error here is a design error.

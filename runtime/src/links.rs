@@ -22,6 +22,7 @@
 //!    most once, and never after an unlink.
 
 use crate::pid::Pid;
+use crate::watch::Watcher;
 
 /// Called once an agent has exited and its links fired (`Runtime::run`
 /// waits on it).
@@ -40,6 +41,18 @@ pub(crate) struct LinkSet {
     pub(crate) dead: bool,
     /// Run after the exit is complete.
     pub(crate) on_exit: Option<ExitHook>,
+    /// Observing monitors, both ways (watch.rs); made on the first, so
+    /// that an agent without any costs one word.
+    pub(crate) watches: Option<Box<Watches>>,
+}
+
+/// An agent's observing monitors (watch.rs).
+#[derive(Debug, Default)]
+pub(crate) struct Watches {
+    /// Agents that watch us.
+    pub(crate) watchers: Vec<Watcher>,
+    /// Agents we watch: the watch id and the target.
+    pub(crate) watching: Vec<(u64, Pid)>,
 }
 
 impl std::fmt::Debug for LinkSet {
@@ -64,6 +77,9 @@ pub(crate) struct Farewell {
     pub(crate) names: Vec<String>,
     /// Run last.
     pub(crate) on_exit: Option<ExitHook>,
+    /// Watchers to tell (watch.rs step 2) and targets whose records of our
+    /// watches go (step 4).
+    pub(crate) watches: Option<Box<Watches>>,
 }
 
 impl LinkSet {
@@ -89,6 +105,36 @@ impl LinkSet {
         before != self.kill.len() + self.notify.len()
     }
 
+    /// Removes our record of watch `id`; returns whether it was there.
+    pub(crate) fn stop_watching(&mut self, id: u64) -> bool {
+        let Some(watches) = self.watches.as_mut() else {
+            return false;
+        };
+        let before = watches.watching.len();
+        watches.watching.retain(|(watch, _)| *watch != id);
+        before != watches.watching.len()
+    }
+
+    /// Records that we watch `target` under `id`.
+    pub(crate) fn add_watching(&mut self, id: u64, target: &Pid) {
+        let watches = self.watches.get_or_insert_default();
+        watches.watching.push((id, target.clone()));
+    }
+
+    /// Records that `watcher` watches us.
+    pub(crate) fn add_watcher(&mut self, watcher: Watcher) {
+        self.watches.get_or_insert_default().watchers.push(watcher);
+    }
+
+    /// Removes `watcher`'s record of watch `id` on us.
+    pub(crate) fn remove_watcher(&mut self, watcher: &Pid, id: u64) {
+        if let Some(watches) = self.watches.as_mut() {
+            watches
+                .watchers
+                .retain(|w| !(w.id == id && w.pid == *watcher));
+        }
+    }
+
     /// Whether `pid` is in the notify list (we are monitored by it).
     pub(crate) fn notifies(&self, pid: &Pid) -> bool {
         self.notify.contains(pid)
@@ -103,6 +149,7 @@ impl LinkSet {
             notify: std::mem::take(&mut self.notify),
             names: std::mem::take(&mut self.names),
             on_exit: self.on_exit.take(),
+            watches: self.watches.take(),
         }
     }
 }

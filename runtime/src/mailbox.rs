@@ -37,6 +37,9 @@ pub(crate) enum Signal {
     Exit(ExitReason),
     /// A monitored agent exited.
     Down(Down),
+    /// A notification already made a message (an observing monitor's
+    /// `WatchDown`, watch.rs).
+    Notice(Message),
 }
 
 /// What a receive takes from the mailbox, control lane first.
@@ -59,9 +62,7 @@ struct Lanes {
     /// capacity with the data lane.
     /// Made on the first reply (most agents never get one: an empty
     /// mailbox holds one word for them, and making it costs no hasher).
-    // Boxed on purpose: one word in every mailbox instead of a map's six.
-    #[allow(clippy::box_collection)]
-    replies: Option<Box<std::collections::HashMap<u64, Message>>>,
+    replies: Option<Box<Replies>>,
 }
 
 /// The data lane: a FIFO whose oldest message sits inline while the lane
@@ -116,11 +117,22 @@ pub(crate) struct Mailbox {
     dropped: AtomicU64,
 }
 
+/// The calls an agent waits for, by tag (reply.rs): a tag is open from
+/// `make_tag` until its wait ends; a reply to a tag that is not open (late,
+/// or never asked for) is refused and counted as dropped, never kept.
+#[derive(Debug, Default)]
+struct Replies {
+    /// Open tags, and the reply filed under each (at most one).
+    by_tag: std::collections::HashMap<u64, Option<Message>>,
+    /// Replies filed and not taken (they count against the capacity).
+    filled: usize,
+}
+
 impl Lanes {
     /// Replies filed and not taken.
     #[inline(always)]
     fn replies_len(&self) -> usize {
-        self.replies.as_ref().map_or(0, |replies| replies.len())
+        self.replies.as_ref().map_or(0, |replies| replies.filled)
     }
 }
 
@@ -172,33 +184,114 @@ impl Mailbox {
         true
     }
 
-    /// Files a reply under its call's `tag` (reply.rs), counted against the
-    /// capacity with the data lane. A full or closed mailbox, or a second
-    /// reply with the same tag (the first stays), hands it back and counts
-    /// it as dropped.
-    pub(crate) fn push_reply(&self, tag: u64, message: Message) -> Result<(), Message> {
+    /// Opens `tag` for a reply (reply.rs). Owner only.
+    pub(crate) fn open_tag(&self, tag: u64) {
         let mut lanes = self.lanes.lock();
-        let taken = lanes
+        lanes
             .replies
-            .as_ref()
-            .is_some_and(|replies| replies.contains_key(&tag));
-        if lanes.closed || taken || lanes.data.len() + lanes.replies_len() >= self.capacity as usize
-        {
-            drop(lanes);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return Err(message);
-        }
-        lanes.replies.get_or_insert_default().insert(tag, message);
-        Ok(())
+            .get_or_insert_default()
+            .by_tag
+            .insert(tag, None);
     }
 
-    /// Takes the reply filed under `tag` (reply.rs). Owner only.
+    /// Closes `tag`: a reply filed under it is dropped with it (outside the
+    /// lock, by the caller), a later one refused. Owner only.
+    pub(crate) fn close_tag(&self, tag: u64) -> Option<Message> {
+        let mut lanes = self.lanes.lock();
+        let replies = lanes.replies.as_mut()?;
+        let filed = replies.by_tag.remove(&tag)??;
+        replies.filled -= 1;
+        Some(filed)
+    }
+
+    /// Files a reply under its call's open `tag`, counted against the
+    /// capacity with the data lane. A full or closed mailbox, a tag that is
+    /// not open (a late reply) or a second reply hands it back and counts it
+    /// as dropped.
+    pub(crate) fn push_reply(&self, tag: u64, message: Message) -> Result<(), Message> {
+        self.file_reply(tag, message, true)
+    }
+
+    /// `push_reply` for a notification that ends a call (its server's
+    /// exit): not refused for a full mailbox (bounded by the open calls, as
+    /// `Down`s are by the edges).
+    pub(crate) fn push_reply_notice(&self, tag: u64, message: Message) -> Result<(), Message> {
+        self.file_reply(tag, message, false)
+    }
+
+    fn file_reply(&self, tag: u64, message: Message, bounded: bool) -> Result<(), Message> {
+        let mut lanes = self.lanes.lock();
+        let full = bounded && lanes.data.len() + lanes.replies_len() >= self.capacity as usize;
+        let closed = lanes.closed;
+        let slot = lanes
+            .replies
+            .as_mut()
+            .and_then(|replies| replies.by_tag.get_mut(&tag))
+            .filter(|slot| slot.is_none());
+        match slot {
+            Some(slot) if !closed && !full => {
+                *slot = Some(message);
+                if let Some(replies) = lanes.replies.as_mut() {
+                    replies.filled += 1;
+                }
+                Ok(())
+            }
+            _ => {
+                drop(lanes);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                Err(message)
+            }
+        }
+    }
+
+    /// Takes the reply filed under `tag`, closing the tag (reply.rs). Owner
+    /// only.
     pub(crate) fn take_reply(&self, tag: u64) -> Option<Message> {
         let mut lanes = self.lanes.lock();
-        let reply = lanes.replies.as_mut()?.remove(&tag)?;
+        let replies = lanes.replies.as_mut()?;
+        if !matches!(replies.by_tag.get(&tag), Some(Some(_))) {
+            return None;
+        }
+        let reply = replies.by_tag.remove(&tag)??;
+        replies.filled -= 1;
         drop(lanes);
         self.count_received();
         Some(reply)
+    }
+
+    /// Appends a notification made a message (watch.rs) to the control
+    /// lane; refused (and counted) only when the mailbox is closed.
+    pub(crate) fn push_notice(&self, notice: Message) -> Result<(), Message> {
+        let mut lanes = self.lanes.lock();
+        if lanes.closed {
+            drop(lanes);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(notice);
+        }
+        lanes.control.push_back(Signal::Notice(notice));
+        self.publish_len(&lanes);
+        Ok(())
+    }
+
+    /// Removes queued notices for which `matches` holds (an `unwatch` that
+    /// raced with the exit it watched), from the control lane and from the
+    /// replies. Owner only.
+    pub(crate) fn remove_notices(&self, matches: &dyn Fn(&Message) -> bool) -> Vec<Message> {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        let mut lanes = self.lanes.lock();
+        let mut removed = Vec::new();
+        let mut kept = VecDeque::with_capacity(lanes.control.len());
+        for signal in std::mem::take(&mut lanes.control) {
+            match signal {
+                Signal::Notice(notice) if matches(&notice) => removed.push(notice),
+                other => kept.push_back(other),
+            }
+        }
+        lanes.control = kept;
+        self.publish_len(&lanes);
+        removed
     }
 
     /// Appends a notification to the control lane; refused (and counted) only
@@ -316,7 +409,7 @@ impl Mailbox {
         lanes.closed = true;
         // Replies nobody took leave with the other leftovers.
         if let Some(replies) = lanes.replies.take() {
-            for (_, reply) in *replies {
+            for reply in replies.by_tag.into_values().flatten() {
                 lanes.data.push_back(reply);
             }
         }

@@ -10,12 +10,20 @@
 //! [`Ctx::receive_reply`] takes the one with its tag in O(1), whatever else
 //! the mailbox holds.
 //!
-//! Semantics: a reply counts against the mailbox's capacity and is dropped
+//! Semantics: a tag is open from `make_tag` until `receive_reply` for it
+//! returns. A reply counts against the mailbox's capacity and is dropped
 //! and counted like any message when it is full or closed; only
 //! `receive_reply` with its tag takes it (plain and selective receives do
-//! not see replies); a reply that comes after its caller gave up stays
-//! until the agent exits, bounded by the capacity. Replies are local: a
-//! `ReplyTo` of another node is answered with an ordinary message.
+//! not see replies); a reply to a tag that is not open (one that comes
+//! after its caller gave up, or a second one) is refused and counted as
+//! dropped, never kept. Replies are local: a `ReplyTo` of another node is
+//! answered with an ordinary message.
+//!
+//! [`Ctx::call`] is Erlang's `gen_server:call` on top: a tag, a [`Call`]
+//! to the server, and an observing monitor of the server for the
+//! duration of the call (watch.rs), whose notice is filed under the same
+//! tag, so the wait ends at once with the reply or with the server's end
+//! ([`CallError`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -34,8 +42,10 @@
 //! ```
 //!
 //! [`Ctx::reply`]: crate::Ctx::reply
+//! [`Ctx::call`]: crate::Ctx::call
 //! [`Ctx::receive_reply`]: crate::Ctx::receive_reply
 
+use crate::exit::{ExitReason, ExitStatus};
 use crate::pid::Pid;
 
 /// A call's tag: unique among the tags its agent made.
@@ -62,3 +72,102 @@ pub struct ReplyTo {
     /// Its call's tag.
     pub tag: Tag,
 }
+
+/// A request as a server receives it from [`Ctx::call`]: answer it with
+/// [`Ctx::reply`] to `from` (now, or later: `from` can be kept).
+///
+/// ```
+/// use erlangen_runtime::*;
+/// use std::time::Duration;
+/// let rt = Runtime::builder().workers(1).build().unwrap();
+/// let answer = rt.run(|ctx| {
+///     let server = ctx.spawn(|ctx| loop {
+///         let call = ctx.receive().downcast::<Call<u64>>().unwrap();
+///         ctx.reply(&call.from, call.request * 2);
+///     });
+///     ctx.call(&server, 21u64, Duration::from_secs(5)).unwrap().downcast::<u64>().unwrap()
+/// });
+/// assert_eq!(answer.unwrap(), 42);
+/// ```
+///
+/// [`Ctx::call`]: crate::Ctx::call
+/// [`Ctx::reply`]: crate::Ctx::reply
+#[derive(Debug)]
+pub struct Call<M> {
+    /// Where the reply goes.
+    pub from: ReplyTo,
+    /// The request.
+    pub request: M,
+}
+
+/// A request sent by [`Ctx::cast`]: nobody waits for an answer.
+///
+/// [`Ctx::cast`]: crate::Ctx::cast
+#[derive(Debug)]
+pub struct Cast<M> {
+    /// The request.
+    pub request: M,
+}
+
+/// Why a [`Ctx::call`] has no reply. Every outcome but `Timeout` is known
+/// as soon as it happens: the call watches its server for its duration.
+///
+/// ```
+/// use erlangen_runtime::*;
+/// use std::time::Duration;
+/// let rt = Runtime::builder().workers(1).build().unwrap();
+/// let error = rt.run(|ctx| {
+///     let dead = ctx.spawn(|_ctx| ());
+///     ctx.sleep(Duration::from_millis(10));
+///     ctx.call(&dead, 1u8, Duration::from_secs(60)).unwrap_err()
+/// });
+/// assert!(matches!(error.unwrap(), CallError::NoProc));
+/// ```
+///
+/// [`Ctx::call`]: crate::Ctx::call
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No reply within the timeout (the server is alive, or its node was
+    /// not heard from).
+    Timeout,
+    /// The server did not exist when the call was made.
+    NoProc,
+    /// The server ended during the call, with this status.
+    Exit(ExitStatus),
+    /// The connection to the server's node was lost.
+    NoConnection,
+    /// An agent called itself (it would wait for its own reply).
+    CallingSelf,
+    /// The server is an agent of another node: calls across nodes are not
+    /// supported yet.
+    NotLocal,
+}
+
+impl CallError {
+    /// The error a server's end makes of a call in flight.
+    pub(crate) fn of_exit(status: ExitStatus) -> CallError {
+        match status {
+            ExitStatus::Exit(ExitReason::NoProc) => CallError::NoProc,
+            ExitStatus::Exit(ExitReason::NoConnection) => CallError::NoConnection,
+            status => CallError::Exit(status),
+        }
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Timeout => f.write_str("the call timed out"),
+            CallError::NoProc => f.write_str("no such server (noproc)"),
+            CallError::Exit(status) => write!(f, "the server exited during the call: {status}"),
+            CallError::NoConnection => f.write_str("the server's node was lost (noconnection)"),
+            CallError::CallingSelf => f.write_str("an agent cannot call itself"),
+            CallError::NotLocal => {
+                f.write_str("calls to agents of other nodes are not supported yet")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CallError {}

@@ -48,6 +48,7 @@ use crate::scheduler::Shared;
 use crate::spawn::{spawn_agent, SpawnOptions};
 use crate::timer::TimerAction;
 
+mod call;
 mod links;
 mod receive;
 mod registry;
@@ -353,6 +354,7 @@ impl Ctx {
                         .saved_control
                         .borrow_mut()
                         .push_back(Message::new(down)),
+                    Signal::Notice(notice) => self.saved_control.borrow_mut().push_back(notice),
                 }
             }
         }

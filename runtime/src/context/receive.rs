@@ -84,6 +84,7 @@ impl Ctx {
                 match self.cell().mailbox.pop() {
                     Some(Item::Message(message)) => return message,
                     Some(Item::Signal(Signal::Down(down))) => return Message::new(down),
+                    Some(Item::Signal(Signal::Notice(notice))) => return notice,
                     Some(Item::Signal(Signal::Exit(reason))) => self.die(reason),
                     None => {
                         self.suspend(Suspend::Wait);
@@ -242,15 +243,23 @@ impl Ctx {
     ) -> Option<Message> {
         match signal {
             Signal::Exit(reason) => self.die(reason),
-            Signal::Down(down) => {
-                let message = Message::new(down);
-                if matches(&message) {
-                    return Some(message);
-                }
-                self.saved_control.borrow_mut().push_back(message);
-                None
-            }
+            Signal::Down(down) => self.offer(Message::new(down), matches),
+            Signal::Notice(notice) => self.offer(notice, matches),
         }
+    }
+
+    /// A notification offered to a selective receive: taken if it matches,
+    /// else saved.
+    fn offer(
+        &self,
+        message: Message,
+        matches: &mut dyn FnMut(&Message) -> bool,
+    ) -> Option<Message> {
+        if matches(&message) {
+            return Some(message);
+        }
+        self.saved_control.borrow_mut().push_back(message);
+        None
     }
 
     /// Arms a timer that wakes this agent at `deadline`.
@@ -306,9 +315,16 @@ impl Ctx {
     /// assert!(rt.run(|ctx| ctx.make_tag() != ctx.make_tag()).unwrap());
     /// ```
     pub fn make_tag(&self) -> crate::reply::Tag {
-        let tag = self.next_tag.get();
-        self.next_tag.set(tag + 1);
+        let tag = self.next_id();
+        self.cell().mailbox.open_tag(tag);
         crate::reply::Tag(tag)
+    }
+
+    /// A number unique within this agent (call tags, watch ids).
+    pub(super) fn next_id(&self) -> u64 {
+        let id = self.next_tag.get();
+        self.next_tag.set(id + 1);
+        id
     }
 
     /// Where a reply to this agent's call `tag` goes.
@@ -392,6 +408,12 @@ impl Ctx {
         };
         if armed {
             self.disarm_wake();
+        }
+        if result.is_err() {
+            // A reply that comes now is late: refused, never kept.
+            if let Some(late) = mailbox.close_tag(tag.0) {
+                self.shared().drop_contained(late, self.cell().serial);
+            }
         }
         result
     }

@@ -37,6 +37,7 @@ pub(crate) mod reclaim;
 pub(crate) mod remote_signal;
 pub(crate) mod signal;
 pub(crate) mod task;
+pub(crate) mod watch;
 pub(crate) mod watchdog;
 pub(crate) mod worker;
 

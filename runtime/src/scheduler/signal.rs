@@ -271,6 +271,9 @@ impl Shared {
         for peer in &farewell.notify {
             self.fire_edge(&me, peer, Fired::Down(status.clone()), from);
         }
+        if let Some(watches) = farewell.watches {
+            self.finish_watches(&me, *watches, &status, from);
+        }
         let serial = cell.serial;
         if leftovers.is_some() {
             self.drop_leftovers(leftovers, serial);

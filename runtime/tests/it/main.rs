@@ -1,5 +1,6 @@
 //! Integration tests of erlangen-runtime: one binary, one module per behaviour.
 
+mod calls;
 mod erlangen_suite;
 mod gather;
 mod hibernate;

@@ -1,0 +1,174 @@
+//! `Ctx`'s observing monitors and calls: `watch`, `unwatch`, `call`, `cast`
+//! (the protocol is watch.rs's; replies by tag are reply.rs's).
+
+use std::any::Any;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::message::Message;
+use crate::pid::Pid;
+use crate::reply::{Call, CallError, Cast};
+use crate::watch::{ServerEnded, WatchDown, WatchRef};
+
+use super::Ctx;
+
+impl Ctx {
+    /// Watches `pid` (Erlang's `monitor/2`): when it exits, this agent gets
+    /// a [`WatchDown`] with the returned ref and its exit status (`noproc`
+    /// at once if it is already dead). Unlike [`Ctx::monitor`] (Erlangen's
+    /// supervision edge), this agent's own exit never touches `pid`.
+    /// Agents of other nodes cannot be watched yet ([`Error::NotLocal`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// let rt = Runtime::builder().workers(1).build().unwrap();
+    /// let status = rt.run(|ctx| {
+    ///     let worker = ctx.spawn(|ctx| { ctx.receive(); });
+    ///     let watch = ctx.watch(&worker).unwrap();
+    ///     ctx.kill(&worker, ExitReason::other("done"));
+    ///     let down = ctx.receive().downcast::<WatchDown>().unwrap();
+    ///     assert_eq!(down.watch, watch);
+    ///     down.status.reason().map(ToString::to_string)
+    /// });
+    /// assert_eq!(status.unwrap().as_deref(), Some("done"));
+    /// ```
+    pub fn watch(&self, pid: &Pid) -> Result<WatchRef, Error> {
+        self.charge();
+        let id = self.next_id();
+        let worker = self.worker();
+        worker.shared.watch(&self.pid, pid, id, None, Some(worker))
+    }
+
+    /// Removes `watch` (Erlang's `demonitor(Ref, [flush])`): after it
+    /// returns, no [`WatchDown`] of it is received, even one already queued.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = Runtime::builder().workers(1).build().unwrap();
+    /// let quiet = rt.run(|ctx| {
+    ///     let worker = ctx.spawn(|_ctx| ());
+    ///     let watch = ctx.watch(&worker).unwrap();
+    ///     ctx.sleep(Duration::from_millis(10)); // it has exited: its WatchDown waits
+    ///     ctx.unwatch(&watch);
+    ///     ctx.receive_timeout(Duration::from_millis(10)).is_err()
+    /// });
+    /// assert!(quiet.unwrap());
+    /// ```
+    pub fn unwatch(&self, watch: &WatchRef) {
+        self.charge();
+        if self.shared().unwatch(&self.pid, watch) {
+            return;
+        }
+        // It fired: its notice is queued, or was set aside by a selective
+        // receive.
+        let fired = |message: &Message| {
+            message
+                .downcast_ref::<WatchDown>()
+                .is_some_and(|down| down.watch == *watch)
+        };
+        let serial = self.cell().serial;
+        let removed = self.cell().mailbox.remove_notices(&fired);
+        self.shared().drop_each(removed, serial);
+        let saved: std::collections::VecDeque<Message> = {
+            let mut saved = self.saved_control.borrow_mut();
+            let (gone, kept) = std::mem::take(&mut *saved).into_iter().partition(fired);
+            *saved = kept;
+            gone
+        };
+        self.shared().drop_each(saved, serial);
+    }
+
+    /// Calls `server` (Erlang's `gen_server:call`): sends it a
+    /// [`Call`] with `request` and waits at most `timeout` for the reply,
+    /// which it takes by its tag in O(1) whatever else the mailbox holds.
+    /// The server is watched for the duration of the call, so its end is
+    /// an error at once ([`CallError::NoProc`] if it was dead before,
+    /// [`CallError::Exit`] with its status if it died during the call), and
+    /// this agent's end never harms it. A reply after the timeout is
+    /// discarded. Servers on other nodes cannot be called yet
+    /// ([`CallError::NotLocal`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// use std::time::Duration;
+    /// let rt = Runtime::builder().workers(1).build().unwrap();
+    /// let error = rt.run(|ctx| {
+    ///     let server = ctx.spawn(|ctx| {
+    ///         let _call = ctx.receive().downcast::<Call<&str>>().unwrap();
+    ///         panic!("the server crashed");
+    ///     });
+    ///     ctx.call(&server, "hello", Duration::from_secs(60)).unwrap_err()
+    /// });
+    /// assert!(matches!(error.unwrap(), CallError::Exit(_)));
+    /// ```
+    pub fn call<M: Any + Send>(
+        &self,
+        server: &Pid,
+        request: M,
+        timeout: Duration,
+    ) -> Result<Message, CallError> {
+        if *server == self.pid {
+            return Err(CallError::CallingSelf);
+        }
+        if server.is_remote() {
+            return Err(CallError::NotLocal);
+        }
+        let tag = self.make_tag();
+        let id = self.next_id();
+        let worker = self.worker();
+        let watch = worker
+            .shared
+            .watch(&self.pid, server, id, Some(tag.0), Some(worker))
+            .ok();
+        self.send(
+            server,
+            Call {
+                from: self.reply_to(tag),
+                request,
+            },
+        );
+        let result = self.receive_reply(tag, timeout);
+        if let Some(watch) = &watch {
+            // Unarmed already if it fired: its notice went under the tag,
+            // taken above or dropped with the closed tag.
+            self.shared().unwatch(&self.pid, watch);
+        }
+        match result {
+            Ok(reply) => match reply.downcast::<ServerEnded>() {
+                Ok(ended) => Err(CallError::of_exit(ended.0)),
+                Err(reply) => Ok(reply),
+            },
+            Err(_) => Err(CallError::Timeout),
+        }
+    }
+
+    /// Sends `server` a [`Cast`] with `request` (Erlang's
+    /// `gen_server:cast`): nobody waits for an answer.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// let rt = Runtime::builder().workers(1).build().unwrap();
+    /// let got = rt.run(|ctx| {
+    ///     let me = ctx.pid();
+    ///     let server = ctx.spawn(move |ctx| {
+    ///         let cast = ctx.receive().downcast::<Cast<u8>>().unwrap();
+    ///         ctx.send(&me, cast.request);
+    ///     });
+    ///     ctx.cast(&server, 5u8);
+    ///     ctx.receive().downcast::<u8>().unwrap()
+    /// });
+    /// assert_eq!(got.unwrap(), 5);
+    /// ```
+    pub fn cast<M: Any + Send>(&self, server: &Pid, request: M) {
+        self.send(server, Cast { request });
+    }
+}
