@@ -86,7 +86,7 @@ for round_ in range(runs):
             for line in run(binary, case).splitlines():
                 label = " ".join(w for w in line.split() if "=" not in w)
                 for key, value in re.findall(r"(\S+)=([-0-9.]+)\b", line):
-                    if key in ("rounds", "n", "agents", "hops", "messages", "sum"):
+                    if key in ("rounds", "n", "agents", "hops", "messages", "sum", "noise"):
                         continue
                     k = (label, key)
                     if k not in figures:
