@@ -141,6 +141,7 @@ mod reply;
 mod runtime;
 mod scheduler;
 mod spawn;
+pub mod supervisor;
 mod sync;
 mod timer;
 mod watch;

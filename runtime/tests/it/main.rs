@@ -13,6 +13,7 @@ mod remote;
 mod scale;
 mod shutdown;
 mod soundness;
+mod supervisors;
 mod support;
 mod threads;
 mod timers;
