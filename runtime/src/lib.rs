@@ -140,6 +140,7 @@ mod remote;
 mod reply;
 mod runtime;
 mod scheduler;
+pub mod server;
 mod spawn;
 pub mod supervisor;
 mod sync;

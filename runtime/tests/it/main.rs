@@ -11,6 +11,7 @@ mod receive;
 mod registry;
 mod remote;
 mod scale;
+mod servers;
 mod shutdown;
 mod soundness;
 mod supervisors;
