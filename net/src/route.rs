@@ -34,6 +34,21 @@ impl Remote for PeerRoute {
         Ok(())
     }
 
+    /// Encodes the reply here, as `send` does; its node files it under
+    /// `tag`.
+    fn reply(&self, to: &RemotePid, tag: u64, message: Message) -> Result<(), Error> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(());
+        };
+        let message = shared.encode_message(&message)?;
+        shared.push(Command::Reply {
+            to: Target::of(to),
+            tag,
+            message,
+        });
+        Ok(())
+    }
+
     fn signal(&self, from: Option<&Pid>, to: &RemotePid, signal: RemoteSignal) {
         if let Some(shared) = self.shared.upgrade() {
             shared.signal(from, to, signal);

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use erlangen_runtime::{ExitReason, ExitStatus, Message, Pid, Value};
+use erlangen_runtime::{Call, Cast, ExitReason, ExitStatus, Message, Pid, ReplyTo, Tag, Value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -158,6 +158,54 @@ impl Types {
         });
         self.by_name.insert(name.to_owned(), entry.clone());
         self.by_id.insert(TypeId::of::<T>(), entry);
+        self
+    }
+
+    /// Registers the calls of a server whose requests are `M` under `name`
+    /// (`Ctx::call` sends a `Call<M>`: the caller's `ReplyTo` travels with
+    /// the request, and the server's reply goes back under the caller's
+    /// tag). Register the reply type with [`Types::register`] too, on both
+    /// nodes.
+    ///
+    /// ```
+    /// let types = erlangen_net::Types::new()
+    ///     .register_call::<u64>("example/double")
+    ///     .register_cast::<String>("example/log");
+    /// assert!(types.names().contains(&"example/double".to_owned()));
+    /// ```
+    pub fn register_call<M>(mut self, name: &str) -> Types
+    where
+        M: Serialize + DeserializeOwned + Any + Send + Sync + fmt::Debug,
+    {
+        let entry = Arc::new(Entry {
+            name: name.to_owned(),
+            fingerprint: fingerprint::<Call<M>>(name),
+            encode_message: encode_call::<M>,
+            encode_value: no_value,
+            decode_message: decode_call::<M>,
+            decode_value: no_value_back,
+        });
+        self.by_name.insert(name.to_owned(), entry.clone());
+        self.by_id.insert(TypeId::of::<Call<M>>(), entry);
+        self
+    }
+
+    /// Registers the casts of a server whose casts are `M` under `name`
+    /// (`Ctx::cast` sends a `Cast<M>`).
+    pub fn register_cast<M>(mut self, name: &str) -> Types
+    where
+        M: Serialize + DeserializeOwned + Any + Send + Sync + fmt::Debug,
+    {
+        let entry = Arc::new(Entry {
+            name: name.to_owned(),
+            fingerprint: fingerprint::<Cast<M>>(name),
+            encode_message: encode_cast::<M>,
+            encode_value: no_value,
+            decode_message: decode_cast::<M>,
+            decode_value: no_value_back,
+        });
+        self.by_name.insert(name.to_owned(), entry.clone());
+        self.by_id.insert(TypeId::of::<Cast<M>>(), entry);
         self
     }
 
@@ -431,6 +479,46 @@ fn fingerprint<T: 'static>(name: &str) -> u64 {
     hash.update((std::mem::size_of::<T>() as u64).to_le_bytes());
     let digest = hash.finalize();
     u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+fn encode_call<M: Serialize + Any>(message: &Message) -> Result<Vec<u8>, DecodeError> {
+    let call = message
+        .downcast_ref::<Call<M>>()
+        .expect("checked by type id");
+    let from = crate::pid::WirePid(call.from.pid.clone());
+    wire::encode(&(from, call.from.tag.id(), &call.request))
+}
+
+fn decode_call<M: DeserializeOwned + Any + Send>(body: &[u8]) -> Result<Message, DecodeError> {
+    let (from, tag, request) = wire::decode_value::<Plain<(crate::pid::WirePid, u64, M)>>(body)?.0;
+    Ok(Message::new(Call {
+        from: ReplyTo {
+            pid: from.0,
+            tag: Tag::from_id(tag),
+        },
+        request,
+    }))
+}
+
+fn encode_cast<M: Serialize + Any>(message: &Message) -> Result<Vec<u8>, DecodeError> {
+    let cast = message
+        .downcast_ref::<Cast<M>>()
+        .expect("checked by type id");
+    wire::encode(&cast.request)
+}
+
+fn decode_cast<M: DeserializeOwned + Any + Send>(body: &[u8]) -> Result<Message, DecodeError> {
+    let request = wire::decode_value::<Plain<M>>(body)?.0;
+    Ok(Message::new(Cast { request }))
+}
+
+/// Calls and casts are messages, never an agent's returned value.
+fn no_value(_: &Value) -> Result<Vec<u8>, DecodeError> {
+    Err(DecodeError("a call or cast is not a returned value".into()))
+}
+
+fn no_value_back(_: &[u8]) -> Result<Value, DecodeError> {
+    Err(DecodeError("a call or cast is not a returned value".into()))
 }
 
 fn encode_message<T: Serialize + Any>(message: &Message) -> Result<Vec<u8>, DecodeError> {

@@ -181,6 +181,12 @@ pub enum WireSignal {
     EdgeExit(WireReason),
     /// Edge-checked notification.
     Down(WireStatus),
+    /// The sender watches the receiver (an observing monitor) under `id`.
+    Watch(u64),
+    /// The sender no longer watches the receiver under `id`.
+    Unwatch(u64),
+    /// The sender, watched by the receiver under `id`, ended.
+    WatchDown(u64, WireStatus),
 }
 
 /// How a remote spawn attaches its caller.
@@ -255,6 +261,16 @@ pub enum Packet {
         parent: u64,
         /// The child's serial, or the refusal.
         result: Result<u64, String>,
+    },
+    /// The reply to the call `tag` of the agent with serial `to`: filed
+    /// under the tag, as a local reply is.
+    Reply {
+        /// The caller's serial.
+        to: u64,
+        /// The call's tag.
+        tag: u64,
+        /// The reply.
+        message: WireMessage,
     },
 }
 
@@ -438,7 +454,7 @@ impl Bounded for Packet {
         match self {
             Packet::Signal { signal, .. } => match signal {
                 WireSignal::Kill(reason) | WireSignal::EdgeExit(reason) => reason.check(),
-                WireSignal::Down(status) => status.check(),
+                WireSignal::Down(status) | WireSignal::WatchDown(_, status) => status.check(),
                 _ => Ok(()),
             },
             _ => Ok(()),

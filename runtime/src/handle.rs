@@ -52,6 +52,15 @@ impl RuntimeHandle {
         self.shared.deliver_message(to, message, None);
     }
 
+    /// Files `message` as the reply to the local agent `to`'s call `tag`
+    /// (what a node does with a reply that arrived): refused and counted if
+    /// the tag is not open (a late reply).
+    pub fn reply(&self, to: &Pid, tag: crate::reply::Tag, message: Message) {
+        if to.cell().is_some() {
+            self.shared.deliver_reply(to, tag.id(), message, None);
+        }
+    }
+
     /// Applies a signal from the remote agent `from` to the local agent
     /// `to` with the local semantics (remote.rs): what a node does with a
     /// link, monitor, unlink, exit or notification that arrived.

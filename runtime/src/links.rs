@@ -51,8 +51,9 @@ pub(crate) struct LinkSet {
 pub(crate) struct Watches {
     /// Agents that watch us.
     pub(crate) watchers: Vec<Watcher>,
-    /// Agents we watch: the watch id and the target.
-    pub(crate) watching: Vec<(u64, Pid)>,
+    /// Agents we watch: the watch id, the target and, for a call's watch,
+    /// the call's tag (where its notice is filed).
+    pub(crate) watching: Vec<(u64, Pid, Option<u64>)>,
 }
 
 impl std::fmt::Debug for LinkSet {
@@ -106,19 +107,18 @@ impl LinkSet {
     }
 
     /// Removes our record of watch `id`; returns whether it was there.
-    pub(crate) fn stop_watching(&mut self, id: u64) -> bool {
-        let Some(watches) = self.watches.as_mut() else {
-            return false;
-        };
-        let before = watches.watching.len();
-        watches.watching.retain(|(watch, _)| *watch != id);
-        before != watches.watching.len()
+    /// Removes our record of watch `id`; returns it if it was there: `Some`
+    /// with the call's tag (or `None` for a plain watch).
+    pub(crate) fn stop_watching(&mut self, id: u64) -> Option<Option<u64>> {
+        let watching = &mut self.watches.as_mut()?.watching;
+        let at = watching.iter().position(|(watch, _, _)| *watch == id)?;
+        Some(watching.swap_remove(at).2)
     }
 
-    /// Records that we watch `target` under `id`.
-    pub(crate) fn add_watching(&mut self, id: u64, target: &Pid) {
+    /// Records that we watch `target` under `id` (for a call: `tag`).
+    pub(crate) fn add_watching(&mut self, id: u64, target: &Pid, tag: Option<u64>) {
         let watches = self.watches.get_or_insert_default();
-        watches.watching.push((id, target.clone()));
+        watches.watching.push((id, target.clone(), tag));
     }
 
     /// Records that `watcher` watches us.

@@ -53,6 +53,14 @@ pub trait Remote: Send + Sync + fmt::Debug + 'static {
     /// thread) to `to`, in order with the messages `from` sent to `to`.
     fn signal(&self, from: Option<&Pid>, to: &RemotePid, signal: RemoteSignal);
 
+    /// Sends `message` as the reply to `to`'s call `tag` (reply.rs): the
+    /// receiving node files it under the tag, as a local reply is. The
+    /// default sends it as an ordinary message, for routes that cannot.
+    fn reply(&self, to: &RemotePid, tag: u64, message: Message) -> Result<(), Error> {
+        let _ = tag;
+        self.send(to, message)
+    }
+
     /// Whether the route's outbound buffer is above its high-water mark: an
     /// agent sending to `to` then waits, suspended (its worker runs other
     /// agents), until it is not (Erlang's busy distribution port).
@@ -80,6 +88,25 @@ pub enum RemoteSignal {
     /// The sender, monitored by the receiver, exited with this status;
     /// applied only if the receiver still holds the edge.
     Down(ExitStatus),
+    /// The sender watches the receiver under `id` (an observing monitor,
+    /// watch.rs): the receiver's node answers `WatchDown` when it exits.
+    Watch {
+        /// The watch's id, unique within the sender.
+        id: u64,
+    },
+    /// The sender no longer watches the receiver under `id`.
+    Unwatch {
+        /// The watch's id.
+        id: u64,
+    },
+    /// The sender, watched by the receiver under `id`, exited with this
+    /// status; applied only if the watch is still armed.
+    WatchDown {
+        /// The watch's id.
+        id: u64,
+        /// How the sender ended.
+        status: ExitStatus,
+    },
 }
 
 impl RemoteSignal {
@@ -97,6 +124,10 @@ impl RemoteSignal {
         match self {
             RemoteSignal::Link => Some(RemoteSignal::EdgeExit(ExitReason::NoProc)),
             RemoteSignal::Monitor => Some(RemoteSignal::Down(ExitStatus::Exit(ExitReason::NoProc))),
+            RemoteSignal::Watch { id } => Some(RemoteSignal::WatchDown {
+                id: *id,
+                status: ExitStatus::Exit(ExitReason::NoProc),
+            }),
             _ => None,
         }
     }

@@ -58,6 +58,24 @@ use crate::pid::Pid;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tag(pub(crate) u64);
 
+impl Tag {
+    /// The tag's number (what the nodes layer puts on the wire).
+    ///
+    /// ```
+    /// use erlangen_runtime::Tag;
+    /// assert_eq!(Tag::from_id(7).id(), 7);
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.0
+    }
+
+    /// The tag numbered `id` (what the nodes layer takes off the wire; a
+    /// reply under a tag its agent did not open is refused).
+    pub fn from_id(id: u64) -> Tag {
+        Tag(id)
+    }
+}
+
 /// Where a reply goes: the caller and its call's tag.
 ///
 /// ```
@@ -139,9 +157,6 @@ pub enum CallError {
     NoConnection,
     /// An agent called itself (it would wait for its own reply).
     CallingSelf,
-    /// The server is an agent of another node: calls across nodes are not
-    /// supported yet.
-    NotLocal,
 }
 
 impl CallError {
@@ -163,9 +178,6 @@ impl std::fmt::Display for CallError {
             CallError::Exit(status) => write!(f, "the server exited during the call: {status}"),
             CallError::NoConnection => f.write_str("the server's node was lost (noconnection)"),
             CallError::CallingSelf => f.write_str("an agent cannot call itself"),
-            CallError::NotLocal => {
-                f.write_str("calls to agents of other nodes are not supported yet")
-            }
         }
     }
 }

@@ -81,13 +81,12 @@ pub struct WatchDown {
 #[derive(Debug)]
 pub(crate) struct ServerEnded(pub(crate) ExitStatus);
 
-/// A watcher recorded in the watched agent's set.
+/// A watcher recorded in the watched agent's set (the call's tag, if any,
+/// is kept on the watcher's side).
 #[derive(Debug)]
 pub(crate) struct Watcher {
-    /// The watching agent.
+    /// The watching agent (local, or of another node).
     pub(crate) pid: Pid,
     /// The watch's id.
     pub(crate) id: u64,
-    /// The call's tag, for a watch made by `Ctx::call`.
-    pub(crate) tag: Option<u64>,
 }

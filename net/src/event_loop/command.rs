@@ -20,6 +20,12 @@ pub(crate) enum Command {
         name: String,
         message: WireMessage,
     },
+    /// A reply to a remote agent's call `tag`, encoded by its sender.
+    Reply {
+        to: Target,
+        tag: u64,
+        message: WireMessage,
+    },
     /// A signal for a remote agent.
     Signal {
         from: Option<Pid>,
@@ -50,20 +56,28 @@ impl Command {
     pub(crate) fn is_backlog(&self) -> bool {
         matches!(
             self,
-            Command::Send { .. } | Command::SendNamed { .. } | Command::Signal { .. }
+            Command::Send { .. }
+                | Command::SendNamed { .. }
+                | Command::Signal { .. }
+                | Command::Reply { .. }
         )
     }
 
     /// Whether the command is a message (signals are never dropped for
     /// backpressure: they are bounded by the number of edges).
     pub(crate) fn is_message(&self) -> bool {
-        matches!(self, Command::Send { .. } | Command::SendNamed { .. })
+        matches!(
+            self,
+            Command::Send { .. } | Command::SendNamed { .. } | Command::Reply { .. }
+        )
     }
 
     /// The node the command is for, if it is for one.
     pub(super) fn node(&self) -> Option<&str> {
         match self {
-            Command::Send { to, .. } | Command::Signal { to, .. } => Some(&to.node),
+            Command::Send { to, .. } | Command::Signal { to, .. } | Command::Reply { to, .. } => {
+                Some(&to.node)
+            }
             Command::SendNamed { node, .. } | Command::Spawn { node, .. } => Some(node),
             _ => None,
         }

@@ -168,6 +168,16 @@ struct Redial {
     at: Option<Instant>,
 }
 
+/// An observing monitor across nodes, kept by the node of its local agent.
+struct WatchEdge {
+    local: Pid,
+    remote: Pid,
+    /// The watch's id (the watcher's).
+    id: u64,
+    /// `local` watches `remote` (else `remote` watches `local`).
+    ours: bool,
+}
+
 /// One half of a link or monitor across nodes, kept by the node of its
 /// local agent (remote.rs "Edges across nodes").
 struct Edge {
@@ -210,6 +220,8 @@ pub(crate) struct EventLoop {
     waiting: HashMap<String, VecDeque<Command>>,
     /// Edges across nodes, by remote node.
     edges: HashMap<String, Vec<Edge>>,
+    /// Observing monitors across nodes, by remote node.
+    watches: HashMap<String, Vec<WatchEdge>>,
     /// Remote spawns in flight: request → (node, caller, attach).
     spawns: HashMap<u64, (String, Pid, WireAttach)>,
     /// Types whose messages were dropped, logged once each.
@@ -254,6 +266,7 @@ impl EventLoop {
             departed: VecDeque::new(),
             waiting: HashMap::new(),
             edges: HashMap::new(),
+            watches: HashMap::new(),
             spawns: HashMap::new(),
             logged_types: Default::default(),
             dirty: Vec::new(),
@@ -1137,7 +1150,19 @@ impl EventLoop {
                 Some(Packet::Signal {
                     from: from_id,
                     to: to.serial,
-                    signal: self.wire_signal(&signal),
+                    signal: self.wire_signal(&signal)?,
+                })
+            }
+            Command::Reply { to, tag, message } => {
+                if to.incarnation != incarnation {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+                let message = self.wire_message(message, token)?;
+                Some(Packet::Reply {
+                    to: to.serial,
+                    tag,
+                    message,
                 })
             }
             Command::Spawn {
@@ -1200,17 +1225,24 @@ impl EventLoop {
         None
     }
 
-    fn wire_signal(&self, signal: &RemoteSignal) -> WireSignal {
+    /// A signal's wire form (`None` for a kind this protocol does not
+    /// carry: dropped, never sent as something else).
+    fn wire_signal(&self, signal: &RemoteSignal) -> Option<WireSignal> {
         let types = &self.shared.types;
-        match signal {
+        Some(match signal {
             RemoteSignal::Link => WireSignal::Link,
             RemoteSignal::Monitor => WireSignal::Monitor,
             RemoteSignal::Unlink => WireSignal::Unlink,
             RemoteSignal::Kill(reason) => WireSignal::Kill(types.encode_reason(reason)),
             RemoteSignal::EdgeExit(reason) => WireSignal::EdgeExit(types.encode_reason(reason)),
             RemoteSignal::Down(status) => WireSignal::Down(types.encode_status(status)),
-            _ => WireSignal::Unlink,
-        }
+            RemoteSignal::Watch { id } => WireSignal::Watch(*id),
+            RemoteSignal::Unwatch { id } => WireSignal::Unwatch(*id),
+            RemoteSignal::WatchDown { id, status } => {
+                WireSignal::WatchDown(*id, types.encode_status(status))
+            }
+            _ => return None,
+        })
     }
 
     /// Remembers the local half of a link or monitor going out, and forgets
@@ -1228,6 +1260,7 @@ impl EventLoop {
         // A local agent that monitors a remote one gets a `Down` on loss.
         let local_monitors = matches!(signal, RemoteSignal::Monitor);
         self.record_edge(&to.node, local, &remote, signal, local_monitors);
+        self.record_watch(&to.node, local, &remote, signal, true);
     }
 
     fn remote_pid(&self, target: &Target) -> Pid {
@@ -1345,6 +1378,19 @@ impl EventLoop {
                 parent: _,
                 result,
             } => self.on_spawn_reply(token, request, result),
+            Packet::Reply { to, tag, message } => {
+                if let Some(message) = self.decode_message(&message) {
+                    match self.shared.local(to) {
+                        Some(pid) => {
+                            let tag = erlangen_runtime::Tag::from_id(tag);
+                            self.shared.runtime.reply(&pid, tag, message);
+                        }
+                        None => {
+                            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -1392,6 +1438,12 @@ impl EventLoop {
             WireSignal::Down(status) => {
                 RemoteSignal::Down(types.decode_status(&status).map_err(|e| e.to_string())?)
             }
+            WireSignal::Watch(id) => RemoteSignal::Watch { id },
+            WireSignal::Unwatch(id) => RemoteSignal::Unwatch { id },
+            WireSignal::WatchDown(id, status) => RemoteSignal::WatchDown {
+                id,
+                status: types.decode_status(&status).map_err(|e| e.to_string())?,
+            },
         };
         let from = match from {
             Some(id) if id.node.to_string() == peer => Some(self.shared.pid_of(&id)),
@@ -1402,6 +1454,7 @@ impl EventLoop {
         match (target, from) {
             (Some(target), Some(from)) => {
                 self.record_edge(peer, &target, &from, &signal, false);
+                self.record_watch(peer, &target, &from, &signal, false);
                 self.shared.runtime.signal(&from, &target, signal);
             }
             (Some(target), None) => {
@@ -1425,6 +1478,9 @@ impl EventLoop {
         let Some(&token) = self.up.get(peer) else {
             return;
         };
+        let Some(signal) = self.wire_signal(signal) else {
+            return;
+        };
         let packet = Packet::Signal {
             from: Some(crate::id::AgentId {
                 node: self.shared.name.clone(),
@@ -1432,7 +1488,7 @@ impl EventLoop {
                 serial,
             }),
             to: to.serial,
-            signal: self.wire_signal(signal),
+            signal,
         };
         let _ = self.write_packet(token, &packet);
     }
@@ -1457,6 +1513,40 @@ impl EventLoop {
                 self.forget_edge(peer, local, remote);
             }
             _ => {}
+        }
+    }
+
+    /// Keeps the watch table in step with a watch signal between `local`
+    /// and `remote` (of node `peer`): `outbound` when `local` sent it. A
+    /// watch going out (ours of theirs) or coming in (theirs of ours) is
+    /// remembered; an unwatch or a fired watch forgets it.
+    fn record_watch(
+        &mut self,
+        peer: &str,
+        local: &Pid,
+        remote: &Pid,
+        signal: &RemoteSignal,
+        outbound: bool,
+    ) {
+        let (id, add, ours) = match signal {
+            RemoteSignal::Watch { id } => (*id, true, outbound),
+            RemoteSignal::Unwatch { id } => (*id, false, outbound),
+            // A WatchDown from the watched side ends the watcher's watch.
+            RemoteSignal::WatchDown { id, .. } => (*id, false, !outbound),
+            _ => return,
+        };
+        let watches = self.watches.entry(peer.to_owned()).or_default();
+        if add {
+            watches.push(WatchEdge {
+                local: local.clone(),
+                remote: remote.clone(),
+                id,
+                ours,
+            });
+        } else {
+            watches.retain(|w| {
+                !(w.id == id && w.ours == ours && w.local == *local && w.remote == *remote)
+            });
         }
     }
 
@@ -1933,6 +2023,20 @@ impl EventLoop {
             self.shared
                 .runtime
                 .signal(&edge.remote, &edge.local, signal);
+        }
+        for watch in self.watches.remove(peer).unwrap_or_default() {
+            // Our watch of theirs fires `noconnection`; theirs of ours goes.
+            let signal = if watch.ours {
+                RemoteSignal::WatchDown {
+                    id: watch.id,
+                    status: ExitStatus::Exit(ExitReason::NoConnection),
+                }
+            } else {
+                RemoteSignal::Unwatch { id: watch.id }
+            };
+            self.shared
+                .runtime
+                .signal(&watch.remote, &watch.local, signal);
         }
         let failed: Vec<u64> = self
             .spawns

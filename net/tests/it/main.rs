@@ -1,6 +1,7 @@
 //! Integration tests of erlangen-net: one binary, one module per behaviour.
 //! Nodes talk over loopback through an embedded port mapper on port 0.
 
+mod calls;
 mod cli;
 mod erlangen_node_suite;
 mod failure;

@@ -23,7 +23,9 @@ pub(crate) struct Ping {
 
 /// The types every test node registers.
 pub(crate) fn types() -> Types {
-    Types::new().register::<Ping>("test/ping")
+    Types::new()
+        .register::<Ping>("test/ping")
+        .register_call::<u64>("test/call")
 }
 
 /// The functions every test node offers.
@@ -43,6 +45,22 @@ pub(crate) fn functions() -> Functions {
                 return;
             }
             ctx.send(&to.0, text);
+        })
+        // Serves `Call<u64>`: n is answered n + 1; 0 ends the server with
+        // "asked to"; 1,000 is answered after 200 ms.
+        .register("call_server", |ctx: &mut Ctx, (): ()| loop {
+            let call = ctx
+                .receive()
+                .downcast::<erlangen_runtime::Call<u64>>()
+                .unwrap();
+            match call.request {
+                0 => ctx.exit(erlangen_runtime::ExitReason::other("asked to")),
+                1_000 => {
+                    ctx.sleep(Duration::from_millis(200));
+                    ctx.reply(&call.from, 1_001u64);
+                }
+                n => ctx.reply(&call.from, n + 1),
+            }
         })
         // Takes every message, forever.
         .register("sink", |ctx: &mut Ctx, (): ()| loop {

@@ -16,8 +16,9 @@ impl Ctx {
     /// Watches `pid` (Erlang's `monitor/2`): when it exits, this agent gets
     /// a [`WatchDown`] with the returned ref and its exit status (`noproc`
     /// at once if it is already dead). Unlike [`Ctx::monitor`] (Erlangen's
-    /// supervision edge), this agent's own exit never touches `pid`.
-    /// Agents of other nodes cannot be watched yet ([`Error::NotLocal`]).
+    /// supervision edge), this agent's own exit never touches `pid`. An
+    /// agent of another node is watched the same way; losing its node is a
+    /// `WatchDown` with `noconnection`.
     ///
     /// # Example
     ///
@@ -90,8 +91,10 @@ impl Ctx {
     /// an error at once ([`CallError::NoProc`] if it was dead before,
     /// [`CallError::Exit`] with its status if it died during the call), and
     /// this agent's end never harms it. A reply after the timeout is
-    /// discarded. Servers on other nodes cannot be called yet
-    /// ([`CallError::NotLocal`]).
+    /// discarded. A server on another node is called the same way, with the
+    /// same outcomes, and [`CallError::NoConnection`] when its node is lost
+    /// (the request and reply types must be registered for distribution
+    /// there: `erlangen_net::Types::register_call`).
     ///
     /// # Example
     ///
@@ -116,9 +119,6 @@ impl Ctx {
     ) -> Result<Message, CallError> {
         if *server == self.pid {
             return Err(CallError::CallingSelf);
-        }
-        if server.is_remote() {
-            return Err(CallError::NotLocal);
         }
         let tag = self.make_tag();
         let id = self.next_id();

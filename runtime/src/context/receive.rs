@@ -359,8 +359,11 @@ impl Ctx {
     /// assert_eq!(got.unwrap(), "to myself");
     /// ```
     pub fn reply<M: Any + Send>(&self, to: &crate::reply::ReplyTo, message: M) {
-        if to.pid.is_remote() {
-            self.send(&to.pid, message);
+        if let Some(id) = to.pid.as_remote() {
+            self.charge();
+            // Its node files it under the tag (refused ones were counted
+            // by the route).
+            let _ = id.route().reply(id, to.tag.0, Message::new(message));
             return;
         }
         self.charge();

@@ -42,6 +42,11 @@ impl Shared {
             RemoteSignal::Down(status) => {
                 self.fire_local_edge(from, cell, Fired::Down(status), None);
             }
+            RemoteSignal::Watch { id } => self.remote_watch(from, to, id),
+            RemoteSignal::Unwatch { id } => lock(&cell.links).remove_watcher(from, id),
+            RemoteSignal::WatchDown { id, status } => {
+                self.watch_fired(to, from, id, &status, None);
+            }
         }
     }
 
