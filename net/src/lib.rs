@@ -36,6 +36,12 @@
 //!   it (Erlang has no such limit; ours keeps one frame per message). What a
 //!   sender may send, the receiver decodes; a message that still does not
 //!   decode is dropped and counted, and the connection stays up.
+//! * Calls (`Ctx::call`) and observing monitors (`Ctx::watch`) work across
+//!   nodes with their local outcomes, and `noconnection` when the peer's
+//!   node is lost; a call's request type is registered with
+//!   [`Types::register_call`] (its reply type with [`Types::register`]).
+//!   The reply travels as a packet of its own and is filed under the
+//!   caller's tag on arrival.
 //! * [`Node::spawn`] waits at most the node's spawn timeout (30 s by
 //!   default, [`NodeBuilder::spawn_timeout`]); every failure the node can see
 //!   (lookup, connect, a refused handshake — "the cookies differ" —, loss)

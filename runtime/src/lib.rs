@@ -94,6 +94,22 @@
 //!   back: another thread may hold a reference into it (a scoped thread
 //!   started before the receive), so only the agent can say it is done
 //!   with its stack.
+//! * **Observing monitors** (from Erlang; Erlangen's monitor is kept as it
+//!   is): [`Ctx::watch`] is Erlang's `monitor/2` — a [`WatchDown`] when the
+//!   watched agent ends, and the watcher's own end never touches it —
+//!   removable with its queued notice flushed ([`Ctx::unwatch`], Erlang's
+//!   `demonitor(Ref, [flush])`). Erlangen's [`Ctx::monitor`] still kills
+//!   the monitored agent when the monitoring one exits: the supervision
+//!   edge.
+//! * **Calls, servers and supervisors** (from OTP; Erlangen leaves them to
+//!   the user): [`Ctx::call`] watches its server for the duration of the
+//!   call, so the server's end fails it at once ([`CallError`]), and a late
+//!   reply is refused, never kept; [`server`] is `gen_server` with typed
+//!   requests; [`supervisor`] is OTP's supervisor (restart types,
+//!   strategies, intensity, ordered start and reverse stop). Calls and
+//!   watches work the same across nodes.
+//! * A reply to a call tag that is not open (its wait ended) is refused and
+//!   counted as dropped.
 //!
 //! # Agent rules
 //!
