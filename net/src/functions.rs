@@ -76,7 +76,12 @@ impl Functions {
                             parent: Option<&Pid>,
                             before_run: &mut dyn FnMut(&Pid)|
               -> Result<Pid, String> {
-            let args: A = decode_args(args).map_err(|e| format!("bad arguments: {e}"))?;
+            let args: A = decode_args(args).map_err(|e| {
+                format!(
+                    "bad arguments: expected {}: {e}",
+                    std::any::type_name::<A>()
+                )
+            })?;
             let f = f.clone();
             runtime
                 .spawn_then(options, parent, before_run, move |ctx| f(ctx, args))

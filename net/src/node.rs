@@ -864,7 +864,7 @@ impl NodeShared {
             if let Some(held) = held {
                 tracing::warn!(
                     node = %self.name,
-                    type_id = ?message.value_type_id(),
+                    type_name = message.value_type_name(),
                     %why,
                     held,
                     "erlangen: a message for another node was refused at its sender"

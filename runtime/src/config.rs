@@ -95,6 +95,10 @@ pub(crate) const STEAL_BATCH_LEN_MAX: usize = 32;
 /// Longest name accepted by the registry, in bytes.
 pub(crate) const NAME_LEN_MAX_BYTES: usize = 255;
 
+/// Least time between two warnings about full mailboxes, per runtime (the
+/// ones in between are counted and reported with the next).
+pub(crate) const FULL_MAILBOX_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Shards of the live-agent table (a power of two).
 pub(crate) const LIVE_SHARDS: usize = 64;
 

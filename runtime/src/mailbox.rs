@@ -423,6 +423,11 @@ impl Mailbox {
         ))
     }
 
+    /// Whether the mailbox is closed (its agent is dead or dying).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lanes.lock().closed
+    }
+
     /// Messages and signals taken so far.
     pub(crate) fn received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)

@@ -29,6 +29,8 @@ type Words = [usize; 2];
 struct Table {
     /// The value's type.
     type_id: TypeId,
+    /// Its name, for messages about it (`Debug`, a refused send).
+    type_name: fn() -> &'static str,
     /// Whether `data` holds a `Box<T>` rather than the `T`.
     boxed: bool,
     /// Drops the stored payload in place.
@@ -45,6 +47,7 @@ impl<T: Any> TableOf<T> {
     /// The table; a constant, so every message of `T` shares one static.
     const TABLE: Table = Table {
         type_id: TypeId::of::<T>(),
+        type_name: std::any::type_name::<T>,
         boxed: !Self::INLINE,
         drop: if Self::INLINE {
             drop_stored::<T>
@@ -141,6 +144,18 @@ impl Message {
         self.table.type_id
     }
 
+    /// The name of the type of the value it holds (`std::any::type_name`:
+    /// for messages to people, not for comparing).
+    ///
+    /// ```
+    /// use erlangen_runtime::Message;
+    /// assert_eq!(Message::new(1u8).value_type_name(), "u8");
+    /// assert_eq!(format!("{:?}", Message::new(1u8)), "Message(u8)");
+    /// ```
+    pub fn value_type_name(&self) -> &'static str {
+        (self.table.type_name)()
+    }
+
     /// Whether the message holds a `T`.
     #[inline]
     pub fn is<T: Any>(&self) -> bool {
@@ -197,7 +212,7 @@ impl fmt::Debug for Message {
         if let Some(down) = self.as_down() {
             return f.debug_tuple("Message").field(down).finish();
         }
-        f.write_str("Message(..)")
+        write!(f, "Message({})", (self.table.type_name)())
     }
 }
 

@@ -445,10 +445,20 @@ impl Supervisor {
         };
         self.stop_range(ctx, first, last);
         for i in first..last {
-            if self.start_child(ctx, i).is_err() {
-                // A child that cannot start counts as another restart.
-                self.restarts.push(Instant::now());
+            // A child that cannot start is tried again, each attempt
+            // counted as a restart (OTP's rule): past the intensity the
+            // supervisor ends.
+            while self.start_child(ctx, i).is_err() {
+                let now = Instant::now();
+                self.restarts
+                    .retain(|at| now.duration_since(*at) < self.period);
+                self.restarts.push(now);
                 if self.restarts.len() > self.intensity as usize {
+                    tracing::error!(
+                        supervisor = %ctx.pid(),
+                        child = %self.children[i].spec.id,
+                        "erlangen: a supervisor's child cannot be restarted; it shuts down"
+                    );
                     self.stop_from(ctx, 0);
                     ctx.exit(ExitReason::Shutdown);
                 }

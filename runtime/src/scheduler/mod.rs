@@ -96,6 +96,9 @@ pub(crate) struct Shared {
     /// returned value, a leftover message, a panic payload) that were
     /// caught and logged (containment.rs).
     pub(crate) contained_panics: AtomicU64,
+    /// When a full mailbox was last reported, and how many reports were
+    /// held back since (signal.rs `report_full`).
+    pub(crate) full_log: Mutex<(Option<std::time::Instant>, u64)>,
     /// The configuration the runtime was built with.
     pub(crate) config: Config,
     /// Agents spawned from outside the runtime.
@@ -145,6 +148,7 @@ impl Shared {
         Shared {
             id: directory::next_id(),
             contained_panics: AtomicU64::new(0),
+            full_log: Mutex::new((None, 0)),
             config,
             injector: Injector::new(),
             workers,

@@ -8,8 +8,10 @@
 //! (Erlangen bug 10).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::agent::AgentCell;
+use crate::config::FULL_MAILBOX_LOG_INTERVAL;
 use crate::error::Error;
 use crate::exit::{Down, ExitReason, ExitStatus};
 use crate::message::Message;
@@ -69,6 +71,7 @@ impl Shared {
         if cell.mailbox.push_from(slot) {
             self.wake(cell, from);
         } else {
+            self.report_full(cell);
             self.refuse(slot, cell.serial);
         }
     }
@@ -80,6 +83,37 @@ impl Shared {
         if let Some(refused) = slot.take() {
             self.drop_contained(refused, serial);
         }
+    }
+
+    /// A full mailbox is never silent: at most one warning a second per
+    /// runtime names the agent whose mailbox refused a message, with its
+    /// count of refusals and how many warnings were held back. (A dead
+    /// agent's refusals are Erlangen's silent send to a dead process.)
+    #[cold]
+    pub(crate) fn report_full(&self, cell: &AgentCell) {
+        if cell.mailbox.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let held = {
+            let mut log = lock(&self.full_log);
+            match log.0 {
+                Some(last) if now.duration_since(last) < FULL_MAILBOX_LOG_INTERVAL => {
+                    log.1 += 1;
+                    return;
+                }
+                _ => {
+                    log.0 = Some(now);
+                    std::mem::take(&mut log.1)
+                }
+            }
+        };
+        tracing::warn!(
+            agent = format_args!("<{:x}>", cell.serial),
+            dropped = cell.mailbox.dropped(),
+            held,
+            "erlangen: a full mailbox refused a message (Ctx::try_send reports it to the sender)"
+        );
     }
 
     /// Files a reply to a local caller's call `tag` and wakes it (reply.rs);
@@ -116,6 +150,7 @@ impl Shared {
                 Ok(())
             }
             Err(refused) => {
+                self.report_full(cell);
                 self.drop_contained(refused, cell.serial);
                 Err(Error::NotSent(
                     "the mailbox is full, or its agent has exited".to_owned(),
