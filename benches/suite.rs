@@ -52,6 +52,7 @@ const CASES: &[Case] = &[
     ("big_2w", big_2w),
     ("parallel_map", parallel_map),
     ("call_reply", call_reply),
+    ("gen_call", gen_call),
     ("mixed_load", mixed::mixed_load),
     ("dist_rtt", dist::dist_rtt),
     ("dist_oneway_1", dist::dist_oneway_1),
@@ -826,6 +827,64 @@ fn parallel_map(divisor: u64) {
 /// B10: 100 call/replies (`make_tag`, `reply`, `receive_reply`) on an empty
 /// mailbox, then behind 500,000 unrelated messages; and the same calls
 /// with `receive_match` behind them, for contrast.
+// ---- B12 a call to a server (gen_server:call) ----------------------------
+
+/// The server of B12: answers n with n + 1 (`erlangen::server`, as the
+/// Erlang side is a `gen_server`).
+struct Incr;
+
+impl erlangen::server::Server for Incr {
+    type Request = u64;
+    type Reply = u64;
+    type Cast = ();
+    fn handle_call(
+        &mut self,
+        _ctx: &Ctx,
+        n: u64,
+        _from: &erlangen::ReplyTo,
+    ) -> erlangen::server::Reply<u64> {
+        erlangen::server::Reply::Reply(n + 1)
+    }
+}
+
+fn gen_call(divisor: u64) {
+    const CALLS: u64 = 100;
+    let noise = 500_000 / divisor;
+    let rt = runtime_with_mailbox(1, 1 << 20);
+    rt.run(move |ctx| {
+        let server = erlangen::server::start_server(
+            ctx,
+            Incr,
+            erlangen::server::ServerOptions::new().link(),
+        )
+        .expect("the server starts");
+        let calls = |ctx: &mut Ctx| {
+            let started = Instant::now();
+            for n in 0..CALLS {
+                let answer = server
+                    .call(ctx, n, Duration::from_secs(60))
+                    .expect("a reply");
+                assert_eq!(answer, n + 1);
+            }
+            started.elapsed()
+        };
+        let empty = calls(ctx);
+        let me = ctx.pid();
+        for n in 0..noise {
+            ctx.send(&me, n as u32);
+        }
+        let loaded = calls(ctx);
+        assert_eq!(ctx.flush().len() as u64, noise, "the noise is untouched");
+        figure("B12 call", "empty", &[("per_call_ns", per(empty, CALLS))]);
+        figure(
+            "B12 call",
+            &format!("loaded noise={noise}"),
+            &[("per_call_ns", per(loaded, CALLS))],
+        );
+    })
+    .unwrap();
+}
+
 fn call_reply(divisor: u64) {
     const CALLS: u64 = 100;
     let noise = 500_000 / divisor;

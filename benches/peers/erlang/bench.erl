@@ -7,7 +7,9 @@
 %% Processes and their mailboxes, plain ! and receive. The number of
 %% schedulers is the runner's +S (1w = 1, 2w = 2).
 -module(bench).
+-behaviour(gen_server).
 -export([main/0, main/1, dist_ponger/1, dist_count/2, hibernated_wake/1]).
+-export([init/1, handle_call/3, handle_cast/2]).
 
 main() -> main([]).
 main(Args) ->
@@ -38,10 +40,33 @@ run("parked", Div) -> parked(Div);
 run("churn_" ++ _ = Case, Div) -> churn(Div, label(Case));
 run("chameneos_" ++ _ = Case, Div) -> chameneos(Div, label(Case));
 run("big_" ++ _ = Case, Div) -> big(Div, label(Case));
+run("gen_call", Div) -> gen_call(Div);
 run("dist_rtt", Div) -> with_peer(fun(Peer) -> dist_rtt(Peer, Div) end);
 run("dist_oneway_1", Div) -> with_peer(fun(Peer) -> dist_oneway(Peer, Div, 1) end);
 run("dist_oneway_8", Div) -> with_peer(fun(Peer) -> dist_oneway(Peer, Div, 8) end);
 run(Case, _) -> throw({dnf, "Erlang has no version of case " ++ Case ++ " (processes cannot be placed on schedulers)"}).
+
+%% B12: gen_server:call to a gen_server (this module's callbacks), on an
+%% empty mailbox and behind 500,000 unrelated messages in the caller's.
+gen_call(Div) ->
+    Calls = 100,
+    Noise = 500000 div Div,
+    {ok, Server} = gen_server:start_link(?MODULE, [], []),
+    Empty = time_calls(Server, Calls),
+    Self = self(),
+    lists:foreach(fun(N) -> Self ! N end, lists:seq(1, Noise)),
+    Loaded = time_calls(Server, Calls),
+    io:format("B12 call empty per_call_ns=~s~n", [per(Empty, Calls)]),
+    io:format("B12 call loaded noise=~b per_call_ns=~s~n", [Noise, per(Loaded, Calls)]).
+
+time_calls(Server, Calls) ->
+    T0 = now_ns(),
+    lists:foreach(fun(N) -> N1 = N + 1, N1 = gen_server:call(Server, N) end, lists:seq(1, Calls)),
+    now_ns() - T0.
+
+init([]) -> {ok, nostate}.
+handle_call(N, _From, State) -> {reply, N + 1, State}.
+handle_cast(_Request, State) -> {noreply, State}.
 
 ping_pong(Div, Label) ->
     Rounds = 1000000 div Div,
