@@ -824,9 +824,6 @@ fn parallel_map(divisor: u64) {
     );
 }
 
-/// B10: 100 call/replies (`make_tag`, `reply`, `receive_reply`) on an empty
-/// mailbox, then behind 500,000 unrelated messages; and the same calls
-/// with `receive_match` behind them, for contrast.
 // ---- B12 a call to a server (gen_server:call) ----------------------------
 
 /// The server of B12: answers n with n + 1 (`erlangen::server`, as the
@@ -885,6 +882,9 @@ fn gen_call(divisor: u64) {
     .unwrap();
 }
 
+/// B10: 100 call/replies (`make_tag`, `reply`, `receive_reply`) on an empty
+/// mailbox, then behind 500,000 unrelated messages; and the same calls
+/// with `receive_match` behind them, for contrast.
 fn call_reply(divisor: u64) {
     const CALLS: u64 = 100;
     let noise = 500_000 / divisor;
