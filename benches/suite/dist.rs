@@ -4,7 +4,9 @@
 //!
 //! * `dist_rtt`: round trips to an incrementer on the peer;
 //! * `dist_oneway_1`, `dist_oneway_8`: 64-byte messages from 1 or 8 senders
-//!   to a counter on the peer, until it has them all.
+//!   to a counter on the peer, until it has them all;
+//! * `dist_call` (B12 across nodes): `Ctx::call` to a server on the peer,
+//!   on an empty mailbox and behind 500,000 unrelated messages.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -27,12 +29,21 @@ fn types() -> Types {
         .into_parts()
         .0
         .register::<Count>("bench/count")
+        .register_call::<u64>("bench/call")
 }
 
 fn functions() -> Functions {
     Kernel::standard()
         .into_parts()
         .1
+        // Answers every `Call<u64>` n with n + 1.
+        .register("call_server", |ctx: &mut Ctx, (): ()| loop {
+            let call = ctx
+                .receive()
+                .downcast::<erlangen::Call<u64>>()
+                .expect("a call");
+            ctx.reply(&call.from, call.request + 1);
+        })
         .register("count", |ctx: &mut Ctx, (n, reply_to): Count| {
             for _ in 0..n {
                 ctx.receive();
@@ -97,6 +108,58 @@ fn with_peer(measure: impl FnOnce(&Runtime, Arc<Node>, NodeName)) {
     measure(&rt, Arc::new(node), peer);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+pub(crate) fn dist_call(divisor: u64) {
+    let calls = 2_000 / divisor;
+    let noise = 500_000 / divisor;
+    with_peer(|rt, node, peer| {
+        let (empty, loaded) = rt
+            .run(move |ctx| {
+                let server = node
+                    .spawn(ctx, &peer, "call_server", (), SpawnOptions::new())
+                    .expect("remote spawn");
+                let me = ctx.pid();
+                // The caller holds the noise: its mailbox is made for it.
+                let caller = SpawnOptions::new().mailbox_len(1 << 20);
+                ctx.spawn_with(caller, move |ctx| {
+                    let timed = |ctx: &mut Ctx| {
+                        ctx.call(&server, 0u64, Duration::from_secs(60))
+                            .expect("a warm-up reply");
+                        let started = Instant::now();
+                        for n in 0..calls {
+                            let answer = ctx
+                                .call(&server, n, Duration::from_secs(60))
+                                .expect("a reply")
+                                .downcast::<u64>()
+                                .expect("a number");
+                            assert_eq!(answer, n + 1);
+                        }
+                        started.elapsed()
+                    };
+                    let empty = timed(ctx);
+                    let own = ctx.pid();
+                    for n in 0..noise {
+                        ctx.send(&own, n as u32);
+                    }
+                    let loaded = timed(ctx);
+                    assert_eq!(ctx.flush().len() as u64, noise, "the noise is untouched");
+                    ctx.send(&me, (empty, loaded));
+                })
+                .expect("the caller starts");
+                ctx.receive_timeout(Duration::from_secs(300))
+                    .expect("the caller reports")
+                    .downcast::<(Duration, Duration)>()
+                    .expect("two durations")
+            })
+            .expect("the driver runs");
+        let per = |d: Duration| d.as_secs_f64() * 1e9 / calls as f64;
+        println!("B12 call remote empty per_call_ns={:.1}", per(empty));
+        println!(
+            "B12 call remote loaded noise={noise} per_call_ns={:.1}",
+            per(loaded)
+        );
+    });
 }
 
 pub(crate) fn dist_rtt(divisor: u64) {

@@ -42,6 +42,7 @@ run("chameneos_" ++ _ = Case, Div) -> chameneos(Div, label(Case));
 run("big_" ++ _ = Case, Div) -> big(Div, label(Case));
 run("gen_call", Div) -> gen_call(Div);
 run("dist_rtt", Div) -> with_peer(fun(Peer) -> dist_rtt(Peer, Div) end);
+run("dist_call", Div) -> with_peer(fun(Peer) -> dist_call(Peer, Div) end);
 run("dist_oneway_1", Div) -> with_peer(fun(Peer) -> dist_oneway(Peer, Div, 1) end);
 run("dist_oneway_8", Div) -> with_peer(fun(Peer) -> dist_oneway(Peer, Div, 8) end);
 run(Case, _) -> throw({dnf, "Erlang has no version of case " ++ Case ++ " (processes cannot be placed on schedulers)"}).
@@ -63,6 +64,20 @@ time_calls(Server, Calls) ->
     T0 = now_ns(),
     lists:foreach(fun(N) -> N1 = N + 1, N1 = gen_server:call(Server, N) end, lists:seq(1, Calls)),
     now_ns() - T0.
+
+%% B12 across nodes: gen_server:call to a gen_server on the peer node.
+dist_call(Peer, Div) ->
+    Calls = 2000 div Div,
+    Noise = 500000 div Div,
+    {ok, Server} = rpc:call(Peer, gen_server, start, [?MODULE, [], []]),
+    1 = gen_server:call(Server, 0),
+    Empty = time_calls(Server, Calls),
+    Self = self(),
+    lists:foreach(fun(N) -> Self ! N end, lists:seq(1, Noise)),
+    1 = gen_server:call(Server, 0),
+    Loaded = time_calls(Server, Calls),
+    io:format("B12 call remote empty per_call_ns=~s~n", [per(Empty, Calls)]),
+    io:format("B12 call remote loaded noise=~b per_call_ns=~s~n", [Noise, per(Loaded, Calls)]).
 
 init([]) -> {ok, nostate}.
 handle_call(N, _From, State) -> {reply, N + 1, State}.
