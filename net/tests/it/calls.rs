@@ -135,3 +135,79 @@ fn a_remote_watchers_exit_leaves_the_watched_agent_alive_and_a_watch_sees_its_en
         Some("asked to")
     );
 }
+
+#[test]
+fn a_supervised_child_on_a_lost_node_exits_with_noconnection_and_is_restarted_elsewhere() {
+    use erlangen_runtime::supervisor::{
+        start_supervisor, ChildInfo, ChildSpec, Restart, Strategy, SupervisorRequest,
+        SupervisorSpec,
+    };
+    use erlangen_runtime::Ctx;
+    let mapper = port_mapper();
+    let (rt, node) = node(&mapper, &unique("supervisor"));
+    let child = ChildNode::start(&mapper, &unique("host"));
+    let b = child.name.clone();
+    let os_pid = child.os_pid();
+    let node = std::sync::Arc::new(node);
+    let (first, second, local_after) = rt
+        .run(move |ctx| {
+            // The child runs on the other node while it is reachable, and
+            // here once it is not (a start function may choose).
+            let spec = SupervisorSpec::new(Strategy::OneForOne)
+                .intensity(5, Duration::from_secs(60))
+                .child(
+                    ChildSpec::new("worker", move |ctx: &Ctx| {
+                        match node.spawn(ctx, &b, "wait", (), SpawnOptions::new()) {
+                            Ok(pid) => Ok(pid),
+                            Err(_) => Ok(ctx.spawn(|ctx| {
+                                ctx.receive();
+                            })),
+                        }
+                    })
+                    .restart(Restart::Transient),
+                );
+            let sup = start_supervisor(ctx, spec).unwrap();
+            let worker = |ctx: &Ctx| {
+                ctx.call(&sup, SupervisorRequest::WhichChildren, HANG_GUARD)
+                    .unwrap()
+                    .downcast::<Vec<ChildInfo>>()
+                    .unwrap()
+                    .remove(0)
+                    .pid
+            };
+            let first = worker(ctx).expect("running");
+            let watch = ctx.watch(&first).unwrap();
+            // SAFETY: kill(2) on the child process we started.
+            unsafe { libc::kill(os_pid, libc::SIGKILL) };
+            let down = ctx
+                .receive_match_timeout(|m| m.downcast_ref::<WatchDown>().is_some(), HANG_GUARD)
+                .unwrap()
+                .downcast::<WatchDown>()
+                .unwrap();
+            assert_eq!(down.watch, watch);
+            assert!(
+                matches!(down.status, ExitStatus::Exit(ExitReason::NoConnection)),
+                "{:?}",
+                down.status
+            );
+            // noconnection is an abnormal exit: the transient child is
+            // restarted, here this time.
+            let start = std::time::Instant::now();
+            let second = loop {
+                match worker(ctx) {
+                    Some(pid) if pid != first => break pid,
+                    _ => {
+                        assert!(start.elapsed() < HANG_GUARD, "the child is restarted");
+                        ctx.sleep(Duration::from_millis(5));
+                    }
+                }
+            };
+            (first.is_remote(), second.clone(), !second.is_remote())
+        })
+        .unwrap();
+    assert!(first, "the child ran on the other node");
+    assert!(
+        local_after,
+        "and was restarted here after the loss: {second}"
+    );
+}
