@@ -95,6 +95,27 @@ pub(crate) const STEAL_BATCH_LEN_MAX: usize = 32;
 /// Longest name accepted by the registry, in bytes.
 pub(crate) const NAME_LEN_MAX_BYTES: usize = 255;
 
+// ---- supervisors (supervisor.rs) and servers (server.rs) ----
+
+/// OTP's default shutdown timeout for a worker child.
+pub const SHUTDOWN_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+
+/// OTP's default restart intensity: at most this many restarts…
+pub const INTENSITY_DEFAULT: u32 = 1;
+
+/// …within this period.
+pub const PERIOD_DEFAULT: Duration = Duration::from_secs(5);
+
+/// How long `supervisor::start_supervisor` waits for the children's start functions.
+pub const SUPERVISOR_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A server's default mailbox capacity, in messages (an agent's default is
+/// 64: a server is called by many).
+pub const SERVER_MAILBOX_LEN_DEFAULT: usize = 65_536;
+
+/// How long `server::start_server` waits for `init`.
+pub const SERVER_INIT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Least time between two warnings about full mailboxes, per runtime (the
 /// ones in between are counted and reported with the next).
 pub(crate) const FULL_MAILBOX_LOG_INTERVAL: Duration = Duration::from_secs(1);

@@ -41,12 +41,7 @@ use crate::reply::{Call, CallError, Cast, ReplyTo};
 use crate::spawn::SpawnOptions;
 use crate::supervisor::ShutdownRequest;
 
-/// A server's default mailbox capacity, in messages (an agent's default is
-/// 64: a server is called by many).
-pub const SERVER_MAILBOX_LEN_DEFAULT: usize = 65_536;
-
-/// How long `start_server` waits for `init`.
-pub const INIT_TIMEOUT: Duration = Duration::from_secs(60);
+pub use crate::config::{SERVER_INIT_TIMEOUT, SERVER_MAILBOX_LEN_DEFAULT};
 
 /// What `handle_call` does with a call.
 #[derive(Debug)]
@@ -261,7 +256,7 @@ pub fn start_server<S: Server>(
                     || m.downcast_ref::<crate::watch::WatchDown>()
                         .is_some_and(|d| d.watch == watch)
             },
-            INIT_TIMEOUT,
+            SERVER_INIT_TIMEOUT,
         )
         .map_err(|_| Error::InvalidConfig("the server's init did not finish".to_owned()));
     ctx.unwatch(&watch);

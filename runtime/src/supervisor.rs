@@ -138,17 +138,9 @@ impl ChildSpec {
     }
 }
 
-/// OTP's default shutdown timeout for a worker child.
-pub const SHUTDOWN_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
-
-/// OTP's default restart intensity: at most this many restarts…
-pub const INTENSITY_DEFAULT: u32 = 1;
-
-/// …within this period.
-pub const PERIOD_DEFAULT: Duration = Duration::from_secs(5);
-
-/// How long `start_supervisor` waits for the children's start functions.
-pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+pub use crate::config::{
+    INTENSITY_DEFAULT, PERIOD_DEFAULT, SHUTDOWN_TIMEOUT_DEFAULT, SUPERVISOR_START_TIMEOUT,
+};
 
 /// A supervisor's children and policy.
 #[derive(Clone, Debug)]
@@ -287,7 +279,7 @@ pub fn start_supervisor(ctx: &Ctx, spec: SupervisorSpec) -> Result<Pid, Error> {
                 m.downcast_ref::<SupervisorStarted>().is_some()
                     || m.downcast_ref::<Down>().is_some_and(|d| d.pid == sup)
             },
-            START_TIMEOUT,
+            SUPERVISOR_START_TIMEOUT,
         )
         .map_err(|_| Error::InvalidConfig("the supervisor's children did not start".to_owned()))?;
     match reply.downcast::<SupervisorStarted>() {
