@@ -27,7 +27,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use erlangen_runtime::{Ctx, Down, ExitReason, Runtime, SpawnOptions};
+use std::sync::Arc;
+
+use erlangen_runtime::{Ctx, Down, ExitReason, Pid, Runtime, SpawnOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::functions::Functions;
@@ -74,10 +76,24 @@ pub struct Increment {
 /// let kernel = erlangen_net::Kernel::standard();
 /// assert!(kernel.function_names().contains(&"parallel-map/f64".to_owned()));
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Kernel {
     types: Types,
     functions: Functions,
+    boot: Option<BootFn>,
+}
+
+/// What a kernel runs at boot ([`Kernel::on_boot`]).
+pub type BootFn = Arc<dyn Fn(&mut Ctx, &Arc<Node>) + Send + Sync>;
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("types", &self.types)
+            .field("functions", &self.functions)
+            .field("boot", &self.boot.is_some())
+            .finish()
+    }
 }
 
 impl Kernel {
@@ -94,7 +110,45 @@ impl Kernel {
         Kernel {
             types: standard_types(),
             functions: standard_functions(),
+            boot: None,
         }
+    }
+
+    /// Runs `boot` at start, in an agent of its own, once the node is up:
+    /// what the kernel hosts from the start (a supervisor tree, a
+    /// registered server). The agent then stays until the kernel stops, so
+    /// what it started under Erlangen's monitor (`start_supervisor`) lives
+    /// as long as the kernel.
+    ///
+    /// ```
+    /// let kernel = erlangen_net::Kernel::standard().on_boot(|ctx, _node| {
+    ///     let server = ctx.spawn(|ctx| loop { ctx.receive(); });
+    ///     ctx.register_pid("booted", &server).unwrap();
+    /// });
+    /// assert!(format!("{kernel:?}").contains("boot: true"));
+    /// ```
+    pub fn on_boot(
+        mut self,
+        boot: impl Fn(&mut Ctx, &Arc<Node>) + Send + Sync + 'static,
+    ) -> Kernel {
+        self.boot = Some(Arc::new(boot));
+        self
+    }
+
+    /// Starts the boot agent ([`Kernel::on_boot`]) for `node` on `runtime`,
+    /// as `main` does once the node is up; for a kernel embedded in a
+    /// program of one's own. `None` if there is no boot function.
+    pub fn boot(&self, runtime: &Runtime, node: &Arc<Node>) -> Option<Pid> {
+        let boot = self.boot.clone()?;
+        let node = node.clone();
+        Some(runtime.spawn(move |ctx| {
+            boot(ctx, &node);
+            // Stay: what the boot function started under this agent's
+            // monitors lives as long as the kernel.
+            loop {
+                ctx.receive();
+            }
+        }))
     }
 
     /// Adds types: `kernel.types(|t| t.register::<MyMessage>("my/message"))`.
@@ -209,6 +263,7 @@ impl Kernel {
             signal_hook::consts::SIGTERM,
         ])
         .map_err(|e| format!("cannot handle signals: {e}"))?;
+        let boot = self.boot.clone();
         let node = Node::builder(&args.name)
             .host(&args.host)
             .cookie(&cookie)
@@ -217,6 +272,15 @@ impl Kernel {
             .functions(self.functions)
             .start(&runtime)
             .map_err(|e| e.to_string())?;
+        let node = Arc::new(node);
+        let booted = Kernel {
+            boot,
+            ..Kernel::default()
+        }
+        .boot(&runtime, &node);
+        if booted.is_some() {
+            tracing::info!(node = %node.name(), "erlangen-kernel: boot agent started");
+        }
         println!(
             "erlangen-kernel: node {} listening on {} (port mapper {port_mapper}); \
              SIGINT or SIGTERM stops it",
@@ -226,7 +290,9 @@ impl Kernel {
         let mut signals = signals;
         let _ = signals.forever().next();
         tracing::info!(node = %node.name(), "stopping");
-        node.stop();
+        // The node stops when its last handle goes: ours here, the boot
+        // agent's when the runtime unwinds it.
+        drop(node);
         drop(runtime);
         if let Some(daemon) = embedded {
             let _ = daemon.stop();

@@ -468,3 +468,55 @@ fn a_node_registers_again_after_its_port_mapper_restarts_and_unregisters_when_st
     }
     drop(restarted);
 }
+
+#[test]
+fn a_kernels_boot_function_starts_a_server_that_lives_with_the_kernel() {
+    use erlangen_runtime::server::{start_server, Reply, Server, ServerOptions, ServerRef};
+    use erlangen_runtime::{Ctx, ReplyTo};
+    struct Incr;
+    impl Server for Incr {
+        type Request = u64;
+        type Reply = u64;
+        type Cast = ();
+        fn handle_call(&mut self, _ctx: &Ctx, n: u64, _from: &ReplyTo) -> Reply<u64> {
+            Reply::Reply(n + 1)
+        }
+    }
+    let mapper = port_mapper();
+    let kernel = erlangen_net::Kernel::standard().on_boot(|ctx, _node| {
+        start_server(ctx, Incr, ServerOptions::new().name("booted")).expect("it starts");
+    });
+    let rt = erlangen_runtime::Runtime::builder()
+        .workers(1)
+        .build()
+        .unwrap();
+    let (types, functions) = kernel.clone().into_parts();
+    let kernel_node = std::sync::Arc::new(
+        Node::builder(&unique("kernel"))
+            .cookie(COOKIE)
+            .port_mapper(mapper.local_addr())
+            .types(types)
+            .functions(functions)
+            .start(&rt)
+            .unwrap(),
+    );
+    let boot = kernel.boot(&rt, &kernel_node).expect("a boot agent");
+    let answer = rt
+        .run(move |ctx| {
+            let start = std::time::Instant::now();
+            let pid = loop {
+                if let Some(pid) = ctx.whereis("booted") {
+                    break pid;
+                }
+                assert!(start.elapsed() < HANG_GUARD, "the boot function ran");
+                ctx.sleep(Duration::from_millis(1));
+            };
+            // The boot agent stays, so the server it started stays.
+            assert!(ctx.agents().contains(&boot));
+            ServerRef::<Incr>::from_pid(pid)
+                .call(ctx, 41, HANG_GUARD)
+                .unwrap()
+        })
+        .unwrap();
+    assert_eq!(answer, 42);
+}
