@@ -1,0 +1,548 @@
+//! Packets both ways: commands made packets (messages, replies, signals,
+//! spawns) and packets delivered to the runtime, with remote spawns and
+//! their replies.
+
+use std::sync::atomic::Ordering;
+
+use erlangen_runtime::{ExitReason, Message, Pid, RemoteSignal, SpawnOptions};
+use mio::Token;
+
+use crate::config::ERROR_TEXT_BYTES_MAX;
+use crate::node::{SpawnResult, Target};
+use crate::wire::{Packet, WireAttach, WireMessage, WireSignal};
+use crate::{pid, wire};
+
+use super::{Command, EventLoop, LOGGED_TYPES_MAX};
+
+impl EventLoop {
+    /// Appends a command's packet to `token`'s write buffer.
+    pub(super) fn send_on(&mut self, token: Token, command: Command) {
+        self.settle(&command);
+        self.record_outbound_edge(&command);
+        let Some(connection) = self.connections.get(&token) else {
+            return;
+        };
+        let incarnation = connection.peer_incarnation;
+        let packet = {
+            let _context = pid::enter(&self.shared);
+            self.packet_of(command, incarnation, token)
+        };
+        let Some(packet) = packet else {
+            return;
+        };
+        // Encoded straight into the write buffer (no body allocation per
+        // packet).
+        if let Err(error) = self.write_packet(token, &packet) {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            if let Some(held) = self.log.allow("unwritable-packet") {
+                tracing::warn!(%error, held, "erlangen: cannot write a packet; dropped");
+            }
+        }
+    }
+
+    /// The packet for a command (on the loop, in the codec's context), or
+    /// `None` if it is dropped (stale incarnation, unregistered type).
+    pub(super) fn packet_of(
+        &mut self,
+        command: Command,
+        incarnation: u64,
+        token: Token,
+    ) -> Option<Packet> {
+        match command {
+            Command::Send { to, message } => {
+                if to.incarnation != incarnation {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+                let message = self.wire_message(message, token)?;
+                Some(Packet::Message {
+                    to: to.serial,
+                    message,
+                })
+            }
+            Command::SendNamed { name, message, .. } => {
+                let message = self.wire_message(message, token)?;
+                Some(Packet::Named { name, message })
+            }
+            Command::Signal { from, to, signal } => {
+                if to.incarnation != incarnation {
+                    self.answer_stale(from.as_ref(), &to, &signal);
+                    return None;
+                }
+                let from_id = from.as_ref().and_then(|pid| self.shared.id_of(pid));
+                Some(Packet::Signal {
+                    from: from_id,
+                    to: to.serial,
+                    signal: self.wire_signal(&signal)?,
+                })
+            }
+            Command::Reply { to, tag, message } => {
+                if to.incarnation != incarnation {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+                let message = self.wire_message(message, token)?;
+                Some(Packet::Reply {
+                    to: to.serial,
+                    tag,
+                    message,
+                })
+            }
+            Command::Spawn {
+                node,
+                request,
+                parent,
+                attach,
+                function,
+                args,
+                mailbox_len,
+            } => {
+                let args = match args() {
+                    Ok(args) => args,
+                    Err(error) => {
+                        self.spawn_failed(
+                            &parent,
+                            request,
+                            format!("cannot encode the arguments: {error}"),
+                        );
+                        return None;
+                    }
+                };
+                let Some(parent_id) = self.shared.id_of(&parent) else {
+                    self.spawn_failed(
+                        &parent,
+                        request,
+                        "the caller is not an agent of this node's runtime".to_owned(),
+                    );
+                    return None;
+                };
+                self.spawns.insert(request, (node, parent, attach));
+                Some(Packet::Spawn {
+                    request,
+                    parent: parent_id,
+                    attach,
+                    function,
+                    args,
+                    mailbox_len,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// A message's wire form, if the peer announced its type with the
+    /// same fingerprint.
+    pub(super) fn wire_message(
+        &mut self,
+        message: WireMessage,
+        token: Token,
+    ) -> Option<WireMessage> {
+        let name = &message.type_name;
+        let theirs = self
+            .connections
+            .get(&token)
+            .and_then(|c| c.peer_types.get(name));
+        if theirs.is_some() && theirs.copied() == self.shared.types.fingerprint(name) {
+            return Some(message);
+        }
+        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        if self.logged_types.len() < LOGGED_TYPES_MAX && self.logged_types.insert(name.clone()) {
+            tracing::warn!(type_name = %name, "erlangen: a message type not registered for distribution on both nodes was dropped (logged once per type)");
+        }
+        None
+    }
+
+    /// A signal's wire form (`None` for a kind this protocol does not
+    /// carry: dropped, never sent as something else).
+    pub(super) fn wire_signal(&self, signal: &RemoteSignal) -> Option<WireSignal> {
+        let types = &self.shared.types;
+        Some(match signal {
+            RemoteSignal::Link => WireSignal::Link,
+            RemoteSignal::Monitor => WireSignal::Monitor,
+            RemoteSignal::Unlink => WireSignal::Unlink,
+            RemoteSignal::Kill(reason) => WireSignal::Kill(types.encode_reason(reason)),
+            RemoteSignal::EdgeExit(reason) => WireSignal::EdgeExit(types.encode_reason(reason)),
+            RemoteSignal::Down(status) => WireSignal::Down(types.encode_status(status)),
+            RemoteSignal::Watch { id } => WireSignal::Watch(*id),
+            RemoteSignal::Unwatch { id } => WireSignal::Unwatch(*id),
+            RemoteSignal::WatchDown { id, status } => {
+                WireSignal::WatchDown(*id, types.encode_status(status))
+            }
+            _ => return None,
+        })
+    }
+
+    /// A command for our own node: only ids of ours that did not resolve
+    /// to a live agent when they came back (stale ones) get here.
+    pub(super) fn deliver_here(&mut self, command: Command) {
+        self.settle(&command);
+        match command {
+            // Stale ids of ours (a live one resolves before it is sent), or
+            // names here (`Node::send_named` delivers those itself): count.
+            Command::Send { .. } | Command::SendNamed { .. } => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Command::Signal { from, to, signal } => match (self.own(&to), signal) {
+                (Some(target), RemoteSignal::Kill(reason)) => {
+                    self.shared.runtime.kill(&target, reason);
+                }
+                // A link, monitor or edge signal by an id of ours that did
+                // not resolve to a live agent: `noproc` for a link or monitor.
+                (_, signal) => self.answer_stale(from.as_ref(), &to, &signal),
+            },
+            Command::Spawn {
+                parent, request, ..
+            } => {
+                self.spawn_failed(
+                    &parent,
+                    request,
+                    "spawn on the own node: use ctx.spawn".to_owned(),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn own(&self, to: &Target) -> Option<Pid> {
+        (to.incarnation == self.shared.incarnation)
+            .then(|| self.shared.local(to.serial))
+            .flatten()
+    }
+
+    /// A packet from an established connection.
+    pub(super) fn on_packet(&mut self, token: Token, packet: Packet) -> Result<(), String> {
+        let peer = self
+            .connections
+            .get(&token)
+            .and_then(|c| c.peer.clone())
+            .ok_or("gone")?;
+        match packet {
+            Packet::Message { to, message } => {
+                if let Some(message) = self.decode_message(&message) {
+                    match self.shared.local(to) {
+                        Some(pid) => self.shared.runtime.send(&pid, message),
+                        None => {
+                            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            Packet::Named { name, message } => {
+                if let Some(message) = self.decode_message(&message) {
+                    match self.shared.runtime.whereis(&name) {
+                        Some(pid) => self.shared.runtime.send(&pid, message),
+                        None => {
+                            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            Packet::Signal { from, to, signal } => self.on_signal(&peer, from, to, signal)?,
+            Packet::Spawn {
+                request,
+                parent,
+                attach,
+                function,
+                args,
+                mailbox_len,
+            } => {
+                self.on_spawn(
+                    token,
+                    &peer,
+                    request,
+                    parent,
+                    attach,
+                    &function,
+                    &args,
+                    mailbox_len,
+                );
+            }
+            Packet::SpawnReply {
+                request,
+                parent: _,
+                result,
+            } => self.on_spawn_reply(token, request, result),
+            Packet::Reply { to, tag, message } => {
+                if let Some(message) = self.decode_message(&message) {
+                    match self.shared.local(to) {
+                        Some(pid) => {
+                            let tag = erlangen_runtime::Tag::from_id(tag);
+                            self.shared.runtime.reply(&pid, tag, message);
+                        }
+                        None => {
+                            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A message from its wire form; one that does not decode here (an
+    /// unknown type, or a value past `VALUE_DECODE_BYTES_MAX`) is dropped
+    /// and counted, and its connection stays up: the frame around it was
+    /// sound.
+    pub(super) fn decode_message(&mut self, wire: &WireMessage) -> Option<Message> {
+        let decoded = {
+            let _context = pid::enter(&self.shared);
+            self.shared.types.decode_message(wire)
+        };
+        match decoded {
+            Ok(message) => Some(message),
+            Err(error) => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Some(held) = self.log.allow("undecodable-message") {
+                    let type_name = wire::bounded_text(wire.type_name.clone(), 256);
+                    tracing::warn!(%type_name, %error, held, "erlangen: a message that does not decode was dropped");
+                }
+                None
+            }
+        }
+    }
+
+    pub(super) fn on_signal(
+        &mut self,
+        peer: &str,
+        from: Option<crate::id::AgentId>,
+        to: u64,
+        signal: WireSignal,
+    ) -> Result<(), String> {
+        let types = &self.shared.types;
+        let signal = match signal {
+            WireSignal::Link => RemoteSignal::Link,
+            WireSignal::Monitor => RemoteSignal::Monitor,
+            WireSignal::Unlink => RemoteSignal::Unlink,
+            WireSignal::Kill(reason) => {
+                RemoteSignal::Kill(types.decode_reason(&reason).map_err(|e| e.to_string())?)
+            }
+            WireSignal::EdgeExit(reason) => {
+                RemoteSignal::EdgeExit(types.decode_reason(&reason).map_err(|e| e.to_string())?)
+            }
+            WireSignal::Down(status) => {
+                RemoteSignal::Down(types.decode_status(&status).map_err(|e| e.to_string())?)
+            }
+            WireSignal::Watch(id) => RemoteSignal::Watch { id },
+            WireSignal::Unwatch(id) => RemoteSignal::Unwatch { id },
+            WireSignal::WatchDown(id, status) => RemoteSignal::WatchDown {
+                id,
+                status: types.decode_status(&status).map_err(|e| e.to_string())?,
+            },
+        };
+        let from = match from {
+            Some(id) if id.node.to_string() == peer => Some(self.shared.pid_of(&id)),
+            Some(_) => return Err("a signal from an agent of another node".to_owned()),
+            None => None,
+        };
+        let target = self.shared.local(to);
+        match (target, from) {
+            (Some(target), Some(from)) => {
+                self.record_edge(peer, &target, &from, &signal, false);
+                self.record_watch(peer, &target, &from, &signal, false);
+                self.shared.runtime.signal(&from, &target, signal);
+            }
+            (Some(target), None) => {
+                if let RemoteSignal::Kill(reason) = signal {
+                    self.shared.runtime.kill(&target, reason);
+                }
+            }
+            (None, Some(from)) => {
+                // The target is gone: a link or monitor gets noproc.
+                if let (Some(answer), Some(remote)) = (signal.noproc_answer(), from.as_remote()) {
+                    self.reply_from_serial(peer, to, Target::of(remote), &answer);
+                }
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Sends `signal` to `to` as from our (missing) agent `serial`.
+    pub(super) fn reply_from_serial(
+        &mut self,
+        peer: &str,
+        serial: u64,
+        to: Target,
+        signal: &RemoteSignal,
+    ) {
+        let Some(&token) = self.up.get(peer) else {
+            return;
+        };
+        let Some(signal) = self.wire_signal(signal) else {
+            return;
+        };
+        let packet = Packet::Signal {
+            from: Some(crate::id::AgentId {
+                node: self.shared.name.clone(),
+                incarnation: self.shared.incarnation,
+                serial,
+            }),
+            to: to.serial,
+            signal,
+        };
+        let _ = self.write_packet(token, &packet);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_spawn(
+        &mut self,
+        token: Token,
+        peer: &str,
+        request: u64,
+        parent: crate::id::AgentId,
+        attach: WireAttach,
+        function: &str,
+        args: &[u8],
+        mailbox_len: Option<u32>,
+    ) {
+        let parent_pid = self.shared.pid_of(&parent);
+        let mut options = SpawnOptions::new().attach(match attach {
+            WireAttach::None => None,
+            WireAttach::Link => Some(erlangen_runtime::Attach::Link),
+            WireAttach::Monitor => Some(erlangen_runtime::Attach::Monitor),
+        });
+        if let Some(len) = mailbox_len {
+            options = options.mailbox_len(len as usize);
+        }
+        let started = {
+            let _context = pid::enter(&self.shared);
+            self.shared.functions.start(
+                function,
+                &self.shared.runtime,
+                args,
+                options,
+                (attach != WireAttach::None).then_some(&parent_pid),
+                &mut |_| {},
+            )
+        };
+        let result = match started {
+            Ok(child) => {
+                let id = self
+                    .shared
+                    .id_of(&child)
+                    .expect("spawned on this node's runtime");
+                if attach != WireAttach::None {
+                    self.remember_edge(peer, &child, &parent_pid, false);
+                }
+                Ok(id.serial)
+            }
+            Err(why) => Err(why),
+        };
+        let packet = Packet::SpawnReply {
+            request,
+            parent: parent.serial,
+            result: result.map_err(|why| wire::bounded_text(why, ERROR_TEXT_BYTES_MAX)),
+        };
+        if let Err(error) = self.write_packet(token, &packet) {
+            tracing::warn!(%error, "erlangen: cannot write a spawn reply");
+        }
+    }
+
+    /// A spawn's caller gave up waiting (`Command::CancelSpawn`): fail the
+    /// request if it is still pending here, whether written or waiting for
+    /// its node. Its caller then finds exactly one answer.
+    pub(super) fn cancel_spawn(&mut self, request: u64) {
+        const WHY: &str = "timed out waiting for the node's answer";
+        if let Some((_, parent, _)) = self.spawns.remove(&request) {
+            self.spawn_failed(&parent, request, WHY.to_owned());
+            return;
+        }
+        for waiting in self.waiting.values_mut() {
+            let at = waiting.iter().position(
+                |command| matches!(command, Command::Spawn { request: r, .. } if *r == request),
+            );
+            if let Some(Command::Spawn { parent, .. }) = at.and_then(|at| waiting.remove(at)) {
+                self.spawn_failed(&parent, request, WHY.to_owned());
+                return;
+            }
+        }
+    }
+
+    pub(super) fn on_spawn_reply(
+        &mut self,
+        token: Token,
+        request: u64,
+        result: Result<u64, String>,
+    ) {
+        let Some((node, parent, attach)) = self.spawns.remove(&request) else {
+            // Its caller gave up: a child started after all must not live
+            // on unseen.
+            if let (Ok(serial), Some(connection)) = (result, self.connections.get(&token)) {
+                let target = Target {
+                    node: connection.peer.clone().unwrap_or_default(),
+                    incarnation: connection.peer_incarnation,
+                    serial,
+                };
+                let command = Command::Signal {
+                    from: None,
+                    to: target,
+                    signal: RemoteSignal::Kill(ExitReason::other(
+                        "its remote spawn was cancelled by the caller",
+                    )),
+                };
+                self.send_on(token, command);
+            }
+            return;
+        };
+        let incarnation = self
+            .connections
+            .get(&token)
+            .map_or(0, |c| c.peer_incarnation);
+        let result = result.map(|serial| {
+            let target = Target {
+                node: node.clone(),
+                incarnation,
+                serial,
+            };
+            let child = self.remote_pid(&target);
+            if attach != WireAttach::None {
+                if self.shared.runtime.attach_half(&parent, &child) {
+                    let down = attach == WireAttach::Monitor;
+                    self.remember_edge(&node, &parent, &child, down);
+                } else {
+                    // The caller died meanwhile: its death kills the child.
+                    let command = Command::Signal {
+                        from: Some(parent.clone()),
+                        to: target,
+                        signal: RemoteSignal::EdgeExit(ExitReason::NoProc),
+                    };
+                    self.send_on(token, command);
+                }
+            }
+            child
+        });
+        self.shared
+            .runtime
+            .send(&parent, Message::new(SpawnResult { request, result }));
+    }
+
+    pub(super) fn spawn_failed(&self, parent: &Pid, request: u64, why: String) {
+        self.shared.runtime.send(
+            parent,
+            Message::new(SpawnResult {
+                request,
+                result: Err(why),
+            }),
+        );
+    }
+
+    /// A command leaves the backlog (written, delivered here, or dropped).
+    pub(super) fn settle(&self, command: &Command) {
+        if command.is_backlog() {
+            self.shared.backlog_commands.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn drop_command(&mut self, command: Command, why: &str) {
+        self.settle(&command);
+        match command {
+            Command::Spawn {
+                parent, request, ..
+            } => self.spawn_failed(&parent, request, why.to_owned()),
+            Command::Send { .. } | Command::SendNamed { .. } => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+}
