@@ -16,6 +16,7 @@ its last line of error output.
 """
 
 import argparse
+import glob
 import datetime
 import json
 import os
@@ -112,6 +113,45 @@ def go_tool():
     return GO_BACKPORT_BIN if os.path.exists(GO_BACKPORT_BIN) else "go"
 
 
+def debian_mirror(codename):
+    """The mirror this machine's apt already uses for `codename`'s main
+    archive (one-line sources.list or deb822 .sources), or None: the
+    backports line names the same mirror, never one of our own choosing."""
+    entries = []
+    for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*"))]:
+        if path == BACKPORTS_LIST or not (path.endswith(".list") or path.endswith(".sources")):
+            continue
+        try:
+            text = open(path).read()
+        except OSError:
+            continue
+        if path.endswith(".sources"):
+            for stanza in text.split("\n\n"):
+                fields = dict(
+                    line.split(":", 1) for line in stanza.splitlines() if ":" in line and not line.startswith("#")
+                )
+                uris = fields.get("URIs", "").split()
+                suites = fields.get("Suites", "").split()
+                entries += [(uri, suite) for uri in uris for suite in suites]
+        else:
+            for line in text.splitlines():
+                words = line.split()
+                if not words or words[0] != "deb":
+                    continue
+                rest = words[1:]
+                if rest and rest[0].startswith("["):
+                    # Options: `[key=value ...]`, possibly several words.
+                    while rest and not rest[0].endswith("]"):
+                        rest = rest[1:]
+                    rest = rest[1:]
+                if len(rest) >= 2:
+                    entries.append((rest[0], rest[1]))
+    for uri, suite in entries:
+        if suite == codename:
+            return uri
+    return None
+
+
 def ensure_toolchains():
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     missing = [p for p, tool in (("erlang-base", "erl"),) if shutil.which(tool) is None]
@@ -121,9 +161,10 @@ def ensure_toolchains():
         return
     if os.geteuid() != 0:
         sys.exit(f"missing {missing}: install them (Go from bookworm-backports) and rerun")
-    if GO_BACKPORT in missing and "bookworm" in open("/etc/os-release").read():
+    mirror = debian_mirror("bookworm")
+    if GO_BACKPORT in missing and mirror is not None:
         with open(BACKPORTS_LIST, "w") as f:
-            f.write("deb http://deb.debian.org/debian bookworm-backports main\n")
+            f.write(f"deb {mirror} bookworm-backports main\n")
     subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
     if GO_BACKPORT in missing:
         missing.remove(GO_BACKPORT)
