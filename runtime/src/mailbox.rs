@@ -42,6 +42,15 @@ pub(crate) enum Signal {
     Notice(Message),
 }
 
+/// Why a mailbox refused a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Its agent is dead or dying (Erlangen's silent send to the dead).
+    Closed,
+    /// It holds its capacity.
+    Full,
+}
+
 /// What a receive takes from the mailbox, control lane first.
 #[derive(Debug)]
 pub(crate) enum Item {
@@ -150,38 +159,30 @@ impl Mailbox {
         }
     }
 
-    /// Appends a message to the data lane. A full or closed mailbox hands it
-    /// back (the caller drops it outside the lock) and counts it as dropped.
+    /// Appends the message in `slot` to the data lane: the per-message
+    /// path, one lock, no look at the message (replies take `push_reply`).
+    /// The message is read only after the lock is taken: its sender has
+    /// just written it, and a wide load of fresh stores stalls on store
+    /// forwarding, where after the lock's barrier it comes from the cache.
+    /// A full or closed mailbox leaves it in `slot` (the caller drops it
+    /// outside the lock), counts it as dropped and says which it was.
     #[inline(always)]
-    pub(crate) fn push_message(&self, message: Message) -> Result<(), Message> {
-        let mut slot = Some(message);
-        if self.push_from(&mut slot) {
-            Ok(())
-        } else {
-            Err(slot.take().expect("a refused message stays in its slot"))
-        }
-    }
-
-    /// The per-message path: takes the message out of `slot` and appends it
-    /// to the data lane, one lock, no look at the message (replies take
-    /// `push_reply`). The message is read only after the lock is taken:
-    /// its sender has just written it, and a wide load of fresh stores
-    /// stalls on store forwarding, where after the lock's barrier it comes
-    /// from the cache. A full or closed mailbox leaves it in `slot`, counts
-    /// it as dropped and answers `false`.
-    #[inline(always)]
-    pub(crate) fn push_from(&self, slot: &mut Option<Message>) -> bool {
+    pub(crate) fn push_from(&self, slot: &mut Option<Message>) -> Result<(), Refused> {
         let mut lanes = self.lanes.lock();
-        if lanes.closed || lanes.data.len() + lanes.replies_len() >= self.capacity as usize {
-            drop(lanes);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        if let Some(message) = slot.take() {
-            lanes.data.push_back(message);
-        }
-        self.publish_len(&lanes);
-        true
+        let refused = if lanes.closed {
+            Refused::Closed
+        } else if lanes.data.len() + lanes.replies_len() >= self.capacity as usize {
+            Refused::Full
+        } else {
+            if let Some(message) = slot.take() {
+                lanes.data.push_back(message);
+            }
+            self.publish_len(&lanes);
+            return Ok(());
+        };
+        drop(lanes);
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        Err(refused)
     }
 
     /// Opens `tag` for a reply (reply.rs). Owner only.
@@ -273,10 +274,11 @@ impl Mailbox {
         Ok(())
     }
 
-    /// Removes queued notices for which `matches` holds (an `unwatch` that
-    /// raced with the exit it watched), from the control lane and from the
-    /// replies. Owner only.
-    pub(crate) fn remove_notices(&self, matches: &dyn Fn(&Message) -> bool) -> Vec<Message> {
+    /// Takes the queued control signals for which `matches` holds out of
+    /// the lane and returns them, for the caller to drop outside the lock
+    /// (an `unlink` or `unwatch` that raced with the exit it was about).
+    /// Owner only.
+    pub(crate) fn remove_control(&self, matches: &dyn Fn(&Signal) -> bool) -> Vec<Signal> {
         if self.queued.load(Ordering::Acquire) == 0 {
             return Vec::new();
         }
@@ -284,9 +286,10 @@ impl Mailbox {
         let mut removed = Vec::new();
         let mut kept = VecDeque::with_capacity(lanes.control.len());
         for signal in std::mem::take(&mut lanes.control) {
-            match signal {
-                Signal::Notice(notice) if matches(&notice) => removed.push(notice),
-                other => kept.push_back(other),
+            if matches(&signal) {
+                removed.push(signal);
+            } else {
+                kept.push_back(signal);
             }
         }
         lanes.control = kept;
@@ -374,19 +377,6 @@ impl Mailbox {
         Some(signal)
     }
 
-    /// Removes queued `Down` notifications about `pid` (an `unlink` that
-    /// raced with its exit). Owner only.
-    pub(crate) fn remove_downs_from(&self, pid: &crate::pid::Pid) {
-        if self.queued.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        let mut lanes = self.lanes.lock();
-        lanes
-            .control
-            .retain(|signal| !matches!(signal, Signal::Down(down) if down.pid == *pid));
-        self.publish_len(&lanes);
-    }
-
     /// Records the lanes' length for lock-free emptiness checks. Called
     /// with the lock held, after every change.
     #[inline(always)]
@@ -421,11 +411,6 @@ impl Mailbox {
             std::mem::take(&mut lanes.control),
             std::mem::take(&mut lanes.data),
         ))
-    }
-
-    /// Whether the mailbox is closed (its agent is dead or dying).
-    pub(crate) fn is_closed(&self) -> bool {
-        self.lanes.lock().closed
     }
 
     /// Messages and signals taken so far.

@@ -195,9 +195,6 @@ impl ServerOptions {
     }
 }
 
-/// The server's answer to its starter.
-struct Started(Result<(), Error>);
-
 /// Starts `server` (protocol step 1) and returns its typed handle once
 /// `init` has run and its name (if any) is registered.
 ///
@@ -228,49 +225,31 @@ pub fn start_server<S: Server>(
     server: S,
     options: ServerOptions,
 ) -> Result<ServerRef<S>, Error> {
-    let me = ctx.pid();
     let name = options.name.clone();
     let spawn = options
         .spawn
         .mailbox_len(options.mailbox_len.unwrap_or(SERVER_MAILBOX_LEN_DEFAULT));
-    let pid = ctx.spawn_with(spawn, move |ctx| {
-        let mut server = server;
-        let started = match server.init(ctx) {
-            Err(reason) => Err(Error::InvalidConfig(format!("init failed: {reason}"))),
-            Ok(()) => match &name {
-                Some(name) => ctx.register(name),
-                None => Ok(()),
-            },
-        };
-        let ok = started.is_ok();
-        ctx.send(&me, Started(started));
-        if ok {
-            serve(ctx, &mut server);
-        }
-    })?;
-    let watch = ctx.watch(&pid)?;
-    let reply = ctx
-        .receive_match_timeout(
-            |m| {
-                m.downcast_ref::<Started>().is_some()
-                    || m.downcast_ref::<crate::watch::WatchDown>()
-                        .is_some_and(|d| d.watch == watch)
-            },
-            SERVER_INIT_TIMEOUT,
-        )
-        .map_err(|_| Error::InvalidConfig("the server's init did not finish".to_owned()));
-    ctx.unwatch(&watch);
-    let reply = match reply?.downcast::<Started>() {
-        Ok(started) => Ok(started),
-        // Notices come before messages: a server that answered and then
-        // ended (a failed init) has its answer queued behind.
-        Err(_) => ctx
-            .receive_match_timeout(|m| m.downcast_ref::<Started>().is_some(), Duration::ZERO)
-            .ok()
-            .and_then(|m| m.downcast::<Started>().ok())
-            .ok_or_else(|| Error::InvalidConfig("the server ended during its init".to_owned())),
-    };
-    reply?.0.map(|()| ServerRef::from_pid(pid))
+    let started = ctx.spawn_and_await::<Result<(), Error>, _>(
+        spawn,
+        SERVER_INIT_TIMEOUT,
+        move |ctx, starter| {
+            let mut server = server;
+            let started = match server.init(ctx) {
+                Err(reason) => Err(Error::InvalidConfig(format!("init failed: {reason}"))),
+                Ok(()) => match &name {
+                    Some(name) => ctx.register(name),
+                    None => Ok(()),
+                },
+            };
+            let ok = started.is_ok();
+            ctx.reply(&starter, started);
+            if ok {
+                serve(ctx, &mut server);
+            }
+        },
+    );
+    let (pid, started) = started.map_err(|e| e.into_error("server"))?;
+    started.map(|()| ServerRef::from_pid(pid))
 }
 
 /// Protocol steps 2 and 3.

@@ -263,37 +263,23 @@ pub struct ChildCounts {
 /// assert!(restarted.unwrap());
 /// ```
 pub fn start_supervisor(ctx: &Ctx, spec: SupervisorSpec) -> Result<Pid, Error> {
-    let me = ctx.pid();
-    let sup = ctx.spawn_with(SpawnOptions::new().monitor(), move |ctx| {
-        let mut supervisor = Supervisor::new(spec);
-        let started = supervisor.start_all(ctx);
-        let ok = started.is_ok();
-        ctx.send(&me, SupervisorStarted(started));
-        if ok {
-            supervisor.serve(ctx);
-        }
-    })?;
-    let reply = ctx
-        .receive_match_timeout(
-            |m| {
-                m.downcast_ref::<SupervisorStarted>().is_some()
-                    || m.downcast_ref::<Down>().is_some_and(|d| d.pid == sup)
-            },
-            SUPERVISOR_START_TIMEOUT,
-        )
-        .map_err(|_| Error::InvalidConfig("the supervisor's children did not start".to_owned()))?;
-    match reply.downcast::<SupervisorStarted>() {
-        Ok(started) => started.0.map(|()| sup),
-        Err(down) => Err(Error::InvalidConfig(format!(
-            "the supervisor ended while it started its children: {:?}",
-            down.downcast::<Down>().map(|d| d.status.to_string())
-        ))),
-    }
+    let options = SpawnOptions::new().monitor();
+    let started = ctx.spawn_and_await::<Result<(), Error>, _>(
+        options,
+        SUPERVISOR_START_TIMEOUT,
+        move |ctx, starter| {
+            let mut supervisor = Supervisor::new(spec);
+            let started: Result<(), Error> = supervisor.start_all(ctx);
+            let ok = started.is_ok();
+            ctx.reply(&starter, started);
+            if ok {
+                supervisor.serve(ctx);
+            }
+        },
+    );
+    let (sup, started) = started.map_err(|e| e.into_error("supervisor"))?;
+    started.map(|()| sup)
 }
-
-/// The supervisor's answer to its starter.
-#[derive(Debug)]
-struct SupervisorStarted(Result<(), Error>);
 
 /// One child, as the supervisor keeps it.
 struct Child {

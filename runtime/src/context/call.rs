@@ -5,12 +5,38 @@ use std::any::Any;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::mailbox::Signal;
 use crate::message::Message;
 use crate::pid::Pid;
-use crate::reply::{Call, CallError, Cast};
+use crate::reply::{Call, CallError, Cast, ReplyTo, Tag};
+use crate::spawn::SpawnOptions;
 use crate::watch::{ServerEnded, WatchDown, WatchRef};
 
 use super::Ctx;
+
+/// Why `Ctx::spawn_and_await` has no answer.
+#[derive(Debug)]
+pub(crate) enum StartError {
+    /// The spawn was refused.
+    Spawn(Error),
+    /// The agent ended first, or took longer than the timeout.
+    NoAnswer(CallError),
+}
+
+impl StartError {
+    /// The error a start function returns, naming what it started.
+    pub(crate) fn into_error(self, what: &str) -> Error {
+        match self {
+            StartError::Spawn(error) => error,
+            StartError::NoAnswer(CallError::Timeout) => {
+                Error::InvalidConfig(format!("the {what} did not say it started in time"))
+            }
+            StartError::NoAnswer(error) => {
+                Error::InvalidConfig(format!("the {what} ended while it started: {error}"))
+            }
+        }
+    }
+}
 
 impl Ctx {
     /// Watches `pid` (Erlang's `monitor/2`): when it exits, this agent gets
@@ -72,16 +98,10 @@ impl Ctx {
                 .downcast_ref::<WatchDown>()
                 .is_some_and(|down| down.watch == *watch)
         };
-        let serial = self.cell().serial;
-        let removed = self.cell().mailbox.remove_notices(&fired);
-        self.shared().drop_each(removed, serial);
-        let saved: std::collections::VecDeque<Message> = {
-            let mut saved = self.saved_control.borrow_mut();
-            let (gone, kept) = std::mem::take(&mut *saved).into_iter().partition(fired);
-            *saved = kept;
-            gone
-        };
-        self.shared().drop_each(saved, serial);
+        self.take_back(
+            &|signal| matches!(signal, Signal::Notice(notice) if fired(notice)),
+            &fired,
+        );
     }
 
     /// Calls `server` (Erlang's `gen_server:call`): sends it a
@@ -121,12 +141,6 @@ impl Ctx {
             return Err(CallError::CallingSelf);
         }
         let tag = self.make_tag();
-        let id = self.next_id();
-        let worker = self.worker();
-        let watch = worker
-            .shared
-            .watch(&self.pid, server, id, Some(tag.0), Some(worker))
-            .ok();
         self.send(
             server,
             Call {
@@ -134,6 +148,26 @@ impl Ctx {
                 request,
             },
         );
+        self.await_reply_of(server, tag, timeout)
+    }
+
+    /// Waits at most `timeout` for the reply to `tag` from `server`, or for
+    /// `server`'s end: a watch made now files its end under the same tag
+    /// (a server that ended before the watch is `noproc`), so the wait
+    /// wakes for either and a reply that came first wins over the end that
+    /// followed it (the tag takes one answer). The tag must be open.
+    pub(crate) fn await_reply_of(
+        &self,
+        server: &Pid,
+        tag: Tag,
+        timeout: Duration,
+    ) -> Result<Message, CallError> {
+        let id = self.next_id();
+        let worker = self.worker();
+        let watch = worker
+            .shared
+            .watch(&self.pid, server, id, Some(tag.id()), Some(worker))
+            .ok();
         let result = self.receive_reply(tag, timeout);
         if let Some(watch) = &watch {
             // Unarmed already if it fired: its notice went under the tag,
@@ -147,6 +181,36 @@ impl Ctx {
             },
             Err(_) => Err(CallError::Timeout),
         }
+    }
+
+    /// Spawns `body` with `options`, hands it where to answer, and waits at
+    /// most `timeout` for its first answer, a `T` (or its end): how
+    /// `start_server` and `start_supervisor` return only once the agent
+    /// they started says it is ready.
+    pub(crate) fn spawn_and_await<T, F>(
+        &self,
+        options: SpawnOptions,
+        timeout: Duration,
+        body: F,
+    ) -> Result<(Pid, T), StartError>
+    where
+        T: Any + Send,
+        F: FnOnce(&mut Ctx, ReplyTo) + Send + 'static,
+    {
+        let tag = self.make_tag();
+        let from = self.reply_to(tag);
+        let pid = self
+            .spawn_with(options, move |ctx| body(ctx, from))
+            .map_err(StartError::Spawn)?;
+        let answer = self
+            .await_reply_of(&pid, tag, timeout)
+            .map_err(StartError::NoAnswer)?;
+        let answer = answer.downcast::<T>().map_err(|other| {
+            StartError::NoAnswer(CallError::Exit(crate::exit::ExitStatus::Exit(
+                crate::exit::ExitReason::other(&format!("answered with {other:?}")),
+            )))
+        })?;
+        Ok((pid, answer))
     }
 
     /// Sends `server` a [`Cast`] with `request` (Erlang's

@@ -3,6 +3,7 @@
 
 use crate::error::Error;
 use crate::exit::ExitReason;
+use crate::mailbox::Signal;
 use crate::pid::Pid;
 use crate::scheduler::signal::Attach;
 
@@ -136,10 +137,10 @@ impl Ctx {
         self.shared().detach(&self.pid, to)?;
         // A notification queued before the edge went (its exit raced with
         // this unlink) is taken back: none is received afterwards.
-        self.cell().mailbox.remove_downs_from(to);
-        self.saved_control
-            .borrow_mut()
-            .retain(|message| message.as_down().is_none_or(|down| down.pid != *to));
+        self.take_back(
+            &|signal| matches!(signal, Signal::Down(down) if down.pid == *to),
+            &|message| message.as_down().is_some_and(|down| down.pid == *to),
+        );
         Ok(())
     }
 }

@@ -480,19 +480,8 @@ impl Ctx {
     /// ```
     #[inline]
     pub fn send<M: Any + Send>(&self, to: &Pid, message: M) {
-        // The charge and the remote check are inlined into the caller; the
-        // push and the wake are one out-of-line call (`deliver_message`),
-        // which takes the message where the caller built it. A remote pid
-        // costs one predictable branch, its backpressure wait is out of
-        // line.
-        self.charge();
-        if to.is_remote() {
-            self.wait_for_route(to);
-        }
-        let worker = self.worker();
-        worker
-            .shared
-            .deliver_from(to, &mut Some(Message::new(message)), Some(worker));
+        // A refused message was counted (`try_send` says why).
+        let _ = self.try_send(to, message);
     }
 
     /// Backpressure: waits, suspended, while the route to a remote `to`
@@ -529,17 +518,20 @@ impl Ctx {
     /// });
     /// assert_eq!(got.unwrap(), (true, true));
     /// ```
+    #[inline]
     pub fn try_send<M: Any + Send>(&self, to: &Pid, message: M) -> Result<(), Error> {
+        // The charge and the remote check are inlined into the caller; the
+        // push and the wake are one out-of-line call (`deliver_from`), which
+        // takes the message where the caller built it. A remote pid costs
+        // one predictable branch, its backpressure wait is out of line.
         self.charge();
-        if let Some(id) = to.as_remote() {
-            while id.route().busy(id) {
-                self.sleep(REMOTE_BUSY_POLL);
-            }
+        if to.is_remote() {
+            self.wait_for_route(to);
         }
         let worker = self.worker();
         worker
             .shared
-            .try_deliver_message(to, Message::new(message), Some(worker))
+            .deliver_from(to, &mut Some(Message::new(message)), Some(worker))
     }
 
     /// Sends to the agent registered as `name`.

@@ -248,6 +248,29 @@ impl Ctx {
         }
     }
 
+    /// Takes back queued notifications an `unlink` or `unwatch` raced with:
+    /// those of the control lane for which `in_lane` holds and those a
+    /// selective receive set aside for which `saved` holds, dropped
+    /// (contained) outside the mailbox's lock. None is received afterwards.
+    pub(super) fn take_back(
+        &self,
+        in_lane: &dyn Fn(&Signal) -> bool,
+        saved: &dyn Fn(&Message) -> bool,
+    ) {
+        let serial = self.cell().serial;
+        let removed = self.cell().mailbox.remove_control(in_lane);
+        self.shared().drop_each(removed, serial);
+        let set_aside: VecDeque<Message> = {
+            let mut queue = self.saved_control.borrow_mut();
+            let (gone, kept) = std::mem::take(&mut *queue)
+                .into_iter()
+                .partition(|m| saved(m));
+            *queue = kept;
+            gone
+        };
+        self.shared().drop_each(set_aside, serial);
+    }
+
     /// A notification offered to a selective receive: taken if it matches,
     /// else saved.
     fn offer(

@@ -14,6 +14,7 @@ use crate::agent::AgentCell;
 use crate::config::FULL_MAILBOX_LOG_INTERVAL;
 use crate::error::Error;
 use crate::exit::{Down, ExitReason, ExitStatus};
+use crate::mailbox::Refused;
 use crate::message::Message;
 use crate::pid::{Pid, PidKind};
 use crate::remote::RemoteSignal;
@@ -37,12 +38,13 @@ pub enum Attach {
     Monitor,
 }
 
-/// Hands the message in `slot` to the route of a remote `to` (refused
-/// sends were counted by the route).
+/// Hands the message in `slot` to the route of a remote `to` (a refused
+/// send was counted by the route, which says why).
 #[inline(never)]
-fn send_remote(to: &Pid, slot: &mut Option<Message>) {
-    if let (Some(id), Some(message)) = (to.as_remote(), slot.take()) {
-        let _ = id.route().send(id, message);
+fn send_remote(to: &Pid, slot: &mut Option<Message>) -> Result<(), Error> {
+    match (to.as_remote(), slot.take()) {
+        (Some(id), Some(message)) => id.route().send(id, message),
+        _ => Ok(()),
     }
 }
 
@@ -51,49 +53,61 @@ impl Shared {
     /// mailbox drops the message and counts it. A remote `to` gets it
     /// through its route.
     pub(crate) fn deliver_message(&self, to: &Pid, message: Message, from: Option<&WorkerContext>) {
-        self.deliver_from(to, &mut Some(message), from);
+        let _ = self.deliver_from(to, &mut Some(message), from);
     }
 
-    /// `deliver_message` of the message in `slot`: the per-message path
-    /// (`Ctx::send`). Nothing reads the message before the mailbox's lock is
-    /// taken (`Mailbox::push_from`): a by-value message is copied on entry,
-    /// and that wide load of its sender's fresh stores stalls on store
-    /// forwarding. The remote route and the refusal are out of line.
+    /// `deliver_message` of the message in `slot`, saying whether it was
+    /// delivered (queued in a local mailbox, or taken by a remote route):
+    /// the per-message path (`Ctx::send`, `Ctx::try_send`). Nothing reads
+    /// the message before the mailbox's lock is taken (`Mailbox::push_from`):
+    /// a by-value message is copied on entry, and that wide load of its
+    /// sender's fresh stores stalls on store forwarding. The remote route
+    /// and the refusal are out of line.
     pub(crate) fn deliver_from(
         &self,
         to: &Pid,
         slot: &mut Option<Message>,
         from: Option<&WorkerContext>,
-    ) {
+    ) -> Result<(), Error> {
         let PidKind::Local(cell) = &to.kind else {
             return send_remote(to, slot);
         };
-        if cell.mailbox.push_from(slot) {
-            self.wake(cell, from);
-        } else {
-            self.report_full(cell);
-            self.refuse(slot, cell.serial);
+        match cell.mailbox.push_from(slot) {
+            Ok(()) => {
+                self.wake(cell, from);
+                Ok(())
+            }
+            Err(why) => self.refuse(cell, slot, why),
         }
     }
 
-    /// Drops a message a mailbox refused (contained, counted there).
+    /// Drops a message a mailbox refused (contained; counted there) and
+    /// says why. A full mailbox is never silent: at most one warning a
+    /// second per runtime names the agent, with its count of refusals and
+    /// how many warnings were held back. (A dead agent's refusals are
+    /// Erlangen's silent send to a dead process.)
     #[cold]
     #[inline(never)]
-    fn refuse(&self, slot: &mut Option<Message>, serial: u64) {
+    fn refuse(
+        &self,
+        cell: &AgentCell,
+        slot: &mut Option<Message>,
+        why: Refused,
+    ) -> Result<(), Error> {
         if let Some(refused) = slot.take() {
-            self.drop_contained(refused, serial);
+            self.drop_contained(refused, cell.serial);
+        }
+        match why {
+            Refused::Closed => Err(Error::NotSent("its agent has exited".to_owned())),
+            Refused::Full => {
+                self.report_full(cell);
+                Err(Error::NotSent("the mailbox is full".to_owned()))
+            }
         }
     }
 
-    /// A full mailbox is never silent: at most one warning a second per
-    /// runtime names the agent whose mailbox refused a message, with its
-    /// count of refusals and how many warnings were held back. (A dead
-    /// agent's refusals are Erlangen's silent send to a dead process.)
-    #[cold]
-    pub(crate) fn report_full(&self, cell: &AgentCell) {
-        if cell.mailbox.is_closed() {
-            return;
-        }
+    /// The rate-limited warning of `refuse`.
+    fn report_full(&self, cell: &AgentCell) {
         let now = Instant::now();
         let held = {
             let mut log = lock(&self.full_log);
@@ -129,33 +143,6 @@ impl Shared {
         match cell.mailbox.push_reply(tag, message) {
             Ok(()) => self.wake(cell, from),
             Err(refused) => self.drop_contained(refused, cell.serial),
-        }
-    }
-
-    /// `deliver_message`, saying whether the message was delivered (queued
-    /// in a local mailbox, or taken by a remote route).
-    pub(crate) fn try_deliver_message(
-        &self,
-        to: &Pid,
-        message: Message,
-        from: Option<&WorkerContext>,
-    ) -> Result<(), Error> {
-        let cell = match &to.kind {
-            PidKind::Local(cell) => cell,
-            PidKind::Remote(id) => return id.route().send(id, message),
-        };
-        match cell.mailbox.push_message(message) {
-            Ok(()) => {
-                self.wake(cell, from);
-                Ok(())
-            }
-            Err(refused) => {
-                self.report_full(cell);
-                self.drop_contained(refused, cell.serial);
-                Err(Error::NotSent(
-                    "the mailbox is full, or its agent has exited".to_owned(),
-                ))
-            }
         }
     }
 
