@@ -141,6 +141,9 @@ impl Ctx {
             return Err(CallError::CallingSelf);
         }
         let tag = self.make_tag();
+        // Watched before the request leaves: an end it causes is its
+        // reason, never `noproc` (across nodes both travel in order).
+        let watch = self.watch_for(server, tag);
         self.send(
             server,
             Call {
@@ -148,26 +151,30 @@ impl Ctx {
                 request,
             },
         );
-        self.await_reply_of(server, tag, timeout)
+        self.await_reply(tag, watch, timeout)
     }
 
-    /// Waits at most `timeout` for the reply to `tag` from `server`, or for
-    /// `server`'s end: a watch made now files its end under the same tag
-    /// (a server that ended before the watch is `noproc`), so the wait
-    /// wakes for either and a reply that came first wins over the end that
-    /// followed it (the tag takes one answer). The tag must be open.
-    pub(crate) fn await_reply_of(
-        &self,
-        server: &Pid,
-        tag: Tag,
-        timeout: Duration,
-    ) -> Result<Message, CallError> {
+    /// Watches `server` for the call `tag`: its end is filed under the tag
+    /// (`noproc` if it has ended already), where the reply would be.
+    fn watch_for(&self, server: &Pid, tag: Tag) -> Option<WatchRef> {
         let id = self.next_id();
         let worker = self.worker();
-        let watch = worker
+        worker
             .shared
             .watch(&self.pid, server, id, Some(tag.id()), Some(worker))
-            .ok();
+            .ok()
+    }
+
+    /// Waits at most `timeout` for the answer filed under `tag` — the reply,
+    /// or the watched server's end; a reply that came first wins over the
+    /// end that followed it (the tag takes one answer) — and removes the
+    /// watch.
+    fn await_reply(
+        &self,
+        tag: Tag,
+        watch: Option<WatchRef>,
+        timeout: Duration,
+    ) -> Result<Message, CallError> {
         let result = self.receive_reply(tag, timeout);
         if let Some(watch) = &watch {
             // Unarmed already if it fired: its notice went under the tag,
@@ -202,8 +209,9 @@ impl Ctx {
         let pid = self
             .spawn_with(options, move |ctx| body(ctx, from))
             .map_err(StartError::Spawn)?;
+        let watch = self.watch_for(&pid, tag);
         let answer = self
-            .await_reply_of(&pid, tag, timeout)
+            .await_reply(tag, watch, timeout)
             .map_err(StartError::NoAnswer)?;
         let answer = answer.downcast::<T>().map_err(|other| {
             StartError::NoAnswer(CallError::Exit(crate::exit::ExitStatus::Exit(
