@@ -309,16 +309,7 @@ fn value_config() -> impl bincode::config::Config {
 pub fn decode_value<T: serde::de::DeserializeOwned + Bounded>(
     body: &[u8],
 ) -> Result<T, DecodeError> {
-    let (value, read): (T, usize) = bincode::serde::decode_from_slice(body, value_config())
-        .map_err(|e| DecodeError(e.to_string()))?;
-    if read != body.len() {
-        return Err(DecodeError(format!(
-            "{} trailing bytes after the value",
-            body.len() - read
-        )));
-    }
-    value.check()?;
-    Ok(value)
+    decode_whole(body, value_config())
 }
 
 /// A body that does not decode.
@@ -397,8 +388,16 @@ pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), Dec
 /// assert!(decode::<Packet>(&bytes[..3]).is_err());
 /// ```
 pub fn decode<T: serde::de::DeserializeOwned + Bounded>(body: &[u8]) -> Result<T, DecodeError> {
-    let (value, read): (T, usize) = bincode::serde::decode_from_slice(body, config())
-        .map_err(|e| DecodeError(e.to_string()))?;
+    decode_whole(body, config())
+}
+
+/// Decodes all of `body` under `config`, then checks the value's limits.
+fn decode_whole<T: serde::de::DeserializeOwned + Bounded>(
+    body: &[u8],
+    config: impl bincode::config::Config,
+) -> Result<T, DecodeError> {
+    let (value, read): (T, usize) =
+        bincode::serde::decode_from_slice(body, config).map_err(|e| DecodeError(e.to_string()))?;
     if read != body.len() {
         return Err(DecodeError(format!(
             "{} trailing bytes after the value",
