@@ -94,6 +94,28 @@ const WAITING_COMMANDS_MAX: usize = 65_536;
 /// Why a connection closed when the peer closed it.
 const CLOSED_BY_PEER: &str = "closed by the peer";
 
+/// Why the heartbeat tick closes a connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    /// Bytes wait to be written and the peer has read none of them for a
+    /// heartbeat timeout.
+    Unread,
+    /// Nothing came from the peer for a heartbeat timeout.
+    Silent,
+    /// The handshake did not finish in time.
+    Handshake,
+}
+
+impl Loss {
+    fn reason(self) -> &'static str {
+        match self {
+            Loss::Unread => "the peer does not read what it is sent",
+            Loss::Silent => "the peer fell silent",
+            Loss::Handshake => "the handshake timed out",
+        }
+    }
+}
+
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const REGISTRATION: Token = Token(2);
@@ -392,14 +414,14 @@ impl EventLoop {
                     if !connection.write.is_empty()
                         && now.duration_since(connection.last_progress) >= timeout =>
                 {
-                    lost.push((token, "the peer does not read what it is sent"));
+                    lost.push((token, Loss::Unread));
                 }
                 // A paused connection is not read from: its silence is
                 // ours (the rule above covers it).
                 Phase::Up if connection.paused => {}
                 Phase::Up => {
                     if now.duration_since(connection.last_read) >= timeout {
-                        lost.push((token, "the peer fell silent"));
+                        lost.push((token, Loss::Silent));
                     } else if now.duration_since(connection.last_write) >= interval {
                         ticks.push(token);
                     }
@@ -410,7 +432,7 @@ impl EventLoop {
                         Role::Acceptor => ACCEPTED_HANDSHAKE_TIMEOUT,
                     };
                     if now.duration_since(connection.started) >= deadline {
-                        lost.push((token, "the handshake timed out"));
+                        lost.push((token, Loss::Handshake));
                     }
                 }
             }
@@ -423,7 +445,7 @@ impl EventLoop {
             self.flush(token);
         }
         for (token, why) in lost {
-            if why == "the peer does not read what it is sent" {
+            if why == Loss::Unread {
                 let peer = self.connections.get(&token).and_then(|c| c.peer.clone());
                 let buffered = self.connections.get(&token).map_or(0, |c| c.write.len());
                 tracing::warn!(
@@ -433,7 +455,7 @@ impl EventLoop {
                 );
             }
             // Data may wait in the socket unread: that is no silence.
-            if why == "the peer fell silent" {
+            if why == Loss::Silent {
                 if let Err(read_error) = self.read_from(token) {
                     self.close(token, &read_error);
                     continue;
@@ -443,7 +465,7 @@ impl EventLoop {
                     continue;
                 }
             }
-            self.close(token, why);
+            self.close(token, why.reason());
         }
         let stale: Vec<String> = self
             .resolving

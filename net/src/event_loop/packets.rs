@@ -179,7 +179,7 @@ impl EventLoop {
         match command {
             // Stale ids of ours (a live one resolves before it is sent), or
             // names here (`Node::send_named` delivers those itself): count.
-            Command::Send { .. } | Command::SendNamed { .. } => {
+            Command::Send { .. } | Command::SendNamed { .. } | Command::Reply { .. } => {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             }
             Command::Signal { from, to, signal } => match (self.own(&to), signal) {
@@ -539,7 +539,7 @@ impl EventLoop {
             Command::Spawn {
                 parent, request, ..
             } => self.spawn_failed(&parent, request, why.to_owned()),
-            Command::Send { .. } | Command::SendNamed { .. } => {
+            Command::Send { .. } | Command::SendNamed { .. } | Command::Reply { .. } => {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
