@@ -63,9 +63,17 @@ impl Ctx {
     /// ```
     pub fn watch(&self, pid: &Pid) -> Result<WatchRef, Error> {
         self.charge();
+        self.arm_watch(pid, None)
+    }
+
+    /// Arms a watch of `pid`: its end comes as a [`WatchDown`], or is filed
+    /// under the call tag `tag` when there is one.
+    fn arm_watch(&self, pid: &Pid, tag: Option<Tag>) -> Result<WatchRef, Error> {
         let id = self.next_id();
         let worker = self.worker();
-        worker.shared.watch(&self.pid, pid, id, None, Some(worker))
+        worker
+            .shared
+            .watch(&self.pid, pid, id, tag.map(|tag| tag.id()), Some(worker))
     }
 
     /// Removes `watch` (Erlang's `demonitor(Ref, [flush])`): after it
@@ -156,13 +164,9 @@ impl Ctx {
 
     /// Watches `server` for the call `tag`: its end is filed under the tag
     /// (`noproc` if it has ended already), where the reply would be.
+    /// (The one refusal, watching oneself, is ruled out by the callers.)
     fn watch_for(&self, server: &Pid, tag: Tag) -> Option<WatchRef> {
-        let id = self.next_id();
-        let worker = self.worker();
-        worker
-            .shared
-            .watch(&self.pid, server, id, Some(tag.id()), Some(worker))
-            .ok()
+        self.arm_watch(server, Some(tag)).ok()
     }
 
     /// Waits at most `timeout` for the answer filed under `tag` — the reply,
