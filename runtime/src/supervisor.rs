@@ -399,27 +399,11 @@ impl Supervisor {
         if !restart {
             return true;
         }
-        let now = Instant::now();
-        self.restarts
-            .retain(|at| now.duration_since(*at) < self.period);
-        self.restarts.push(now);
-        if self.restarts.len() > self.intensity as usize {
-            tracing::error!(
-                supervisor = %ctx.pid(),
-                restarts = self.restarts.len(),
-                "erlangen: a supervisor's restart intensity was exceeded; it shuts down"
-            );
-            self.stop_from(ctx, 0);
-            ctx.exit(ExitReason::Shutdown);
-        }
-        let first = match self.strategy {
-            Strategy::OneForOne => index,
-            Strategy::OneForAll => 0,
-            Strategy::RestForOne => index,
-        };
-        let last = match self.strategy {
-            Strategy::OneForOne => index + 1,
-            _ => self.children.len(),
+        self.count_restart(ctx, index);
+        let (first, last) = match self.strategy {
+            Strategy::OneForOne => (index, index + 1),
+            Strategy::OneForAll => (0, self.children.len()),
+            Strategy::RestForOne => (index, self.children.len()),
         };
         self.stop_range(ctx, first, last);
         for i in first..last {
@@ -427,22 +411,29 @@ impl Supervisor {
             // counted as a restart (OTP's rule): past the intensity the
             // supervisor ends.
             while self.start_child(ctx, i).is_err() {
-                let now = Instant::now();
-                self.restarts
-                    .retain(|at| now.duration_since(*at) < self.period);
-                self.restarts.push(now);
-                if self.restarts.len() > self.intensity as usize {
-                    tracing::error!(
-                        supervisor = %ctx.pid(),
-                        child = %self.children[i].spec.id,
-                        "erlangen: a supervisor's child cannot be restarted; it shuts down"
-                    );
-                    self.stop_from(ctx, 0);
-                    ctx.exit(ExitReason::Shutdown);
-                }
+                self.count_restart(ctx, i);
             }
         }
         true
+    }
+
+    /// Counts a restart of child `index`; past the intensity within the
+    /// period the supervisor stops every child and ends (step 3).
+    fn count_restart(&mut self, ctx: &Ctx, index: usize) {
+        let now = Instant::now();
+        self.restarts
+            .retain(|at| now.duration_since(*at) < self.period);
+        self.restarts.push(now);
+        if self.restarts.len() > self.intensity as usize {
+            tracing::error!(
+                supervisor = %ctx.pid(),
+                child = %self.children[index].spec.id,
+                restarts = self.restarts.len(),
+                "erlangen: a supervisor's restart intensity was exceeded; it shuts down"
+            );
+            self.stop_from(ctx, 0);
+            ctx.exit(ExitReason::Shutdown);
+        }
     }
 
     /// Stops the children from `first` on, in reverse order.
@@ -487,9 +478,7 @@ impl Supervisor {
             SupervisorRequest::TerminateChild(id) => {
                 let result = match position(&self.children, &id) {
                     Some(index) => {
-                        if let Some(pid) = self.children[index].pid.take() {
-                            stop_child(ctx, &pid, self.children[index].spec.shutdown);
-                        }
+                        self.stop_range(ctx, index, index + 1);
                         Ok(())
                     }
                     None => Err(Error::NotRegistered(id)),
