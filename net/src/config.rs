@@ -229,6 +229,14 @@ pub const CONNECTION_WRITE_BYTES_LOW_WATER: usize = CONNECTION_WRITE_BYTES_HIGH_
 /// ```
 pub const ERROR_TEXT_BYTES_MAX: usize = 512;
 
+/// Most of a peer-given type name a node echoes in an error (a remote
+/// spawn's argument type), in bytes.
+///
+/// ```
+/// assert!(erlangen_net::config::TYPE_NAME_SHOWN_BYTES_MAX < erlangen_net::config::ERROR_TEXT_BYTES_MAX);
+/// ```
+pub const TYPE_NAME_SHOWN_BYTES_MAX: usize = 128;
+
 /// Longest text of an exit reason (`Other`, `Panic`) a node writes on the
 /// wire, in bytes; a longer one is cut to fit (with a marker).
 ///

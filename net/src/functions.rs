@@ -11,6 +11,7 @@ use std::sync::Arc;
 use erlangen_runtime::{Ctx, Pid, RuntimeHandle, SpawnOptions};
 use serde::de::DeserializeOwned;
 
+use crate::config::TYPE_NAME_SHOWN_BYTES_MAX;
 use crate::wire::{self, DecodeError};
 
 /// Starts one registered function: decodes its arguments (on the event
@@ -21,9 +22,20 @@ type Starter = dyn Fn(
         SpawnOptions,
         Option<&Pid>,
         &mut dyn FnMut(&Pid),
-    ) -> Result<Pid, String>
+    ) -> Result<Pid, Refusal>
     + Send
     + Sync;
+
+/// Why a starter did not start its function.
+enum Refusal {
+    /// The arguments do not decode as the function's argument type.
+    BadArguments {
+        expected: &'static str,
+        error: DecodeError,
+    },
+    /// The runtime refused the spawn.
+    Spawn(String),
+}
 
 /// The functions a node lets other nodes spawn.
 ///
@@ -75,17 +87,15 @@ impl Functions {
                             options: SpawnOptions,
                             parent: Option<&Pid>,
                             before_run: &mut dyn FnMut(&Pid)|
-              -> Result<Pid, String> {
-            let args: A = decode_args(args).map_err(|e| {
-                format!(
-                    "bad arguments: expected {}: {e}",
-                    std::any::type_name::<A>()
-                )
+              -> Result<Pid, Refusal> {
+            let args: A = decode_args(args).map_err(|error| Refusal::BadArguments {
+                expected: std::any::type_name::<A>(),
+                error,
             })?;
             let f = f.clone();
             runtime
                 .spawn_then(options, parent, before_run, move |ctx| f(ctx, args))
-                .map_err(|e| e.to_string())
+                .map_err(|e| Refusal::Spawn(e.to_string()))
         };
         self.by_name.insert(name.to_owned(), Arc::new(starter));
         self
@@ -103,12 +113,14 @@ impl Functions {
         names
     }
 
-    /// Starts `name`, or says why not.
+    /// Starts `name` with `args` (sent as a `sent_type`), or says why not.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         &self,
         name: &str,
         runtime: &RuntimeHandle,
         args: &[u8],
+        sent_type: &str,
         options: SpawnOptions,
         parent: Option<&Pid>,
         before_run: &mut dyn FnMut(&Pid),
@@ -117,7 +129,13 @@ impl Functions {
             let name = wire::bounded_text(name.to_owned(), 64);
             format!("no function {name:?} is registered on this node")
         })?;
-        starter(runtime, args, options, parent, before_run)
+        starter(runtime, args, options, parent, before_run).map_err(|refusal| match refusal {
+            Refusal::BadArguments { expected, error } => {
+                let sent = wire::bounded_text(sent_type.to_owned(), TYPE_NAME_SHOWN_BYTES_MAX);
+                format!("bad arguments: expected {expected}, sent {sent}: {error}")
+            }
+            Refusal::Spawn(why) => why,
+        })
     }
 }
 

@@ -41,7 +41,12 @@
 //!   node is lost; a call's request type is registered with
 //!   [`Types::register_call`] (its reply type with [`Types::register`]).
 //!   The reply travels as a packet of its own and is filed under the
-//!   caller's tag on arrival.
+//!   caller's tag on arrival. A server is called by name on a node with
+//!   [`Node::call_named`] (Erlang's `gen_server:call({Name, Node}, …)`):
+//!   one lookup ([`Node::whereis`], a round trip) and then the call on the
+//!   pid found, so a name that moves between the two is `noproc`, where
+//!   Erlang would send to the name's new holder; a caller that calls one
+//!   server often keeps the pid ([`Node::server`]).
 //! * [`Node::spawn`] waits at most the node's spawn timeout (30 s by
 //!   default, [`NodeBuilder::spawn_timeout`]); every failure the node can see
 //!   (lookup, connect, a refused handshake — "the cookies differ" —, loss)

@@ -14,8 +14,8 @@
 //!
 //! 1. Tell the loop to stop and wake it.
 //! 2. The loop closes every connection, firing `noconnection` on every local
-//!    link and monitor across it, answers pending remote spawns with an
-//!    error, and closes the registration (the port mapper forgets the name).
+//!    link and monitor across it, answers pending remote spawns and name
+//!    lookups with an error, and closes the registration (the port mapper forgets the name).
 //! 3. Join the loop thread.
 
 use std::any::Any;
@@ -27,8 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use erlangen_runtime::server::{Server, ServerRef};
 use erlangen_runtime::{
-    Attach, Ctx, Message, Pid, Remote, RemotePid, RemoteSignal, Runtime, RuntimeHandle,
+    Attach, CallError, Ctx, Message, Pid, Remote, RemotePid, RemoteSignal, Runtime, RuntimeHandle,
     SpawnOptions, WeakPid,
 };
 use serde::Serialize;
@@ -73,6 +74,10 @@ pub enum NetError {
     /// distribution, or it encodes larger than
     /// `config::MESSAGE_BODY_BYTES_MAX`.
     NotSent(String),
+    /// A node could not be reached, or was lost while a request waited.
+    NoConnection(String),
+    /// A node did not answer in time.
+    Timeout,
 }
 
 impl fmt::Display for NetError {
@@ -89,6 +94,8 @@ impl fmt::Display for NetError {
             NetError::Stopped => f.write_str("the node has stopped"),
             NetError::Busy => f.write_str("the node's outbound buffers are full; try again"),
             NetError::NotSent(why) => write!(f, "message not sent: {why}"),
+            NetError::NoConnection(why) => write!(f, "{why}"),
+            NetError::Timeout => f.write_str("the node did not answer in time"),
         }
     }
 }
@@ -525,6 +532,97 @@ impl Node {
         self.push_named(node, name, Message::new(message))
     }
 
+    /// The agent registered as `name` on `node` (Erlang's
+    /// `rpc:call(Node, erlang, whereis, [Name])`), or `None`: one round
+    /// trip, answered under a tag of the calling agent (O(1) behind a full
+    /// mailbox). Blocks the calling agent, never its worker, at most
+    /// `timeout`; a node that cannot be reached or is lost meanwhile is
+    /// [`NetError::NoConnection`] at once, with the cause.
+    ///
+    /// The answer is where the name was when the node read the request: a
+    /// name can move after that, which [`Ctx::call`] on the pid then tells
+    /// (`noproc`).
+    pub fn whereis(
+        &self,
+        ctx: &Ctx,
+        node: &NodeName,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Option<Pid>, NetError> {
+        if *node == self.shared.name {
+            return Ok(self.shared.runtime.whereis(name));
+        }
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(NetError::Stopped);
+        }
+        let tag = ctx.make_tag();
+        self.shared.push(Command::Whereis {
+            node: node.to_string(),
+            caller: ctx.pid(),
+            tag: tag.id(),
+            name: name.to_owned(),
+        });
+        let answer = ctx
+            .receive_reply(tag, timeout)
+            .map_err(|_| NetError::Timeout)?;
+        let Ok(Whereabouts(answer)) = answer.downcast::<Whereabouts>() else {
+            return Err(NetError::NoConnection("an unexpected answer".to_owned()));
+        };
+        answer.map_err(NetError::NoConnection)
+    }
+
+    /// Calls the server registered as `name` on `node` (Erlang's
+    /// `gen_server:call({Name, Node}, Request, Timeout)`): [`Node::whereis`]
+    /// then [`Ctx::call`], both within `timeout`, with the call's outcomes:
+    /// [`CallError::NoProc`] if nothing is registered under the name,
+    /// [`CallError::NoConnection`] if the node cannot be reached or is lost.
+    /// `node` may be this node. Each call looks the name up again (a
+    /// restarted server is found under its name); a caller that calls one
+    /// server often keeps its pid (or a [`ServerRef`] from
+    /// [`Node::server`]) and saves the lookup's round trip.
+    pub fn call_named<M: Any + Send>(
+        &self,
+        ctx: &Ctx,
+        node: &NodeName,
+        name: &str,
+        request: M,
+        timeout: Duration,
+    ) -> Result<Message, CallError> {
+        let started = Instant::now();
+        let server = self.server_pid(ctx, node, name, timeout)?;
+        let left = timeout.saturating_sub(started.elapsed());
+        ctx.call(&server, request, left)
+    }
+
+    /// A typed handle on the server `S` registered as `name` on `node`
+    /// (looked up once, [`Node::whereis`]; errors as [`Node::call_named`]).
+    pub fn server<S: Server>(
+        &self,
+        ctx: &Ctx,
+        node: &NodeName,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<ServerRef<S>, CallError> {
+        self.server_pid(ctx, node, name, timeout)
+            .map(ServerRef::from_pid)
+    }
+
+    /// The pid registered as `name` on `node`, as a call's error if none.
+    fn server_pid(
+        &self,
+        ctx: &Ctx,
+        node: &NodeName,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Pid, CallError> {
+        match self.whereis(ctx, node, name, timeout) {
+            Ok(Some(pid)) => Ok(pid),
+            Ok(None) => Err(CallError::NoProc),
+            Err(NetError::Timeout) => Err(CallError::Timeout),
+            Err(_) => Err(CallError::NoConnection),
+        }
+    }
+
     /// Queues a message for `name` on `node` (delivered here at once if
     /// `node` is this node); `Err` if it can never be sent.
     fn push_named(&self, node: &NodeName, name: &str, message: Message) -> Result<(), NetError> {
@@ -586,6 +684,7 @@ impl Node {
             attach,
             function: function.to_owned(),
             args: Box::new(move || wire::encode(&args)),
+            args_type: std::any::type_name::<A>(),
             mailbox_len,
         });
         let is_reply = |message: &erlangen_runtime::Message| {
@@ -727,6 +826,11 @@ const SPAWN_CANCEL_WAIT: Duration = Duration::from_secs(5);
 
 /// How often an agent waiting for a busy node looks again.
 const BUSY_POLL: Duration = Duration::from_micros(200);
+
+/// A remote lookup's answer, filed under the caller's tag (internal): the
+/// agent or `None`, or why the node was not asked.
+#[derive(Debug)]
+pub(crate) struct Whereabouts(pub(crate) Result<Option<Pid>, String>);
 
 /// What a remote spawn's caller receives (internal).
 #[derive(Debug)]

@@ -252,6 +252,9 @@ pub enum Packet {
         args: Vec<u8>,
         /// The child's mailbox capacity, if not the default.
         mailbox_len: Option<u32>,
+        /// The arguments' type on the caller's side (`type_name`, shown cut to
+        /// `config::TYPE_NAME_SHOWN_BYTES_MAX`), named in a refusal.
+        args_type: String,
     },
     /// The answer to `Spawn`: the child's id, or why there is none.
     SpawnReply {
@@ -271,6 +274,20 @@ pub enum Packet {
         tag: u64,
         /// The reply.
         message: WireMessage,
+    },
+    /// Which agent is registered as `name` on the receiving node?
+    Whereis {
+        /// Matches the reply.
+        request: u64,
+        /// The registered name.
+        name: String,
+    },
+    /// The answer to `Whereis`: the agent's serial, or `None`.
+    WhereisReply {
+        /// The request answered.
+        request: u64,
+        /// The registered agent's serial, if the name is registered.
+        found: Option<u64>,
     },
 }
 

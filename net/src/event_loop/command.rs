@@ -40,12 +40,21 @@ pub(crate) enum Command {
         attach: WireAttach,
         function: String,
         args: ArgsEncoder,
+        args_type: &'static str,
         mailbox_len: Option<u32>,
     },
     /// A remote spawn's caller stopped waiting: answer it now (with an
     /// error if the spawn is still pending), and kill a child whose
     /// success comes later.
     CancelSpawn { request: u64 },
+    /// A lookup of the agent registered as `name` on `node`, answered
+    /// under the caller's tag (`Node::whereis`).
+    Whereis {
+        node: String,
+        caller: Pid,
+        tag: u64,
+        name: String,
+    },
     /// Stop the node.
     Stop,
 }
@@ -78,7 +87,9 @@ impl Command {
             Command::Send { to, .. } | Command::Signal { to, .. } | Command::Reply { to, .. } => {
                 Some(&to.node)
             }
-            Command::SendNamed { node, .. } | Command::Spawn { node, .. } => Some(node),
+            Command::SendNamed { node, .. }
+            | Command::Spawn { node, .. }
+            | Command::Whereis { node, .. } => Some(node),
             _ => None,
         }
     }

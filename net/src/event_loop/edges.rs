@@ -195,6 +195,7 @@ impl EventLoop {
                 self.spawn_failed(&parent, request, format!("noconnection: {why}"));
             }
         }
+        self.fail_lookups(Some(peer), &format!("noconnection: {why}"));
         for command in self.waiting.remove(peer).unwrap_or_default() {
             self.drop_command(command, &format!("noconnection: {why}"));
         }

@@ -50,6 +50,7 @@ mod dial;
 mod edges;
 mod packets;
 mod portmap_call;
+mod whereis;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -240,6 +241,10 @@ pub(crate) struct EventLoop {
     watches: HashMap<String, Vec<WatchEdge>>,
     /// Remote spawns in flight: request → (node, caller, attach).
     spawns: HashMap<u64, (String, Pid, WireAttach)>,
+    /// Remote name lookups in flight, by request (whereis.rs).
+    lookups: HashMap<u64, whereis::Lookup>,
+    /// The next lookup's request number.
+    next_lookup: u64,
     /// Types whose messages were dropped, logged once each.
     logged_types: std::collections::HashSet<String>,
     /// Connections written to in this batch, flushed at its end.
@@ -284,6 +289,8 @@ impl EventLoop {
             edges: HashMap::new(),
             watches: HashMap::new(),
             spawns: HashMap::new(),
+            lookups: HashMap::new(),
+            next_lookup: 0,
             logged_types: Default::default(),
             dirty: Vec::new(),
             unread: Vec::new(),
@@ -525,6 +532,7 @@ impl EventLoop {
         for peer in waiting {
             self.lose(&peer, "the node stopped");
         }
+        self.fail_lookups(None, "the node stopped");
         // Commands that arrived after the stop: answer spawns, drop the rest.
         let late: Vec<Command> = crate::sync_lock(&self.shared.commands).drain(..).collect();
         for command in late {

@@ -95,6 +95,7 @@ impl EventLoop {
                 attach,
                 function,
                 args,
+                args_type,
                 mailbox_len,
             } => {
                 let args = match args() {
@@ -124,8 +125,15 @@ impl EventLoop {
                     function,
                     args,
                     mailbox_len,
+                    args_type: args_type.to_owned(),
                 })
             }
+            Command::Whereis {
+                node,
+                caller,
+                tag,
+                name,
+            } => Some(self.whereis_packet(node, caller, tag, name)),
             _ => None,
         }
     }
@@ -199,6 +207,12 @@ impl EventLoop {
                     "spawn on the own node: use ctx.spawn".to_owned(),
                 );
             }
+            Command::Whereis {
+                caller, tag, name, ..
+            } => {
+                let found = self.shared.runtime.whereis(&name);
+                self.answer_whereis(&caller, tag, Ok(found));
+            }
             _ => {}
         }
     }
@@ -245,6 +259,7 @@ impl EventLoop {
                 function,
                 args,
                 mailbox_len,
+                args_type,
             } => {
                 self.on_spawn(
                     token,
@@ -253,7 +268,7 @@ impl EventLoop {
                     parent,
                     attach,
                     &function,
-                    &args,
+                    (&args, &args_type),
                     mailbox_len,
                 );
             }
@@ -262,6 +277,10 @@ impl EventLoop {
                 parent: _,
                 result,
             } => self.on_spawn_reply(token, request, result),
+            Packet::Whereis { request, name } => self.on_whereis(token, request, &name),
+            Packet::WhereisReply { request, found } => {
+                self.on_whereis_reply(token, &peer, request, found);
+            }
             Packet::Reply { to, tag, message } => {
                 if let Some(message) = self.decode_message(&message) {
                     match self.shared.local(to) {
@@ -392,7 +411,7 @@ impl EventLoop {
         parent: crate::id::AgentId,
         attach: WireAttach,
         function: &str,
-        args: &[u8],
+        (args, args_type): (&[u8], &str),
         mailbox_len: Option<u32>,
     ) {
         let parent_pid = self.shared.pid_of(&parent);
@@ -410,6 +429,7 @@ impl EventLoop {
                 function,
                 &self.shared.runtime,
                 args,
+                args_type,
                 options,
                 (attach != WireAttach::None).then_some(&parent_pid),
                 &mut |_| {},
@@ -539,6 +559,9 @@ impl EventLoop {
             Command::Spawn {
                 parent, request, ..
             } => self.spawn_failed(&parent, request, why.to_owned()),
+            Command::Whereis { caller, tag, .. } => {
+                self.answer_whereis(&caller, tag, Err(why.to_owned()));
+            }
             Command::Send { .. } | Command::SendNamed { .. } | Command::Reply { .. } => {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             }

@@ -83,6 +83,66 @@ fn a_call_whose_servers_node_is_killed_fails_with_noconnection_at_once() {
 }
 
 #[test]
+fn a_call_by_name_on_another_node_finds_the_server_or_says_noproc_or_noconnection() {
+    let mapper = port_mapper();
+    let (rt, node) = node(&mapper, &unique("caller"));
+    let child = ChildNode::start(&mapper, &unique("named"));
+    let b = child.name.clone();
+    let os_pid = child.os_pid();
+    let (before, answered, lookup_lost, ended, after, lost) = rt
+        .run(move |ctx| {
+            // Nothing under the name yet: `whereis` says so, a call is noproc.
+            let nobody = node.whereis(ctx, &b, "kv", HANG_GUARD).unwrap();
+            assert!(nobody.is_none());
+            let before = node.call_named(ctx, &b, "kv", 1u64, HANG_GUARD);
+            let server = node
+                .spawn(
+                    ctx,
+                    &b,
+                    "named_call_server",
+                    "kv".to_owned(),
+                    SpawnOptions::new(),
+                )
+                .unwrap();
+            ctx.call(&server, 1u64, HANG_GUARD).unwrap(); // registered by now
+            assert_eq!(
+                node.whereis(ctx, &b, "kv", HANG_GUARD).unwrap(),
+                Some(server)
+            );
+            let answered = node
+                .call_named(ctx, &b, "kv", 41u64, HANG_GUARD)
+                .unwrap()
+                .downcast::<u64>()
+                .unwrap();
+            // The server's end by name: its exit reason, then noproc.
+            let ended = node.call_named(ctx, &b, "kv", 0u64, Duration::from_secs(3600));
+            let after = node.call_named(ctx, &b, "kv", 5u64, Duration::from_secs(3600));
+            // A node killed: noconnection, not a timeout.
+            // SAFETY: kill(2) on the child process we started.
+            unsafe { libc::kill(os_pid, libc::SIGKILL) };
+            let lost = node.call_named(ctx, &b, "kv", 5u64, Duration::from_secs(3600));
+            let lookup_lost = node.whereis(ctx, &b, "kv", Duration::from_secs(3600));
+            (before, answered, lookup_lost, ended, after, lost)
+        })
+        .unwrap();
+    assert!(matches!(before, Err(CallError::NoProc)), "{before:?}");
+    assert_eq!(answered, 42);
+    match ended {
+        Err(CallError::Exit(ExitStatus::Exit(reason))) => {
+            assert_eq!(reason.to_string(), "asked to")
+        }
+        other => panic!("expected the server's exit, got {other:?}"),
+    }
+    assert!(matches!(after, Err(CallError::NoProc)), "{after:?}");
+    assert!(matches!(lost, Err(CallError::NoConnection)), "{lost:?}");
+    let why = lookup_lost.unwrap_err().to_string();
+    assert!(
+        why.contains("noconnection") || why.contains("port mapper"),
+        "{why}"
+    );
+}
+
+#[test]
 fn a_remote_watchers_exit_leaves_the_watched_agent_alive_and_a_watch_sees_its_end() {
     let mapper = port_mapper();
     let (rt, node) = node(&mapper, &unique("watcher"));

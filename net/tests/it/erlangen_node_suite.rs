@@ -98,7 +98,15 @@ fn a_call_with_wrong_arguments_is_an_error(rt: &Runtime, node: &Arc<Node>, b: &N
     let refused = rt
         .run(move |ctx| node.spawn(ctx, &b, "double", String::from("42"), SpawnOptions::new()))
         .unwrap();
-    assert!(matches!(refused, Err(NetError::Spawn(_))), "{refused:?}");
+    // The refusal names the type expected and the type sent.
+    match refused {
+        Err(NetError::Spawn(why)) => {
+            assert!(why.contains("bad arguments"), "{why}");
+            assert!(why.contains("expected u64"), "{why}");
+            assert!(why.contains("sent alloc::string::String"), "{why}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
 
 #[test]

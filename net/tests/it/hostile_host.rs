@@ -291,6 +291,7 @@ fn spawn_request(me: &str, request: u64, function: &str) -> Packet {
         function: function.to_owned(),
         args: erlangen_net::wire::encode(&21u64).unwrap(),
         mailbox_len: None,
+        args_type: "u64".to_owned(),
     }
 }
 

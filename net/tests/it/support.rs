@@ -46,21 +46,12 @@ pub(crate) fn functions() -> Functions {
             }
             ctx.send(&to.0, text);
         })
-        // Serves `Call<u64>`: n is answered n + 1; 0 ends the server with
-        // "asked to"; 1,000 is answered after 200 ms.
-        .register("call_server", |ctx: &mut Ctx, (): ()| loop {
-            let call = ctx
-                .receive()
-                .downcast::<erlangen_runtime::Call<u64>>()
-                .unwrap();
-            match call.request {
-                0 => ctx.exit(erlangen_runtime::ExitReason::other("asked to")),
-                1_000 => {
-                    ctx.sleep(Duration::from_millis(200));
-                    ctx.reply(&call.from, 1_001u64);
-                }
-                n => ctx.reply(&call.from, n + 1),
-            }
+        .register("call_server", |ctx: &mut Ctx, (): ()| serve_calls(ctx))
+        // `call_server` registered under the name it is given (first, so a
+        // call answered proves the name is registered).
+        .register("named_call_server", |ctx: &mut Ctx, name: String| {
+            ctx.register(&name).unwrap();
+            serve_calls(ctx)
         })
         // Takes every message, forever.
         .register("sink", |ctx: &mut Ctx, (): ()| loop {
@@ -71,6 +62,25 @@ pub(crate) fn functions() -> Functions {
             ctx.sleep(Duration::from_millis(ms));
             ctx.flush().len() as u64
         })
+}
+
+/// Serves `Call<u64>`: n is answered n + 1; 0 ends the server with "asked
+/// to"; 1,000 is answered after 200 ms.
+fn serve_calls(ctx: &mut Ctx) {
+    loop {
+        let call = ctx
+            .receive()
+            .downcast::<erlangen_runtime::Call<u64>>()
+            .unwrap();
+        match call.request {
+            0 => ctx.exit(erlangen_runtime::ExitReason::other("asked to")),
+            1_000 => {
+                ctx.sleep(Duration::from_millis(200));
+                ctx.reply(&call.from, 1_001u64);
+            }
+            n => ctx.reply(&call.from, n + 1),
+        }
+    }
 }
 
 /// Set in a child process that runs a test node.
