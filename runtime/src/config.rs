@@ -68,6 +68,15 @@ pub(crate) const YIELD_WAIT_TICKS_MAX: u32 = 1024;
 /// a few ns per probe (pitfalls.md §6).
 pub(crate) const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
 
+/// Search rounds an idle worker spins before it yields the core on each
+/// further round (`sched_yield`): the spin catches a hand-off from another
+/// worker (hundreds of ns); the yields let a thread that shares the core —
+/// a node's event loop, another process's worker — run at once, which a
+/// pure spin delayed by up to its whole length (issue 21: a round trip
+/// between two nodes went from 116 to 44 µs; ping-pong across workers kept
+/// its speed).
+pub(crate) const IDLE_SPIN_ROUNDS_BEFORE_YIELD: u32 = 32;
+
 /// How long an agent must have waited in a worker's stealable deque before
 /// another worker may steal it (Go delays stealing `runnext` the same way).
 /// An agent that spawns a partner and then blocks runs it on its own worker

@@ -61,6 +61,24 @@ pub trait Remote: Send + Sync + fmt::Debug + 'static {
         self.send(to, message)
     }
 
+    /// Sends `message` as [`Remote::send`] does, from a worker that calls
+    /// [`Remote::flush`] on this route before it runs anything else (when
+    /// the sending agent's slice ends): the route may keep it buffered until
+    /// then, so that a burst of sends is one write. Returns whether a flush
+    /// is owed. The default sends at once.
+    fn send_from_worker(&self, to: &RemotePid, message: Message) -> Result<bool, Error> {
+        self.send(to, message).map(|()| false)
+    }
+
+    /// [`Remote::reply`] from a worker, as [`Remote::send_from_worker`].
+    fn reply_from_worker(&self, to: &RemotePid, tag: u64, message: Message) -> Result<bool, Error> {
+        self.reply(to, tag, message).map(|()| false)
+    }
+
+    /// Writes what `send_from_worker` and `reply_from_worker` left
+    /// buffered.
+    fn flush(&self) {}
+
     /// Whether the route's outbound buffer is above its high-water mark: an
     /// agent sending to `to` then waits, suspended (its worker runs other
     /// agents), until it is not (Erlang's busy distribution port).

@@ -386,7 +386,13 @@ impl Ctx {
             self.charge();
             // Its node files it under the tag (refused ones were counted
             // by the route).
-            let _ = id.route().reply(id, to.tag.0, Message::new(message));
+            let worker = self.worker();
+            if let Ok(true) = id
+                .route()
+                .reply_from_worker(id, to.tag.0, Message::new(message))
+            {
+                worker.owe_flush(id.route());
+            }
             return;
         }
         self.charge();

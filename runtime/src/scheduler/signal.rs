@@ -39,11 +39,22 @@ pub enum Attach {
 }
 
 /// Hands the message in `slot` to the route of a remote `to` (a refused
-/// send was counted by the route, which says why).
+/// send was counted by the route, which says why). On a worker, the route
+/// may buffer it until the worker flushes it (`WorkerContext::owe_flush`).
 #[inline(never)]
-fn send_remote(to: &Pid, slot: &mut Option<Message>) -> Result<(), Error> {
-    match (to.as_remote(), slot.take()) {
-        (Some(id), Some(message)) => id.route().send(id, message),
+fn send_remote(
+    to: &Pid,
+    slot: &mut Option<Message>,
+    from: Option<&WorkerContext>,
+) -> Result<(), Error> {
+    match (to.as_remote(), slot.take(), from) {
+        (Some(id), Some(message), Some(worker)) => {
+            if id.route().send_from_worker(id, message)? {
+                worker.owe_flush(id.route());
+            }
+            Ok(())
+        }
+        (Some(id), Some(message), None) => id.route().send(id, message),
         _ => Ok(()),
     }
 }
@@ -70,7 +81,7 @@ impl Shared {
         from: Option<&WorkerContext>,
     ) -> Result<(), Error> {
         let PidKind::Local(cell) = &to.kind else {
-            return send_remote(to, slot);
+            return send_remote(to, slot, from);
         };
         match cell.mailbox.push_from(slot) {
             Ok(()) => {

@@ -10,8 +10,9 @@
 //!    timers are fired before one of those runs again).
 //! 3. Run it until it suspends or returns (`run_agent`), then publish its new
 //!    state (agent/state.rs step 3) or finish it (signal.rs `finish`).
-//! 4. With nothing to run: fire due timers; search (spin) for up to
-//!    `spin_before_park`; then park until woken or until the next deadline
+//! 4. With nothing to run: fire due timers; search for up to
+//!    `spin_before_park` (a few rounds spinning, then yielding the core
+//!    each round); then park until woken or until the next deadline
 //!    (idle.rs explains why no wake-up is lost).
 //!
 //! # Shutdown
@@ -42,8 +43,8 @@ use crate::agent::stack::StackCache;
 use crate::agent::state::AfterSuspend;
 use crate::agent::{overflow, AgentCell, Stage};
 use crate::config::{
-    FAIRNESS_TICKS, LIFO_RUNS_MAX, STEAL_BATCH_LEN_MAX, STEAL_BURST_LEN_MIN, STEAL_DELAY,
-    YIELD_WAIT_TICKS_MAX,
+    FAIRNESS_TICKS, IDLE_SPIN_ROUNDS_BEFORE_YIELD, LIFO_RUNS_MAX, STEAL_BATCH_LEN_MAX,
+    STEAL_BURST_LEN_MIN, STEAL_DELAY, YIELD_WAIT_TICKS_MAX,
 };
 use crate::exit::{ExitReason, ExitStatus};
 use crate::sync::lock;
@@ -83,6 +84,9 @@ pub(crate) struct WorkerContext {
     due: RefCell<Vec<crate::timer::TimerAction>>,
     /// Dead agents' cells on their way home (reclaim.rs).
     returns: ReturnBatches,
+    /// Routes that buffered sends of the agent running here, flushed
+    /// before this worker runs anything else (`Remote::send_from_worker`).
+    owed_flushes: RefCell<Vec<Arc<dyn crate::remote::Remote>>>,
 }
 
 impl WorkerContext {
@@ -104,7 +108,31 @@ impl WorkerContext {
             serials: Cell::new((0, 0)),
             due: RefCell::new(Vec::new()),
             returns: ReturnBatches::new(shared_workers),
+            owed_flushes: RefCell::new(Vec::new()),
         }
+    }
+
+    /// `route` buffered a send from this worker: it is flushed before the
+    /// worker runs anything else.
+    pub(crate) fn owe_flush(&self, route: &Arc<dyn crate::remote::Remote>) {
+        let mut owed = self.owed_flushes.borrow_mut();
+        if !owed.iter().any(|r| Arc::ptr_eq(r, route)) {
+            owed.push(route.clone());
+        }
+    }
+
+    /// Flushes the routes owed a flush.
+    #[cold]
+    #[inline(never)]
+    fn flush_routes(&self) {
+        let owed = std::mem::take(&mut *self.owed_flushes.borrow_mut());
+        for route in &owed {
+            route.flush();
+        }
+        // Keep the allocation for the next slice.
+        let mut kept = owed;
+        kept.clear();
+        *self.owed_flushes.borrow_mut() = kept;
     }
 
     /// The opaque pointer handed to agents on resume.
@@ -187,6 +215,9 @@ impl WorkerContext {
         // This worker's shared entry, looked up once (not per resume).
         let own = &self.shared.workers[self.index];
         while !self.shared.shutdown.load(Ordering::Acquire) {
+            if !self.owed_flushes.borrow().is_empty() {
+                self.flush_routes();
+            }
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
             if tick.is_multiple_of(FAIRNESS_TICKS) {
@@ -481,7 +512,16 @@ impl WorkerContext {
                     break;
                 }
             }
-            std::hint::spin_loop();
+            // A short pure spin catches a hand-off from another worker
+            // (hundreds of ns); past it, each round yields the core, so that
+            // a thread of this process (a node's event loop) or of another
+            // one that shares it runs at once (a spin that keeps the core
+            // made a round trip across nodes 2 to 30 times slower).
+            if round < IDLE_SPIN_ROUNDS_BEFORE_YIELD {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
         idle.n_searching.fetch_sub(1, Ordering::SeqCst);
         self.shared
