@@ -52,6 +52,15 @@ fn functions() -> Functions {
         })
 }
 
+/// Workers per node: `ERLANGEN_BENCH_NODE_WORKERS` (the peer inherits
+/// it), else 2 (one per core of the 2-core machines the suite is made for).
+fn workers() -> usize {
+    std::env::var("ERLANGEN_BENCH_NODE_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2)
+}
+
 /// The peer: a node that hosts the standard kernel and `count`.
 pub(crate) fn dist_node(_divisor: u64) {
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process.
@@ -62,7 +71,10 @@ pub(crate) fn dist_node(_divisor: u64) {
         .expect("the driver names the port mapper")
         .parse()
         .expect("an address");
-    let rt = Runtime::builder().workers(2).build().expect("runtime");
+    let rt = Runtime::builder()
+        .workers(workers())
+        .build()
+        .expect("runtime");
     let node = Node::builder(&format!("bench-b-{}", std::process::id()))
         .cookie(COOKIE.as_bytes())
         .port_mapper(mapper)
@@ -97,7 +109,10 @@ fn with_peer(measure: impl FnOnce(&Runtime, Arc<Node>, NodeName)) {
         .expect("the peer is ready")
         .parse()
         .expect("a node name");
-    let rt = Runtime::builder().workers(2).build().expect("runtime");
+    let rt = Runtime::builder()
+        .workers(workers())
+        .build()
+        .expect("runtime");
     let node = Node::builder(&format!("bench-a-{}", std::process::id()))
         .cookie(COOKIE.as_bytes())
         .port_mapper(mapper.local_addr())

@@ -86,6 +86,7 @@ mod event_loop;
 mod functions;
 mod id;
 mod node;
+mod outbox;
 mod registration;
 mod route;
 mod types;

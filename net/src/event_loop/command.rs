@@ -55,6 +55,9 @@ pub(crate) enum Command {
         tag: u64,
         name: String,
     },
+    /// A sender's direct write to `node` failed (outbox.rs step 4): flush
+    /// its connection, which meets the error and closes it.
+    Flush { node: String },
     /// Stop the node.
     Stop,
 }

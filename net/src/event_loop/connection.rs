@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use erlangen_portmap::listener::Accepted;
@@ -21,6 +22,7 @@ use crate::config::{
 };
 use crate::handshake::Role;
 use crate::id::NodeName;
+use crate::outbox::Outbox;
 use crate::wire::{Auth, Hello, Packet, KIND_AUTH, KIND_HELLO, KIND_PACKET, KIND_TICK};
 use crate::{frame, handshake, pid, wire};
 
@@ -70,17 +72,13 @@ impl EventLoop {
             proved: false,
             peer_types: HashMap::new(),
             read: Vec::new(),
-            write: Vec::new(),
+            outbox: Arc::new(Outbox::new(now)),
             held: VecDeque::new(),
             paused: false,
-            last_progress: now,
             packets_in: 0,
-            packets_out: 0,
             bytes_in: 0,
-            bytes_out: 0,
             started: now,
             last_read: now,
-            last_write: now,
         };
         if role == Role::Acceptor {
             self.send_hello(&mut connection);
@@ -140,7 +138,7 @@ impl EventLoop {
             types: self.shared.types.announce(),
         };
         let body = wire::encode(&hello).expect("a hello encodes");
-        frame::encode(KIND_HELLO, &body, &mut connection.write);
+        frame::encode(KIND_HELLO, &body, &mut connection.outbox.lock().write);
         connection.hello_mine = body;
     }
 
@@ -272,7 +270,7 @@ impl EventLoop {
             let Some(connection) = self.connections.get_mut(&token) else {
                 break Err("gone".to_owned());
             };
-            if connection.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER {
+            if connection.outbox.lock().write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER {
                 // Every frame may add a reply: stop here until the peer
                 // reads what it was sent (the rest stays buffered).
                 connection.paused = true;
@@ -378,7 +376,7 @@ impl EventLoop {
         let (dialer, acceptor) = transcript(connection);
         let proof = handshake::prove(&self.shared.cookie, connection.role, dialer, acceptor);
         let auth = wire::encode(&Auth { proof }).expect("an auth encodes");
-        frame::encode(KIND_AUTH, &auth, &mut connection.write);
+        frame::encode(KIND_AUTH, &auth, &mut connection.outbox.lock().write);
         connection.proved = true;
     }
 
@@ -474,7 +472,40 @@ impl EventLoop {
             }
             self.release_held(token);
         }
+        self.open_outbox(token, &peer);
         Ok(())
+    }
+
+    /// Lets senders write to `peer` directly (outbox.rs step 5), once what
+    /// waited for it is in the buffer or held behind it; without a second
+    /// handle on the socket, everything goes through the loop.
+    fn open_outbox(&mut self, token: Token, peer: &str) {
+        let Some(connection) = self.connections.get(&token) else {
+            return;
+        };
+        let stream = {
+            use std::os::fd::{AsFd, FromRawFd, IntoRawFd};
+            match connection.stream.as_fd().try_clone_to_owned() {
+                // SAFETY: the descriptor was just duplicated from a
+                // connected TCP socket and is owned by nobody else.
+                Ok(fd) => unsafe { std::net::TcpStream::from_raw_fd(fd.into_raw_fd()) },
+                Err(error) => {
+                    tracing::debug!(%error, "erlangen: no direct writes to a peer (dup failed)");
+                    return;
+                }
+            }
+        };
+        let types = &self.shared.types;
+        let accepted = connection
+            .peer_types
+            .iter()
+            .filter(|(name, print)| types.fingerprint(name) == Some(**print))
+            .map(|(name, _)| name.clone())
+            .collect();
+        connection
+            .outbox
+            .open(stream, connection.peer_incarnation, accepted);
+        self.shared.outboxes.insert(peer, connection.outbox.clone());
     }
 
     /// Appends a command's packet to `token`'s write buffer, or holds it
@@ -484,11 +515,14 @@ impl EventLoop {
         let Some(connection) = self.connections.get_mut(&token) else {
             return;
         };
-        if !connection.held.is_empty()
-            || connection.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER
-        {
+        let mut out = connection.outbox.lock();
+        if !connection.held.is_empty() || out.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER {
+            // Senders' direct writes wait behind it (outbox.rs step 5).
+            out.held = true;
+            drop(out);
             connection.held.push_back(command);
         } else {
+            drop(out);
             self.send_on(token, command);
         }
     }
@@ -500,8 +534,12 @@ impl EventLoop {
             let Some(connection) = self.connections.get_mut(&token) else {
                 return;
             };
-            if connection.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER {
-                return;
+            {
+                let mut out = connection.outbox.lock();
+                out.held = !connection.held.is_empty();
+                if out.held && out.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER {
+                    return;
+                }
             }
             let Some(command) = connection.held.pop_front() else {
                 return;
@@ -517,30 +555,8 @@ impl EventLoop {
         let Some(connection) = self.connections.get_mut(&token) else {
             return Err("the connection is gone".to_owned());
         };
-        let at = frame::begin(KIND_PACKET, &mut connection.write);
-        let encoded = {
-            let _context = pid::enter(&self.shared);
-            wire::encode_into(packet, &mut connection.write)
-        };
-        let length = connection.write.len() - at - frame::HEADER_BYTES;
-        match encoded {
-            Ok(()) if length <= FRAME_BODY_BYTES_MAX => {
-                frame::finish(at, &mut connection.write);
-                connection.packets_out += 1;
-                connection.bytes_out += length as u64;
-                Ok(())
-            }
-            Ok(()) => {
-                connection.write.truncate(at);
-                Err(format!(
-                    "{length} bytes exceed the frame limit of {FRAME_BODY_BYTES_MAX}"
-                ))
-            }
-            Err(error) => {
-                connection.write.truncate(at);
-                Err(error.to_string())
-            }
-        }
+        let _context = pid::enter(&self.shared);
+        connection.outbox.lock().append(packet)
     }
 
     /// Writes what the buffer holds until the socket would block.
@@ -551,36 +567,40 @@ impl EventLoop {
         if connection.phase == Phase::Connecting {
             return;
         }
-        let mut written = 0;
-        let result = loop {
-            if written == connection.write.len() {
-                break Ok(());
+        let (result, left) = {
+            let mut out = connection.outbox.lock();
+            let mut written = 0;
+            let result = loop {
+                if written == out.write.len() {
+                    break Ok(());
+                }
+                match connection.stream.write(&out.write[written..]) {
+                    Ok(0) => break Err("write returned 0".to_owned()),
+                    Ok(n) => written += n,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => break Err(format!("write failed: {error}")),
+                }
+            };
+            out.write.drain(..written);
+            if written > 0 {
+                out.last_write = Instant::now();
             }
-            match connection.stream.write(&connection.write[written..]) {
-                Ok(0) => break Err("write returned 0".to_owned()),
-                Ok(n) => written += n,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => break Err(format!("write failed: {error}")),
+            if written > 0 || out.write.is_empty() {
+                out.last_progress = Instant::now();
             }
+            if out.write.capacity() > 64 * 1024 && out.write.len() < 16 * 1024 {
+                out.write.shrink_to(16 * 1024);
+            }
+            (result, out.write.len())
         };
-        connection.write.drain(..written);
-        if written > 0 {
-            connection.last_write = Instant::now();
-        }
-        if written > 0 || connection.write.is_empty() {
-            connection.last_progress = Instant::now();
-        }
-        if connection.write.capacity() > 64 * 1024 && connection.write.len() < 16 * 1024 {
-            connection.write.shrink_to(16 * 1024);
-        }
-        let drained = connection.write.len() < CONNECTION_WRITE_BYTES_LOW_WATER;
         if let Err(why) = result {
             self.close(token, &why);
-        } else if drained {
+        } else if left < CONNECTION_WRITE_BYTES_LOW_WATER {
             self.release_held(token);
             if let Some(connection) = self.connections.get_mut(&token) {
-                if connection.paused && connection.write.len() < CONNECTION_WRITE_BYTES_LOW_WATER {
+                let left = connection.outbox.lock().write.len();
+                if connection.paused && left < CONNECTION_WRITE_BYTES_LOW_WATER {
                     // Read again (readiness is edge-triggered: what waits
                     // in the socket raises no new event).
                     connection.paused = false;
@@ -588,12 +608,16 @@ impl EventLoop {
                         self.unread.push(token);
                     }
                 }
-                if !connection.write.is_empty() && !self.dirty.contains(&token) {
+                if left > 0 && !self.dirty.contains(&token) {
                     self.dirty.push(token);
                 }
             }
         }
-        let buffered = self.connections.values().map(|c| c.write.len()).sum();
+        let buffered = self
+            .connections
+            .values()
+            .map(|c| c.outbox.lock().write.len())
+            .sum();
         self.shared.backlog_bytes.store(buffered, Ordering::Relaxed);
     }
 
@@ -606,6 +630,10 @@ impl EventLoop {
             return;
         };
         let _ = self.poll.registry().deregister(&mut connection.stream);
+        connection.outbox.close();
+        if let Some(peer) = &connection.peer {
+            self.shared.outboxes.remove(peer, &connection.outbox);
+        }
         let Some(peer) = connection.peer else {
             tracing::debug!(why, "erlangen: closed an unnamed connection");
             return;

@@ -68,6 +68,7 @@ use crate::config::{ACCEPTED_HANDSHAKE_TIMEOUT, HANDSHAKE_TIMEOUT};
 use crate::frame;
 use crate::handshake::Role;
 use crate::node::NodeShared;
+use crate::outbox::Outbox;
 use crate::wire::{WireAttach, KIND_TICK};
 
 pub(crate) use command::Command;
@@ -153,7 +154,9 @@ struct Connection {
     /// The peer's message types and fingerprints.
     peer_types: HashMap<String, u64>,
     read: Vec<u8>,
-    write: Vec<u8>,
+    /// The write side: buffer, counters, and direct writes of senders
+    /// once up (outbox.rs).
+    outbox: Arc<Outbox>,
     /// Commands for an up connection whose write buffer is over
     /// `CONNECTION_WRITE_BYTES_HIGH_WATER`, in order; they move into it as
     /// it drains (and count in the node's backlog until then, so that
@@ -163,18 +166,12 @@ struct Connection {
     /// from this connection (its requests would add replies) until it
     /// drains below the low-water mark.
     paused: bool,
-    /// When bytes last left the write buffer, or it was last empty: a
-    /// buffer that makes no progress for the heartbeat timeout means a peer
-    /// that does not read, and the connection is closed.
-    last_progress: Instant,
-    /// Counters, published to the node's stats on each tick.
+    /// Counters, published to the node's stats on each tick (the
+    /// outbound ones are the outbox's).
     packets_in: u64,
-    packets_out: u64,
     bytes_in: u64,
-    bytes_out: u64,
     started: Instant,
     last_read: Instant,
-    last_write: Instant,
 }
 
 /// A node to dial again (`EventLoop::dial_failed`).
@@ -254,6 +251,8 @@ pub(crate) struct EventLoop {
     /// Commands were left in the queue when the turn ended.
     more_commands: bool,
     stopping: bool,
+    /// When the loop last had an event (the poll spin runs from there).
+    last_activity: Instant,
 }
 
 impl EventLoop {
@@ -296,6 +295,7 @@ impl EventLoop {
             unread: Vec::new(),
             more_commands: false,
             stopping: false,
+            last_activity: Instant::now(),
         };
         event_loop.hold_registration(registration)?;
         Ok(event_loop)
@@ -321,7 +321,10 @@ impl EventLoop {
             self.register_if_due();
             self.redial_if_due();
             let busy = !self.unread.is_empty() || std::mem::take(&mut self.more_commands);
-            let timeout = if busy {
+            // Poll without sleeping for a while after activity (config.rs
+            // `POLL_SPIN_DEFAULT`): the next packet is read without a wake.
+            let spinning = self.last_activity.elapsed() < self.shared.poll_spin;
+            let timeout = if busy || spinning {
                 Duration::ZERO
             } else {
                 self.shared
@@ -333,6 +336,12 @@ impl EventLoop {
                     tracing::error!(%error, "erlangen: node event loop cannot poll");
                     break;
                 }
+            }
+            if !events.is_empty() {
+                self.last_activity = Instant::now();
+            } else if spinning {
+                // Let a thread that wants the core have it.
+                std::thread::yield_now();
             }
             for event in events.iter() {
                 match event.token() {
@@ -373,6 +382,9 @@ impl EventLoop {
             taken += batch.len();
             for command in batch {
                 self.command(command);
+                // Release: what it wrote to a buffer is seen by a direct
+                // writer that reads zero (outbox.rs step 2).
+                self.shared.unsettled.fetch_sub(1, Ordering::Release);
             }
             // One write per connection per batch (design-notes §8.6).
             for token in std::mem::take(&mut self.dirty) {
@@ -389,6 +401,11 @@ impl EventLoop {
         match command {
             Command::Stop => self.stopping = true,
             Command::CancelSpawn { request } => self.cancel_spawn(request),
+            Command::Flush { node } => {
+                if let Some(&token) = self.up.get(&node) {
+                    self.flush(token);
+                }
+            }
             command => {
                 let node = command
                     .node()
@@ -416,11 +433,14 @@ impl EventLoop {
         let mut lost = Vec::new();
         let mut ticks = Vec::new();
         for (&token, connection) in &self.connections {
+            let (unwritten, last_progress, last_write) = {
+                let out = connection.outbox.lock();
+                (!out.write.is_empty(), out.last_progress, out.last_write)
+            };
             match connection.phase {
-                Phase::Up
-                    if !connection.write.is_empty()
-                        && now.duration_since(connection.last_progress) >= timeout =>
-                {
+                // A buffer that makes no progress for the heartbeat timeout
+                // means a peer that does not read: the connection closes.
+                Phase::Up if unwritten && now.duration_since(last_progress) >= timeout => {
                     lost.push((token, Loss::Unread));
                 }
                 // A paused connection is not read from: its silence is
@@ -429,7 +449,7 @@ impl EventLoop {
                 Phase::Up => {
                     if now.duration_since(connection.last_read) >= timeout {
                         lost.push((token, Loss::Silent));
-                    } else if now.duration_since(connection.last_write) >= interval {
+                    } else if now.duration_since(last_write) >= interval {
                         ticks.push(token);
                     }
                 }
@@ -445,16 +465,20 @@ impl EventLoop {
             }
         }
         for token in ticks {
-            if let Some(connection) = self.connections.get_mut(&token) {
-                frame::encode(KIND_TICK, &[], &mut connection.write);
-                connection.last_write = now;
+            if let Some(connection) = self.connections.get(&token) {
+                let mut out = connection.outbox.lock();
+                frame::encode(KIND_TICK, &[], &mut out.write);
+                out.last_write = now;
             }
             self.flush(token);
         }
         for (token, why) in lost {
             if why == Loss::Unread {
                 let peer = self.connections.get(&token).and_then(|c| c.peer.clone());
-                let buffered = self.connections.get(&token).map_or(0, |c| c.write.len());
+                let buffered = self
+                    .connections
+                    .get(&token)
+                    .map_or(0, |c| c.outbox.lock().write.len());
                 tracing::warn!(
                     peer = peer.as_deref().unwrap_or("?"),
                     buffered,
@@ -506,12 +530,14 @@ impl EventLoop {
         for connection in self.connections.values() {
             if let (Phase::Up, Some(peer)) = (&connection.phase, &connection.peer) {
                 if let Some(entry) = stats.get_mut(peer) {
-                    entry.buffered_bytes = connection.write.len();
+                    let out = connection.outbox.lock();
+                    entry.buffered_bytes = out.write.len();
                     entry.last_heard = Some(connection.last_read);
                     entry.packets_in = connection.packets_in;
-                    entry.packets_out = connection.packets_out;
+                    entry.packets_out = out.packets_out;
+                    entry.direct_packets_out = out.direct_out;
                     entry.bytes_in = connection.bytes_in;
-                    entry.bytes_out = connection.bytes_out;
+                    entry.bytes_out = out.bytes_out;
                 }
             }
         }
@@ -537,6 +563,7 @@ impl EventLoop {
         let late: Vec<Command> = crate::sync_lock(&self.shared.commands).drain(..).collect();
         for command in late {
             self.drop_command(command, "the node stopped");
+            self.shared.unsettled.fetch_sub(1, Ordering::Release);
         }
         self.registration = None;
         *crate::sync_lock(&self.shared.waker) = None;

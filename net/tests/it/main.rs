@@ -10,3 +10,4 @@ mod hostile_host;
 mod nodes;
 mod raw;
 mod support;
+mod transport;

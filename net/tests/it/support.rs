@@ -53,6 +53,21 @@ pub(crate) fn functions() -> Functions {
             ctx.register(&name).unwrap();
             serve_calls(ctx)
         })
+        // Receives `n` messages of `STREAM_CHUNK_BYTES` (transport.rs's
+        // stream) and tells `reply_to` "ok n", or the first that is wrong.
+        .register(
+            "check_stream",
+            |ctx: &mut Ctx, (n, reply_to): (u64, WirePid)| {
+                for i in 0..n {
+                    let chunk = ctx.receive().downcast::<Vec<u8>>().unwrap();
+                    if chunk != stream_chunk(i) {
+                        ctx.send(&reply_to.0, format!("message {i} is wrong"));
+                        return;
+                    }
+                }
+                ctx.send(&reply_to.0, format!("ok {n}"));
+            },
+        )
         // Takes every message, forever.
         .register("sink", |ctx: &mut Ctx, (): ()| loop {
             ctx.receive();
@@ -62,6 +77,16 @@ pub(crate) fn functions() -> Functions {
             ctx.sleep(Duration::from_millis(ms));
             ctx.flush().len() as u64
         })
+}
+
+/// Bytes of each message of a checked stream.
+pub(crate) const STREAM_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Message `i` of a checked stream: its number, then its low byte repeated.
+pub(crate) fn stream_chunk(i: u64) -> Vec<u8> {
+    let mut chunk = vec![i as u8; STREAM_CHUNK_BYTES];
+    chunk[..8].copy_from_slice(&i.to_le_bytes());
+    chunk
 }
 
 /// Serves `Call<u64>`: n is answered n + 1; 0 ends the server with "asked

@@ -1,0 +1,147 @@
+//! The transport under its hot path: senders' direct writes (outbox.rs)
+//! keep per-pair order with what goes through the event loop, and a write
+//! that stops mid-frame resumes where it stopped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use erlangen_net::{Node, NodeName, WirePid};
+use erlangen_runtime::SpawnOptions;
+
+use crate::support::{
+    name_of, node, port_mapper, stream_chunk, unique, ChildNode, HANG_GUARD, STREAM_CHUNK_BYTES,
+};
+
+/// Polls `node`'s stats of `peer` until its direct writes are published
+/// (each turn of the loop publishes them); the count.
+fn direct_writes_to(node: &Node, peer: &NodeName) -> u64 {
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    loop {
+        let direct = node
+            .peers()
+            .iter()
+            .find(|stats| stats.node == peer.to_string())
+            .map_or(0, |stats| stats.direct_packets_out);
+        if direct > 0 || std::time::Instant::now() > deadline {
+            return direct;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn each_senders_messages_by_pid_and_by_name_arrive_in_order_across_both_paths() {
+    let mapper = port_mapper();
+    let (rt_a, node_a) = node(&mapper, &unique("a"));
+    let (rt_b, node_b) = node(&mapper, &unique("b"));
+    const SENDERS: u64 = 8;
+    const EACH: u64 = 20_000;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let counter = rt_b
+        .spawn_with(SpawnOptions::new().mailbox_len(1 << 20), move |ctx| {
+            let mut next = [0u64; SENDERS as usize];
+            for _ in 0..SENDERS * EACH {
+                let tagged = ctx.receive().downcast::<u64>().unwrap();
+                let (sender, n) = ((tagged >> 32) as usize, tagged & 0xffff_ffff);
+                if n != next[sender] {
+                    let why = format!("sender {sender}: got {n}, expected {}", next[sender]);
+                    tx.send(Err(why)).unwrap();
+                    return;
+                }
+                next[sender] += 1;
+            }
+            tx.send(Ok(next.iter().sum::<u64>())).unwrap();
+        })
+        .unwrap();
+    rt_b.register("counter", &counter).unwrap();
+    let b = name_of(&node_b);
+    // The counter's pid as node A addresses it.
+    let far = node_a.pid_of(&node_b.id_of(&counter).unwrap());
+    let node_a = Arc::new(node_a);
+    let node = node_a.clone();
+    let to = b.clone();
+    rt_a.run(move |ctx| {
+        for sender in 0..SENDERS {
+            let (node, to, far) = (node.clone(), to.clone(), far.clone());
+            ctx.spawn(move |ctx| {
+                for n in 0..EACH {
+                    let tagged = (sender << 32) | n;
+                    // By pid a sender writes itself when it may; by name
+                    // every message goes through the loop.
+                    if n % 3 == 0 {
+                        node.send_named(ctx, &to, "counter", tagged);
+                    } else {
+                        ctx.send(&far, tagged);
+                    }
+                    if n % 1_000 == 0 {
+                        ctx.yield_now();
+                    }
+                }
+            });
+        }
+    })
+    .unwrap();
+    let result = rx.recv_timeout(HANG_GUARD).expect("the streams complete");
+    assert_eq!(result, Ok(SENDERS * EACH));
+    assert!(
+        direct_writes_to(&node_a, &b) > 0,
+        "some messages took the direct path"
+    );
+}
+
+#[test]
+fn a_stream_to_a_peer_that_stops_reading_mid_frame_arrives_whole_once_it_reads() {
+    let mapper = port_mapper();
+    let (rt, node) = node(&mapper, &unique("writer"));
+    let child = ChildNode::start(&mapper, &unique("stopped"));
+    let b = child.name.clone();
+    let os_pid = child.os_pid();
+    // 10 MiB: more than loopback's socket buffers hold, so writes stop
+    // mid-frame while the peer is stopped.
+    const N: u64 = 160;
+    let node = Arc::new(node);
+    let resumed = Arc::new(AtomicBool::new(false));
+    // SIGCONT once commands wait behind a full write buffer: by then the
+    // socket refused the rest of a frame.
+    let watcher = {
+        let (node, resumed) = (node.clone(), resumed.clone());
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + HANG_GUARD;
+            while node.backlog().0 == 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // SAFETY: kill(2) on the child process we started.
+            unsafe { libc::kill(os_pid, libc::SIGCONT) };
+            resumed.store(true, Ordering::SeqCst);
+        })
+    };
+    let sender = node.clone();
+    let report = rt
+        .run(move |ctx| {
+            let checker = sender
+                .spawn(
+                    ctx,
+                    &b,
+                    "check_stream",
+                    (N, WirePid(ctx.pid())),
+                    SpawnOptions::new().mailbox_len(1 << 10),
+                )
+                .unwrap();
+            // SAFETY: kill(2) on the child process we started.
+            unsafe { libc::kill(os_pid, libc::SIGSTOP) };
+            for i in 0..N {
+                ctx.send(&checker, stream_chunk(i));
+            }
+            ctx.receive_timeout(HANG_GUARD)
+                .expect("the checker reports")
+                .downcast::<String>()
+                .unwrap()
+        })
+        .unwrap();
+    watcher.join().unwrap();
+    assert!(resumed.load(Ordering::SeqCst));
+    assert_eq!(*report, format!("ok {N}"));
+    assert!(N as usize * STREAM_CHUNK_BYTES > 8 << 20);
+    assert!(direct_writes_to(&node, &child.name) > 0);
+}
