@@ -77,6 +77,15 @@ pub(crate) const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
 /// its speed).
 pub(crate) const IDLE_SPIN_ROUNDS_BEFORE_YIELD: u32 = 32;
 
+/// A yield of the core that took longer than this means another thread ran
+/// meanwhile: the core is contended, and a polite spin stops
+/// (polite_spin.rs). An uncontended `sched_yield` takes about 1 µs.
+pub(crate) const YIELD_CONTENDED: Duration = Duration::from_micros(20);
+
+/// How long a polite spin that found its core contended sleeps at once when
+/// idle, before it spins again (polite_spin.rs).
+pub(crate) const CONTENDED_BACKOFF: Duration = Duration::from_millis(100);
+
 /// How long an agent must have waited in a worker's stealable deque before
 /// another worker may steal it (Go delays stealing `runnext` the same way).
 /// An agent that spawns a partner and then blocks runs it on its own worker

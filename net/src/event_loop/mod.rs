@@ -253,6 +253,8 @@ pub(crate) struct EventLoop {
     stopping: bool,
     /// When the loop last had an event (the poll spin runs from there).
     last_activity: Instant,
+    /// How the loop spins (erlangen_runtime::PoliteSpin).
+    polite: erlangen_runtime::PoliteSpin,
 }
 
 impl EventLoop {
@@ -296,6 +298,7 @@ impl EventLoop {
             more_commands: false,
             stopping: false,
             last_activity: Instant::now(),
+            polite: erlangen_runtime::PoliteSpin::new(),
         };
         event_loop.hold_registration(registration)?;
         Ok(event_loop)
@@ -323,7 +326,8 @@ impl EventLoop {
             let busy = !self.unread.is_empty() || std::mem::take(&mut self.more_commands);
             // Poll without sleeping for a while after activity (config.rs
             // `POLL_SPIN_DEFAULT`): the next packet is read without a wake.
-            let spinning = self.last_activity.elapsed() < self.shared.poll_spin;
+            let spinning =
+                !self.polite.is_contended() && self.last_activity.elapsed() < self.shared.poll_spin;
             let timeout = if busy || spinning {
                 Duration::ZERO
             } else {
@@ -340,8 +344,10 @@ impl EventLoop {
             if !events.is_empty() {
                 self.last_activity = Instant::now();
             } else if spinning {
-                // Let a thread that wants the core have it.
-                std::thread::yield_now();
+                // Let a thread that wants the core have it (and stop
+                // spinning for a while if one did).
+                self.polite
+                    .keep_going(self.last_activity, self.shared.poll_spin);
             }
             for event in events.iter() {
                 match event.token() {

@@ -87,6 +87,8 @@ pub(crate) struct WorkerContext {
     /// Routes that buffered sends of the agent running here, flushed
     /// before this worker runs anything else (`Remote::send_from_worker`).
     owed_flushes: RefCell<Vec<Arc<dyn crate::remote::Remote>>>,
+    /// How this worker spins when idle.
+    polite: RefCell<crate::polite_spin::PoliteSpin>,
 }
 
 impl WorkerContext {
@@ -109,6 +111,7 @@ impl WorkerContext {
             due: RefCell::new(Vec::new()),
             returns: ReturnBatches::new(shared_workers),
             owed_flushes: RefCell::new(Vec::new()),
+            polite: RefCell::new(crate::polite_spin::PoliteSpin::new()),
         }
     }
 
@@ -493,6 +496,7 @@ impl WorkerContext {
         idle.n_searching.fetch_add(1, Ordering::SeqCst);
         let started = Instant::now();
         let mut round = 0u32;
+        let mut contended = self.polite.borrow().is_contended();
         loop {
             if let Some(task) = self.next_shared() {
                 idle.n_searching.fetch_sub(1, Ordering::SeqCst);
@@ -513,14 +517,25 @@ impl WorkerContext {
                 }
             }
             // A short pure spin catches a hand-off from another worker
-            // (hundreds of ns); past it, each round yields the core, so that
-            // a thread of this process (a node's event loop) or of another
-            // one that shares it runs at once (a spin that keeps the core
-            // made a round trip across nodes 2 to 30 times slower).
-            if round < IDLE_SPIN_ROUNDS_BEFORE_YIELD {
+            // (hundreds of ns); past it, each round yields the core
+            // (polite_spin.rs), so that a thread of this process (a node's
+            // event loop) or of another one that shares it runs at once (a
+            // spin that kept the core made a round trip across nodes 2 to 30
+            // times slower). On a contended core a yield gives a whole time
+            // slice away: there the worker spins without yielding, as it
+            // did before (measured: parking at once instead was 25 times
+            // slower for ping-pong across workers).
+            if round < IDLE_SPIN_ROUNDS_BEFORE_YIELD || contended {
                 std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+            } else if !self
+                .polite
+                .borrow_mut()
+                .keep_going(started, self.shared.config.spin_before_park)
+            {
+                contended = self.polite.borrow().is_contended();
+                if !contended {
+                    break;
+                }
             }
         }
         idle.n_searching.fetch_sub(1, Ordering::SeqCst);
