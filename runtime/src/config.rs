@@ -77,10 +77,13 @@ pub(crate) const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
 /// its speed).
 pub(crate) const IDLE_SPIN_ROUNDS_BEFORE_YIELD: u32 = 32;
 
-/// A yield of the core that took longer than this means another thread ran
-/// meanwhile: the core is contended, and a polite spin stops
-/// (polite_spin.rs). An uncontended `sched_yield` takes about 1 µs.
-pub(crate) const YIELD_CONTENDED: Duration = Duration::from_micros(20);
+/// A yield of the core that took longer than this means a thread that does
+/// not block soon ran meanwhile (a time slice is milliseconds): the core is
+/// contended, and a polite spin stops (polite_spin.rs). An uncontended
+/// `sched_yield` takes about 1 µs; one that lets a node's event loop or
+/// another process's worker do its work, tens of µs (20 µs here counted
+/// those as contention and undid the spin's gain).
+pub(crate) const YIELD_CONTENDED: Duration = Duration::from_micros(500);
 
 /// How long a polite spin that found its core contended sleeps at once when
 /// idle, before it spins again (polite_spin.rs).
