@@ -81,28 +81,27 @@ pub mod kernel;
 pub mod pid;
 pub mod wire;
 
+mod command;
 mod cookie;
+mod error;
 mod event_loop;
 mod functions;
 mod id;
 mod node;
 mod outbox;
+mod peer_stats;
 mod registration;
 mod route;
+mod shared;
+mod sync;
 mod types;
 
 pub use crate::cookie::{cookie_path, default_cookie};
+pub use crate::error::NetError;
 pub use crate::functions::Functions;
 pub use crate::id::{AgentId, IdError, NodeName};
 pub use crate::kernel::Kernel;
-pub use crate::node::{NetError, Node, NodeBuilder, PeerStats};
+pub use crate::node::{Node, NodeBuilder};
+pub use crate::peer_stats::PeerStats;
 pub use crate::pid::WirePid;
 pub use crate::types::Types;
-
-/// Locks a mutex, ignoring poisoning (no code panics while holding one).
-pub(crate) fn sync_lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}

@@ -20,7 +20,6 @@
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,86 +27,21 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use erlangen_runtime::server::{Server, ServerRef};
-use erlangen_runtime::{
-    Attach, CallError, Ctx, Message, Pid, Remote, RemotePid, RemoteSignal, Runtime, RuntimeHandle,
-    SpawnOptions, WeakPid,
-};
+use erlangen_runtime::{Attach, CallError, Ctx, Message, Pid, Runtime, SpawnOptions};
 use serde::Serialize;
 
-use crate::config::{
-    BACKLOG_BYTES_HIGH_WATER, BACKLOG_COMMANDS_HIGH_WATER, HEARTBEAT_INTERVAL_DEFAULT,
-    HEARTBEAT_TIMEOUT_DEFAULT,
-};
-use crate::event_loop::{Command, EventLoop};
+use crate::command::Command;
+use crate::config::{HEARTBEAT_INTERVAL_DEFAULT, HEARTBEAT_TIMEOUT_DEFAULT};
+use crate::error::NetError;
+use crate::event_loop::EventLoop;
 use crate::functions::Functions;
 use crate::id::{AgentId, NodeName};
-use crate::outbox::{Direct, Outbox, Outboxes};
+use crate::outbox::Outboxes;
+use crate::peer_stats::PeerStats;
+use crate::route::PeerRoute;
+use crate::shared::{Exported, NodeShared, SpawnResult, Whereabouts};
 use crate::types::Types;
 use crate::wire::{self, WireAttach};
-
-/// Why a node could not start or a node call failed.
-///
-/// ```
-/// let error = erlangen_net::NetError::NameTaken("map-node".into());
-/// assert_eq!(error.to_string(), "the node name \"map-node\" is taken on this host");
-/// ```
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum NetError {
-    /// Another node holds the name on this host.
-    NameTaken(String),
-    /// The port mapper could not be reached or refused.
-    PortMapper(String),
-    /// No cookie was given and `ERLANGEN_COOKIE` is not set.
-    NoCookie,
-    /// A name or id is malformed.
-    InvalidName(String),
-    /// The operating system refused a socket or a thread.
-    Io(std::io::Error),
-    /// A remote spawn was refused (unknown function, bad arguments) or its
-    /// node was lost.
-    Spawn(String),
-    /// The node has stopped.
-    Stopped,
-    /// The node's outbound backlog is above its high-water mark.
-    Busy,
-    /// A message can never be sent: its type is not registered for
-    /// distribution, or it encodes larger than
-    /// `config::MESSAGE_BODY_BYTES_MAX`.
-    NotSent(String),
-    /// A node could not be reached, or was lost while a request waited.
-    NoConnection(String),
-    /// A node did not answer in time.
-    Timeout,
-}
-
-impl fmt::Display for NetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NetError::NameTaken(name) => write!(f, "the node name {name:?} is taken on this host"),
-            NetError::PortMapper(why) => write!(f, "port mapper: {why}"),
-            NetError::NoCookie => f.write_str(
-                "no cookie: pass one to the builder, set ERLANGEN_COOKIE, or make ~/.erlangen-cookie readable",
-            ),
-            NetError::InvalidName(why) => write!(f, "invalid name: {why}"),
-            NetError::Io(error) => write!(f, "{error}"),
-            NetError::Spawn(why) => write!(f, "remote spawn failed: {why}"),
-            NetError::Stopped => f.write_str("the node has stopped"),
-            NetError::Busy => f.write_str("the node's outbound buffers are full; try again"),
-            NetError::NotSent(why) => write!(f, "message not sent: {why}"),
-            NetError::NoConnection(why) => write!(f, "{why}"),
-            NetError::Timeout => f.write_str("the node did not answer in time"),
-        }
-    }
-}
-
-impl std::error::Error for NetError {}
-
-impl From<std::io::Error> for NetError {
-    fn from(error: std::io::Error) -> NetError {
-        NetError::Io(error)
-    }
-}
 
 /// Configures a [`Node`].
 ///
@@ -302,7 +236,7 @@ impl NodeBuilder {
             types: self.types,
             functions: self.functions,
             exported: Mutex::new(Exported::default()),
-            route: Arc::new(crate::route::PeerRoute { shared: me.clone() }),
+            route: Arc::new(PeerRoute { shared: me.clone() }),
             commands: Mutex::new(VecDeque::new()),
             waker: Mutex::new(None),
             wake_pending: AtomicBool::new(false),
@@ -749,7 +683,7 @@ impl Node {
     /// assert!(node.peers().is_empty()); // no peer yet
     /// ```
     pub fn peers(&self) -> Vec<PeerStats> {
-        let stats = crate::sync_lock(&self.shared.stats);
+        let stats = crate::sync::lock(&self.shared.stats);
         let mut all: Vec<PeerStats> = stats.values().cloned().collect();
         all.sort_by(|a, b| a.node.cmp(&b.node));
         all
@@ -850,297 +784,3 @@ const SPAWN_CANCEL_WAIT: Duration = Duration::from_secs(5);
 
 /// How often an agent waiting for a busy node looks again.
 const BUSY_POLL: Duration = Duration::from_micros(200);
-
-/// A remote lookup's answer, filed under the caller's tag (internal): the
-/// agent or `None`, or why the node was not asked.
-#[derive(Debug)]
-pub(crate) struct Whereabouts(pub(crate) Result<Option<Pid>, String>);
-
-/// What a remote spawn's caller receives (internal).
-#[derive(Debug)]
-pub(crate) struct SpawnResult {
-    /// The request answered.
-    pub(crate) request: u64,
-    /// The child, or why there is none.
-    pub(crate) result: Result<Pid, String>,
-}
-
-/// Counters of one peer connection ([`Node::peers`]).
-///
-/// ```
-/// let fresh = erlangen_net::PeerStats::default();
-/// assert!(!fresh.connected && fresh.packets_out == 0);
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct PeerStats {
-    /// The peer's name.
-    pub node: String,
-    /// Whether the connection is up.
-    pub connected: bool,
-    /// Messages and signals sent.
-    pub packets_out: u64,
-    /// Of `packets_out`, the messages and replies their senders' threads
-    /// wrote without a hand-off to the node's event loop.
-    pub direct_packets_out: u64,
-    /// Messages and signals received.
-    pub packets_in: u64,
-    /// Bytes written.
-    pub bytes_out: u64,
-    /// Bytes read.
-    pub bytes_in: u64,
-    /// Bytes waiting to be written now.
-    pub buffered_bytes: usize,
-    /// When the last byte arrived, if any did.
-    pub last_heard: Option<Instant>,
-    /// Connections to it that ended in an error.
-    pub errors: u64,
-}
-
-/// Local agents whose ids went out on the wire, by serial, weakly: ids
-/// coming back resolve through here (no table of every agent is needed).
-#[derive(Default)]
-pub(crate) struct Exported {
-    pub(crate) by_serial: HashMap<u64, WeakPid>,
-    /// Size after the last sweep of dead entries.
-    pub(crate) swept_len: usize,
-}
-
-/// Everything the node's handle, its routes and its event loop share.
-pub(crate) struct NodeShared {
-    pub(crate) name: NodeName,
-    pub(crate) incarnation: u64,
-    pub(crate) cookie: Vec<u8>,
-    pub(crate) port_mapper: SocketAddr,
-    pub(crate) heartbeat_interval: Duration,
-    pub(crate) heartbeat_timeout: Duration,
-    pub(crate) spawn_timeout: Duration,
-    /// How long the loop polls without sleeping after activity.
-    pub(crate) poll_spin: Duration,
-    pub(crate) runtime: RuntimeHandle,
-    pub(crate) types: Types,
-    pub(crate) functions: Functions,
-    pub(crate) exported: Mutex<Exported>,
-    /// The route every remote pid of this node holds (it holds this state
-    /// weakly: a pid may outlive a stopped node).
-    pub(crate) route: Arc<dyn Remote>,
-    /// Commands for the event loop (agents and the handle push, the loop
-    /// drains).
-    pub(crate) commands: Mutex<VecDeque<Command>>,
-    /// Wakes the loop; set once the loop's `Poll` exists.
-    pub(crate) waker: Mutex<Option<Arc<mio::Waker>>>,
-    /// Set by a pusher that woke the loop, cleared by the loop before it
-    /// drains (pitfalls.md §4: one `wake` per burst).
-    pub(crate) wake_pending: AtomicBool,
-    pub(crate) stats: Mutex<HashMap<String, PeerStats>>,
-    pub(crate) dropped: AtomicU64,
-    /// Warnings senders may repeat, let through once a second.
-    pub(crate) log: Mutex<erlangen_portmap::log_limit::LogLimit>,
-    /// Messages and signals queued and not yet written (backpressure).
-    pub(crate) backlog_commands: std::sync::atomic::AtomicUsize,
-    /// Commands pushed and not yet processed by the loop (made bytes in a
-    /// buffer, held, waiting or dropped): a direct write waits for zero
-    /// (outbox.rs step 2).
-    pub(crate) unsettled: std::sync::atomic::AtomicUsize,
-    /// The write sides of up connections, by peer (outbox.rs).
-    pub(crate) outboxes: Outboxes,
-    /// Outboxes owed a write by a worker's flush (outbox.rs step 3).
-    pub(crate) owed: Mutex<Vec<Arc<Outbox>>>,
-    /// Bytes in the write buffers (backpressure).
-    pub(crate) backlog_bytes: std::sync::atomic::AtomicUsize,
-    /// Times a sender found the node busy.
-    pub(crate) busy_waits: AtomicU64,
-    pub(crate) next_request: AtomicU64,
-    pub(crate) local_addr: SocketAddr,
-    pub(crate) stopped: AtomicBool,
-}
-
-impl fmt::Debug for NodeShared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NodeShared")
-            .field("name", &self.name)
-            .field("incarnation", &self.incarnation)
-            .finish_non_exhaustive()
-    }
-}
-
-impl NodeShared {
-    /// Queues a command for the loop and wakes it if it may be asleep.
-    pub(crate) fn push(&self, command: Command) {
-        if command.is_backlog() {
-            let queued = self.backlog_commands.fetch_add(1, Ordering::Relaxed);
-            if queued >= crate::config::BACKLOG_COMMANDS_MAX && command.is_message() {
-                // A plain thread outpacing the network (agents wait long
-                // before this): dropped and counted, never buffered without
-                // bound.
-                self.backlog_commands.fetch_sub(1, Ordering::Relaxed);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        }
-        // Counted before it is visible to the loop, which counts it out
-        // after processing it.
-        self.unsettled.fetch_add(1, Ordering::AcqRel);
-        crate::sync_lock(&self.commands).push_back(command);
-        // AcqRel: pairs with the loop's swap(false) before it drains, so
-        // either the loop sees our command or we see the flag cleared.
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
-            if let Some(waker) = crate::sync_lock(&self.waker).as_ref() {
-                let _ = waker.wake();
-            }
-        }
-    }
-
-    /// `message`'s wire form, encoded on the calling thread in this node's
-    /// pid context; a message that can never be sent is counted as dropped,
-    /// logged (at most once a second, with the count held back) and
-    /// refused.
-    pub(crate) fn encode_message(
-        &self,
-        message: &Message,
-    ) -> Result<crate::wire::WireMessage, erlangen_runtime::Error> {
-        let encoded = {
-            let _context = crate::pid::enter(self);
-            self.types.encode_message(message)
-        };
-        encoded.map_err(|why| {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            let held = crate::sync_lock(&self.log).allow("unsendable-message");
-            if let Some(held) = held {
-                tracing::warn!(
-                    node = %self.name,
-                    type_name = message.value_type_name(),
-                    %why,
-                    held,
-                    "erlangen: a message for another node was refused at its sender"
-                );
-            }
-            erlangen_runtime::Error::NotSent(why.to_string())
-        })
-    }
-
-    /// Whether senders should wait (backpressure, config.rs); counts the
-    /// times it said so.
-    pub(crate) fn busy(&self) -> bool {
-        let busy = self.backlog_commands.load(Ordering::Relaxed) > BACKLOG_COMMANDS_HIGH_WATER
-            || self.backlog_bytes.load(Ordering::Relaxed) > BACKLOG_BYTES_HIGH_WATER;
-        if busy {
-            self.busy_waits.fetch_add(1, Ordering::Relaxed);
-        }
-        busy
-    }
-
-    /// The id of `pid`; a local agent's id is remembered so that it
-    /// resolves when it comes back. `None` for an agent of another runtime
-    /// of this process that is not this node's: it has no id here.
-    pub(crate) fn id_of(&self, pid: &Pid) -> Option<AgentId> {
-        if !pid.is_remote() && !self.runtime.is_local(pid) {
-            return None;
-        }
-        Some(match pid.as_remote() {
-            Some(remote) => AgentId {
-                node: remote.node().parse().unwrap_or_else(|_| self.name.clone()),
-                incarnation: remote.incarnation(),
-                serial: remote.serial(),
-            },
-            None => {
-                if let Some(weak) = pid.downgrade() {
-                    let mut exported = crate::sync_lock(&self.exported);
-                    exported.by_serial.entry(pid.serial()).or_insert(weak);
-                    if exported.by_serial.len() > 2 * exported.swept_len.max(1024) {
-                        exported
-                            .by_serial
-                            .retain(|_, weak| weak.upgrade().is_some());
-                        exported.swept_len = exported.by_serial.len();
-                    }
-                }
-                AgentId {
-                    node: self.name.clone(),
-                    incarnation: self.incarnation,
-                    serial: pid.serial(),
-                }
-            }
-        })
-    }
-
-    /// The pid of `id`: ours if it names one of our agents, else a remote
-    /// pid routed to its node (our own node for a stale id of ours, whose
-    /// sends are then dropped and counted, and links answered `noproc`).
-    pub(crate) fn pid_of(&self, id: &AgentId) -> Pid {
-        if id.node == self.name && id.incarnation == self.incarnation {
-            if let Some(pid) = self.local(id.serial) {
-                return pid;
-            }
-        }
-        let node = id.node.to_string();
-        Pid::remote(RemotePid::new(
-            node.as_str(),
-            id.incarnation,
-            id.serial,
-            self.route(&node),
-        ))
-    }
-
-    /// Our live (or still referenced) agent with `serial`, if its id went
-    /// out.
-    pub(crate) fn local(&self, serial: u64) -> Option<Pid> {
-        crate::sync_lock(&self.exported)
-            .by_serial
-            .get(&serial)
-            .and_then(WeakPid::upgrade)
-    }
-
-    /// The route to `node`: one for all nodes (the pid names its node),
-    /// so that nothing is kept per node a pid ever named.
-    pub(crate) fn route(&self, _node: &str) -> Arc<dyn Remote> {
-        self.route.clone()
-    }
-
-    /// `outbox` is owed a write by a worker's flush (outbox.rs step 3).
-    pub(crate) fn owe(&self, outbox: Arc<Outbox>) {
-        crate::sync_lock(&self.owed).push(outbox);
-    }
-
-    /// Writes every outbox owed a write (outbox.rs step 3); one that fails
-    /// is left to the loop, which closes its connection (step 4).
-    pub(crate) fn flush_owed(&self) {
-        let owed = std::mem::take(&mut *crate::sync_lock(&self.owed));
-        for outbox in owed {
-            if let Direct::Failed = outbox.flush_owed() {
-                if let Some(node) = self.outboxes.node_of(&outbox) {
-                    self.push(Command::Flush { node });
-                }
-            }
-        }
-    }
-
-    /// Signals to a remote pid from a local one (route.rs).
-    pub(crate) fn signal(&self, from: Option<&Pid>, to: &RemotePid, signal: RemoteSignal) {
-        self.push(Command::Signal {
-            from: from.cloned(),
-            to: Target::of(to),
-            signal,
-        });
-    }
-}
-
-/// A remote agent a command is for.
-#[derive(Clone, Debug)]
-pub(crate) struct Target {
-    /// Its node, `host/node`.
-    pub(crate) node: String,
-    /// That node's incarnation.
-    pub(crate) incarnation: u64,
-    /// Its serial there.
-    pub(crate) serial: u64,
-}
-
-impl Target {
-    /// The target named by a remote id.
-    pub(crate) fn of(id: &RemotePid) -> Target {
-        Target {
-            node: id.node().to_owned(),
-            incarnation: id.incarnation(),
-            serial: id.serial(),
-        }
-    }
-}

@@ -124,7 +124,7 @@ impl Outbox {
 
     /// The state, for the loop's reads and writes.
     pub(crate) fn lock(&self) -> MutexGuard<'_, OutboxState> {
-        crate::sync_lock(&self.state)
+        crate::sync::lock(&self.state)
     }
 
     /// Step 5: allows direct writes to a peer of `incarnation` that decodes
@@ -279,26 +279,17 @@ pub(crate) struct Outboxes {
 impl Outboxes {
     /// The outbox of `node`'s connection, if it is up.
     pub(crate) fn get(&self, node: &str) -> Option<Arc<Outbox>> {
-        self.by_node
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(node)
-            .cloned()
+        crate::sync::read(&self.by_node).get(node).cloned()
     }
 
     /// `outbox` serves `node` from now on.
     pub(crate) fn insert(&self, node: &str, outbox: Arc<Outbox>) {
-        self.by_node
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(node.to_owned(), outbox);
+        crate::sync::write(&self.by_node).insert(node.to_owned(), outbox);
     }
 
     /// The node `outbox` serves, if it serves one.
     pub(crate) fn node_of(&self, outbox: &Arc<Outbox>) -> Option<String> {
-        self.by_node
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::read(&self.by_node)
             .iter()
             .find(|(_, o)| Arc::ptr_eq(o, outbox))
             .map(|(node, _)| node.clone())
@@ -306,10 +297,7 @@ impl Outboxes {
 
     /// `outbox` no longer serves `node` (another may already).
     pub(crate) fn remove(&self, node: &str, outbox: &Arc<Outbox>) {
-        let mut by_node = self
-            .by_node
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut by_node = crate::sync::write(&self.by_node);
         if by_node.get(node).is_some_and(|o| Arc::ptr_eq(o, outbox)) {
             by_node.remove(node);
         }

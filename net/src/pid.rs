@@ -24,22 +24,33 @@ use erlangen_runtime::Pid;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::id::AgentId;
-use crate::node::NodeShared;
+
+/// What the codec needs of a node: pids to ids and back (shared.rs
+/// implements it for `NodeShared`).
+pub(crate) trait Resolve {
+    /// The id `pid` travels as, if it can travel.
+    fn id_of(&self, pid: &Pid) -> Option<AgentId>;
+    /// The pid an id that arrived stands for.
+    fn pid_of(&self, id: &AgentId) -> Pid;
+}
+
+/// A node as the codec's context.
+type Context = *const (dyn Resolve + 'static);
 
 thread_local! {
     /// The node whose event loop is encoding or decoding, if any.
-    static CONTEXT: Cell<*const NodeShared> = const { Cell::new(std::ptr::null()) };
+    static CONTEXT: Cell<Option<Context>> = const { Cell::new(None) };
 }
 
 /// Makes `node` the codec's context until the guard drops.
-pub(crate) fn enter(node: &NodeShared) -> ContextGuard {
-    let previous = CONTEXT.with(|c| c.replace(node as *const NodeShared));
+pub(crate) fn enter(node: &(dyn Resolve + 'static)) -> ContextGuard {
+    let previous = CONTEXT.with(|c| c.replace(Some(node as Context)));
     ContextGuard { previous }
 }
 
 /// Restores the previous context.
 pub(crate) struct ContextGuard {
-    previous: *const NodeShared,
+    previous: Option<Context>,
 }
 
 impl Drop for ContextGuard {
@@ -48,12 +59,9 @@ impl Drop for ContextGuard {
     }
 }
 
-fn with_node<R>(f: impl FnOnce(&NodeShared) -> R) -> Option<R> {
-    let node = CONTEXT.with(Cell::get);
-    if node.is_null() {
-        return None;
-    }
-    // SAFETY: the pointer was set by `enter` from a live `&NodeShared` whose
+fn with_node<R>(f: impl FnOnce(&dyn Resolve) -> R) -> Option<R> {
+    let node = CONTEXT.with(Cell::get)?;
+    // SAFETY: the pointer was set by `enter` from a live reference whose
     // guard is still alive on this thread (the guard restores it on drop,
     // and the event loop holds the node for as long as it runs).
     Some(f(unsafe { &*node }))

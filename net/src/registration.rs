@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 
 use erlangen_portmap::{Client, ErrorCode};
 
-use crate::node::NetError;
+use crate::error::NetError;
 
 /// Registers `name` at `port`; returns the connection that holds it.
 pub(crate) fn register(

@@ -10,9 +10,9 @@ use std::sync::Weak;
 
 use erlangen_runtime::{Error, Message, Pid, Remote, RemotePid, RemoteSignal};
 
-use crate::event_loop::Command;
-use crate::node::{NodeShared, Target};
+use crate::command::{Command, Target};
 use crate::outbox::Direct;
+use crate::shared::NodeShared;
 use crate::wire::Packet;
 
 /// The route to one remote node, shared by all its pids.

@@ -321,7 +321,7 @@ impl EventLoop {
                     connection.packets_in += 1;
                 }
                 let packet: Packet = {
-                    let _context = pid::enter(&self.shared);
+                    let _context = pid::enter(&*self.shared);
                     wire::decode(body).map_err(|e| format!("bad packet: {e}"))?
                 };
                 self.on_packet(token, packet)
@@ -458,7 +458,7 @@ impl EventLoop {
         self.redials.remove(&peer);
         self.up.insert(peer.clone(), token);
         {
-            let mut stats = crate::sync_lock(&self.shared.stats);
+            let mut stats = crate::sync::lock(&self.shared.stats);
             let entry = stats.entry(peer.clone()).or_default();
             entry.node = peer.clone();
             entry.connected = true;
@@ -555,7 +555,7 @@ impl EventLoop {
         let Some(connection) = self.connections.get_mut(&token) else {
             return Err("the connection is gone".to_owned());
         };
-        let _context = pid::enter(&self.shared);
+        let _context = pid::enter(&*self.shared);
         connection.outbox.lock().append(packet)
     }
 
@@ -643,7 +643,7 @@ impl EventLoop {
         if was_up {
             self.up.remove(&peer);
             tracing::info!(node = %self.shared.name, %peer, why, "erlangen: disconnected");
-            let mut stats = crate::sync_lock(&self.shared.stats);
+            let mut stats = crate::sync::lock(&self.shared.stats);
             if let Some(entry) = stats.get_mut(&peer) {
                 entry.connected = false;
                 entry.errors += 1;

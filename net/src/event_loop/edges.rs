@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 
 use erlangen_runtime::{ExitReason, ExitStatus, Pid, RemotePid, RemoteSignal};
 
+use crate::command::Target;
 use crate::config::DEPARTED_PEERS_KEPT;
-use crate::node::Target;
 
 use super::{Command, Edge, EventLoop, WatchEdge};
 
@@ -147,7 +147,7 @@ impl EventLoop {
             if self.up.contains_key(&oldest) {
                 continue;
             }
-            let mut stats = crate::sync_lock(&self.shared.stats);
+            let mut stats = crate::sync::lock(&self.shared.stats);
             if stats.get(&oldest).is_some_and(|entry| !entry.connected) {
                 stats.remove(&oldest);
             }

@@ -1,10 +1,15 @@
 //! `EventLoop`: the one owner of `mio::Poll` in a node. It owns the
 //! listener, every connection, the port-mapper registration and the
-//! waker; agents never touch a socket, they queue commands (route.rs).
+//! waker. Agents queue commands for it (`NodeShared::push`), except that a
+//! sender's worker may append a message or reply to an up connection's
+//! write buffer and write it itself, without blocking (outbox.rs). After
+//! activity the loop polls for `poll_spin` before it sleeps, yielding the
+//! core between polls (`erlangen_runtime::PoliteSpin`).
 //! This file holds the loop itself (its turn, the commands, heartbeats,
 //! shutdown); `dial.rs` reaching nodes and the port mapper, `connection.rs`
 //! a connection's life, `packets.rs` packets both ways and remote spawns,
-//! `edges.rs` links, monitors and watches across nodes and departed peers.
+//! `edges.rs` links, monitors and watches across nodes and departed peers,
+//! `whereis.rs` remote name lookups.
 //!
 //! # A connection's life
 //!
@@ -29,9 +34,11 @@
 //!    closes the connection with a logged reason; nothing was delivered. A
 //!    failed dial is tried again while commands wait (`dial_failed`), up to
 //!    `DIAL_ATTEMPTS_MAX` times, then what waits fails with the reason.
-//! 4. **Up.** The waiting list is written out, in order; from now on every
+//! 4. **Up.** The waiting list is written out, in order, then the
+//!    connection's outbox opens to senders' direct writes; from now on every
 //!    command for the node goes to this connection's write buffer, so the
-//!    messages and signals between two agents keep their order. One write
+//!    messages and signals between two agents keep their order (a direct
+//!    write waits until no command is unsettled: outbox.rs step 2). One write
 //!    budget covers the buffer: past `CONNECTION_WRITE_BYTES_HIGH_WATER`
 //!    commands are held (in order) and nothing more is read from the
 //!    connection, until it drains below the low-water mark.
@@ -44,7 +51,6 @@
 //!    pending remote spawns get an error, waiting messages are dropped and
 //!    counted.
 
-mod command;
 mod connection;
 mod dial;
 mod edges;
@@ -67,11 +73,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::config::{ACCEPTED_HANDSHAKE_TIMEOUT, HANDSHAKE_TIMEOUT};
 use crate::frame;
 use crate::handshake::Role;
-use crate::node::NodeShared;
 use crate::outbox::Outbox;
+use crate::shared::NodeShared;
 use crate::wire::{WireAttach, KIND_TICK};
 
-pub(crate) use command::Command;
+pub(crate) use crate::command::Command;
 use portmap_call::{PortMapperCall, Purpose};
 
 /// Stack of the loop's thread: decoding user types recurses on it.
@@ -268,7 +274,7 @@ impl EventLoop {
         poll.registry()
             .register(listener.socket(), LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        *crate::sync_lock(&shared.waker) = Some(waker);
+        *crate::sync::lock(&shared.waker) = Some(waker);
         let mut event_loop = EventLoop {
             poll,
             shared,
@@ -378,7 +384,7 @@ impl EventLoop {
         let mut taken = 0;
         loop {
             let batch: Vec<Command> = {
-                let mut commands = crate::sync_lock(&self.shared.commands);
+                let mut commands = crate::sync::lock(&self.shared.commands);
                 let n = commands.len().min(COMMANDS_PER_TURN_MAX - taken);
                 commands.drain(..n).collect()
             };
@@ -532,7 +538,7 @@ impl EventLoop {
 
     /// Copies each connection's counters to the node's per-peer stats.
     fn publish_stats(&self) {
-        let mut stats = crate::sync_lock(&self.shared.stats);
+        let mut stats = crate::sync::lock(&self.shared.stats);
         for connection in self.connections.values() {
             if let (Phase::Up, Some(peer)) = (&connection.phase, &connection.peer) {
                 if let Some(entry) = stats.get_mut(peer) {
@@ -566,13 +572,13 @@ impl EventLoop {
         }
         self.fail_lookups(None, "the node stopped");
         // Commands that arrived after the stop: answer spawns, drop the rest.
-        let late: Vec<Command> = crate::sync_lock(&self.shared.commands).drain(..).collect();
+        let late: Vec<Command> = crate::sync::lock(&self.shared.commands).drain(..).collect();
         for command in late {
             self.drop_command(command, "the node stopped");
             self.shared.unsettled.fetch_sub(1, Ordering::Release);
         }
         self.registration = None;
-        *crate::sync_lock(&self.shared.waker) = None;
+        *crate::sync::lock(&self.shared.waker) = None;
         tracing::info!(node = %self.shared.name, "erlangen: node stopped");
     }
 }

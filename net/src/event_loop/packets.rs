@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering;
 use erlangen_runtime::{ExitReason, Message, Pid, RemoteSignal, SpawnOptions};
 use mio::Token;
 
+use crate::command::Target;
 use crate::config::ERROR_TEXT_BYTES_MAX;
-use crate::node::{SpawnResult, Target};
+use crate::shared::SpawnResult;
 use crate::wire::{Packet, WireAttach, WireMessage, WireSignal};
 use crate::{pid, wire};
 
@@ -24,7 +25,7 @@ impl EventLoop {
         };
         let incarnation = connection.peer_incarnation;
         let packet = {
-            let _context = pid::enter(&self.shared);
+            let _context = pid::enter(&*self.shared);
             self.packet_of(command, incarnation, token)
         };
         let Some(packet) = packet else {
@@ -304,7 +305,7 @@ impl EventLoop {
     /// sound.
     pub(super) fn decode_message(&mut self, wire: &WireMessage) -> Option<Message> {
         let decoded = {
-            let _context = pid::enter(&self.shared);
+            let _context = pid::enter(&*self.shared);
             self.shared.types.decode_message(wire)
         };
         match decoded {
@@ -424,7 +425,7 @@ impl EventLoop {
             options = options.mailbox_len(len as usize);
         }
         let started = {
-            let _context = pid::enter(&self.shared);
+            let _context = pid::enter(&*self.shared);
             self.shared.functions.start(
                 function,
                 &self.shared.runtime,

@@ -14,7 +14,8 @@
 use erlangen_runtime::{Message, Pid, Tag};
 use mio::Token;
 
-use crate::node::{Target, Whereabouts};
+use crate::command::Target;
+use crate::shared::Whereabouts;
 use crate::wire::Packet;
 
 use super::EventLoop;

@@ -9,5 +9,6 @@ mod hostile;
 mod hostile_host;
 mod nodes;
 mod raw;
+mod structure;
 mod support;
 mod transport;

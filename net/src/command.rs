@@ -1,10 +1,10 @@
 //! `Command`: what agents and the node's handle ask of the event loop
-//! (queued by route.rs, taken by the loop at most
-//! `COMMANDS_PER_TURN_MAX` per turn).
+//! (queued by `NodeShared::push`, taken by the loop at most
+//! `COMMANDS_PER_TURN_MAX` per turn), and `Target`, the remote agent a
+//! command is for.
 
-use erlangen_runtime::{Pid, RemoteSignal};
+use erlangen_runtime::{Pid, RemotePid, RemoteSignal};
 
-use crate::node::Target;
 use crate::wire::{self, WireAttach, WireMessage};
 
 /// Encodes a remote spawn's arguments on the loop (where pids encode).
@@ -85,7 +85,7 @@ impl Command {
     }
 
     /// The node the command is for, if it is for one.
-    pub(super) fn node(&self) -> Option<&str> {
+    pub(crate) fn node(&self) -> Option<&str> {
         match self {
             Command::Send { to, .. } | Command::Signal { to, .. } | Command::Reply { to, .. } => {
                 Some(&to.node)
@@ -94,6 +94,28 @@ impl Command {
             | Command::Spawn { node, .. }
             | Command::Whereis { node, .. } => Some(node),
             _ => None,
+        }
+    }
+}
+
+/// A remote agent a command is for.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    /// Its node, `host/node`.
+    pub(crate) node: String,
+    /// That node's incarnation.
+    pub(crate) incarnation: u64,
+    /// Its serial there.
+    pub(crate) serial: u64,
+}
+
+impl Target {
+    /// The target named by a remote id.
+    pub(crate) fn of(id: &RemotePid) -> Target {
+        Target {
+            node: id.node().to_owned(),
+            incarnation: id.incarnation(),
+            serial: id.serial(),
         }
     }
 }
