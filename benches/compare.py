@@ -4,6 +4,7 @@
     python3 benches/compare.py            # full run: writes benches/RESULTS.md and benches/ratios.svg
     python3 benches/compare.py --quick    # 1/10 size, one run each: checks results, judges nothing
     python3 benches/compare.py --cases skynet,parked
+    python3 benches/compare.py --cases dist_rtt,dist_rtt@1 --out /tmp/dist.md   # a table of its own
     python3 benches/compare.py --append-analysis   # re-append ANALYSIS.md to RESULTS.md, run nothing
 
 Installs the peers' toolchains if missing (Go 1.23 from bookworm-backports,
@@ -71,9 +72,20 @@ ROWS = [
     ("B7 big 1w", "big_1w", "", "total_ms", "ms", [("peer", "go", 1.0), ("peer", "erlang", 0.5)], ["go", "erlang", "tokio"]),
     ("B7 big 2w", "big_2w", "", "total_ms", "ms",
      [("peer", "go", 1.0), ("peer", "erlang", 0.5), ("faster", "B7 big 1w", 1.5)], ["go", "erlang", "tokio"]),
-    ("B8 distribution, round trip", "dist_rtt", "", "rtt_us", "µs", [("peer", "erlang", 0.4)], ["erlang"]),
+    # B8 and B12 across nodes run twice: each node with 2 workers (Erlang: +S 2, its default
+    # here), and each with 1 ("@1": our ERLANGEN_BENCH_NODE_WORKERS=1, Erlang's +S 1:1).
+    ("B8 distribution, round trip", "dist_rtt", "", "rtt_us", "µs", [("peer", "erlang", 0.5)], ["erlang"]),
+    ("B8 distribution, round trip, p50", "dist_rtt", "", "p50_us", "µs", [], ["erlang"]),
+    ("B8 distribution, round trip, p99", "dist_rtt", "", "p99_us", "µs", [], ["erlang"]),
+    ("B8 distribution, round trip, p999", "dist_rtt", "", "p999_us", "µs", [], ["erlang"]),
+    ("B8 distribution, round trip, 1 per node", "dist_rtt@1", "", "rtt_us", "µs", [("peer", "erlang", 0.5)], ["erlang"]),
+    ("B8 distribution, round trip, 1 per node, p50", "dist_rtt@1", "", "p50_us", "µs", [], ["erlang"]),
+    ("B8 distribution, round trip, 1 per node, p99", "dist_rtt@1", "", "p99_us", "µs", [], ["erlang"]),
+    ("B8 distribution, round trip, 1 per node, p999", "dist_rtt@1", "", "p999_us", "µs", [], ["erlang"]),
     ("B8 distribution, one way, 1 sender", "dist_oneway_1", "", "per_msg_ns", "ns", [("peer", "erlang", 0.2)], ["erlang"]),
+    ("B8 distribution, one way, 1 sender, 1 per node", "dist_oneway_1@1", "", "per_msg_ns", "ns", [("peer", "erlang", 0.2)], ["erlang"]),
     ("B8 distribution, one way, 8 senders", "dist_oneway_8", "", "per_msg_ns", "ns", [("peer", "erlang", 0.2)], ["erlang"]),
+    ("B8 distribution, one way, 8 senders, 1 per node", "dist_oneway_8@1", "", "per_msg_ns", "ns", [("peer", "erlang", 0.2)], ["erlang"]),
     ("B9 parallel map 2w", "parallel_map", "", "parallel_ms", "ms", [("peer", "rayon", 1.1)], ["rayon"]),
     ("B10 call/reply, empty mailbox", "call_reply", "empty", "per_call_ns", "ns", [], []),
     ("B10 call/reply behind 500,000", "call_reply", "loaded", "per_call_ns", "ns",
@@ -87,6 +99,8 @@ ROWS = [
      [("peer", "erlang", 1.0)], ["erlang"]),
     ("B12 call across nodes behind 500,000", "dist_call", "loaded", "per_call_ns", "ns",
      [("slower", "B12 call across nodes, empty mailbox", 2.0), ("peer", "erlang", 1.0)], ["erlang"]),
+    ("B12 call across nodes, empty mailbox, 1 per node", "dist_call@1", "empty", "per_call_ns", "ns",
+     [("peer", "erlang", 1.0)], ["erlang"]),
     ("B11 mixed load, pairs' slowdown during the scans", "mixed_load", "", "pairs_slowdown_scan", "×", [("max", 2.0)], ["go"]),
     ("B11 mixed load, pairs' slowdown over the load", "mixed_load", "", "pairs_slowdown", "×", [("max", 2.0)], ["go"]),
     ("B11 mixed load, 10 ms timeouts late by, p50", "mixed_load", "", "late_p50_us", "µs", [], ["go"]),
@@ -212,8 +226,11 @@ def build():
 
 def command(program, binaries, case, quick):
     extra = ["--quick"] if quick else []
+    case, _, per_node = case.partition("@")
     if program == "erlang":
         schedulers = "2" if ("2w" in case or case in ("skynet", "parked", "hibernated") or case.startswith("dist_")) else "1"
+        if per_node:
+            schedulers = f"{per_node}:{per_node}"
         return ["erl", "-noshell", "+S", schedulers, "+P", "5000000", "-pa", os.path.join(PEERS, "erlang"),
                 "-run", "bench", "main", *(["quick"] if quick else [])]
     return [binaries[program], *extra]
@@ -222,7 +239,12 @@ def command(program, binaries, case, quick):
 def run_once(program, binaries, case, quick):
     """One run: (lines, peak RSS KiB) or raises RuntimeError(why)."""
     cmd = command(program, binaries, case, quick)
+    case, _, per_node = case.partition("@")
     env = dict(os.environ, ERLANGEN_BENCH_CASE=case)
+    if per_node:
+        # Both nodes of a pair: ours read the worker count, Erlang's peer node
+        # (started by the driver node) reads ERL_FLAGS.
+        env.update(ERLANGEN_BENCH_NODE_WORKERS=per_node, ERL_FLAGS=f"+S {per_node}:{per_node}")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     limit = RUN_TIMEOUT_QUICK_S if quick else RUN_TIMEOUT_S
     deadline = time.time() + limit
@@ -404,7 +426,7 @@ def machine():
     return f"{model}, {os.cpu_count()} vCPUs, {mem:.0f} GiB, Linux {platform.release()}, vm.max_map_count {maps}"
 
 
-def write_results(table, started):
+def write_results(table, started, path=None):
     lines = ["# Benchmark results", "",
              "Generated by `python3 benches/compare.py` (do not edit by hand; commentary goes in",
              "`benches/ANALYSIS.md`, which is appended below).", "",
@@ -442,6 +464,10 @@ def write_results(table, started):
             rss = f"{e['rss']['ours'] / 1024:.0f} / {e['rss'][best] / 1024:.0f}"
         lines.append(f"| {e['name']} | {e['unit']} | {ours_s} | " + " | ".join(cells) +
                      f" | {best} | {'' if ratio is None else f'{ratio:.2f}'} | {verdicts} | {rss} |")
+    if path:
+        # A partial table of its own (--out): no chart, no analysis.
+        open(path, "w").write("\n".join(lines) + "\n")
+        return
     lines += ["", "![ratios](ratios.svg)", ""]
     open(os.path.join(ROOT, "benches", "RESULTS.md"), "w").write("\n".join(lines) + "\n")
     append_analysis()
@@ -461,6 +487,48 @@ def append_analysis():
     if os.path.exists(analysis):
         head += open(analysis).read()
     open(results, "w").write(head.rstrip("\n") + "\n")
+
+
+def write_latency_svg(table):
+    """benches/latency.svg: B8's round-trip percentiles, ours and Erlang's, per node size."""
+    groups = []
+    for size in ["", ", 1 per node"]:
+        by_name = {e["name"]: e for e in table if not e.get("pending")}
+        bars = []
+        for pct in ["p50", "p99", "p999"]:
+            e = by_name.get(f"B8 distribution, round trip{size}, {pct}")
+            if not e:
+                continue
+            for program in ["ours", "erlang"]:
+                value = e["values"].get(program)
+                if value:
+                    bars.append((f"{pct} {program}", value[0], program))
+        if bars:
+            groups.append(("2 workers / +S 2 per node" if not size else "1 worker / +S 1:1 per node", bars))
+    if not groups:
+        return
+    import math
+    width, bar_h, left, top = 760, 20, 170, 30
+    top_value = max(v for _, bars in groups for _, v, _ in bars)
+    decades = max(1, math.ceil(math.log10(max(top_value, 10))))
+    px = (width - left - 80) / decades
+    rows = sum(len(bars) + 1 for _, bars in groups)
+    height = top + bar_h * rows + 30
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+           f'<text x="{left}" y="18">B8 round trip between two nodes, µs (log scale; lower is better)</text>']
+    y = top
+    for title, bars in groups:
+        out.append(f'<text x="8" y="{y + 14}" font-weight="bold">{title}</text>')
+        y += bar_h
+        for label, value, program in bars:
+            w = max(1.0, math.log10(max(value, 1.0)) * px)
+            colour = "#2a9d5a" if program == "ours" else "#8c6bb1"
+            out.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end">{label}</text>')
+            out.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{bar_h - 6}" fill="{colour}"/>')
+            out.append(f'<text x="{left + w + 6:.1f}" y="{y + 14}">{fmt(value)}</text>')
+            y += bar_h
+    out.append("</svg>")
+    open(os.path.join(ROOT, "benches", "latency.svg"), "w").write("\n".join(out) + "\n")
 
 
 def write_svg(table):
@@ -488,6 +556,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1/10 size, one run each, check results only")
     parser.add_argument("--cases", help="comma-separated case names to run")
+    parser.add_argument("--out", help="write the table of --cases to this file (RESULTS.md and the chart stay)")
     parser.add_argument("--append-analysis", action="store_true",
                         help="keep RESULTS.md's table, append the current ANALYSIS.md, run nothing")
     args = parser.parse_args()
@@ -511,6 +580,11 @@ def main():
                       f"{sorted(p for p in e['values'] if p != 'ours')}; DNF: {sorted(e['errors'])}")
         if failed:
             sys.exit(f"our side failed: {failed}")
+        return
+    write_latency_svg(table)
+    if args.out:
+        write_results(table, started, args.out)
+        print(f"wrote {args.out}")
         return
     write_results(table, started)
     write_svg(table)

@@ -195,8 +195,10 @@ pub(crate) fn dist_rtt(divisor: u64) {
                     },
                 );
                 ctx.receive();
+                let mut times = Vec::with_capacity(rounds as usize);
                 let started = Instant::now();
                 for n in 0..rounds {
+                    let sent = Instant::now();
                     ctx.send(
                         &far,
                         Increment {
@@ -205,14 +207,24 @@ pub(crate) fn dist_rtt(divisor: u64) {
                         },
                     );
                     let answer = ctx.receive().downcast::<u64>().expect("a number");
+                    times.push(sent.elapsed());
                     assert_eq!(answer, n + 1);
                 }
-                started.elapsed()
+                (started.elapsed(), times)
             })
             .expect("the driver runs");
+        let (elapsed, mut times) = elapsed;
+        times.sort();
+        let pct = |p: f64| {
+            let at = ((p * times.len() as f64).round() as usize).clamp(1, times.len()) - 1;
+            times[at].as_secs_f64() * 1e6
+        };
         println!(
-            "B8 dist rtt rtt_us={:.2}",
-            elapsed.as_secs_f64() * 1e6 / rounds as f64
+            "B8 dist rtt rtt_us={:.2} p50_us={:.2} p99_us={:.2} p999_us={:.2}",
+            elapsed.as_secs_f64() * 1e6 / rounds as f64,
+            pct(0.5),
+            pct(0.99),
+            pct(0.999)
         );
     });
 }

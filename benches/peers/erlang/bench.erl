@@ -365,9 +365,20 @@ dist_rtt(Peer, Div) ->
     Pong ! {self(), 0},
     receive _ -> ok end,
     T0 = now_ns(),
-    pinger(Pong, Rounds),
+    Times = timed_pinger(Pong, Rounds, []),
     Ns = now_ns() - T0,
-    io:format("B8 dist rtt rtt_us=~.2f~n", [Ns / Rounds / 1000]).
+    Sorted = list_to_tuple(lists:sort(Times)),
+    Pct = fun(P) -> element(max(1, min(Rounds, round(P * Rounds))), Sorted) / 1000 end,
+    io:format("B8 dist rtt rtt_us=~.2f p50_us=~.2f p99_us=~.2f p999_us=~.2f~n",
+              [Ns / Rounds / 1000, Pct(0.5), Pct(0.99), Pct(0.999)]).
+
+%% Round trips to Pong, each timed (ns).
+timed_pinger(_, 0, Times) -> Times;
+timed_pinger(Pong, N, Times) ->
+    T0 = now_ns(),
+    Pong ! {self(), N},
+    receive _ -> ok end,
+    timed_pinger(Pong, N - 1, [now_ns() - T0 | Times]).
 
 dist_ponger(N) -> ponger(N).
 
