@@ -76,7 +76,10 @@ fn the_modules_of_net_import_each_other_without_a_cycle() {
     assert!(graph.contains_key("event_loop") && graph.contains_key("node"));
     // The checker finds a cycle when there is one.
     let mut looped = graph.clone();
-    looped.entry("wire".to_owned()).or_default().insert("node".to_owned());
+    looped
+        .entry("wire".to_owned())
+        .or_default()
+        .insert("node".to_owned());
     assert!(cycle_through(&looped, "node").is_some());
     for module in graph.keys() {
         assert_eq!(cycle_through(&graph, module), None, "{graph:#?}");
