@@ -261,13 +261,76 @@ pub const REASON_TEXT_BYTES_MAX: usize = 64 * 1024;
 /// less room for the packet around it (target, type name, registered
 /// name). A larger message is refused at the sender
 /// ([`erlangen_runtime::Ctx::try_send`] says so; `send` counts and logs
-/// it), so every message a node sends fits the frame its peer accepts.
+/// it), so every message a node sends is one its peer accepts. A message
+/// larger than [`FRAGMENT_BYTES`] crosses the connection in fragments,
+/// interleaved with other agents' messages (fragments.rs).
 ///
 /// ```
 /// use erlangen_net::config::*;
-/// assert_eq!(MESSAGE_BODY_BYTES_MAX, FRAME_BODY_BYTES_MAX - 16 * 1024);
+/// assert_eq!(MESSAGE_BODY_BYTES_MAX, 64 << 20);
 /// ```
-pub const MESSAGE_BODY_BYTES_MAX: usize = FRAME_BODY_BYTES_MAX - 16 * 1024;
+pub const MESSAGE_BODY_BYTES_MAX: usize = 64 << 20;
+
+/// Most bytes of one packet: the largest message with its type name and
+/// addressing. A larger packet, or a fragmented one that grows past it, is
+/// bad input.
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert_eq!(PACKET_BYTES_MAX, MESSAGE_BODY_BYTES_MAX + 16 * 1024);
+/// ```
+pub const PACKET_BYTES_MAX: usize = MESSAGE_BODY_BYTES_MAX + 16 * 1024;
+
+/// Packets whose encoding is larger than this travel in fragments of this
+/// many bytes (fragments.rs), so that a small message of another pair of
+/// agents waits behind at most about two of them.
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert!(FRAGMENT_BYTES + 64 <= FRAME_BODY_BYTES_MAX);
+/// ```
+pub const FRAGMENT_BYTES: usize = 64 * 1024;
+
+/// A connection's writer takes the next fragment when its buffer holds
+/// less than this many bytes (fragments.rs step 4).
+///
+/// ```
+/// assert_eq!(erlangen_net::config::FRAGMENT_REFILL_BYTES, 64 * 1024);
+/// ```
+pub const FRAGMENT_REFILL_BYTES: usize = 64 * 1024;
+
+/// Most fragmented packets in flight on one connection, received side.
+///
+/// ```
+/// assert_eq!(erlangen_net::config::STREAMS_IN_FLIGHT_MAX, 64);
+/// ```
+pub const STREAMS_IN_FLIGHT_MAX: usize = 64;
+
+/// Most bytes of partial packets one connection holds while their
+/// fragments arrive: a peer past it is closed.
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert_eq!(PARTIAL_BYTES_MAX, 2 * PACKET_BYTES_MAX);
+/// ```
+pub const PARTIAL_BYTES_MAX: usize = 2 * PACKET_BYTES_MAX;
+
+/// Most bytes the event loop writes to one connection per turn before it
+/// reads and serves the others (the rest next turn).
+///
+/// ```
+/// assert_eq!(erlangen_net::config::LOOP_WRITE_BYTES_PER_TURN_MAX, 4 << 20);
+/// ```
+pub const LOOP_WRITE_BYTES_PER_TURN_MAX: usize = 4 << 20;
+
+/// Most bytes a sender's worker writes to a socket in one flush; the rest
+/// is the event loop's (outbox.rs step 3), so that a large message never
+/// holds a worker.
+///
+/// ```
+/// assert_eq!(erlangen_net::config::WORKER_WRITE_BYTES_MAX, 256 * 1024);
+/// ```
+pub const WORKER_WRITE_BYTES_MAX: usize = 256 * 1024;
 
 /// What decoding a user value (a message, spawn arguments, a returned
 /// value) may allocate, as a multiple of its encoded size limit. bincode's
@@ -281,16 +344,26 @@ pub const MESSAGE_BODY_BYTES_MAX: usize = FRAME_BODY_BYTES_MAX - 16 * 1024;
 /// ```
 pub const DECODE_EXPANSION_MAX: usize = 32;
 
-/// Most bytes decoding one user value may allocate: a value that needs
-/// more (a type whose in-memory form dwarfs its encoding, such as a large
-/// enum with small variants) is dropped and counted, and the connection
-/// stays up.
+/// Most bytes decoding one user value of at most [`FRAME_BODY_BYTES_MAX`]
+/// encoded bytes may allocate: a value that needs more (a type whose
+/// in-memory form dwarfs its encoding, such as a large enum with small
+/// variants) is dropped and counted, and the connection stays up.
 ///
 /// ```
 /// use erlangen_net::config::*;
 /// assert_eq!(VALUE_DECODE_BYTES_MAX, 32 << 20);
 /// ```
 pub const VALUE_DECODE_BYTES_MAX: usize = FRAME_BODY_BYTES_MAX * DECODE_EXPANSION_MAX;
+
+/// The same for a larger value (up to [`MESSAGE_BODY_BYTES_MAX`]): room
+/// for 4 times the largest message, not 32 (a 64 MiB message of one-byte
+/// integers decoded as `Vec<u64>` is refused, and counted).
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert_eq!(LARGE_VALUE_DECODE_BYTES_MAX, 4 * MESSAGE_BODY_BYTES_MAX);
+/// ```
+pub const LARGE_VALUE_DECODE_BYTES_MAX: usize = 4 * MESSAGE_BODY_BYTES_MAX;
 
 /// Disconnected peers whose stats ([`crate::Node::peers`]) a node keeps;
 /// beyond it the longest gone are forgotten. With the incarnation, routes

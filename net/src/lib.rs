@@ -33,9 +33,19 @@
 //!   [`config::MESSAGE_BODY_BYTES_MAX`] (or of a type not registered for
 //!   distribution) is refused there: `Ctx::try_send` and
 //!   [`Node::try_send_named`] say why, `send` counts it as dropped and logs
-//!   it (Erlang has no such limit; ours keeps one frame per message). What a
-//!   sender may send, the receiver decodes; a message that still does not
-//!   decode is dropped and counted, and the connection stays up.
+//!   it (Erlang has no such limit; ours is 64 MiB, a documented constant).
+//!   A message larger than [`config::FRAGMENT_BYTES`] crosses in fragments,
+//!   interleaved with other agents' messages, so it does not hold them up
+//!   for its whole transfer; order is kept per receiving agent (stricter
+//!   than Erlang's per pair: a second sender to an agent that is receiving
+//!   a large message waits for it). What a sender may send, the receiver
+//!   decodes; a message that still does not decode is dropped and counted,
+//!   and the connection stays up.
+//! * A sending agent's worker writes to the peer's socket itself (without
+//!   blocking) when nothing of its node waits for the event loop, and the
+//!   loop polls for 100 µs after activity before it sleeps
+//!   ([`NodeBuilder::poll_spin`]); Erlangen's node hands every message to
+//!   its event loop.
 //! * Calls (`Ctx::call`) and observing monitors (`Ctx::watch`) work across
 //!   nodes with their local outcomes, and `noconnection` when the peer's
 //!   node is lost; a call's request type is registered with
@@ -85,6 +95,7 @@ mod command;
 mod cookie;
 mod error;
 mod event_loop;
+mod fragments;
 mod functions;
 mod id;
 mod node;

@@ -27,6 +27,9 @@
 //!    has it all or would block; a remainder stays in the buffer, and the
 //!    loop writes it on the socket's next writable edge (the connection is
 //!    registered for it).
+//!    A worker writes at most `WORKER_WRITE_BYTES_MAX` per flush and hands
+//!    the rest to the loop (`Command::Flush`): a large message never holds
+//!    it.
 //! 4. A write error closes the outbox to direct writes and asks the loop to
 //!    flush (`Command::Flush`): the loop meets the error and closes the
 //!    connection, firing `noconnection` as on any loss. A message in a
@@ -45,7 +48,11 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
-use crate::config::{CONNECTION_WRITE_BYTES_HIGH_WATER, FRAME_BODY_BYTES_MAX};
+use crate::config::{
+    CONNECTION_WRITE_BYTES_HIGH_WATER, FRAGMENT_BYTES, FRAGMENT_REFILL_BYTES, PACKET_BYTES_MAX,
+    WORKER_WRITE_BYTES_MAX,
+};
+use crate::fragments::{Held, Key, Outgoing};
 use crate::frame;
 use crate::wire::{self, Packet, KIND_PACKET};
 
@@ -60,6 +67,9 @@ pub(crate) struct Outbox {
 pub(crate) struct OutboxState {
     /// Framed bytes not yet written, oldest first.
     pub(crate) write: Vec<u8>,
+    /// Large packets leaving in fragments, and what waits behind them
+    /// (fragments.rs).
+    outgoing: Outgoing,
     /// Direct writes are allowed (step 5).
     open: bool,
     /// Commands are held behind the buffer (step 5; set by the loop).
@@ -97,6 +107,9 @@ pub(crate) enum Direct {
     /// The packet is in the buffer and the socket failed: the loop must
     /// flush (and will close the connection).
     Failed,
+    /// Written up to the worker's budget; the loop must write the rest
+    /// (`Command::Flush`).
+    HandOver,
     /// Not written (step 2's rules): the packet goes to the loop.
     Refused(Packet),
 }
@@ -107,6 +120,7 @@ impl Outbox {
         Outbox {
             state: Mutex::new(OutboxState {
                 write: Vec::new(),
+                outgoing: Outgoing::default(),
                 open: false,
                 held: false,
                 owed: false,
@@ -164,14 +178,16 @@ impl Outbox {
         };
         if !state.open
             || state.held
-            || state.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER
+            // Past the mark (large packets included) the loop decides:
+            // it holds what must wait, and its count makes senders wait.
+            || state.queued_bytes() >= CONNECTION_WRITE_BYTES_HIGH_WATER
             || state.incarnation != incarnation
             || !decoded
             || !settled()
         {
             return Direct::Refused(packet);
         }
-        if state.write.is_empty() {
+        if state.queued_bytes() == 0 {
             // The no-progress clock starts with the first byte buffered.
             state.last_progress = Instant::now();
         }
@@ -201,73 +217,144 @@ impl Outbox {
 }
 
 impl OutboxState {
-    /// Steps 3 and 4: writes what the buffer holds, if the outbox is open.
+    /// Bytes waiting to leave: the buffer, and the large packets and what
+    /// waits behind them (fragments.rs), for the write budget.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.write.len() + self.outgoing.bytes()
+    }
+
+    /// Steps 3 and 4: writes what waits, if the outbox is open, at most
+    /// `config::WORKER_WRITE_BYTES_MAX`; `HandOver` if more is left that
+    /// the loop must write.
     fn write_now(&mut self) -> Direct {
         if !self.open {
             // The loop took over: it writes the buffer.
             return Direct::Sent;
         }
-        if self.write_out().is_err() {
-            self.open = false;
-            self.stream = None;
-            return Direct::Failed;
+        let Some(mut stream) = self.stream.take() else {
+            return Direct::Sent;
+        };
+        let result = self.write_to(&mut stream, WORKER_WRITE_BYTES_MAX);
+        self.stream = Some(stream);
+        match result {
+            Ok(false) => Direct::Sent,
+            Ok(true) => Direct::HandOver,
+            Err(_) => {
+                self.open = false;
+                self.stream = None;
+                Direct::Failed
+            }
         }
-        Direct::Sent
     }
 
-    /// Appends `packet` framed, if its body is within the frame limit the
-    /// peer enforces on reads; else nothing is appended, and the error
-    /// says why.
+    /// Appends `packet` (fragments.rs steps 1 to 3): framed into the
+    /// buffer, or held behind what it must not overtake, or made a stream
+    /// of fragments if it is larger than `FRAGMENT_BYTES`. A packet larger
+    /// than `PACKET_BYTES_MAX` is refused, and the error says why.
     pub(crate) fn append(&mut self, packet: &Packet) -> Result<(), String> {
+        let key = Key::of(packet);
+        if self.outgoing.must_wait(key) {
+            let bytes = wire::encode(packet).map_err(|e| e.to_string())?;
+            check_size(bytes.len())?;
+            self.count(bytes.len());
+            self.outgoing.hold(Held { key, bytes });
+            return Ok(());
+        }
         let at = frame::begin(KIND_PACKET, &mut self.write);
         let encoded = wire::encode_into(packet, &mut self.write);
         let length = self.write.len() - at - frame::HEADER_BYTES;
-        match encoded {
-            Ok(()) if length <= FRAME_BODY_BYTES_MAX => {
-                frame::finish(at, &mut self.write);
-                self.packets_out += 1;
-                self.bytes_out += length as u64;
-                Ok(())
-            }
-            Ok(()) => {
-                self.write.truncate(at);
-                Err(format!(
-                    "{length} bytes exceed the frame limit of {FRAME_BODY_BYTES_MAX}"
-                ))
-            }
-            Err(error) => {
-                self.write.truncate(at);
-                Err(error.to_string())
+        if let Err(error) = encoded {
+            self.write.truncate(at);
+            return Err(error.to_string());
+        }
+        if let Err(error) = check_size(length) {
+            self.write.truncate(at);
+            return Err(error);
+        }
+        self.count(length);
+        if length > FRAGMENT_BYTES {
+            let bytes = self.write.split_off(at + frame::HEADER_BYTES);
+            self.write.truncate(at);
+            self.outgoing.start(Held { key, bytes });
+        } else {
+            frame::finish(at, &mut self.write);
+        }
+        Ok(())
+    }
+
+    /// A packet counted out.
+    fn count(&mut self, length: usize) {
+        self.packets_out += 1;
+        self.bytes_out += length as u64;
+    }
+
+    /// An encoded packet that waited goes through the rules again
+    /// (fragments.rs step 5).
+    fn release(&mut self, held: Held) {
+        if self.outgoing.must_wait(held.key) {
+            self.outgoing.hold(held);
+        } else if held.bytes.len() > FRAGMENT_BYTES {
+            self.outgoing.start(held);
+        } else {
+            frame::encode(KIND_PACKET, &held.bytes, &mut self.write);
+        }
+    }
+
+    /// Fragments.rs step 4: tops the buffer up from the streams.
+    fn refill(&mut self) {
+        while self.write.len() < FRAGMENT_REFILL_BYTES {
+            let Some(released) = self.outgoing.next_fragment(&mut self.write) else {
+                return;
+            };
+            for held in released {
+                self.release(held);
             }
         }
     }
 
-    /// Writes the buffer through the second handle until it is empty or
-    /// the socket would block (step 3).
-    fn write_out(&mut self) -> io::Result<()> {
-        let Some(stream) = self.stream.as_mut() else {
-            return Ok(());
-        };
+    /// Writes what waits to `socket` until all is written, the socket
+    /// would block, or `budget` bytes went out; `Ok(true)` if it stopped
+    /// for the budget with more to write.
+    pub(crate) fn write_to(&mut self, socket: &mut impl Write, budget: usize) -> io::Result<bool> {
         let mut written = 0;
         let result = loop {
-            if written == self.write.len() {
-                break Ok(());
+            self.refill();
+            if self.write.is_empty() {
+                break Ok(false);
             }
-            match stream.write(&self.write[written..]) {
+            if written >= budget {
+                break Ok(true);
+            }
+            match socket.write(&self.write) {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Ok(n) => {
+                    written += n;
+                    self.write.drain(..n);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break Ok(false),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => break Err(error),
             }
         };
-        self.write.drain(..written);
+        let now = Instant::now();
         if written > 0 {
-            self.last_write = Instant::now();
-            self.last_progress = self.last_write;
+            self.last_write = now;
+        }
+        if written > 0 || self.queued_bytes() == 0 {
+            self.last_progress = now;
         }
         result
     }
+}
+
+/// A packet of `length` bytes may travel, or the error says why.
+fn check_size(length: usize) -> Result<(), String> {
+    if length > PACKET_BYTES_MAX {
+        return Err(format!(
+            "{length} bytes exceed the packet limit of {PACKET_BYTES_MAX}"
+        ));
+    }
+    Ok(())
 }
 
 /// The outboxes of up connections, by peer node name (step 1).
@@ -301,5 +388,136 @@ impl Outboxes {
         if by_node.get(node).is_some_and(|o| Arc::ptr_eq(o, outbox)) {
             by_node.remove(node);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The interleaving rules of fragments.rs, on a buffer and a sink.
+
+    use super::*;
+    use crate::fragments::Incoming;
+    use crate::wire::{Packet, WireMessage, KIND_FRAGMENT};
+
+    fn message(to: u64, n: u8, len: usize) -> Packet {
+        Packet::Message {
+            to,
+            message: WireMessage {
+                type_name: "Vec<u8>".into(),
+                body: vec![n; len],
+            },
+        }
+    }
+
+    fn named(n: u8) -> Packet {
+        Packet::Named {
+            name: "x".into(),
+            message: WireMessage {
+                type_name: "u8".into(),
+                body: vec![n],
+            },
+        }
+    }
+
+    /// Writes everything and reads it back as the peer would: the packets
+    /// in arrival order, as (target, first body byte, body length).
+    fn transfer(state: &mut OutboxState) -> Vec<(String, u8, usize)> {
+        let mut sink = Vec::new();
+        assert!(!state.write_to(&mut sink, usize::MAX).unwrap());
+        let mut incoming = Incoming::default();
+        let mut arrived = Vec::new();
+        let mut at = 0;
+        while let Some((frame, used)) = frame::parse(&sink[at..], 1 << 21).unwrap() {
+            at += used;
+            let whole = if frame.kind == KIND_FRAGMENT {
+                incoming.on_fragment(frame.body).unwrap()
+            } else {
+                Some(frame.body.to_vec())
+            };
+            if let Some(bytes) = whole {
+                match wire::decode_large_packet(&bytes).unwrap() {
+                    Packet::Message { to, message } => {
+                        arrived.push((to.to_string(), message.body[0], message.body.len()))
+                    }
+                    Packet::Named { name, message } => {
+                        arrived.push((name, message.body[0], message.body.len()))
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        assert_eq!(at, sink.len(), "whole frames only");
+        arrived
+    }
+
+    #[test]
+    fn a_large_message_interleaves_with_other_agents_and_keeps_its_own_pairs_order() {
+        let outbox = Outbox::new(Instant::now());
+        let mut state = outbox.lock();
+        let big = 5 * FRAGMENT_BYTES + 123;
+        state.append(&message(1, 1, big)).unwrap();
+        state.append(&message(1, 2, 10)).unwrap(); // behind the large one
+        state.append(&message(2, 3, 10)).unwrap(); // another agent: not
+        state.append(&message(2, 4, big)).unwrap(); // a second stream
+        state.append(&message(2, 5, 10)).unwrap(); // behind that one
+        state.append(&named(6)).unwrap(); // a barrier: behind every stream
+        state.append(&message(3, 7, 10)).unwrap(); // behind the barrier
+        assert!(state.queued_bytes() > 2 * big);
+        let arrived = transfer(&mut state);
+        let order: Vec<u8> = arrived.iter().map(|a| a.1).collect();
+        // Agent 2's small message overtook agent 1's large one.
+        assert_eq!(order[0], 3, "{order:?}");
+        let at = |n: u8| order.iter().position(|&m| m == n).unwrap();
+        assert!(
+            at(1) < at(2) && at(4) < at(5),
+            "pairs keep order: {order:?}"
+        );
+        assert!(at(1) < at(6) && at(4) < at(6) && at(6) < at(7), "{order:?}");
+        assert_eq!(arrived[at(1)].2, big);
+        assert_eq!(arrived[at(4)].2, big);
+        assert_eq!(arrived.len(), 7);
+        assert_eq!(state.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn a_small_message_waits_behind_at_most_two_fragments_of_a_large_one() {
+        let outbox = Outbox::new(Instant::now());
+        let mut state = outbox.lock();
+        state.append(&message(1, 1, 40 * FRAGMENT_BYTES)).unwrap();
+        // The writer has framed some of it when the small one comes.
+        state.refill();
+        state.append(&message(2, 2, 10)).unwrap();
+        let ahead = state.write.len();
+        assert!(ahead <= 2 * (FRAGMENT_BYTES + 64) + 64, "{ahead}");
+        let arrived = transfer(&mut state);
+        assert_eq!(arrived[0].1, 2);
+    }
+
+    #[test]
+    fn a_packet_over_the_limit_is_refused_and_leaves_nothing_behind() {
+        let outbox = Outbox::new(Instant::now());
+        let mut state = outbox.lock();
+        let error = state
+            .append(&message(1, 1, PACKET_BYTES_MAX + 1))
+            .unwrap_err();
+        assert!(error.contains("packet limit"), "{error}");
+        assert_eq!(state.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn fragments_past_the_receivers_limits_are_refused() {
+        let mut incoming = Incoming::default();
+        assert!(incoming.on_fragment(&[1, 2]).is_err());
+        let mut bad_flag = 0u64.to_le_bytes().to_vec();
+        bad_flag.push(7);
+        assert!(incoming.on_fragment(&bad_flag).is_err());
+        for id in 0..crate::config::STREAMS_IN_FLIGHT_MAX as u64 {
+            let mut body = id.to_le_bytes().to_vec();
+            body.extend_from_slice(&[0, 9]);
+            assert_eq!(incoming.on_fragment(&body), Ok(None));
+        }
+        let mut one_more = u64::MAX.to_le_bytes().to_vec();
+        one_more.extend_from_slice(&[0, 9]);
+        assert!(incoming.on_fragment(&one_more).is_err());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-/// Counters of one peer connection ([`Node::peers`]).
+/// Counters of one peer connection ([`crate::Node::peers`]).
 ///
 /// ```
 /// let fresh = erlangen_net::PeerStats::default();

@@ -101,7 +101,7 @@ impl PeerRoute {
                 Ok(true)
             }
             Direct::Appended => Ok(true),
-            Direct::Failed => {
+            Direct::Failed | Direct::HandOver => {
                 shared.push(Command::Flush { node: to.node });
                 Ok(false)
             }

@@ -245,7 +245,7 @@ impl NodeShared {
     pub(crate) fn flush_owed(&self) {
         let owed = std::mem::take(&mut *crate::sync::lock(&self.owed));
         for outbox in owed {
-            if let Direct::Failed = outbox.flush_owed() {
+            if let Direct::Failed | Direct::HandOver = outbox.flush_owed() {
                 if let Some(node) = self.outboxes.node_of(&outbox) {
                     self.push(Command::Flush { node });
                 }

@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    CHALLENGE_BYTES, FRAME_BODY_BYTES_MAX, VALUE_DECODE_BYTES_MAX, WIRE_DEPTH_MAX,
+    CHALLENGE_BYTES, FRAME_BODY_BYTES_MAX, LARGE_VALUE_DECODE_BYTES_MAX, PACKET_BYTES_MAX,
+    VALUE_DECODE_BYTES_MAX, WIRE_DEPTH_MAX,
 };
 use crate::id::{AgentId, NodeName};
 
@@ -37,6 +38,15 @@ pub const KIND_PACKET: u8 = 3;
 /// assert_eq!(out.len(), 5);
 /// ```
 pub const KIND_TICK: u8 = 4;
+
+/// Frame kind: a fragment of a large packet (fragments.rs): the stream's
+/// number (u64, little-endian), 1 if it is the last fragment else 0, then
+/// the bytes.
+///
+/// ```
+/// assert_eq!(erlangen_net::wire::KIND_FRAGMENT, 5);
+/// ```
+pub const KIND_FRAGMENT: u8 = 5;
 
 /// The first frame each side sends.
 ///
@@ -302,6 +312,18 @@ fn config() -> impl bincode::config::Config {
 /// The allocation budget of one protocol value (`config`).
 const PROTOCOL_DECODE_BYTES_MAX: usize = 2 * FRAME_BODY_BYTES_MAX;
 
+/// The allocation budget of a packet put together from fragments.
+const LARGE_PACKET_DECODE_BYTES_MAX: usize = 2 * PACKET_BYTES_MAX;
+
+/// Decodes a packet put together from fragments (at most
+/// `config::PACKET_BYTES_MAX`): as [`decode`], with a budget to match.
+pub(crate) fn decode_large_packet(body: &[u8]) -> Result<Packet, DecodeError> {
+    decode_whole(
+        body,
+        bincode::config::standard().with_limit::<LARGE_PACKET_DECODE_BYTES_MAX>(),
+    )
+}
+
 /// bincode's configuration for user values inside a packet (messages,
 /// arguments, returned values): the same wire form, with room for their
 /// in-memory expansion (`config::DECODE_EXPANSION_MAX`).
@@ -326,6 +348,13 @@ fn value_config() -> impl bincode::config::Config {
 pub fn decode_value<T: serde::de::DeserializeOwned + Bounded>(
     body: &[u8],
 ) -> Result<T, DecodeError> {
+    if body.len() > FRAME_BODY_BYTES_MAX {
+        // A large message (it came in fragments): a budget of its own.
+        return decode_whole(
+            body,
+            bincode::config::standard().with_limit::<LARGE_VALUE_DECODE_BYTES_MAX>(),
+        );
+    }
     decode_whole(body, value_config())
 }
 

@@ -4,7 +4,7 @@
 //! (held commands, paused reads) and closing.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,12 +18,15 @@ use crate::config::{
     CHALLENGE_BYTES, CONNECTIONS_MAX, CONNECTION_WRITE_BYTES_HIGH_WATER,
     CONNECTION_WRITE_BYTES_LOW_WATER, FRAME_BODY_BYTES_MAX, HANDSHAKES_MAX,
     HANDSHAKES_NONLOCAL_SHARE_PERCENT, HANDSHAKES_PER_ADDRESS_MAX, HANDSHAKE_BODY_BYTES_MAX,
-    PROTOCOL_VERSION, READ_BYTES_PER_TURN_MAX,
+    LOOP_WRITE_BYTES_PER_TURN_MAX, PROTOCOL_VERSION, READ_BYTES_PER_TURN_MAX,
 };
+use crate::fragments::Incoming;
 use crate::handshake::Role;
 use crate::id::NodeName;
 use crate::outbox::Outbox;
-use crate::wire::{Auth, Hello, Packet, KIND_AUTH, KIND_HELLO, KIND_PACKET, KIND_TICK};
+use crate::wire::{
+    Auth, Hello, Packet, KIND_AUTH, KIND_FRAGMENT, KIND_HELLO, KIND_PACKET, KIND_TICK,
+};
 use crate::{frame, handshake, pid, wire};
 
 use super::{transcript, Command, Connection, EventLoop, Phase, CLOSED_BY_PEER};
@@ -72,6 +75,7 @@ impl EventLoop {
             proved: false,
             peer_types: HashMap::new(),
             read: Vec::new(),
+            incoming: Incoming::default(),
             outbox: Arc::new(Outbox::new(now)),
             held: VecDeque::new(),
             paused: false,
@@ -326,6 +330,25 @@ impl EventLoop {
                 };
                 self.on_packet(token, packet)
             }
+            (KIND_FRAGMENT, true) => {
+                let whole = match self.connections.get_mut(&token) {
+                    Some(connection) => connection.incoming.on_fragment(body)?,
+                    None => return Ok(()),
+                };
+                let Some(whole) = whole else {
+                    return Ok(());
+                };
+                if let Some(connection) = self.connections.get_mut(&token) {
+                    connection.packets_in += 1;
+                }
+                let packet: Packet = {
+                    let _context = pid::enter(&*self.shared);
+                    wire::decode_large_packet(&whole)
+                        .map_err(|e| format!("bad fragmented packet: {e}"))?
+                };
+                drop(whole);
+                self.on_packet(token, packet)
+            }
             (kind, _) => Err(format!("unexpected frame kind {kind}")),
         }
     }
@@ -569,31 +592,19 @@ impl EventLoop {
         }
         let (result, left) = {
             let mut out = connection.outbox.lock();
-            let mut written = 0;
-            let result = loop {
-                if written == out.write.len() {
-                    break Ok(());
-                }
-                match connection.stream.write(&out.write[written..]) {
-                    Ok(0) => break Err("write returned 0".to_owned()),
-                    Ok(n) => written += n,
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                    Err(error) => break Err(format!("write failed: {error}")),
-                }
-            };
-            out.write.drain(..written);
-            if written > 0 {
-                out.last_write = Instant::now();
-            }
-            if written > 0 || out.write.is_empty() {
-                out.last_progress = Instant::now();
-            }
+            let result = out
+                .write_to(&mut connection.stream, LOOP_WRITE_BYTES_PER_TURN_MAX)
+                .map_err(|error| format!("write failed: {error}"));
             if out.write.capacity() > 64 * 1024 && out.write.len() < 16 * 1024 {
                 out.write.shrink_to(16 * 1024);
             }
             (result, out.write.len())
         };
+        if result == Ok(true) && !self.unread.contains(&token) {
+            // Stopped for the turn's budget: the rest next turn, after the
+            // other connections had theirs.
+            self.unread.push(token);
+        }
         if let Err(why) = result {
             self.close(token, &why);
         } else if left < CONNECTION_WRITE_BYTES_LOW_WATER {
@@ -613,10 +624,15 @@ impl EventLoop {
                 }
             }
         }
+        self.count_backlog_bytes();
+    }
+
+    /// Publishes the bytes waiting in every connection (backpressure).
+    fn count_backlog_bytes(&self) {
         let buffered = self
             .connections
             .values()
-            .map(|c| c.outbox.lock().write.len())
+            .map(|c| c.outbox.lock().queued_bytes())
             .sum();
         self.shared.backlog_bytes.store(buffered, Ordering::Relaxed);
     }
@@ -634,6 +650,9 @@ impl EventLoop {
         if let Some(peer) = &connection.peer {
             self.shared.outboxes.remove(peer, &connection.outbox);
         }
+        // What it held is gone with it (a large message's fragments
+        // included): senders waiting on the backlog go on.
+        self.count_backlog_bytes();
         let Some(peer) = connection.peer else {
             tracing::debug!(why, "erlangen: closed an unnamed connection");
             return;

@@ -160,6 +160,8 @@ struct Connection {
     /// The peer's message types and fingerprints.
     peer_types: HashMap<String, u64>,
     read: Vec<u8>,
+    /// Large packets arriving in fragments (fragments.rs).
+    incoming: crate::fragments::Incoming,
     /// The write side: buffer, counters, and direct writes of senders
     /// once up (outbox.rs).
     outbox: Arc<Outbox>,
@@ -447,7 +449,7 @@ impl EventLoop {
         for (&token, connection) in &self.connections {
             let (unwritten, last_progress, last_write) = {
                 let out = connection.outbox.lock();
-                (!out.write.is_empty(), out.last_progress, out.last_write)
+                (out.queued_bytes() > 0, out.last_progress, out.last_write)
             };
             match connection.phase {
                 // A buffer that makes no progress for the heartbeat timeout

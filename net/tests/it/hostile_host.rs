@@ -520,6 +520,11 @@ fn messages_at_the_size_limits_arrive_one_over_is_refused_at_the_sender_and_the_
             // 140,000 small i64s: 140 KB on the wire, 1.1 MB decoded.
             let values: Vec<i64> = (0..140_000).map(|i| i % 100).collect();
             ctx.try_send(&sink_there, values).expect("sent");
+            // (Refused for its size before the node is busy with the
+            // largest message.)
+            let try_refused = node
+                .try_send_named(&b, "sink", vec![7u8; largest + 1])
+                .unwrap_err();
             ctx.try_send(&sink_there, vec![7u8; largest]).expect("sent");
             let refused = ctx
                 .try_send(&sink_there, vec![7u8; largest + 1])
@@ -527,9 +532,6 @@ fn messages_at_the_size_limits_arrive_one_over_is_refused_at_the_sender_and_the_
             // `send` drops it the same way (counted), and so does the
             // named send, which says why.
             ctx.send(&sink_there, vec![7u8; largest + 1]);
-            let try_refused = node
-                .try_send_named(&b, "sink", vec![7u8; largest + 1])
-                .unwrap_err();
             ctx.kill(&watched, erlangen_runtime::ExitReason::Kill);
             let down = ctx.receive().downcast::<Down>().unwrap();
             (refused.to_string(), try_refused.to_string(), down)

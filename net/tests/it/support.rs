@@ -68,6 +68,31 @@ pub(crate) fn functions() -> Functions {
                 ctx.send(&reply_to.0, format!("ok {n}"));
             },
         )
+        // A collector and a receiver of a large message (transport.rs):
+        // sends the receiver's pid to `reply_to`; the receiver tells the
+        // collector "big N, n" once it has a Vec<u8> of 7s and then a u64;
+        // the collector tells `reply_to` the two things it got, in order.
+        .register("pair_probe", |ctx: &mut Ctx, reply_to: WirePid| {
+            let collector = ctx.pid();
+            let receiver = ctx.spawn(move |ctx| {
+                let big = match ctx.receive().downcast::<Vec<u8>>() {
+                    Ok(big) if big.iter().all(|&b| b == 7) => format!("big {}", big.len()),
+                    other => format!("not the large message: {other:?}"),
+                };
+                let next = ctx.receive().downcast::<u64>().unwrap();
+                ctx.send(&collector, format!("{big}, {next}"));
+            });
+            ctx.send(&reply_to.0, WirePid(receiver));
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let message = ctx.receive();
+                seen.push(match message.downcast::<u64>() {
+                    Ok(n) => n.to_string(),
+                    Err(message) => message.downcast::<String>().unwrap().to_string(),
+                });
+            }
+            ctx.send(&reply_to.0, seen.join("; "));
+        })
         // Takes every message, forever.
         .register("sink", |ctx: &mut Ctx, (): ()| loop {
             ctx.receive();

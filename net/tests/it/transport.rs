@@ -30,13 +30,40 @@ fn direct_writes_to(node: &Node, peer: &NodeName) -> u64 {
     }
 }
 
+/// Messages `from..EACH` of `sender`, tagged with its number, to `far`
+/// (registered as "counter" on `to`): every third by name.
+fn stream(
+    ctx: &mut erlangen_runtime::Ctx,
+    node: &Node,
+    to: &NodeName,
+    far: &erlangen_runtime::Pid,
+    sender: u64,
+    from: u64,
+) {
+    for n in from..EACH {
+        let tagged = (sender << 32) | n;
+        if n % 3 == 0 {
+            node.send_named(ctx, to, "counter", tagged);
+        } else {
+            ctx.send(far, tagged);
+        }
+        if n % 1_000 == 0 {
+            ctx.yield_now();
+        }
+    }
+}
+
+/// Messages per sender.
+const EACH: u64 = 20_000;
+/// Messages sender 0 sends by pid before the others start.
+const ALONE: u64 = 1_000;
+
 #[test]
 fn each_senders_messages_by_pid_and_by_name_arrive_in_order_across_both_paths() {
     let mapper = port_mapper();
     let (rt_a, node_a) = node(&mapper, &unique("a"));
     let (rt_b, node_b) = node(&mapper, &unique("b"));
     const SENDERS: u64 = 8;
-    const EACH: u64 = 20_000;
     let (tx, rx) = std::sync::mpsc::channel();
     let counter = rt_b
         .spawn_with(SpawnOptions::new().mailbox_len(1 << 20), move |ctx| {
@@ -62,24 +89,30 @@ fn each_senders_messages_by_pid_and_by_name_arrive_in_order_across_both_paths() 
     let node = node_a.clone();
     let to = b.clone();
     rt_a.run(move |ctx| {
-        for sender in 0..SENDERS {
+        // Sender 0 goes first, alone, once the connection is up and the
+        // loop has nothing queued (its lookup was answered): its first
+        // messages by pid are written by its own worker. Then all go,
+        // alternating by name (the loop's path) and by pid (either path).
+        let mut others = Vec::new();
+        for sender in 1..SENDERS {
             let (node, to, far) = (node.clone(), to.clone(), far.clone());
-            ctx.spawn(move |ctx| {
-                for n in 0..EACH {
-                    let tagged = (sender << 32) | n;
-                    // By pid a sender writes itself when it may; by name
-                    // every message goes through the loop.
-                    if n % 3 == 0 {
-                        node.send_named(ctx, &to, "counter", tagged);
-                    } else {
-                        ctx.send(&far, tagged);
-                    }
-                    if n % 1_000 == 0 {
-                        ctx.yield_now();
-                    }
-                }
-            });
+            others.push(ctx.spawn(move |ctx| {
+                ctx.receive(); // go
+                stream(ctx, &node, &to, &far, sender, 0);
+            }));
         }
+        let (node, to, far) = (node.clone(), to.clone(), far.clone());
+        ctx.spawn(move |ctx| {
+            let found = node.whereis(ctx, &to, "counter", HANG_GUARD).unwrap();
+            assert!(found.is_some());
+            for n in 0..ALONE {
+                ctx.send(&far, n);
+            }
+            for other in &others {
+                ctx.send(other, "go");
+            }
+            stream(ctx, &node, &to, &far, 0, ALONE);
+        });
     })
     .unwrap();
     let result = rx.recv_timeout(HANG_GUARD).expect("the streams complete");
@@ -144,4 +177,102 @@ fn a_stream_to_a_peer_that_stops_reading_mid_frame_arrives_whole_once_it_reads()
     assert_eq!(*report, format!("ok {N}"));
     assert!(N as usize * STREAM_CHUNK_BYTES > 8 << 20);
     assert!(direct_writes_to(&node, &child.name) > 0);
+}
+
+/// Bytes of the large message in the fragment tests: many fragments, more
+/// than loopback's socket buffers hold.
+const LARGE: usize = 32 << 20;
+
+#[test]
+fn a_large_message_lets_another_pairs_message_pass_and_arrives_whole_before_its_senders_next() {
+    let mapper = port_mapper();
+    let (rt, node) = node(&mapper, &unique("sender"));
+    let child = ChildNode::start(&mapper, &unique("receiver"));
+    let b = child.name.clone();
+    let os_pid = child.os_pid();
+    let node = Arc::new(node);
+    let report = rt
+        .run(move |ctx| {
+            let collector = node
+                .spawn(
+                    ctx,
+                    &b,
+                    "pair_probe",
+                    WirePid(ctx.pid()),
+                    SpawnOptions::new(),
+                )
+                .unwrap();
+            let receiver = ctx
+                .receive_timeout(HANG_GUARD)
+                .unwrap()
+                .downcast::<erlangen_runtime::Pid>()
+                .unwrap();
+            // The receiving node reads nothing until both are queued, so the
+            // order on the wire is the writer's alone.
+            // SAFETY: kill(2) on the child process we started.
+            unsafe { libc::kill(os_pid, libc::SIGSTOP) };
+            let me = ctx.pid();
+            let large_sender = ctx.spawn(move |ctx| {
+                ctx.send(&receiver, vec![7u8; LARGE]);
+                ctx.send(&me, "sent");
+                ctx.receive(); // go on
+                ctx.send(&receiver, 2u64);
+            });
+            ctx.receive(); // the large one is queued
+            ctx.send(&collector, 1u64); // another pair's small message
+            ctx.send(&large_sender, "go on");
+            // SAFETY: as above.
+            unsafe { libc::kill(os_pid, libc::SIGCONT) };
+            ctx.receive_timeout(HANG_GUARD)
+                .expect("the collector reports")
+                .downcast::<String>()
+                .unwrap()
+        })
+        .unwrap();
+    // The small message reached its agent before the large one was whole
+    // (the collector had it before the receiver could run), and the large
+    // sender's next message came after its large one.
+    assert_eq!(*report, format!("1; big {LARGE}, 2"));
+}
+
+#[test]
+fn a_peer_killed_during_a_large_message_fires_noconnection_and_frees_the_message() {
+    let mapper = port_mapper();
+    let (rt, node) = node(&mapper, &unique("sender"));
+    let child = ChildNode::start(&mapper, &unique("doomed"));
+    let b = child.name.clone();
+    let os_pid = child.os_pid();
+    let node = Arc::new(node);
+    let sender = node.clone();
+    let status = rt
+        .run(move |ctx| {
+            let sink = sender
+                .spawn(ctx, &b, "sink", (), SpawnOptions::new())
+                .unwrap();
+            let watch = ctx.watch(&sink).unwrap();
+            // SAFETY: kill(2) on the child process we started.
+            unsafe { libc::kill(os_pid, libc::SIGSTOP) };
+            ctx.send(&sink, vec![7u8; LARGE]);
+            ctx.sleep(Duration::from_millis(1)); // its worker writes a first part
+                                                 // SAFETY: as above.
+            unsafe { libc::kill(os_pid, libc::SIGKILL) };
+            let down = ctx
+                .receive_timeout(HANG_GUARD)
+                .expect("the watch fires")
+                .downcast::<erlangen_runtime::WatchDown>()
+                .unwrap();
+            assert_eq!(down.watch, watch);
+            down.status
+        })
+        .unwrap();
+    assert_eq!(
+        status.reason().map(ToString::to_string).as_deref(),
+        Some("noconnection")
+    );
+    // The rest of the message went with the connection.
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    while node.backlog().1 > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(node.backlog(), (0, 0));
 }
