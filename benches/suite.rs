@@ -58,6 +58,9 @@ const CASES: &[Case] = &[
     ("dist_call", dist::dist_call),
     ("dist_oneway_1", dist::dist_oneway_1),
     ("dist_oneway_8", dist::dist_oneway_8),
+    ("dist_bulk_1m", dist::dist_bulk_1m),
+    ("dist_bulk_64m", dist::dist_bulk_64m),
+    ("dist_hol", dist::dist_hol),
 ];
 
 /// Cases run only as a child of another case.

@@ -277,3 +277,154 @@ pub(crate) fn dist_oneway_1(divisor: u64) {
 pub(crate) fn dist_oneway_8(divisor: u64) {
     dist_oneway(divisor, 8);
 }
+
+/// Bulk: `count` messages of `size` bytes to a counter on the peer, then
+/// the same bytes over a raw loopback TCP connection in this process (the
+/// floor), both as MB/s.
+fn dist_bulk(divisor: u64, size: usize, count: u64, label: &str) {
+    let count = (count / divisor).max(2);
+    with_peer(|rt, node, peer| {
+        let elapsed = rt
+            .run(move |ctx| {
+                let counter = node
+                    .spawn(
+                        ctx,
+                        &peer,
+                        "count",
+                        (count, WirePid(ctx.pid())),
+                        SpawnOptions::new().mailbox_len(1 << 12),
+                    )
+                    .expect("remote spawn");
+                let payload = vec![7u8; size];
+                let started = Instant::now();
+                for _ in 0..count {
+                    ctx.send(&counter, payload.clone());
+                }
+                let got = ctx
+                    .receive_timeout(Duration::from_secs(240))
+                    .expect("the counter answers")
+                    .downcast::<u64>()
+                    .expect("a count");
+                assert_eq!(got, count);
+                started.elapsed()
+            })
+            .expect("the driver runs");
+        let bytes = size as f64 * count as f64;
+        let raw = raw_tcp_copy(size, count);
+        println!(
+            "B8 dist bulk {label} messages={count} mb_s={:.1} raw_tcp_mb_s={:.1}",
+            bytes / elapsed.as_secs_f64() / 1e6,
+            bytes / raw.as_secs_f64() / 1e6
+        );
+    });
+}
+
+/// `count` writes of `size` bytes from one thread to another over
+/// loopback TCP, read in 256 KiB reads: the time until all arrived.
+fn raw_tcp_copy(size: usize, count: u64) -> Duration {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let addr = listener.local_addr().expect("an address");
+    let total = size as u64 * count;
+    let reader = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("a connection");
+        let mut buffer = vec![0u8; 256 * 1024];
+        let mut got = 0u64;
+        while got < total {
+            let n = stream.read(&mut buffer).expect("a read");
+            assert!(n > 0, "the writer closed early");
+            got += n as u64;
+        }
+    });
+    let mut stream = std::net::TcpStream::connect(addr).expect("a connection");
+    stream.set_nodelay(true).expect("nodelay");
+    let payload = vec![7u8; size];
+    let started = Instant::now();
+    for _ in 0..count {
+        stream.write_all(&payload).expect("a write");
+    }
+    reader.join().expect("the reader");
+    started.elapsed()
+}
+
+pub(crate) fn dist_bulk_1m(divisor: u64) {
+    dist_bulk(divisor, 1 << 20, 256, "1MiB");
+}
+
+pub(crate) fn dist_bulk_64m(divisor: u64) {
+    dist_bulk(divisor, 64 << 20, 8, "64MiB");
+}
+
+/// Head-of-line: round trips of a small ping, first on an idle connection,
+/// then while another pair of agents on the same two nodes streams 64 MiB
+/// messages; the percentiles of both.
+pub(crate) fn dist_hol(divisor: u64) {
+    let rounds = 500 / divisor;
+    with_peer(|rt, node, peer| {
+        let (idle, busy) = rt
+            .run(move |ctx| {
+                let far = node
+                    .spawn(ctx, &peer, "incrementer", (), SpawnOptions::new())
+                    .expect("remote spawn");
+                let sink = node
+                    .spawn(
+                        ctx,
+                        &peer,
+                        "count",
+                        (u64::MAX, WirePid(ctx.pid())),
+                        SpawnOptions::new().mailbox_len(4),
+                    )
+                    .expect("remote spawn");
+                let me = WirePid(ctx.pid());
+                let ping = |ctx: &mut Ctx| {
+                    let mut times = Vec::with_capacity(rounds as usize);
+                    for n in 0..rounds {
+                        let sent = Instant::now();
+                        ctx.send(
+                            &far,
+                            Increment {
+                                reply_to: me.clone(),
+                                n,
+                            },
+                        );
+                        let answer = ctx.receive().downcast::<u64>().expect("a number");
+                        times.push(sent.elapsed());
+                        assert_eq!(answer, n + 1);
+                    }
+                    times
+                };
+                let idle = ping(ctx);
+                let streaming = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+                let go_on = streaming.clone();
+                // The streamer copies and encodes 64 MiB per message: on a
+                // worker of its own, so that it does not hold the pinger's.
+                let apart = SpawnOptions::new().worker(workers() - 1);
+                ctx.spawn_with(apart, move |ctx| {
+                    let payload = vec![7u8; 64 << 20];
+                    while go_on.load(std::sync::atomic::Ordering::Relaxed) {
+                        ctx.send(&sink, payload.clone());
+                    }
+                })
+                .expect("the streamer starts");
+                ctx.sleep(Duration::from_millis(100)); // the stream is under way
+                let busy = ping(ctx);
+                streaming.store(false, std::sync::atomic::Ordering::Relaxed);
+                (idle, busy)
+            })
+            .expect("the driver runs");
+        let pct = |times: &[Duration], p: f64| {
+            let mut sorted = times.to_vec();
+            sorted.sort();
+            let at = ((p * sorted.len() as f64).round() as usize).clamp(1, sorted.len()) - 1;
+            sorted[at].as_secs_f64() * 1e6
+        };
+        println!(
+            "B8 dist hol idle_p50_us={:.1} idle_p99_us={:.1} busy_p50_us={:.1} busy_p99_us={:.1} p99_ratio={:.2}",
+            pct(&idle, 0.5),
+            pct(&idle, 0.99),
+            pct(&busy, 0.5),
+            pct(&busy, 0.99),
+            pct(&busy, 0.99) / pct(&idle, 0.99)
+        );
+    });
+}

@@ -267,9 +267,10 @@ pub const REASON_TEXT_BYTES_MAX: usize = 64 * 1024;
 ///
 /// ```
 /// use erlangen_net::config::*;
-/// assert_eq!(MESSAGE_BODY_BYTES_MAX, 64 << 20);
+/// // A 64 MiB byte string, with the length in front of it.
+/// assert_eq!(MESSAGE_BODY_BYTES_MAX, (64 << 20) + 4096);
 /// ```
-pub const MESSAGE_BODY_BYTES_MAX: usize = 64 << 20;
+pub const MESSAGE_BODY_BYTES_MAX: usize = (64 << 20) + 4096;
 
 /// Most bytes of one packet: the largest message with its type name and
 /// addressing. A larger packet, or a fragmented one that grows past it, is
@@ -315,13 +316,25 @@ pub const STREAMS_IN_FLIGHT_MAX: usize = 64;
 /// ```
 pub const PARTIAL_BYTES_MAX: usize = 2 * PACKET_BYTES_MAX;
 
+/// Bytes of large messages (waiting to leave in fragments, on all
+/// connections) past which the sender of another large message waits,
+/// suspended, after sending it; senders of small messages do not wait for
+/// them (they pass the large ones, fragments.rs). So each sender adds at
+/// most one large message beyond this mark.
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert_eq!(LARGE_BACKLOG_BYTES_HIGH_WATER, 2 * MESSAGE_BODY_BYTES_MAX);
+/// ```
+pub const LARGE_BACKLOG_BYTES_HIGH_WATER: usize = 2 * MESSAGE_BODY_BYTES_MAX;
+
 /// Most bytes the event loop writes to one connection per turn before it
 /// reads and serves the others (the rest next turn).
 ///
 /// ```
-/// assert_eq!(erlangen_net::config::LOOP_WRITE_BYTES_PER_TURN_MAX, 4 << 20);
+/// assert_eq!(erlangen_net::config::LOOP_WRITE_BYTES_PER_TURN_MAX, 256 * 1024);
 /// ```
-pub const LOOP_WRITE_BYTES_PER_TURN_MAX: usize = 4 << 20;
+pub const LOOP_WRITE_BYTES_PER_TURN_MAX: usize = 256 * 1024;
 
 /// Most bytes a sender's worker writes to a socket in one flush; the rest
 /// is the event loop's (outbox.rs step 3), so that a large message never

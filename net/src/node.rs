@@ -711,13 +711,16 @@ impl Node {
     }
 
     /// The outbound backlog now: messages and signals queued and not yet
-    /// written, and bytes in the write buffers. Senders wait while either
-    /// is above its high-water mark (`config::BACKLOG_*_HIGH_WATER`), so
-    /// neither grows without bound.
+    /// written, and bytes waiting to be written (in the write buffers, and
+    /// large messages waiting to leave in fragments). Senders wait while
+    /// the first or the buffers' bytes are above their high-water marks
+    /// (`config::BACKLOG_*_HIGH_WATER`), and senders of large messages
+    /// while those are above theirs (`LARGE_BACKLOG_BYTES_HIGH_WATER`), so
+    /// nothing grows without bound.
     pub fn backlog(&self) -> (usize, usize) {
         (
             self.shared.backlog_commands.load(Ordering::Relaxed),
-            self.shared.backlog_bytes.load(Ordering::Relaxed),
+            self.shared.backlog_bytes.load(Ordering::Relaxed) + self.shared.outboxes.large_bytes(),
         )
     }
 

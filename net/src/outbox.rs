@@ -223,6 +223,11 @@ impl OutboxState {
         self.write.len() + self.outgoing.bytes()
     }
 
+    /// Bytes of large packets and of what waits behind them.
+    pub(crate) fn large_bytes(&self) -> usize {
+        self.outgoing.bytes()
+    }
+
     /// Steps 3 and 4: writes what waits, if the outbox is open, at most
     /// `config::WORKER_WRITE_BYTES_MAX`; `HandOver` if more is left that
     /// the loop must write.
@@ -380,6 +385,15 @@ impl Outboxes {
             .iter()
             .find(|(_, o)| Arc::ptr_eq(o, outbox))
             .map(|(node, _)| node.clone())
+    }
+
+    /// Bytes of large packets waiting to leave in fragments, on every
+    /// connection (`PeerRoute::holds_sender`).
+    pub(crate) fn large_bytes(&self) -> usize {
+        crate::sync::read(&self.by_node)
+            .values()
+            .map(|outbox| outbox.lock().large_bytes())
+            .sum()
     }
 
     /// `outbox` no longer serves `node` (another may already).

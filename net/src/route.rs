@@ -8,12 +8,13 @@
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
 
-use erlangen_runtime::{Error, Message, Pid, Remote, RemotePid, RemoteSignal};
+use erlangen_runtime::{Error, Message, Pid, Remote, RemotePid, RemoteSignal, Sent};
 
 use crate::command::{Command, Target};
+use crate::config::{FRAGMENT_BYTES, LARGE_BACKLOG_BYTES_HIGH_WATER};
 use crate::outbox::Direct;
 use crate::shared::NodeShared;
-use crate::wire::Packet;
+use crate::wire::{Packet, WireMessage};
 
 /// The route to one remote node, shared by all its pids.
 #[derive(Debug)]
@@ -31,7 +32,7 @@ impl Remote for PeerRoute {
         self.send_message(to, None, message, false).map(|_| ())
     }
 
-    fn send_from_worker(&self, to: &RemotePid, message: Message) -> Result<bool, Error> {
+    fn send_from_worker(&self, to: &RemotePid, message: Message) -> Result<Sent, Error> {
         self.send_message(to, None, message, true)
     }
 
@@ -41,8 +42,16 @@ impl Remote for PeerRoute {
         self.send_message(to, Some(tag), message, false).map(|_| ())
     }
 
-    fn reply_from_worker(&self, to: &RemotePid, tag: u64, message: Message) -> Result<bool, Error> {
+    fn reply_from_worker(&self, to: &RemotePid, tag: u64, message: Message) -> Result<Sent, Error> {
         self.send_message(to, Some(tag), message, true)
+    }
+
+    /// The sender of a large message waits while the node holds more than
+    /// `config::LARGE_BACKLOG_BYTES_HIGH_WATER` of them.
+    fn holds_sender(&self, _to: &RemotePid) -> bool {
+        self.shared
+            .upgrade()
+            .is_some_and(|shared| shared.outboxes.large_bytes() > LARGE_BACKLOG_BYTES_HIGH_WATER)
     }
 
     fn flush(&self) {
@@ -65,18 +74,36 @@ impl Remote for PeerRoute {
 impl PeerRoute {
     /// Sends `message` to `to` (as the reply to its call `tag`, if any):
     /// written by this thread when outbox.rs step 2 allows (left for the
-    /// worker's flush if `defer`, saying so), else queued for the loop.
+    /// worker's flush if `defer`, saying so), else queued for the loop. A
+    /// large message's sender is told to wait while the node holds too
+    /// many bytes of large messages.
     fn send_message(
         &self,
         to: &RemotePid,
         tag: Option<u64>,
         message: Message,
         defer: bool,
-    ) -> Result<bool, Error> {
+    ) -> Result<Sent, Error> {
         let Some(shared) = self.shared.upgrade() else {
-            return Ok(false);
+            return Ok(Sent::default());
         };
         let message = shared.encode_message(&message)?;
+        let wait = message.body.len() > FRAGMENT_BYTES
+            && shared.outboxes.large_bytes() > LARGE_BACKLOG_BYTES_HIGH_WATER;
+        let flush = self.write_or_queue(&shared, to, tag, message, defer);
+        Ok(Sent::new(flush, wait))
+    }
+
+    /// `send_message`'s packet, written (saying whether a flush is owed)
+    /// or queued.
+    fn write_or_queue(
+        &self,
+        shared: &NodeShared,
+        to: &RemotePid,
+        tag: Option<u64>,
+        message: WireMessage,
+        defer: bool,
+    ) -> bool {
         let to = Target::of(to);
         let packet = match tag {
             Some(tag) => Packet::Reply {
@@ -91,23 +118,23 @@ impl PeerRoute {
         };
         let Some(outbox) = shared.outboxes.get(&to.node) else {
             shared.push(command_of(to, packet));
-            return Ok(false);
+            return false;
         };
         let settled = || shared.unsettled.load(Ordering::Acquire) == 0;
         match outbox.try_write(packet, to.incarnation, defer, settled) {
-            Direct::Sent => Ok(false),
+            Direct::Sent => false,
             Direct::Deferred => {
                 shared.owe(outbox);
-                Ok(true)
+                true
             }
-            Direct::Appended => Ok(true),
+            Direct::Appended => true,
             Direct::Failed | Direct::HandOver => {
                 shared.push(Command::Flush { node: to.node });
-                Ok(false)
+                false
             }
             Direct::Refused(packet) => {
                 shared.push(command_of(to, packet));
-                Ok(false)
+                false
             }
         }
     }

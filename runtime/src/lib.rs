@@ -178,7 +178,7 @@ pub use crate::introspection::{AgentStats, AgentTree};
 pub use crate::message::Message;
 pub use crate::pid::Pid;
 pub use crate::polite_spin::PoliteSpin;
-pub use crate::remote::{Remote, RemotePid, RemoteSignal};
+pub use crate::remote::{Remote, RemotePid, RemoteSignal, Sent};
 pub use crate::reply::{Call, CallError, Cast, ReplyTo, Tag};
 pub use crate::runtime::{Builder, Runtime};
 pub use crate::scheduler::signal::Attach;

@@ -64,15 +64,23 @@ pub trait Remote: Send + Sync + fmt::Debug + 'static {
     /// Sends `message` as [`Remote::send`] does, from a worker that calls
     /// [`Remote::flush`] on this route before it runs anything else (when
     /// the sending agent's slice ends): the route may keep it buffered until
-    /// then, so that a burst of sends is one write. Returns whether a flush
-    /// is owed. The default sends at once.
-    fn send_from_worker(&self, to: &RemotePid, message: Message) -> Result<bool, Error> {
-        self.send(to, message).map(|()| false)
+    /// then, so that a burst of sends is one write. Says whether a flush is
+    /// owed, and whether the sender must wait (`Sent::wait`). The default
+    /// sends at once.
+    fn send_from_worker(&self, to: &RemotePid, message: Message) -> Result<Sent, Error> {
+        self.send(to, message).map(|()| Sent::default())
     }
 
     /// [`Remote::reply`] from a worker, as [`Remote::send_from_worker`].
-    fn reply_from_worker(&self, to: &RemotePid, tag: u64, message: Message) -> Result<bool, Error> {
-        self.reply(to, tag, message).map(|()| false)
+    fn reply_from_worker(&self, to: &RemotePid, tag: u64, message: Message) -> Result<Sent, Error> {
+        self.reply(to, tag, message).map(|()| Sent::default())
+    }
+
+    /// Whether a sender told to wait (`Sent::wait`) must go on waiting: it
+    /// waits, suspended, until this is false.
+    fn holds_sender(&self, to: &RemotePid) -> bool {
+        let _ = to;
+        false
     }
 
     /// Writes what `send_from_worker` and `reply_from_worker` left
@@ -85,6 +93,28 @@ pub trait Remote: Send + Sync + fmt::Debug + 'static {
     fn busy(&self, to: &RemotePid) -> bool {
         let _ = to;
         false
+    }
+}
+
+/// What a route did with a message sent from a worker
+/// ([`Remote::send_from_worker`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Sent {
+    /// The route buffered it: the worker calls [`Remote::flush`] before it
+    /// runs anything else.
+    pub flush: bool,
+    /// The route holds many bytes of large messages: the sender waits,
+    /// suspended, while [`Remote::holds_sender`] says so (backpressure on
+    /// the senders of large messages only, so that small ones to the same
+    /// node go on).
+    pub wait: bool,
+}
+
+impl Sent {
+    /// What a route says.
+    pub fn new(flush: bool, wait: bool) -> Sent {
+        Sent { flush, wait }
     }
 }
 

@@ -8,7 +8,7 @@
 %% schedulers is the runner's +S (1w = 1, 2w = 2).
 -module(bench).
 -behaviour(gen_server).
--export([main/0, main/1, dist_ponger/1, dist_count/2, hibernated_wake/1]).
+-export([main/0, main/1, dist_ponger/1, dist_count/2, dist_sink/0, hibernated_wake/1]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 main() -> main([]).
@@ -45,6 +45,9 @@ run("dist_rtt", Div) -> with_peer(fun(Peer) -> dist_rtt(Peer, Div) end);
 run("dist_call", Div) -> with_peer(fun(Peer) -> dist_call(Peer, Div) end);
 run("dist_oneway_1", Div) -> with_peer(fun(Peer) -> dist_oneway(Peer, Div, 1) end);
 run("dist_oneway_8", Div) -> with_peer(fun(Peer) -> dist_oneway(Peer, Div, 8) end);
+run("dist_bulk_1m", Div) -> with_peer(fun(Peer) -> dist_bulk(Peer, Div, 1 bsl 20, 256, "1MiB") end);
+run("dist_bulk_64m", Div) -> with_peer(fun(Peer) -> dist_bulk(Peer, Div, 64 bsl 20, 8, "64MiB") end);
+run("dist_hol", Div) -> with_peer(fun(Peer) -> dist_hol(Peer, Div) end);
 run(Case, _) -> throw({dnf, "Erlang has no version of case " ++ Case ++ " (processes cannot be placed on schedulers)"}).
 
 %% B12: gen_server:call to a gen_server (this module's callbacks), on an
@@ -396,6 +399,42 @@ dist_oneway(Peer, Div, Senders) ->
 
 send_n(_, _, 0) -> ok;
 send_n(To, Payload, N) -> To ! Payload, send_n(To, Payload, N - 1).
+
+%% Bulk: Count binaries of Size bytes to a counter on the peer, as MB/s.
+dist_bulk(Peer, Div, Size, Count0, Label) ->
+    Count = max(2, Count0 div Div),
+    Counter = spawn(Peer, ?MODULE, dist_count, [Count, self()]),
+    Payload = binary:copy(<<7>>, Size),
+    T0 = now_ns(),
+    send_n(Counter, Payload, Count),
+    receive {counted, Count} -> ok after 240000 -> throw({dnf, "the counter did not finish"}) end,
+    Ns = now_ns() - T0,
+    io:format("B8 dist bulk ~s messages=~b mb_s=~.1f~n", [Label, Count, Size * Count / (Ns / 1.0e9) / 1.0e6]).
+
+%% Head-of-line: ping round trips on an idle connection, then while
+%% another pair streams 64 MiB binaries between the same two nodes.
+dist_hol(Peer, Div) ->
+    Rounds = 500 div Div,
+    Pong = spawn(Peer, ?MODULE, dist_ponger, [2 * Rounds + 1]),
+    Pong ! {self(), 0},
+    receive _ -> ok end,
+    Idle = timed_pinger(Pong, Rounds, []),
+    Sink = spawn(Peer, ?MODULE, dist_sink, []),
+    Payload = binary:copy(<<7>>, 64 bsl 20),
+    Streamer = spawn(fun() -> stream(Sink, Payload) end),
+    timer:sleep(100),
+    Busy = timed_pinger(Pong, Rounds, []),
+    exit(Streamer, kill),
+    Pct = fun(Times, P) ->
+        Sorted = list_to_tuple(lists:sort(Times)),
+        element(max(1, min(Rounds, round(P * Rounds))), Sorted) / 1000
+    end,
+    io:format("B8 dist hol idle_p50_us=~.1f idle_p99_us=~.1f busy_p50_us=~.1f busy_p99_us=~.1f p99_ratio=~.2f~n",
+              [Pct(Idle, 0.5), Pct(Idle, 0.99), Pct(Busy, 0.5), Pct(Busy, 0.99), Pct(Busy, 0.99) / Pct(Idle, 0.99)]).
+
+stream(To, Payload) -> To ! Payload, stream(To, Payload).
+
+dist_sink() -> receive _ -> dist_sink() end.
 
 dist_count(Total, Root) -> dist_count(Total, Total, Root).
 dist_count(0, Total, Root) -> Root ! {counted, Total};

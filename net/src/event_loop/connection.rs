@@ -627,12 +627,14 @@ impl EventLoop {
         self.count_backlog_bytes();
     }
 
-    /// Publishes the bytes waiting in every connection (backpressure).
+    /// Publishes the bytes waiting in every connection's buffer
+    /// (backpressure on every sender; large messages waiting in fragments
+    /// hold only their senders, `PeerRoute::holds_sender`).
     fn count_backlog_bytes(&self) {
         let buffered = self
             .connections
             .values()
-            .map(|c| c.outbox.lock().queued_bytes())
+            .map(|c| c.outbox.lock().write.len())
             .sum();
         self.shared.backlog_bytes.store(buffered, Ordering::Relaxed);
     }

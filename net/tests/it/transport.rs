@@ -134,22 +134,24 @@ fn a_stream_to_a_peer_that_stops_reading_mid_frame_arrives_whole_once_it_reads()
     // mid-frame while the peer is stopped.
     const N: u64 = 160;
     let node = Arc::new(node);
-    let resumed = Arc::new(AtomicBool::new(false));
-    // SIGCONT once commands wait behind a full write buffer: by then the
-    // socket refused the rest of a frame.
+    let queued = Arc::new(AtomicBool::new(false));
+    let stuck = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // SIGCONT once every message is queued: what has not left by then was
+    // refused by the socket, somewhere inside a frame.
     let watcher = {
-        let (node, resumed) = (node.clone(), resumed.clone());
+        let (node, queued, stuck) = (node.clone(), queued.clone(), stuck.clone());
         std::thread::spawn(move || {
             let deadline = std::time::Instant::now() + HANG_GUARD;
-            while node.backlog().0 == 0 && std::time::Instant::now() < deadline {
+            while !queued.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
             }
+            stuck.store(node.backlog().1, Ordering::SeqCst);
             // SAFETY: kill(2) on the child process we started.
             unsafe { libc::kill(os_pid, libc::SIGCONT) };
-            resumed.store(true, Ordering::SeqCst);
         })
     };
     let sender = node.clone();
+    let queued_now = queued.clone();
     let report = rt
         .run(move |ctx| {
             let checker = sender
@@ -166,6 +168,7 @@ fn a_stream_to_a_peer_that_stops_reading_mid_frame_arrives_whole_once_it_reads()
             for i in 0..N {
                 ctx.send(&checker, stream_chunk(i));
             }
+            queued_now.store(true, Ordering::SeqCst);
             ctx.receive_timeout(HANG_GUARD)
                 .expect("the checker reports")
                 .downcast::<String>()
@@ -173,7 +176,10 @@ fn a_stream_to_a_peer_that_stops_reading_mid_frame_arrives_whole_once_it_reads()
         })
         .unwrap();
     watcher.join().unwrap();
-    assert!(resumed.load(Ordering::SeqCst));
+    assert!(
+        stuck.load(Ordering::SeqCst) > 0,
+        "the stopped peer's socket refused part of the stream"
+    );
     assert_eq!(*report, format!("ok {N}"));
     assert!(N as usize * STREAM_CHUNK_BYTES > 8 << 20);
     assert!(direct_writes_to(&node, &child.name) > 0);
@@ -275,4 +281,64 @@ fn a_peer_killed_during_a_large_message_fires_noconnection_and_frees_the_message
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(node.backlog(), (0, 0));
+}
+
+#[test]
+fn a_sender_of_large_messages_waits_and_the_backlog_stays_bounded() {
+    use erlangen_net::config::LARGE_BACKLOG_BYTES_HIGH_WATER;
+    let mapper = port_mapper();
+    let (rt, node) = node(&mapper, &unique("sender"));
+    let child = ChildNode::start(&mapper, &unique("stopped"));
+    let b = child.name.clone();
+    let os_pid = child.os_pid();
+    let node = Arc::new(node);
+    const MESSAGES: usize = 8;
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sender = node.clone();
+    let counted = sent.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let driver = std::thread::spawn(move || {
+        rt.run(move |ctx| {
+            let sink = sender
+                .spawn(ctx, &b, "sink", (), SpawnOptions::new())
+                .unwrap();
+            // SAFETY: kill(2) on the child process we started.
+            unsafe { libc::kill(os_pid, libc::SIGSTOP) };
+            tx.send(()).unwrap();
+            for _ in 0..MESSAGES {
+                ctx.send(&sink, vec![7u8; LARGE]);
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .unwrap();
+    });
+    rx.recv_timeout(HANG_GUARD).unwrap();
+    // The peer reads nothing: the sender must stop short of all of them,
+    // and the backlog with it.
+    let mut most = 0;
+    let deadline = std::time::Instant::now() + Duration::from_millis(500);
+    while std::time::Instant::now() < deadline {
+        most = most.max(node.backlog().1);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let before_resume = sent.load(Ordering::SeqCst);
+    // SAFETY: kill(2) on the child process we started.
+    unsafe { libc::kill(os_pid, libc::SIGCONT) };
+    driver.join().unwrap();
+    assert!(
+        before_resume < MESSAGES,
+        "the sender waited: {before_resume}"
+    );
+    // One sender adds at most one message past the mark (and one more
+    // while the mark is read).
+    assert!(
+        most <= LARGE_BACKLOG_BYTES_HIGH_WATER + 2 * (LARGE + 4096),
+        "{most}"
+    );
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    while node.backlog().1 > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(node.backlog(), (0, 0), "everything left once the peer read");
+    assert_eq!(node.dropped(), 0);
 }

@@ -529,9 +529,27 @@ impl Ctx {
             self.wait_for_route(to);
         }
         let worker = self.worker();
-        worker
-            .shared
-            .deliver_from(to, &mut Some(Message::new(message)), Some(worker))
+        let delivered =
+            worker
+                .shared
+                .deliver_from(to, &mut Some(Message::new(message)), Some(worker));
+        if to.is_remote() && worker.take_owed_wait() {
+            self.wait_for_large(to);
+        }
+        delivered
+    }
+
+    /// Backpressure on the sender of a large message: waits, suspended,
+    /// while the route to a remote `to` holds too many bytes of them
+    /// (`Remote::holds_sender`).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn wait_for_large(&self, to: &Pid) {
+        if let Some(id) = to.as_remote() {
+            while id.route().holds_sender(id) {
+                self.sleep(REMOTE_BUSY_POLL);
+            }
+        }
     }
 
     /// Sends to the agent registered as `name`.

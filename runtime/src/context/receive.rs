@@ -387,11 +387,16 @@ impl Ctx {
             // Its node files it under the tag (refused ones were counted
             // by the route).
             let worker = self.worker();
-            if let Ok(true) = id
+            if let Ok(sent) = id
                 .route()
                 .reply_from_worker(id, to.tag.0, Message::new(message))
             {
-                worker.owe_flush(id.route());
+                if sent.flush {
+                    worker.owe_flush(id.route());
+                }
+                if sent.wait && worker.take_owed_wait() {
+                    self.wait_for_large(&to.pid);
+                }
             }
             return;
         }

@@ -49,8 +49,12 @@ fn send_remote(
 ) -> Result<(), Error> {
     match (to.as_remote(), slot.take(), from) {
         (Some(id), Some(message), Some(worker)) => {
-            if id.route().send_from_worker(id, message)? {
+            let sent = id.route().send_from_worker(id, message)?;
+            if sent.flush {
                 worker.owe_flush(id.route());
+            }
+            if sent.wait {
+                worker.owe_wait();
             }
             Ok(())
         }

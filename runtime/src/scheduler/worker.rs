@@ -87,6 +87,9 @@ pub(crate) struct WorkerContext {
     /// Routes that buffered sends of the agent running here, flushed
     /// before this worker runs anything else (`Remote::send_from_worker`).
     owed_flushes: RefCell<Vec<Arc<dyn crate::remote::Remote>>>,
+    /// The agent running here sent a large message its route asks it to
+    /// wait for (`Sent::wait`); taken by `Ctx` after the send.
+    owed_wait: Cell<bool>,
     /// How this worker spins when idle.
     polite: RefCell<crate::polite_spin::PoliteSpin>,
 }
@@ -111,6 +114,7 @@ impl WorkerContext {
             due: RefCell::new(Vec::new()),
             returns: ReturnBatches::new(shared_workers),
             owed_flushes: RefCell::new(Vec::new()),
+            owed_wait: Cell::new(false),
             polite: RefCell::new(crate::polite_spin::PoliteSpin::new()),
         }
     }
@@ -122,6 +126,16 @@ impl WorkerContext {
         if !owed.iter().any(|r| Arc::ptr_eq(r, route)) {
             owed.push(route.clone());
         }
+    }
+
+    /// The agent running here must wait for its route (`Sent::wait`).
+    pub(crate) fn owe_wait(&self) {
+        self.owed_wait.set(true);
+    }
+
+    /// Whether the agent running here must wait for its route, clearing it.
+    pub(crate) fn take_owed_wait(&self) -> bool {
+        self.owed_wait.replace(false)
     }
 
     /// Flushes the routes owed a flush.
