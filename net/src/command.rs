@@ -14,6 +14,13 @@ pub(crate) type ArgsEncoder = Box<dyn FnOnce() -> Result<Vec<u8>, wire::DecodeEr
 pub(crate) enum Command {
     /// A message for a remote agent, encoded by its sender.
     Send { to: Target, message: WireMessage },
+    /// A large message or reply for a remote agent, its packet encoded by
+    /// its sender (the loop only moves the bytes: fragments.rs).
+    SendEncoded {
+        to: Target,
+        type_name: String,
+        packet: Vec<u8>,
+    },
     /// A message for a registered name on a node, encoded by its sender.
     SendNamed {
         node: String,
@@ -69,6 +76,7 @@ impl Command {
         matches!(
             self,
             Command::Send { .. }
+                | Command::SendEncoded { .. }
                 | Command::SendNamed { .. }
                 | Command::Signal { .. }
                 | Command::Reply { .. }
@@ -80,16 +88,20 @@ impl Command {
     pub(crate) fn is_message(&self) -> bool {
         matches!(
             self,
-            Command::Send { .. } | Command::SendNamed { .. } | Command::Reply { .. }
+            Command::Send { .. }
+                | Command::SendEncoded { .. }
+                | Command::SendNamed { .. }
+                | Command::Reply { .. }
         )
     }
 
     /// The node the command is for, if it is for one.
     pub(crate) fn node(&self) -> Option<&str> {
         match self {
-            Command::Send { to, .. } | Command::Signal { to, .. } | Command::Reply { to, .. } => {
-                Some(&to.node)
-            }
+            Command::Send { to, .. }
+            | Command::SendEncoded { to, .. }
+            | Command::Signal { to, .. }
+            | Command::Reply { to, .. } => Some(&to.node),
             Command::SendNamed { node, .. }
             | Command::Spawn { node, .. }
             | Command::Whereis { node, .. } => Some(node),

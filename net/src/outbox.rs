@@ -258,11 +258,18 @@ impl OutboxState {
     /// than `PACKET_BYTES_MAX` is refused, and the error says why.
     pub(crate) fn append(&mut self, packet: &Packet) -> Result<(), String> {
         let key = Key::of(packet);
-        if self.outgoing.must_wait(key) {
+        let large = match packet {
+            Packet::Message { message, .. } | Packet::Reply { message, .. } => {
+                message.body.len() > FRAGMENT_BYTES
+            }
+            _ => false,
+        };
+        if large || self.outgoing.must_wait(key) {
+            // Encoded apart: it waits, or leaves in fragments (one copy).
             let bytes = wire::encode(packet).map_err(|e| e.to_string())?;
             check_size(bytes.len())?;
             self.count(bytes.len());
-            self.outgoing.hold(Held { key, bytes });
+            self.release(Held { key, bytes });
             return Ok(());
         }
         let at = frame::begin(KIND_PACKET, &mut self.write);
@@ -285,6 +292,13 @@ impl OutboxState {
             frame::finish(at, &mut self.write);
         }
         Ok(())
+    }
+
+    /// Appends a packet its sender encoded (a large message or reply for
+    /// the agent of `key`), as `append` would.
+    pub(crate) fn append_encoded(&mut self, key: Key, bytes: Vec<u8>) {
+        self.count(bytes.len());
+        self.release(Held { key, bytes });
     }
 
     /// A packet counted out.

@@ -140,8 +140,21 @@ impl PeerRoute {
     }
 }
 
-/// The loop's command for a message or reply packet to `to`.
+/// The loop's command for a message or reply packet to `to`; a large one
+/// is encoded here, on the sender's thread, so that the loop only moves
+/// its bytes.
 fn command_of(to: Target, packet: Packet) -> Command {
+    if let Packet::Message { message, .. } | Packet::Reply { message, .. } = &packet {
+        if message.body.len() > FRAGMENT_BYTES {
+            if let Ok(bytes) = crate::wire::encode(&packet) {
+                return Command::SendEncoded {
+                    to,
+                    type_name: message.type_name.clone(),
+                    packet: bytes,
+                };
+            }
+        }
+    }
     match packet {
         Packet::Reply { tag, message, .. } => Command::Reply { to, tag, message },
         Packet::Message { message, .. } => Command::Send { to, message },

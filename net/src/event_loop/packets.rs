@@ -24,6 +24,15 @@ impl EventLoop {
             return;
         };
         let incarnation = connection.peer_incarnation;
+        if let Command::SendEncoded {
+            to,
+            type_name,
+            packet,
+        } = command
+        {
+            self.send_encoded(token, incarnation, &to, &type_name, packet);
+            return;
+        }
         let packet = {
             let _context = pid::enter(&*self.shared);
             self.packet_of(command, incarnation, token)
@@ -38,6 +47,35 @@ impl EventLoop {
             if let Some(held) = self.log.allow("unwritable-packet") {
                 tracing::warn!(%error, held, "erlangen: cannot write a packet; dropped");
             }
+        }
+    }
+
+    /// A large packet its sender encoded: moved into the connection's
+    /// outbox (no copy on the loop), if it is for the peer's incarnation and
+    /// of a type the peer decodes; else dropped and counted.
+    fn send_encoded(
+        &mut self,
+        token: Token,
+        incarnation: u64,
+        to: &Target,
+        type_name: &str,
+        packet: Vec<u8>,
+    ) {
+        let probe = WireMessage {
+            type_name: type_name.to_owned(),
+            body: Vec::new(),
+        };
+        if to.incarnation != incarnation || self.wire_message(probe, token).is_none() {
+            if to.incarnation != incarnation {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        if let Some(connection) = self.connections.get(&token) {
+            connection
+                .outbox
+                .lock()
+                .append_encoded(crate::fragments::Key::Agent(to.serial), packet);
         }
     }
 
@@ -188,7 +226,10 @@ impl EventLoop {
         match command {
             // Stale ids of ours (a live one resolves before it is sent), or
             // names here (`Node::send_named` delivers those itself): count.
-            Command::Send { .. } | Command::SendNamed { .. } | Command::Reply { .. } => {
+            Command::Send { .. }
+            | Command::SendEncoded { .. }
+            | Command::SendNamed { .. }
+            | Command::Reply { .. } => {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             }
             Command::Signal { from, to, signal } => match (self.own(&to), signal) {
@@ -563,7 +604,10 @@ impl EventLoop {
             Command::Whereis { caller, tag, .. } => {
                 self.answer_whereis(&caller, tag, Err(why.to_owned()));
             }
-            Command::Send { .. } | Command::SendNamed { .. } | Command::Reply { .. } => {
+            Command::Send { .. }
+            | Command::SendEncoded { .. }
+            | Command::SendNamed { .. }
+            | Command::Reply { .. } => {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
