@@ -3,7 +3,7 @@
 //! `COMMANDS_PER_TURN_MAX` per turn), and `Target`, the remote agent a
 //! command is for.
 
-use erlangen_runtime::{Pid, RemotePid, RemoteSignal};
+use erlangen_runtime::{Message, Pid, RemotePid, RemoteSignal};
 
 use crate::wire::{self, WireAttach, WireMessage};
 
@@ -65,6 +65,9 @@ pub(crate) enum Command {
     /// A sender's direct write to `node` failed (outbox.rs step 4): flush
     /// its connection, which meets the error and closes it.
     Flush { node: String },
+    /// A large packet the node's decoder thread decoded
+    /// (event_loop/large.rs).
+    Decoded(Box<Decoded>),
     /// Stop the node.
     Stop,
 }
@@ -130,4 +133,16 @@ impl Target {
             serial: id.serial(),
         }
     }
+}
+
+/// What the decoder made of a large packet (`Command::Decoded`).
+pub(crate) struct Decoded {
+    pub(crate) token: mio::Token,
+    /// The receiving agent's serial.
+    pub(crate) to: u64,
+    /// The reply's tag, for a reply.
+    pub(crate) tag: Option<u64>,
+    /// The message, or why not: `Err((close, why))`, `close` if the packet
+    /// itself was bad.
+    pub(crate) message: Result<Message, (bool, String)>,
 }

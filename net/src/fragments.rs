@@ -28,10 +28,12 @@
 //!
 //! # Receiving (`Incoming`, inside a connection)
 //!
-//! 1. A fragment frame is `[stream id: u64 LE][last: u8][bytes]`. Its
-//!    bytes are appended to the stream's partial packet.
+//! 1. A fragment frame is `[stream id: u64 LE][last: u8][packet length:
+//!    u64 LE][bytes]`. The first fragment of a stream reserves the whole
+//!    packet (no copy as it grows); each one's bytes are appended.
 //! 2. At most `STREAMS_IN_FLIGHT_MAX` partial packets per connection, each
-//!    at most `PACKET_BYTES_MAX`, and `PARTIAL_BYTES_MAX` in all: past
+//!    at most `PACKET_BYTES_MAX`, and `PARTIAL_BYTES_MAX` reserved in all;
+//!    a fragment past its packet's length, or a last one short of it: past
 //!    these the connection is closed (bad input).
 //! 3. The last fragment completes the packet, which is then handled as a
 //!    whole one. A connection that closes frees its partial packets.
@@ -40,6 +42,9 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::config::{FRAGMENT_BYTES, PACKET_BYTES_MAX, PARTIAL_BYTES_MAX, STREAMS_IN_FLIGHT_MAX};
 use crate::frame;
+
+/// A fragment's header: stream id, last flag, packet length.
+const FRAGMENT_HEADER_BYTES: usize = 17;
 use crate::wire::{Packet, KIND_FRAGMENT};
 
 /// What a packet must not overtake (step 1).
@@ -162,6 +167,7 @@ impl Outgoing {
         let at = frame::begin(KIND_FRAGMENT, out);
         out.extend_from_slice(&stream.id.to_le_bytes());
         out.push(u8::from(last));
+        out.extend_from_slice(&(stream.bytes.len() as u64).to_le_bytes());
         out.extend_from_slice(&stream.bytes[stream.sent..end]);
         frame::finish(at, out);
         self.bytes -= end - stream.sent;
@@ -188,7 +194,7 @@ impl Incoming {
     /// bytes, if this was its last fragment, or why the connection must
     /// close.
     pub(crate) fn on_fragment(&mut self, body: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        if body.len() < 9 {
+        if body.len() < FRAGMENT_HEADER_BYTES {
             return Err("a fragment without its header".to_owned());
         }
         let id = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
@@ -197,28 +203,37 @@ impl Incoming {
             1 => true,
             other => return Err(format!("a fragment with flags {other}")),
         };
-        let chunk = &body[9..];
-        if !self.partial.contains_key(&id) && self.partial.len() >= STREAMS_IN_FLIGHT_MAX {
-            return Err(format!(
-                "more than {STREAMS_IN_FLIGHT_MAX} fragmented packets in flight"
-            ));
+        let total = u64::from_le_bytes(body[9..17].try_into().expect("8 bytes"));
+        let total = usize::try_from(total).unwrap_or(usize::MAX);
+        let chunk = &body[FRAGMENT_HEADER_BYTES..];
+        if !self.partial.contains_key(&id) {
+            if self.partial.len() >= STREAMS_IN_FLIGHT_MAX {
+                return Err(format!(
+                    "more than {STREAMS_IN_FLIGHT_MAX} fragmented packets in flight"
+                ));
+            }
+            if total > PACKET_BYTES_MAX || self.bytes + total > PARTIAL_BYTES_MAX {
+                return Err(format!(
+                    "a fragmented packet over the limit ({PACKET_BYTES_MAX} bytes each, \
+                     {PARTIAL_BYTES_MAX} in flight)"
+                ));
+            }
+            self.bytes += total;
+            self.partial.insert(id, Vec::with_capacity(total));
         }
-        let partial = self.partial.entry(id).or_default();
-        if partial.len() + chunk.len() > PACKET_BYTES_MAX
-            || self.bytes + chunk.len() > PARTIAL_BYTES_MAX
-        {
-            return Err(format!(
-                "a fragmented packet over the limit ({PACKET_BYTES_MAX} bytes each, \
-                 {PARTIAL_BYTES_MAX} in flight)"
-            ));
+        let partial = self.partial.get_mut(&id).expect("inserted above");
+        if partial.capacity() != total || partial.len() + chunk.len() > total {
+            return Err("a fragment past its packet's length".to_owned());
         }
         partial.extend_from_slice(chunk);
-        self.bytes += chunk.len();
         if !last {
             return Ok(None);
         }
         let whole = self.partial.remove(&id).unwrap_or_default();
-        self.bytes -= whole.len();
+        self.bytes -= total;
+        if whole.len() != total {
+            return Err("a fragmented packet cut short".to_owned());
+        }
         Ok(Some(whole))
     }
 }

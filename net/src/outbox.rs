@@ -539,13 +539,35 @@ mod tests {
         let mut bad_flag = 0u64.to_le_bytes().to_vec();
         bad_flag.push(7);
         assert!(incoming.on_fragment(&bad_flag).is_err());
-        for id in 0..crate::config::STREAMS_IN_FLIGHT_MAX as u64 {
+        let fragment = |id: u64, last: u8, total: u64, bytes: &[u8]| {
             let mut body = id.to_le_bytes().to_vec();
-            body.extend_from_slice(&[0, 9]);
-            assert_eq!(incoming.on_fragment(&body), Ok(None));
+            body.push(last);
+            body.extend_from_slice(&total.to_le_bytes());
+            body.extend_from_slice(bytes);
+            body
+        };
+        // Longer than the packet limit, or past its own length.
+        assert!(incoming
+            .on_fragment(&fragment(1, 0, PACKET_BYTES_MAX as u64 + 1, &[9]))
+            .is_err());
+        let mut cut = Incoming::default();
+        assert_eq!(cut.on_fragment(&fragment(1, 0, 2, &[9])), Ok(None));
+        assert!(cut.on_fragment(&fragment(1, 0, 2, &[9, 9])).is_err());
+        let mut short = Incoming::default();
+        assert!(short.on_fragment(&fragment(1, 1, 2, &[9])).is_err());
+        // Too many at once.
+        for id in 0..crate::config::STREAMS_IN_FLIGHT_MAX as u64 {
+            assert_eq!(incoming.on_fragment(&fragment(id, 0, 2, &[9])), Ok(None));
         }
-        let mut one_more = u64::MAX.to_le_bytes().to_vec();
-        one_more.extend_from_slice(&[0, 9]);
-        assert!(incoming.on_fragment(&one_more).is_err());
+        assert!(incoming
+            .on_fragment(&fragment(u64::MAX, 0, 2, &[9]))
+            .is_err());
+        // A whole one.
+        let mut whole = Incoming::default();
+        assert_eq!(whole.on_fragment(&fragment(3, 0, 2, &[1])), Ok(None));
+        assert_eq!(
+            whole.on_fragment(&fragment(3, 1, 2, &[2])),
+            Ok(Some(vec![1, 2]))
+        );
     }
 }

@@ -328,7 +328,15 @@ impl EventLoop {
                     let _context = pid::enter(&*self.shared);
                     wire::decode(body).map_err(|e| format!("bad packet: {e}"))?
                 };
-                self.on_packet(token, packet)
+                // Behind a large packet of its agent still decoding, it
+                // waits (large.rs).
+                let key = crate::fragments::Key::of(&packet);
+                match self.large_must_wait(key, super::large::Waiting::Packet(token, packet)) {
+                    Some(super::large::Waiting::Packet(token, packet)) => {
+                        self.on_packet(token, packet)
+                    }
+                    _ => Ok(()),
+                }
             }
             (KIND_FRAGMENT, true) => {
                 let whole = match self.connections.get_mut(&token) {
@@ -341,13 +349,7 @@ impl EventLoop {
                 if let Some(connection) = self.connections.get_mut(&token) {
                     connection.packets_in += 1;
                 }
-                let packet: Packet = {
-                    let _context = pid::enter(&*self.shared);
-                    wire::decode_large_packet(&whole)
-                        .map_err(|e| format!("bad fragmented packet: {e}"))?
-                };
-                drop(whole);
-                self.on_packet(token, packet)
+                self.on_large_packet(token, whole)
             }
             (kind, _) => Err(format!("unexpected frame kind {kind}")),
         }

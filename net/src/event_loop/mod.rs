@@ -54,6 +54,7 @@
 mod connection;
 mod dial;
 mod edges;
+mod large;
 mod packets;
 mod portmap_call;
 mod whereis;
@@ -246,6 +247,9 @@ pub(crate) struct EventLoop {
     watches: HashMap<String, Vec<WatchEdge>>,
     /// Remote spawns in flight: request → (node, caller, attach).
     spawns: HashMap<u64, (String, Pid, WireAttach)>,
+    /// Large packets received: decoding off the loop, and what waits for
+    /// them (large.rs).
+    large_in: large::LargeIn,
     /// Remote name lookups in flight, by request (whereis.rs).
     lookups: HashMap<u64, whereis::Lookup>,
     /// The next lookup's request number.
@@ -299,6 +303,7 @@ impl EventLoop {
             watches: HashMap::new(),
             spawns: HashMap::new(),
             lookups: HashMap::new(),
+            large_in: large::LargeIn::default(),
             next_lookup: 0,
             logged_types: Default::default(),
             dirty: Vec::new(),
@@ -415,6 +420,7 @@ impl EventLoop {
         match command {
             Command::Stop => self.stopping = true,
             Command::CancelSpawn { request } => self.cancel_spawn(request),
+            Command::Decoded(decoded) => self.on_decoded(*decoded),
             Command::Flush { node } => {
                 if let Some(&token) = self.up.get(&node) {
                     self.flush(token);
