@@ -526,17 +526,29 @@ impl Ctx {
         // one predictable branch, its backpressure wait is out of line.
         self.charge();
         if to.is_remote() {
-            self.wait_for_route(to);
+            return self.try_send_remote(to, message);
         }
         let worker = self.worker();
-        let delivered =
-            worker
-                .shared
-                .deliver_from(to, &mut Some(Message::new(message)), Some(worker));
-        if to.is_remote() && worker.take_owed_wait() {
+        worker
+            .shared
+            .deliver_from(to, &mut Some(Message::new(message)), Some(worker))
+    }
+
+    /// `try_send` to a remote `to`: waits while its route is busy, sends,
+    /// and if the route asks (`Sent::wait`: a large message past its mark),
+    /// waits while it holds senders (`Remote::holds_sender`), so a sender of
+    /// large messages adds at most one beyond the mark.
+    #[inline(never)]
+    fn try_send_remote<M: Any + Send>(&self, to: &Pid, message: M) -> Result<(), Error> {
+        self.wait_for_route(to);
+        let worker = self.worker();
+        let sent = worker
+            .shared
+            .deliver_from(to, &mut Some(Message::new(message)), Some(worker));
+        if worker.take_owed_wait() {
             self.wait_for_large(to);
         }
-        delivered
+        sent
     }
 
     /// Backpressure on the sender of a large message: waits, suspended,

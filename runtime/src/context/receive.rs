@@ -394,7 +394,7 @@ impl Ctx {
                 if sent.flush {
                     worker.owe_flush(id.route());
                 }
-                if sent.wait && worker.take_owed_wait() {
+                if sent.wait {
                     self.wait_for_large(&to.pid);
                 }
             }
