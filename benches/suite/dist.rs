@@ -357,7 +357,8 @@ pub(crate) fn dist_bulk_64m(divisor: u64) {
 
 /// Head-of-line: round trips of a small ping, first on an idle connection,
 /// then while another pair of agents on the same two nodes streams 64 MiB
-/// messages; the percentiles of both.
+/// messages; the percentiles of both (each phase at most 500 round trips
+/// or 3 s).
 pub(crate) fn dist_hol(divisor: u64) {
     let rounds = 500 / divisor;
     with_peer(|rt, node, peer| {
@@ -376,9 +377,15 @@ pub(crate) fn dist_hol(divisor: u64) {
                     )
                     .expect("remote spawn");
                 let me = WirePid(ctx.pid());
+                // At most `rounds` round trips, for at most 3 s (behind a
+                // stream, one can take tens of milliseconds).
                 let ping = |ctx: &mut Ctx| {
                     let mut times = Vec::with_capacity(rounds as usize);
+                    let started = Instant::now();
                     for n in 0..rounds {
+                        if started.elapsed() > Duration::from_secs(3) {
+                            break;
+                        }
                         let sent = Instant::now();
                         ctx.send(
                             &far,

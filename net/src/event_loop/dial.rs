@@ -115,6 +115,14 @@ impl EventLoop {
                 let addr = SocketAddr::new(call.port_mapper.ip(), port);
                 self.resolved(node, Ok(addr));
             }
+            (Purpose::Lookup { node }, Ok(Reply::Error { description, .. })) => {
+                let description = crate::wire::bounded_text(description, 256);
+                let why = format!(
+                    "no such node: the port mapper at {} says {description}",
+                    call.port_mapper
+                );
+                self.resolved(node, Err(why));
+            }
             (Purpose::Lookup { node }, Ok(other)) => {
                 self.resolved(node, Err(format!("port mapper: unexpected {other:?}")));
             }

@@ -91,6 +91,11 @@ fn a_call_by_name_on_another_node_finds_the_server_or_says_noproc_or_noconnectio
     let os_pid = child.os_pid();
     let (before, answered, lookup_lost, ended, after, lost) = rt
         .run(move |ctx| {
+            // A node nobody registered: the error says so.
+            let ghost: erlangen_net::NodeName =
+                format!("localhost/{}", unique("ghost")).parse().unwrap();
+            let why = node.whereis(ctx, &ghost, "kv", HANG_GUARD).unwrap_err();
+            assert!(why.to_string().contains("no such node"), "{why}");
             // Nothing under the name yet: `whereis` says so, a call is noproc.
             let nobody = node.whereis(ctx, &b, "kv", HANG_GUARD).unwrap();
             assert!(nobody.is_none());
