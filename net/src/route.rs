@@ -88,10 +88,11 @@ impl PeerRoute {
             return Ok(Sent::default());
         };
         let message = shared.encode_message(&message)?;
-        let wait = message.body.len() > FRAGMENT_BYTES
+        let bytes = message.body.len();
+        let wait = bytes > FRAGMENT_BYTES
             && shared.outboxes.large_bytes() > LARGE_BACKLOG_BYTES_HIGH_WATER;
         let flush = self.write_or_queue(&shared, to, tag, message, defer);
-        Ok(Sent::new(flush, wait))
+        Ok(Sent::new(flush, wait, bytes))
     }
 
     /// `send_message`'s packet, written (saying whether a flush is owed)

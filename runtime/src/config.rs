@@ -50,6 +50,11 @@ pub(crate) const DISCARD_BATCH_LEN: usize = 64;
 /// to the next runnable agent, like BEAM's reductions.
 pub(crate) const REDUCTIONS_PER_SLICE: u32 = 2000;
 
+/// Bytes of a remote send charged as one scheduling step (on top of the
+/// send's own): a 64 MiB message is 16,384 steps, several slices, so a loop
+/// of large sends yields its worker between them.
+pub(crate) const SEND_BYTES_PER_REDUCTION: usize = 4096;
+
 /// Consecutive runs from a worker's LIFO slot before the slot's agent goes to
 /// the back of the run queue instead (tokio caps its LIFO slot the same way).
 pub(crate) const LIFO_RUNS_MAX: u32 = 64;

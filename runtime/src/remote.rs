@@ -109,12 +109,16 @@ pub struct Sent {
     /// the senders of large messages only, so that small ones to the same
     /// node go on).
     pub wait: bool,
+    /// Bytes the message took on the wire: the sender is charged for them
+    /// (one scheduling step per `config::SEND_BYTES_PER_REDUCTION`), so that
+    /// a loop of large sends yields its worker as a loop of small ones does.
+    pub bytes: usize,
 }
 
 impl Sent {
     /// What a route says.
-    pub fn new(flush: bool, wait: bool) -> Sent {
-        Sent { flush, wait }
+    pub fn new(flush: bool, wait: bool, bytes: usize) -> Sent {
+        Sent { flush, wait, bytes }
     }
 }
 

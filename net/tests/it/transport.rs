@@ -342,3 +342,49 @@ fn a_sender_of_large_messages_waits_and_the_backlog_stays_bounded() {
     assert_eq!(node.backlog(), (0, 0), "everything left once the peer read");
     assert_eq!(node.dropped(), 0);
 }
+
+#[test]
+fn a_loop_of_large_remote_sends_yields_its_worker_to_other_agents() {
+    let mapper = port_mapper();
+    let (rt_a, node_a) = node(&mapper, &unique("a"));
+    let (rt_b, node_b) = node(&mapper, &unique("b"));
+    let sink = rt_b.spawn(|ctx| loop {
+        ctx.receive();
+    });
+    let far = node_a.pid_of(&node_b.id_of(&sink).unwrap());
+    // One worker: the sender and the other agent share it.
+    let ran = Arc::new(AtomicBool::new(false));
+    let seen = rt_a
+        .run(move |ctx| {
+            let flag = ran.clone();
+            let other = ctx.spawn(move |ctx| {
+                ctx.receive(); // go
+                flag.store(true, Ordering::SeqCst);
+            });
+            let flag = ran.clone();
+            let me = ctx.pid();
+            ctx.spawn(move |ctx| {
+                // The other agent can run from now on.
+                ctx.send(&other, "go");
+                // 16 MiB in 1 MiB messages: 16 sends, far fewer steps than
+                // a slice, but charged by their size.
+                let payload = vec![7u8; 1 << 20];
+                let mut seen = false;
+                for _ in 0..16 {
+                    seen |= flag.load(Ordering::SeqCst);
+                    ctx.send(&far, payload.clone());
+                }
+                ctx.send(&me, seen);
+            });
+            ctx.receive_timeout(HANG_GUARD)
+                .unwrap()
+                .downcast::<bool>()
+                .unwrap()
+        })
+        .unwrap();
+    assert!(
+        seen,
+        "the other agent ran while the sender was still sending"
+    );
+    drop(node_b);
+}

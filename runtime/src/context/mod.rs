@@ -545,10 +545,23 @@ impl Ctx {
         let sent = worker
             .shared
             .deliver_from(to, &mut Some(Message::new(message)), Some(worker));
+        self.charge_bytes(worker.take_owed_charge());
         if worker.take_owed_wait() {
             self.wait_for_large(to);
         }
         sent
+    }
+
+    /// Charges `bytes` sent to a remote route: one step per
+    /// `SEND_BYTES_PER_REDUCTION`, so that a loop of large sends yields its
+    /// worker (Erlang charges a send by its size too).
+    fn charge_bytes(&self, bytes: usize) {
+        let steps =
+            u32::try_from(bytes / crate::config::SEND_BYTES_PER_REDUCTION).unwrap_or(u32::MAX);
+        if steps > 0 {
+            self.reductions
+                .set(self.reductions.get().saturating_sub(steps));
+        }
     }
 
     /// Backpressure on the sender of a large message: waits, suspended,

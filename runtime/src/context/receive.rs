@@ -394,6 +394,7 @@ impl Ctx {
                 if sent.flush {
                     worker.owe_flush(id.route());
                 }
+                self.charge_bytes(sent.bytes);
                 if sent.wait {
                     self.wait_for_large(&to.pid);
                 }

@@ -56,6 +56,7 @@ fn send_remote(
             if sent.wait {
                 worker.owe_wait();
             }
+            worker.owe_charge(sent.bytes);
             Ok(())
         }
         (Some(id), Some(message), None) => id.route().send(id, message),

@@ -90,6 +90,8 @@ pub(crate) struct WorkerContext {
     /// The agent running here sent a large message its route asks it to
     /// wait for (`Sent::wait`); taken by `Ctx` after the send.
     owed_wait: Cell<bool>,
+    /// Bytes of remote sends not yet charged to the agent running here.
+    owed_bytes: Cell<usize>,
     /// How this worker spins when idle.
     polite: RefCell<crate::polite_spin::PoliteSpin>,
 }
@@ -115,6 +117,7 @@ impl WorkerContext {
             returns: ReturnBatches::new(shared_workers),
             owed_flushes: RefCell::new(Vec::new()),
             owed_wait: Cell::new(false),
+            owed_bytes: Cell::new(0),
             polite: RefCell::new(crate::polite_spin::PoliteSpin::new()),
         }
     }
@@ -126,6 +129,18 @@ impl WorkerContext {
         if !owed.iter().any(|r| Arc::ptr_eq(r, route)) {
             owed.push(route.clone());
         }
+    }
+
+    /// Bytes the agent running here sent to a remote route, to be charged
+    /// to it (`Sent::bytes`).
+    pub(crate) fn owe_charge(&self, bytes: usize) {
+        self.owed_bytes
+            .set(self.owed_bytes.get().saturating_add(bytes));
+    }
+
+    /// The bytes owed a charge, cleared.
+    pub(crate) fn take_owed_charge(&self) -> usize {
+        self.owed_bytes.replace(0)
     }
 
     /// The agent running here must wait for its route (`Sent::wait`).
