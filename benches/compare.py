@@ -75,6 +75,8 @@ ROWS = [
     # B8 and B12 across nodes run twice: each node with 2 workers (Erlang: +S 2, its default
     # here), and each with 1 ("@1": our ERLANGEN_BENCH_NODE_WORKERS=1, Erlang's +S 1:1).
     ("B8 distribution, round trip", "dist_rtt", "", "rtt_us", "µs", [("peer", "erlang", 0.5)], ["erlang"]),
+    ("B8 distribution, round trip: raw TCP between two threads, busy-polling (the floor)", "dist_rtt", "", "raw_busy_rtt_us", "µs", [], []),
+    ("B8 distribution, round trip: raw TCP between two threads, blocking reads", "dist_rtt", "", "raw_blocking_rtt_us", "µs", [], []),
     ("B8 distribution, round trip, p50", "dist_rtt", "", "p50_us", "µs", [], ["erlang"]),
     ("B8 distribution, round trip, p99", "dist_rtt", "", "p99_us", "µs", [], ["erlang"]),
     ("B8 distribution, round trip, p999", "dist_rtt", "", "p999_us", "µs", [], ["erlang"]),

@@ -219,12 +219,16 @@ pub(crate) fn dist_rtt(divisor: u64) {
             let at = ((p * times.len() as f64).round() as usize).clamp(1, times.len()) - 1;
             times[at].as_secs_f64() * 1e6
         };
+        let raw_blocking = raw_tcp_rtt(rounds, false);
+        let raw_busy = raw_tcp_rtt(rounds, true);
         println!(
-            "B8 dist rtt rtt_us={:.2} p50_us={:.2} p99_us={:.2} p999_us={:.2}",
+            "B8 dist rtt rtt_us={:.2} p50_us={:.2} p99_us={:.2} p999_us={:.2} raw_blocking_rtt_us={:.2} raw_busy_rtt_us={:.2}",
             elapsed.as_secs_f64() * 1e6 / rounds as f64,
             pct(0.5),
             pct(0.99),
-            pct(0.999)
+            pct(0.999),
+            raw_blocking,
+            raw_busy
         );
     });
 }
@@ -322,6 +326,50 @@ fn dist_bulk(divisor: u64, size: usize, count: u64, label: &str) {
             bytes / raw.as_secs_f64() / 1e6
         );
     });
+}
+
+/// The floor of a round trip over loopback TCP: 8-byte pings between two
+/// threads of this process, `rounds` of them, in µs per round trip; with
+/// `busy`, both sides poll their sockets without sleeping (the floor for a
+/// reader that is awake), else they block in `read` (a reader's wake on
+/// each hop).
+fn raw_tcp_rtt(rounds: u64, busy: bool) -> f64 {
+    use std::io::{ErrorKind, Read, Write};
+    fn read_exact(stream: &mut std::net::TcpStream, buffer: &mut [u8]) {
+        let mut got = 0;
+        while got < buffer.len() {
+            match stream.read(&mut buffer[got..]) {
+                Ok(0) => panic!("the peer closed"),
+                Ok(n) => got += n,
+                Err(error) if error.kind() == ErrorKind::WouldBlock => std::hint::spin_loop(),
+                Err(error) => panic!("a read failed: {error}"),
+            }
+        }
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let addr = listener.local_addr().expect("an address");
+    let echo = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("a connection");
+        stream.set_nodelay(true).expect("nodelay");
+        stream.set_nonblocking(busy).expect("the mode");
+        let mut buffer = [0u8; 8];
+        for _ in 0..rounds {
+            read_exact(&mut stream, &mut buffer);
+            stream.write_all(&buffer).expect("a write");
+        }
+    });
+    let mut stream = std::net::TcpStream::connect(addr).expect("a connection");
+    stream.set_nodelay(true).expect("nodelay");
+    stream.set_nonblocking(busy).expect("the mode");
+    let mut buffer = [0u8; 8];
+    let started = Instant::now();
+    for n in 0..rounds {
+        stream.write_all(&n.to_le_bytes()).expect("a write");
+        read_exact(&mut stream, &mut buffer);
+    }
+    let elapsed = started.elapsed();
+    echo.join().expect("the echo");
+    elapsed.as_secs_f64() * 1e6 / rounds as f64
 }
 
 /// `count` writes of `size` bytes from one thread to another over
