@@ -141,6 +141,15 @@ impl Outbox {
         crate::sync::lock(&self.state)
     }
 
+    /// The state if nobody holds it (a sender's worker never waits).
+    fn try_lock(&self) -> Option<MutexGuard<'_, OutboxState>> {
+        match self.state.try_lock() {
+            Ok(state) => Some(state),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Step 5: allows direct writes to a peer of `incarnation` that decodes
     /// `accepted`, through `stream`.
     pub(crate) fn open(&self, stream: TcpStream, incarnation: u64, accepted: HashSet<String>) {
@@ -169,7 +178,11 @@ impl Outbox {
         defer: bool,
         settled: impl FnOnce() -> bool,
     ) -> Direct {
-        let mut state = self.lock();
+        // A worker never waits for the loop (which may be in a write): if
+        // the loop holds the lock, the packet goes to it.
+        let Some(mut state) = self.try_lock() else {
+            return Direct::Refused(packet);
+        };
         let decoded = match &packet {
             Packet::Message { message, .. } | Packet::Reply { message, .. } => {
                 state.accepted.contains(&message.type_name)
@@ -208,7 +221,11 @@ impl Outbox {
 
     /// Step 3: writes a buffer owed a flush.
     pub(crate) fn flush_owed(&self) -> Direct {
-        let mut state = self.lock();
+        // Held by the loop: the loop writes it (`HandOver`), the worker
+        // does not wait.
+        let Some(mut state) = self.try_lock() else {
+            return Direct::HandOver;
+        };
         if !std::mem::take(&mut state.owed) {
             return Direct::Sent;
         }
@@ -335,6 +352,10 @@ impl OutboxState {
     /// would block, or `budget` bytes went out; `Ok(true)` if it stopped
     /// for the budget with more to write.
     pub(crate) fn write_to(&mut self, socket: &mut impl Write, budget: usize) -> io::Result<bool> {
+        // Whoever writes takes what senders left for their workers' flush
+        // (a remainder is the loop's, on the next writable edge), so the
+        // next sender's frame is owed a flush again.
+        self.owed = false;
         let mut written = 0;
         let result = loop {
             self.refill();
