@@ -91,16 +91,8 @@ pub(crate) const IDLE_SPIN_ROUNDS_BEFORE_YIELD: u32 = 32;
 pub(crate) const YIELD_CONTENDED: Duration = Duration::from_micros(500);
 
 /// How long a polite spin that found its core contended sleeps at once when
-/// idle, before it spins again, the first time (polite_spin.rs); each
-/// further finding in a row doubles it up to [`CONTENDED_BACKOFF_MAX`], a
-/// fast yield brings it back. A burst of work on the other core (a sender
-/// filling its own mailbox) costs 20 ms of slow wakes, not 100 ms (the
-/// remote call after such a burst was 2× slower); a machine that stays
-/// oversubscribed reaches the longest backoff within a few findings.
-pub(crate) const CONTENDED_BACKOFF_MIN: Duration = Duration::from_millis(20);
-
-/// The longest backoff of a polite spin (polite_spin.rs).
-pub(crate) const CONTENDED_BACKOFF_MAX: Duration = Duration::from_millis(160);
+/// idle, before it spins again (polite_spin.rs).
+pub(crate) const CONTENDED_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How long an agent must have waited in a worker's stealable deque before
 /// another worker may steal it (Go delays stealing `runnext` the same way).

@@ -11,18 +11,15 @@
 //!
 //! 1. Each yield is timed. One that took longer than
 //!    `config::YIELD_CONTENDED` means the core is contended.
-//! 2. Then the spin ends at once, and for the backoff every spin of this
-//!    `PoliteSpin` ends before it begins: its thread does what it did
-//!    without it (an idle worker spins without yielding, then parks; a
-//!    node's event loop sleeps in `epoll_wait` at once).
-//! 3. After the backoff it tries again (a machine's load changes). The
-//!    backoff starts at `config::CONTENDED_BACKOFF_MIN` and doubles with
-//!    each finding in a row, up to `CONTENDED_BACKOFF_MAX`; a yield that
-//!    comes back at once brings it back to the start.
+//! 2. Then the spin ends at once, and for `config::CONTENDED_BACKOFF` every
+//!    spin of this `PoliteSpin` ends before it begins: its thread does what
+//!    it did without it (an idle worker spins without yielding, then
+//!    parks; a node's event loop sleeps in `epoll_wait` at once).
+//! 3. After the backoff it tries again (a machine's load changes).
 
 use std::time::{Duration, Instant};
 
-use crate::config::{CONTENDED_BACKOFF_MAX, CONTENDED_BACKOFF_MIN, YIELD_CONTENDED};
+use crate::config::{CONTENDED_BACKOFF, YIELD_CONTENDED};
 
 /// One thread's polite spin (module docs).
 ///
@@ -36,27 +33,16 @@ use crate::config::{CONTENDED_BACKOFF_MAX, CONTENDED_BACKOFF_MIN, YIELD_CONTENDE
 /// }
 /// assert!(rounds > 0 || spin.is_contended());
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct PoliteSpin {
     /// Until when spins end before they begin (step 2).
     contended_until: Option<Instant>,
-    /// The next backoff (step 3).
-    backoff: Duration,
-}
-
-impl Default for PoliteSpin {
-    fn default() -> PoliteSpin {
-        PoliteSpin::new()
-    }
 }
 
 impl PoliteSpin {
     /// A spin that has seen no contention yet.
     pub fn new() -> PoliteSpin {
-        PoliteSpin {
-            contended_until: None,
-            backoff: CONTENDED_BACKOFF_MIN,
-        }
+        PoliteSpin::default()
     }
 
     /// Whether the core was found contended within the backoff.
@@ -82,11 +68,9 @@ impl PoliteSpin {
         std::thread::yield_now();
         let after = Instant::now();
         if after.duration_since(before) > YIELD_CONTENDED {
-            self.contended_until = Some(after + self.backoff);
-            self.backoff = (self.backoff * 2).min(CONTENDED_BACKOFF_MAX);
+            self.contended_until = Some(after + CONTENDED_BACKOFF);
             return false;
         }
-        self.backoff = CONTENDED_BACKOFF_MIN;
         true
     }
 }
