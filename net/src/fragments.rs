@@ -45,7 +45,13 @@ use crate::frame;
 
 /// A fragment's header: stream id, last flag, packet length.
 const FRAGMENT_HEADER_BYTES: usize = 17;
-use crate::wire::{Packet, KIND_FRAGMENT};
+use crate::wire::{Packet, WireMessage, KIND_FRAGMENT};
+
+/// Whether a message is large: its packet leaves in fragments (step 2),
+/// and its sender waits on the large messages' mark.
+pub(crate) fn is_large(message: &WireMessage) -> bool {
+    message.body.len() > FRAGMENT_BYTES
+}
 
 /// What a packet must not overtake (step 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

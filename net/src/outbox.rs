@@ -277,7 +277,7 @@ impl OutboxState {
         let key = Key::of(packet);
         let large = match packet {
             Packet::Message { message, .. } | Packet::Reply { message, .. } => {
-                message.body.len() > FRAGMENT_BYTES
+                crate::fragments::is_large(message)
             }
             _ => false,
         };
@@ -412,14 +412,6 @@ impl Outboxes {
     /// `outbox` serves `node` from now on.
     pub(crate) fn insert(&self, node: &str, outbox: Arc<Outbox>) {
         crate::sync::write(&self.by_node).insert(node.to_owned(), outbox);
-    }
-
-    /// The node `outbox` serves, if it serves one.
-    pub(crate) fn node_of(&self, outbox: &Arc<Outbox>) -> Option<String> {
-        crate::sync::read(&self.by_node)
-            .iter()
-            .find(|(_, o)| Arc::ptr_eq(o, outbox))
-            .map(|(node, _)| node.clone())
     }
 
     /// Bytes of large packets waiting to leave in fragments, on every

@@ -11,7 +11,8 @@ use std::sync::Weak;
 use erlangen_runtime::{Error, Message, Pid, Remote, RemotePid, RemoteSignal, Sent};
 
 use crate::command::{Command, Target};
-use crate::config::{FRAGMENT_BYTES, LARGE_BACKLOG_BYTES_HIGH_WATER};
+use crate::config::LARGE_BACKLOG_BYTES_HIGH_WATER;
+use crate::fragments;
 use crate::outbox::Direct;
 use crate::shared::NodeShared;
 use crate::wire::{Packet, WireMessage};
@@ -89,7 +90,7 @@ impl PeerRoute {
         };
         let message = shared.encode_message(&message)?;
         let bytes = message.body.len();
-        let wait = bytes > FRAGMENT_BYTES
+        let wait = fragments::is_large(&message)
             && shared.outboxes.large_bytes() > LARGE_BACKLOG_BYTES_HIGH_WATER;
         let flush = self.write_or_queue(&shared, to, tag, message, defer);
         Ok(Sent::new(flush, wait, bytes))
@@ -125,7 +126,7 @@ impl PeerRoute {
         match outbox.try_write(packet, to.incarnation, defer, settled) {
             Direct::Sent => false,
             Direct::Deferred => {
-                shared.owe(outbox);
+                shared.owe(&to.node, outbox);
                 true
             }
             Direct::Appended => true,
@@ -146,7 +147,7 @@ impl PeerRoute {
 /// its bytes.
 fn command_of(to: Target, packet: Packet) -> Command {
     if let Packet::Message { message, .. } | Packet::Reply { message, .. } = &packet {
-        if message.body.len() > FRAGMENT_BYTES {
+        if fragments::is_large(message) {
             if let Ok(bytes) = crate::wire::encode(&packet) {
                 return Command::SendEncoded {
                     to,

@@ -84,7 +84,7 @@ pub(crate) struct NodeShared {
     /// The write sides of up connections, by peer (outbox.rs).
     pub(crate) outboxes: Outboxes,
     /// Outboxes owed a write by a worker's flush (outbox.rs step 3).
-    pub(crate) owed: Mutex<Vec<Arc<Outbox>>>,
+    pub(crate) owed: Mutex<Vec<(String, Arc<Outbox>)>>,
     /// Bytes in the write buffers (backpressure).
     pub(crate) backlog_bytes: std::sync::atomic::AtomicUsize,
     /// Times a sender found the node busy.
@@ -236,19 +236,17 @@ impl NodeShared {
     }
 
     /// `outbox` is owed a write by a worker's flush (outbox.rs step 3).
-    pub(crate) fn owe(&self, outbox: Arc<Outbox>) {
-        crate::sync::lock(&self.owed).push(outbox);
+    pub(crate) fn owe(&self, node: &str, outbox: Arc<Outbox>) {
+        crate::sync::lock(&self.owed).push((node.to_owned(), outbox));
     }
 
     /// Writes every outbox owed a write (outbox.rs step 3); one that fails
     /// is left to the loop, which closes its connection (step 4).
     pub(crate) fn flush_owed(&self) {
         let owed = std::mem::take(&mut *crate::sync::lock(&self.owed));
-        for outbox in owed {
+        for (node, outbox) in owed {
             if let Direct::Failed | Direct::HandOver = outbox.flush_owed() {
-                if let Some(node) = self.outboxes.node_of(&outbox) {
-                    self.push(Command::Flush { node });
-                }
+                self.push(Command::Flush { node });
             }
         }
     }

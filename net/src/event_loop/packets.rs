@@ -61,14 +61,11 @@ impl EventLoop {
         type_name: &str,
         packet: Vec<u8>,
     ) {
-        let probe = WireMessage {
-            type_name: type_name.to_owned(),
-            body: Vec::new(),
-        };
-        if to.incarnation != incarnation || self.wire_message(probe, token).is_none() {
-            if to.incarnation != incarnation {
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if to.incarnation != incarnation {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if !self.peer_decodes(type_name, token) {
             return;
         }
         if let Some(connection) = self.connections.get(&token) {
@@ -184,19 +181,28 @@ impl EventLoop {
         message: WireMessage,
         token: Token,
     ) -> Option<WireMessage> {
-        let name = &message.type_name;
+        self.peer_decodes(&message.type_name, token)
+            .then_some(message)
+    }
+
+    /// Whether the peer of `token` announced `type_name` with our
+    /// fingerprint; if not, the message is counted as dropped (and its type
+    /// logged once).
+    fn peer_decodes(&mut self, type_name: &str, token: Token) -> bool {
         let theirs = self
             .connections
             .get(&token)
-            .and_then(|c| c.peer_types.get(name));
-        if theirs.is_some() && theirs.copied() == self.shared.types.fingerprint(name) {
-            return Some(message);
+            .and_then(|c| c.peer_types.get(type_name));
+        if theirs.is_some() && theirs.copied() == self.shared.types.fingerprint(type_name) {
+            return true;
         }
         self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-        if self.logged_types.len() < LOGGED_TYPES_MAX && self.logged_types.insert(name.clone()) {
-            tracing::warn!(type_name = %name, "erlangen: a message type not registered for distribution on both nodes was dropped (logged once per type)");
+        if self.logged_types.len() < LOGGED_TYPES_MAX
+            && self.logged_types.insert(type_name.to_owned())
+        {
+            tracing::warn!(%type_name, "erlangen: a message type not registered for distribution on both nodes was dropped (logged once per type)");
         }
-        None
+        false
     }
 
     /// A signal's wire form (`None` for a kind this protocol does not
