@@ -545,11 +545,17 @@ impl Ctx {
         let sent = worker
             .shared
             .deliver_from(to, &mut Some(Message::new(message)), Some(worker));
-        self.charge_bytes(worker.take_owed_charge());
-        if worker.take_owed_wait() {
+        self.after_remote_send(to, worker.take_last_sent());
+        sent
+    }
+
+    /// What a route's answer to a remote send asks of its sender: a charge
+    /// by its size, and a wait if it is a large message past the mark.
+    pub(crate) fn after_remote_send(&self, to: &Pid, sent: crate::remote::Sent) {
+        self.charge_bytes(sent.bytes);
+        if sent.wait {
             self.wait_for_large(to);
         }
-        sent
     }
 
     /// Charges `bytes` sent to a remote route: one step per
@@ -569,7 +575,7 @@ impl Ctx {
     /// (`Remote::holds_sender`).
     #[cold]
     #[inline(never)]
-    pub(crate) fn wait_for_large(&self, to: &Pid) {
+    fn wait_for_large(&self, to: &Pid) {
         if let Some(id) = to.as_remote() {
             while id.route().holds_sender(id) {
                 self.sleep(REMOTE_BUSY_POLL);

@@ -394,10 +394,7 @@ impl Ctx {
                 if sent.flush {
                     worker.owe_flush(id.route());
                 }
-                self.charge_bytes(sent.bytes);
-                if sent.wait {
-                    self.wait_for_large(&to.pid);
-                }
+                self.after_remote_send(&to.pid, sent);
             }
             return;
         }

@@ -53,10 +53,7 @@ fn send_remote(
             if sent.flush {
                 worker.owe_flush(id.route());
             }
-            if sent.wait {
-                worker.owe_wait();
-            }
-            worker.owe_charge(sent.bytes);
+            worker.set_last_sent(sent);
             Ok(())
         }
         (Some(id), Some(message), None) => id.route().send(id, message),

@@ -87,11 +87,10 @@ pub(crate) struct WorkerContext {
     /// Routes that buffered sends of the agent running here, flushed
     /// before this worker runs anything else (`Remote::send_from_worker`).
     owed_flushes: RefCell<Vec<Arc<dyn crate::remote::Remote>>>,
-    /// The agent running here sent a large message its route asks it to
-    /// wait for (`Sent::wait`); taken by `Ctx` after the send.
-    owed_wait: Cell<bool>,
-    /// Bytes of remote sends not yet charged to the agent running here.
-    owed_bytes: Cell<usize>,
+    /// What the route said of the last remote send of the agent running
+    /// here (its size to charge, whether to wait); taken by `Ctx` after the
+    /// send.
+    last_sent: Cell<crate::remote::Sent>,
     /// How this worker spins when idle.
     polite: RefCell<crate::polite_spin::PoliteSpin>,
 }
@@ -116,8 +115,7 @@ impl WorkerContext {
             due: RefCell::new(Vec::new()),
             returns: ReturnBatches::new(shared_workers),
             owed_flushes: RefCell::new(Vec::new()),
-            owed_wait: Cell::new(false),
-            owed_bytes: Cell::new(0),
+            last_sent: Cell::new(crate::remote::Sent::default()),
             polite: RefCell::new(crate::polite_spin::PoliteSpin::new()),
         }
     }
@@ -131,26 +129,14 @@ impl WorkerContext {
         }
     }
 
-    /// Bytes the agent running here sent to a remote route, to be charged
-    /// to it (`Sent::bytes`).
-    pub(crate) fn owe_charge(&self, bytes: usize) {
-        self.owed_bytes
-            .set(self.owed_bytes.get().saturating_add(bytes));
+    /// Keeps what a route said of a remote send, for `Ctx` to act on.
+    pub(crate) fn set_last_sent(&self, sent: crate::remote::Sent) {
+        self.last_sent.set(sent);
     }
 
-    /// The bytes owed a charge, cleared.
-    pub(crate) fn take_owed_charge(&self) -> usize {
-        self.owed_bytes.replace(0)
-    }
-
-    /// The agent running here must wait for its route (`Sent::wait`).
-    pub(crate) fn owe_wait(&self) {
-        self.owed_wait.set(true);
-    }
-
-    /// Whether the agent running here must wait for its route, clearing it.
-    pub(crate) fn take_owed_wait(&self) -> bool {
-        self.owed_wait.replace(false)
+    /// What a route said of the last remote send, cleared.
+    pub(crate) fn take_last_sent(&self) -> crate::remote::Sent {
+        self.last_sent.take()
     }
 
     /// Flushes the routes owed a flush.
