@@ -68,6 +68,11 @@ pub(crate) enum Command {
     /// A large packet the node's decoder thread decoded
     /// (event_loop/large.rs).
     Decoded(Box<Decoded>),
+    /// A term for a process of an Erlang node (erlang/route.rs).
+    ErlangSend {
+        to: eetf::Pid,
+        message: Box<eetf::Term>,
+    },
     /// Stop the node.
     Stop,
 }
@@ -83,6 +88,7 @@ impl Command {
                 | Command::SendNamed { .. }
                 | Command::Signal { .. }
                 | Command::Reply { .. }
+                | Command::ErlangSend { .. }
         )
     }
 
@@ -95,6 +101,7 @@ impl Command {
                 | Command::SendEncoded { .. }
                 | Command::SendNamed { .. }
                 | Command::Reply { .. }
+                | Command::ErlangSend { .. }
         )
     }
 

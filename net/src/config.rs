@@ -388,3 +388,32 @@ pub const LARGE_VALUE_DECODE_BYTES_MAX: usize = 4 * MESSAGE_BODY_BYTES_MAX;
 /// assert_eq!(erlangen_net::config::DEPARTED_PEERS_KEPT, 1024);
 /// ```
 pub const DEPARTED_PEERS_KEPT: usize = 1024;
+
+/// Deepest nesting of an Erlang term accepted from an Erlang node (tuples,
+/// lists and maps inside each other): deeper terms are refused before
+/// anything is built, so that decoding never recurses without bound.
+///
+/// ```
+/// assert_eq!(erlangen_net::config::ERLANG_TERM_DEPTH_MAX, 1000);
+/// ```
+pub const ERLANG_TERM_DEPTH_MAX: usize = 1000;
+
+/// Largest packet accepted from or sent to an Erlang node after the
+/// handshake, in bytes: the largest message of our own protocol and room
+/// for its control message. A length prefix above it closes that
+/// connection before anything is buffered.
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert!(ERLANG_PACKET_BYTES_MAX > MESSAGE_BODY_BYTES_MAX);
+/// ```
+pub const ERLANG_PACKET_BYTES_MAX: usize = MESSAGE_BODY_BYTES_MAX + 64 * 1024;
+
+/// Largest handshake message of the Erlang distribution, in bytes (a name
+/// of at most 255 characters and a few fixed fields; Erlang frames them
+/// with a 2-byte length).
+///
+/// ```
+/// assert!(erlangen_net::config::ERLANG_HANDSHAKE_BYTES_MAX >= 1024);
+/// ```
+pub const ERLANG_HANDSHAKE_BYTES_MAX: usize = 2048;

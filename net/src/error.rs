@@ -36,6 +36,9 @@ pub enum NetError {
     NoConnection(String),
     /// A node did not answer in time.
     Timeout,
+    /// The Erlang distribution could not start (epmd, the Erlang cookie,
+    /// the Erlang node name).
+    Erlang(String),
 }
 
 impl fmt::Display for NetError {
@@ -54,6 +57,7 @@ impl fmt::Display for NetError {
             NetError::NotSent(why) => write!(f, "message not sent: {why}"),
             NetError::NoConnection(why) => write!(f, "{why}"),
             NetError::Timeout => f.write_str("the node did not answer in time"),
+            NetError::Erlang(why) => write!(f, "Erlang distribution: {why}"),
         }
     }
 }

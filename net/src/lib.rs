@@ -85,6 +85,7 @@
 //! or a trusted network.
 
 pub mod config;
+pub mod erlang;
 pub mod frame;
 pub mod handshake;
 pub mod kernel;
@@ -93,6 +94,7 @@ pub mod wire;
 
 mod command;
 mod cookie;
+mod erlang_route;
 mod error;
 mod event_loop;
 mod fragments;

@@ -69,9 +69,24 @@ pub struct NodeBuilder {
     poll_spin: Duration,
     types: Types,
     functions: Functions,
+    erlang: Option<crate::erlang::ErlangOptions>,
 }
 
 impl NodeBuilder {
+    /// Also joins Erlang's distribution under an Erlang node name
+    /// (crate::erlang): registers with the host's epmd and accepts Erlang
+    /// nodes on a second listener, on the node's listen address.
+    ///
+    /// ```
+    /// use erlangen_net::erlang::ErlangOptions;
+    /// let builder = erlangen_net::Node::builder("alpha").erlang(ErlangOptions::new("rust"));
+    /// assert!(format!("{builder:?}").contains("rust"));
+    /// ```
+    pub fn erlang(mut self, options: crate::erlang::ErlangOptions) -> NodeBuilder {
+        self.erlang = Some(options);
+        self
+    }
+
     /// The host part of the node's name (default `localhost`): how other
     /// nodes reach this host's port mapper.
     ///
@@ -221,6 +236,10 @@ impl NodeBuilder {
         let local_addr = listener.local_addr()?;
         let registration =
             crate::registration::register(self.port_mapper, &self.name, local_addr.port())?;
+        let erlang = match &self.erlang {
+            None => None,
+            Some(options) => Some(start_erlang(options, self.listen)?),
+        };
         let mut incarnation = [0u8; 8];
         getrandom::fill(&mut incarnation).map_err(|e| std::io::Error::other(e.to_string()))?;
         let shared = Arc::new_cyclic(|me| NodeShared {
@@ -252,8 +271,21 @@ impl NodeBuilder {
             next_request: AtomicU64::new(1),
             local_addr,
             stopped: AtomicBool::new(false),
+            erlang: erlang
+                .as_ref()
+                .map(|(settings, ..)| crate::erlang::ErlangShared {
+                    name: settings.0.clone(),
+                    creation: settings.1,
+                    cookie: settings.2.clone(),
+                    route: Arc::new(crate::erlang_route::ErlangRoute { shared: me.clone() }),
+                }),
         });
-        let event_loop = EventLoop::new(shared.clone(), listener, registration)?;
+        let event_loop = EventLoop::new(
+            shared.clone(),
+            listener,
+            registration,
+            erlang.map(|(_, listener, registration)| (listener, registration)),
+        )?;
         let thread = std::thread::Builder::new()
             .name(format!("erlangen-node-{}", shared.name.name()))
             .stack_size(crate::event_loop::LOOP_STACK_BYTES)
@@ -264,6 +296,39 @@ impl NodeBuilder {
             thread: Some(thread),
         })
     }
+}
+
+/// The Erlang side's settings (name, creation, cookie), its listener and
+/// the connection that holds its epmd registration.
+type ErlangStart = (
+    (String, u32, Vec<u8>),
+    erlangen_portmap::listener::Listener,
+    std::net::TcpStream,
+);
+
+/// Binds the Erlang listener and registers with epmd
+/// ([`NodeBuilder::erlang`]).
+fn start_erlang(
+    options: &crate::erlang::ErlangOptions,
+    listen: IpAddr,
+) -> Result<ErlangStart, NetError> {
+    let name = options.full_name().map_err(NetError::Erlang)?;
+    let cookie = options.cookie_or_default().map_err(NetError::Erlang)?;
+    let listener = erlangen_portmap::listener::Listener::bind(
+        SocketAddr::new(listen, 0),
+        crate::config::LISTEN_BACKLOG,
+    )?;
+    let port = listener.local_addr()?.port();
+    let alive = name.split('@').next().unwrap_or(&name);
+    let (registration, creation) =
+        crate::erlang::register(options.epmd, alive, port).map_err(NetError::Erlang)?;
+    tracing::info!(
+        name,
+        port,
+        creation,
+        "erlangen: joined Erlang's distribution"
+    );
+    Ok(((name, creation, cookie), listener, registration))
 }
 
 /// A runtime made reachable by other nodes.
@@ -341,7 +406,67 @@ impl Node {
             poll_spin: crate::config::POLL_SPIN_DEFAULT,
             types: Types::new(),
             functions: Functions::new(),
+            erlang: None,
         }
+    }
+
+    /// This node's Erlang name (`alive@host`), if it joined Erlang's
+    /// distribution ([`NodeBuilder::erlang`]).
+    pub fn erlang_name(&self) -> Option<&str> {
+        self.shared
+            .erlang
+            .as_ref()
+            .map(|erlang| erlang.name.as_str())
+    }
+
+    /// The pid an Erlang pid received in a term stands for: one of our
+    /// agents if it names one (and it went out as an Erlang pid), else a
+    /// pid routed to its Erlang node, to which `ctx.send` sends
+    /// [`crate::erlang::Term`]s. `None` if the node did not join Erlang's
+    /// distribution.
+    pub fn erlang_pid(&self, pid: &crate::erlang::eetf::Pid) -> Option<Pid> {
+        let erlang = self.shared.erlang.as_ref()?;
+        let serial = crate::erlang::serial_of(pid);
+        if pid.node.name == erlang.name && pid.creation == erlang.creation {
+            if let Some(local) = self.shared.local(serial) {
+                return Some(local);
+            }
+        }
+        Some(Pid::remote(erlangen_runtime::RemotePid::new(
+            pid.node.name.as_str(),
+            u64::from(pid.creation),
+            serial,
+            erlang.route.clone(),
+        )))
+    }
+
+    /// `pid` as an Erlang pid, to put in a term (an Erlang process can send
+    /// to it, link and monitor it). `None` if the node did not join
+    /// Erlang's distribution, or `pid` is of one of our own protocol's
+    /// nodes (it has no Erlang name).
+    pub fn erlang_term_pid(&self, pid: &Pid) -> Option<crate::erlang::eetf::Pid> {
+        let erlang = self.shared.erlang.as_ref()?;
+        if let Some(remote) = pid.as_remote() {
+            if !remote.node().contains('@') {
+                return None;
+            }
+            let (id, serial) = crate::erlang::fields_of(remote.serial());
+            return Some(crate::erlang::eetf::Pid::new(
+                remote.node(),
+                id,
+                serial,
+                remote.incarnation() as u32,
+            ));
+        }
+        // Exported, so that it resolves when it comes back.
+        self.shared.id_of(pid)?;
+        let (id, serial) = crate::erlang::fields_of(pid.serial());
+        Some(crate::erlang::eetf::Pid::new(
+            erlang.name.as_str(),
+            id,
+            serial,
+            erlang.creation,
+        ))
     }
 
     /// The node's name.

@@ -92,6 +92,9 @@ pub(crate) struct NodeShared {
     pub(crate) next_request: AtomicU64,
     pub(crate) local_addr: SocketAddr,
     pub(crate) stopped: AtomicBool,
+    /// The Erlang distribution's settings, if the node joined one
+    /// (crate::erlang).
+    pub(crate) erlang: Option<crate::erlang::ErlangShared>,
 }
 
 impl fmt::Debug for NodeShared {

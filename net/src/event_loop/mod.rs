@@ -54,6 +54,7 @@
 mod connection;
 mod dial;
 mod edges;
+mod erlang;
 mod large;
 mod packets;
 mod portmap_call;
@@ -267,16 +268,29 @@ pub(crate) struct EventLoop {
     last_activity: Instant,
     /// How the loop spins (erlangen_runtime::PoliteSpin).
     polite: erlangen_runtime::PoliteSpin,
+    /// The Erlang distribution's listener and connections, if the node
+    /// joined one (erlang.rs).
+    erlang: Option<erlang::ErlangSide>,
 }
 
 impl EventLoop {
-    /// A loop over `listener` holding `registration`.
+    /// A loop over `listener` holding `registration`, and over the Erlang
+    /// side's listener and epmd registration if given.
     pub(crate) fn new(
         shared: Arc<NodeShared>,
         mut listener: Listener,
         registration: std::net::TcpStream,
+        erlang: Option<(Listener, std::net::TcpStream)>,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
+        let erlang = match erlang {
+            Some((listener, registration)) => Some(erlang::ErlangSide::new(
+                poll.registry(),
+                listener,
+                registration,
+            )?),
+            None => None,
+        };
         poll.registry()
             .register(listener.socket(), LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -312,6 +326,7 @@ impl EventLoop {
             stopping: false,
             last_activity: Instant::now(),
             polite: erlangen_runtime::PoliteSpin::new(),
+            erlang,
         };
         event_loop.hold_registration(registration)?;
         Ok(event_loop)
@@ -367,6 +382,11 @@ impl EventLoop {
                     LISTENER => self.accept_all(),
                     WAKER => {}
                     REGISTRATION => self.check_registration(),
+                    token if erlang::ErlangSide::owns(token) => {
+                        if let Some(side) = self.erlang.as_mut() {
+                            side.on_event(token, self.poll.registry(), &self.shared);
+                        }
+                    }
                     token if self.calls.contains_key(&token) => self.call_event(token),
                     token => self.on_connection_event(token),
                 }
@@ -421,6 +441,15 @@ impl EventLoop {
             Command::Stop => self.stopping = true,
             Command::CancelSpawn { request } => self.cancel_spawn(request),
             Command::Decoded(decoded) => self.on_decoded(*decoded),
+            Command::ErlangSend { to, message } => {
+                self.shared.backlog_commands.fetch_sub(1, Ordering::Relaxed);
+                match self.erlang.as_mut() {
+                    Some(side) => side.send_term(&to, &message, self.poll.registry(), &self.shared),
+                    None => {
+                        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
             Command::Flush { node } => {
                 if let Some(&token) = self.up.get(&node) {
                     self.flush(token);
@@ -447,6 +476,9 @@ impl EventLoop {
 
     /// Step 5, and handshake deadlines.
     fn tick(&mut self) {
+        if let Some(side) = self.erlang.as_mut() {
+            side.tick(self.poll.registry());
+        }
         let now = Instant::now();
         let interval = self.shared.heartbeat_interval;
         let timeout = self.shared.heartbeat_timeout;
@@ -565,6 +597,9 @@ impl EventLoop {
 
     /// Stop, step 2.
     fn shut_down(&mut self) {
+        if let Some(side) = self.erlang.as_mut() {
+            side.shut_down(self.poll.registry());
+        }
         let tokens: Vec<Token> = self.connections.keys().copied().collect();
         for token in tokens {
             self.flush(token);

@@ -235,7 +235,8 @@ impl EventLoop {
             Command::Send { .. }
             | Command::SendEncoded { .. }
             | Command::SendNamed { .. }
-            | Command::Reply { .. } => {
+            | Command::Reply { .. }
+            | Command::ErlangSend { .. } => {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             }
             Command::Signal { from, to, signal } => match (self.own(&to), signal) {
@@ -613,7 +614,8 @@ impl EventLoop {
             Command::Send { .. }
             | Command::SendEncoded { .. }
             | Command::SendNamed { .. }
-            | Command::Reply { .. } => {
+            | Command::Reply { .. }
+            | Command::ErlangSend { .. } => {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}

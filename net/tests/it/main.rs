@@ -3,6 +3,7 @@
 
 mod calls;
 mod cli;
+mod erlang;
 mod erlangen_node_suite;
 mod failure;
 mod hostile;

@@ -1,0 +1,193 @@
+//! The Erlang distribution beside our own protocol: a node started with
+//! [`crate::NodeBuilder::erlang`] also registers with the host's epmd
+//! under an Erlang node name (`alive@host`) and accepts connections from
+//! Erlang nodes on a second listener, driven by the same event loop
+//! (event_loop/erlang.rs); no second loop and no async runtime.
+//!
+//! What it shares with our protocol: the loop, the local agents and their
+//! registered names, the exported-pid table (an Erlang pid of one of our
+//! agents resolves through it). What it does not: the wire (Erlang's
+//! framing, handshake and term format), the cookie (Erlang's, read as `erl`
+//! reads it), the listener and the port mapper (epmd).
+//!
+//! The protocol cores have no I/O, each in its own file: [`epmd`] (register
+//! and look up), [`handshake`] (version 6, MD5 challenge), [`term`] (the
+//! external term format, with our limits around `eetf`) and [`control`]
+//! (the control messages).
+//!
+//! # What an Erlang node can do with ours (this version)
+//!
+//! * `net_adm:ping('rust@host')` answers `pong`; our node appears in the
+//!   Erlang node's `nodes()`.
+//! * `{Name, 'rust@host'} ! Term` delivers `Term` (an [`eetf::Term`]) to the
+//!   agent registered as `Name`; `Pid ! Term` to one of our agents whose pid
+//!   it holds. A name or pid that is not there drops the message, as Erlang
+//!   does.
+//! * Our agents answer with `ctx.send(&pid, term)`, where `pid` is
+//!   [`crate::Node::erlang_pid`] of an Erlang pid received in a term; only
+//!   [`eetf::Term`] values can be sent to an Erlang process
+//!   ([`crate::Node::erlang_term_pid`] puts one of our pids into a term).
+//! * `monitor(process, {Name, 'rust@host'})` of a name that is not
+//!   registered gets `'DOWN'` with `noproc` at once; a monitor of an agent
+//!   that exists is accepted and fires `noconnection` when the connection
+//!   goes (not yet when the agent exits).
+//!
+//! Not yet: dialling Erlang nodes (our node only accepts), links and exits,
+//! monitors that fire on an agent's exit, spawns and `rpc`, serde mapping of
+//! user types to terms, `--epmd` in our port mapper, fragments.
+
+pub mod control;
+pub mod epmd;
+pub mod handshake;
+pub mod term;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use eetf;
+pub use eetf::Term;
+
+/// How a node joins an Erlang cluster ([`crate::NodeBuilder::erlang`]).
+///
+/// ```
+/// let options = erlangen_net::erlang::ErlangOptions::new("rust").cookie(b"secret");
+/// assert!(options.full_name().unwrap().starts_with("rust@"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ErlangOptions {
+    pub(crate) name: String,
+    pub(crate) cookie: Option<Vec<u8>>,
+    pub(crate) epmd: SocketAddr,
+}
+
+impl ErlangOptions {
+    /// The node's Erlang name: `alive@host`, or `alive` alone for a short
+    /// name on this host (its host name up to the first dot, as
+    /// `erl -sname` does).
+    pub fn new(name: &str) -> ErlangOptions {
+        ErlangOptions {
+            name: name.to_owned(),
+            cookie: None,
+            epmd: SocketAddr::from(([127, 0, 0, 1], 4369)),
+        }
+    }
+
+    /// The Erlang cookie (default: `~/.erlang.cookie`, as `erl` reads it).
+    pub fn cookie(mut self, cookie: &[u8]) -> ErlangOptions {
+        self.cookie = Some(cookie.to_vec());
+        self
+    }
+
+    /// The epmd to register with (default 127.0.0.1:4369).
+    pub fn epmd(mut self, epmd: SocketAddr) -> ErlangOptions {
+        self.epmd = epmd;
+        self
+    }
+
+    /// The full name, `alive@host`.
+    pub fn full_name(&self) -> Result<String, String> {
+        let name = if self.name.contains('@') {
+            self.name.clone()
+        } else {
+            format!("{}@{}", self.name, short_host_name()?)
+        };
+        handshake::valid_name(&name)?;
+        Ok(name)
+    }
+
+    /// The cookie given, or the one `erl` would use.
+    pub(crate) fn cookie_or_default(&self) -> Result<Vec<u8>, String> {
+        match &self.cookie {
+            Some(cookie) => Ok(cookie.clone()),
+            None => {
+                let path = erlang_cookie_path().ok_or("no home directory for ~/.erlang.cookie")?;
+                let bytes = erlangen_portmap::cookie_file::read(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                Ok(bytes)
+            }
+        }
+    }
+}
+
+/// `~/.erlang.cookie`.
+fn erlang_cookie_path() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".erlang.cookie"))
+}
+
+/// This host's name up to its first dot.
+fn short_host_name() -> Result<String, String> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for writes of its length, and
+    // gethostname writes at most that many bytes.
+    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if status != 0 {
+        return Err("gethostname failed".into());
+    }
+    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+    let host = std::str::from_utf8(&buffer[..end]).map_err(|_| "the host name is not UTF-8")?;
+    Ok(host.split('.').next().unwrap_or(host).to_owned())
+}
+
+/// What the node's handle and routes know of its Erlang side.
+#[derive(Debug)]
+pub(crate) struct ErlangShared {
+    /// `alive@host`.
+    pub(crate) name: String,
+    /// The creation epmd gave this run.
+    pub(crate) creation: u32,
+    pub(crate) cookie: Vec<u8>,
+    /// The route of every Erlang pid.
+    pub(crate) route: std::sync::Arc<dyn erlangen_runtime::Remote>,
+}
+
+/// The 64-bit serial of an Erlang pid `(id, serial)` (ours use all 64
+/// bits: Erlang accepts both 32-bit fields whole in `NEW_PID_EXT`).
+pub(crate) fn serial_of(pid: &eetf::Pid) -> u64 {
+    (u64::from(pid.serial) << 32) | u64::from(pid.id)
+}
+
+/// The `(id, serial)` fields of an Erlang pid for our `serial`.
+pub(crate) fn fields_of(serial: u64) -> (u32, u32) {
+    (serial as u32, (serial >> 32) as u32)
+}
+
+/// Registers `alive` at `port` with the epmd at `epmd` (blocking, at the
+/// node's start, so that a taken name fails the start); returns the
+/// connection that holds the registration and the creation epmd gave.
+pub(crate) fn register(
+    epmd: SocketAddr,
+    alive: &str,
+    port: u16,
+) -> Result<(std::net::TcpStream, u32), String> {
+    use std::io::{Read, Write};
+    let timeout = crate::config::HANDSHAKE_TIMEOUT;
+    let mut stream = std::net::TcpStream::connect_timeout(&epmd, timeout)
+        .map_err(|e| format!("epmd at {epmd}: {e} (is epmd running? `epmd -daemon` starts it)"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.write_all(&self::epmd::alive2_request(alive, port)))
+        .map_err(|e| format!("epmd at {epmd}: {e}"))?;
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match self::epmd::alive2_response(&answer) {
+            Ok(creation) => {
+                stream
+                    .set_read_timeout(None)
+                    .map_err(|e| format!("epmd at {epmd}: {e}"))?;
+                return Ok((stream, creation));
+            }
+            Err(self::epmd::EpmdError::Incomplete) => {}
+            Err(error) => return Err(format!("epmd at {epmd} refused {alive:?}: {error}")),
+        }
+        match stream.read(&mut byte) {
+            Ok(0) => {
+                return Err(format!(
+                    "epmd at {epmd} closed the registration of {alive:?}"
+                ))
+            }
+            Ok(_) => answer.push(byte[0]),
+            Err(e) => return Err(format!("epmd at {epmd}: {e}")),
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! `ErlangSide`: the Erlang distribution's part of a node's event loop —
+//! its listener, the epmd registration it holds, and its connections to
+//! Erlang nodes (the protocol cores are in `crate::erlang`). Its tokens are
+//! `ERLANG_TOKENS` and above, so the loop tells them from its own.
+//!
+//! A connection's life:
+//!
+//! 1. **Accept.** At most `ERLANG_HANDSHAKES_MAX` connections may be in
+//!    their handshake at once; more are closed at accept.
+//! 2. **Handshake** (erlang/handshake.rs): bodies framed by a 2-byte
+//!    length, each at most `config::ERLANG_HANDSHAKE_BYTES_MAX`. Nothing
+//!    reaches an agent before the peer's digest checked; a wrong cookie
+//!    closes the connection with a logged reason. A handshake that takes
+//!    longer than `config::ACCEPTED_HANDSHAKE_TIMEOUT` is closed.
+//! 3. **Up.** Packets framed by a 4-byte length (an empty one is a tick),
+//!    each at most `config::ERLANG_PACKET_BYTES_MAX`; a connection already
+//!    up with the same node is replaced (the node restarted). Control
+//!    messages are acted on in arrival order (erlang/control.rs); a packet
+//!    that does not parse closes the connection. A write buffer over
+//!    `ERLANG_WRITE_BYTES_HIGH_WATER` drops further messages (counted).
+//! 4. **Ticks.** A tick goes out after `ERLANG_TICK_INTERVAL` without a
+//!    write; a connection silent for `ERLANG_TICK_TIMEOUT` is lost
+//!    (Erlang's `net_ticktime` of 60 s).
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use eetf::{Atom, Term, Tuple};
+use erlangen_portmap::listener::Listener;
+use erlangen_runtime::Message;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use crate::config::{
+    ACCEPTED_HANDSHAKE_TIMEOUT, ERLANG_HANDSHAKE_BYTES_MAX, ERLANG_PACKET_BYTES_MAX,
+};
+use crate::erlang::control::{self, Control};
+use crate::erlang::handshake::{Handshake, Peer, Step};
+use crate::shared::NodeShared;
+
+/// The first token of the Erlang side.
+pub(super) const ERLANG_TOKENS: usize = 1 << 48;
+const LISTENER: Token = Token(ERLANG_TOKENS);
+const EPMD: Token = Token(ERLANG_TOKENS + 1);
+const FIRST_CONNECTION: usize = ERLANG_TOKENS + 2;
+
+/// Most Erlang connections in their handshake at once.
+const ERLANG_HANDSHAKES_MAX: usize = 64;
+/// Bytes a connection's write buffer may hold before messages to its node
+/// are dropped (and counted).
+const ERLANG_WRITE_BYTES_HIGH_WATER: usize = 2 * ERLANG_PACKET_BYTES_MAX;
+/// A quiet connection sends a tick after this long (Erlang: a quarter of
+/// `net_ticktime`).
+const ERLANG_TICK_INTERVAL: Duration = Duration::from_secs(15);
+/// A connection silent this long is lost (Erlang's `net_ticktime`).
+const ERLANG_TICK_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bytes read from a socket per read call.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// One connection with an Erlang node.
+struct ErlConnection {
+    stream: TcpStream,
+    /// Set while in the handshake (step 2).
+    handshake: Option<Handshake>,
+    /// Set once up (step 3).
+    peer: Option<Peer>,
+    read: Vec<u8>,
+    write: Vec<u8>,
+    /// Registered for writable events (the buffer did not drain).
+    writable: bool,
+    started: Instant,
+    last_read: Instant,
+    last_write: Instant,
+}
+
+/// The Erlang side of a node's loop (module docs).
+pub(crate) struct ErlangSide {
+    listener: Listener,
+    /// The connection that holds our epmd registration.
+    epmd: TcpStream,
+    connections: HashMap<Token, ErlConnection>,
+    /// The connection that is up, by node name.
+    up: HashMap<String, Token>,
+    next_token: usize,
+}
+
+impl ErlangSide {
+    /// The Erlang side over `listener`, holding the epmd `registration`.
+    pub(crate) fn new(
+        registry: &Registry,
+        mut listener: Listener,
+        registration: std::net::TcpStream,
+    ) -> io::Result<ErlangSide> {
+        registry.register(listener.socket(), LISTENER, Interest::READABLE)?;
+        registration.set_nonblocking(true)?;
+        let mut epmd = TcpStream::from_std(registration);
+        registry.register(&mut epmd, EPMD, Interest::READABLE)?;
+        Ok(ErlangSide {
+            listener,
+            epmd,
+            connections: HashMap::new(),
+            up: HashMap::new(),
+            next_token: FIRST_CONNECTION,
+        })
+    }
+
+    /// Whether `token` is the Erlang side's.
+    pub(super) fn owns(token: Token) -> bool {
+        token.0 >= ERLANG_TOKENS
+    }
+
+    /// An event on one of the side's tokens.
+    pub(super) fn on_event(&mut self, token: Token, registry: &Registry, shared: &NodeShared) {
+        match token {
+            LISTENER => self.accept_all(registry, shared),
+            EPMD => {
+                let mut byte = [0u8; 64];
+                // epmd says nothing after its answer: a read of 0 is its
+                // close, and then the name is gone.
+                if let Ok(0) = self.epmd.read(&mut byte) {
+                    tracing::error!(
+                        "erlangen: epmd closed our registration; Erlang nodes cannot look this node up"
+                    );
+                    let _ = registry.deregister(&mut self.epmd);
+                }
+            }
+            token => {
+                if let Err(why) = self.read_from(token, registry, shared) {
+                    self.close(token, registry, &why);
+                    return;
+                }
+                self.flush(token, registry);
+            }
+        }
+    }
+
+    /// Step 1.
+    fn accept_all(&mut self, registry: &Registry, shared: &NodeShared) {
+        let erlang = shared
+            .erlang
+            .as_ref()
+            .expect("an Erlang side has its settings");
+        let mut accepted = Vec::new();
+        self.listener.accept_all(
+            &mut |stream, peer| accepted.push((stream, peer)),
+            &mut |stream, _peer| drop(stream),
+            &mut |error| tracing::warn!(%error, "erlangen: accepting an Erlang node failed"),
+        );
+        for (stream, peer) in accepted {
+            let in_handshake = self
+                .connections
+                .values()
+                .filter(|connection| connection.handshake.is_some())
+                .count();
+            if in_handshake >= ERLANG_HANDSHAKES_MAX {
+                tracing::warn!(%peer, "erlangen: too many Erlang handshakes at once; closed");
+                continue;
+            }
+            let mut stream = stream;
+            let _ = stream.set_nodelay(true);
+            let token = Token(self.next_token);
+            self.next_token += 1;
+            if let Err(error) = registry.register(&mut stream, token, Interest::READABLE) {
+                tracing::warn!(%error, "erlangen: cannot watch an Erlang connection");
+                continue;
+            }
+            let now = Instant::now();
+            self.connections.insert(
+                token,
+                ErlConnection {
+                    stream,
+                    handshake: Some(Handshake::accept(
+                        &erlang.name,
+                        erlang.creation,
+                        &erlang.cookie,
+                    )),
+                    peer: None,
+                    read: Vec::new(),
+                    write: Vec::new(),
+                    writable: false,
+                    started: now,
+                    last_read: now,
+                    last_write: now,
+                },
+            );
+        }
+    }
+
+    /// Reads what the socket has and acts on every whole frame.
+    fn read_from(
+        &mut self,
+        token: Token,
+        registry: &Registry,
+        shared: &NodeShared,
+    ) -> Result<(), String> {
+        let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+        loop {
+            let Some(connection) = self.connections.get_mut(&token) else {
+                return Ok(());
+            };
+            match connection.stream.read(&mut chunk) {
+                Ok(0) => return Err("closed by the Erlang node".into()),
+                Ok(n) => {
+                    connection.read.extend_from_slice(&chunk[..n]);
+                    connection.last_read = Instant::now();
+                    self.frames(token, registry, shared)?;
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(format!("read failed: {error}")),
+            }
+        }
+    }
+
+    /// Takes every whole frame out of the read buffer (steps 2 and 3).
+    fn frames(
+        &mut self,
+        token: Token,
+        registry: &Registry,
+        shared: &NodeShared,
+    ) -> Result<(), String> {
+        loop {
+            let connection = self.connections.get_mut(&token).expect("present");
+            let up = connection.peer.is_some();
+            let (header, limit) = if up {
+                (4, ERLANG_PACKET_BYTES_MAX)
+            } else {
+                (2, ERLANG_HANDSHAKE_BYTES_MAX)
+            };
+            if connection.read.len() < header {
+                return Ok(());
+            }
+            let len = if up {
+                u32::from_be_bytes(connection.read[..4].try_into().expect("4 bytes")) as usize
+            } else {
+                u16::from_be_bytes(connection.read[..2].try_into().expect("2 bytes")) as usize
+            };
+            if len > limit {
+                return Err(format!("a frame of {len} bytes (the limit is {limit})"));
+            }
+            if connection.read.len() < header + len {
+                return Ok(());
+            }
+            let body: Vec<u8> = connection.read[header..header + len].to_vec();
+            connection.read.drain(..header + len);
+            if up {
+                let control = control::parse(&body)?;
+                if let Some(control) = control {
+                    self.on_control(token, control, shared);
+                }
+                continue;
+            }
+            let handshake = connection
+                .handshake
+                .as_mut()
+                .ok_or("neither in the handshake nor up")?;
+            let mut challenge = [0u8; 4];
+            getrandom::fill(&mut challenge).map_err(|e| e.to_string())?;
+            match handshake.on_message(&body, u32::from_ne_bytes(challenge))? {
+                Step::Send(bodies) => {
+                    for body in bodies {
+                        push_handshake(&mut connection.write, &body);
+                    }
+                }
+                Step::Up(bodies, peer) => {
+                    for body in bodies {
+                        push_handshake(&mut connection.write, &body);
+                    }
+                    connection.handshake = None;
+                    let name = peer.name.clone();
+                    tracing::info!(peer = %name, "erlangen: an Erlang node connected");
+                    connection.peer = Some(peer);
+                    if let Some(old) = self.up.insert(name, token) {
+                        self.close(old, registry, "the Erlang node connected again");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Acts on one control message from an up connection.
+    fn on_control(&mut self, token: Token, control: Control, shared: &NodeShared) {
+        let erlang = shared
+            .erlang
+            .as_ref()
+            .expect("an Erlang side has its settings");
+        match control {
+            Control::Send { to, message } => {
+                if to.node.name != erlang.name || to.creation != erlang.creation {
+                    shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                match shared.local(crate::erlang::serial_of(&to)) {
+                    Some(pid) => shared.runtime.send(&pid, Message::new(message)),
+                    None => {
+                        shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Control::RegSend { from, to, message } => {
+                if to == "net_kernel" {
+                    self.net_kernel(token, &from, &message);
+                    return;
+                }
+                match shared.runtime.whereis(&to) {
+                    Some(pid) => shared.runtime.send(&pid, Message::new(message)),
+                    None => {
+                        shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Control::Monitor {
+                from,
+                to,
+                reference,
+            } => {
+                let exists = match &to {
+                    Term::Atom(Atom { name }) => {
+                        name == "net_kernel" || shared.runtime.whereis(name).is_some()
+                    }
+                    Term::Pid(pid) => {
+                        pid.node.name == erlang.name
+                            && pid.creation == erlang.creation
+                            && shared.local(crate::erlang::serial_of(pid)).is_some()
+                    }
+                    _ => false,
+                };
+                if !exists {
+                    let noproc = Term::from(Atom::from("noproc"));
+                    match control::monitor_exit(&to, &from, &reference, &noproc) {
+                        Ok(body) => self.send_packet(token, &body),
+                        Err(error) => tracing::warn!(%error, "erlangen: cannot answer a monitor"),
+                    }
+                }
+            }
+            Control::Demonitor { .. } => {}
+            Control::Other(op) => {
+                tracing::debug!(op, "erlangen: an Erlang control message not acted on yet");
+            }
+        }
+    }
+
+    /// `net_kernel`'s part we play: `is_auth` (what `net_adm:ping` calls)
+    /// answers `yes`; the rest is ignored.
+    fn net_kernel(&mut self, token: Token, from: &eetf::Pid, message: &Term) {
+        // {'$gen_call', {From, Tag}, {is_auth, Node}}
+        let Term::Tuple(Tuple { elements }) = message else {
+            return;
+        };
+        let [Term::Atom(label), Term::Tuple(Tuple { elements: caller }), Term::Tuple(Tuple { elements: request })] =
+            elements.as_slice()
+        else {
+            return;
+        };
+        let is_auth =
+            matches!(request.first(), Some(Term::Atom(Atom { name })) if name == "is_auth");
+        if label.name != "$gen_call" || !is_auth || caller.len() != 2 {
+            return;
+        }
+        let to = match &caller[0] {
+            Term::Pid(pid) => pid.clone(),
+            _ => from.clone(),
+        };
+        let reply = Term::from(Tuple::from(vec![
+            caller[1].clone(),
+            Term::from(Atom::from("yes")),
+        ]));
+        match control::send(&to, &reply) {
+            Ok(body) => self.send_packet(token, &body),
+            Err(error) => tracing::warn!(%error, "erlangen: cannot answer net_kernel's call"),
+        }
+    }
+
+    /// A term for an Erlang process (`Command::ErlangSend`).
+    pub(super) fn send_term(
+        &mut self,
+        to: &eetf::Pid,
+        message: &Term,
+        registry: &Registry,
+        shared: &NodeShared,
+    ) {
+        let Some(&token) = self.up.get(&to.node.name) else {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(node = %to.node.name, "erlangen: not connected to that Erlang node (this node does not dial Erlang nodes yet)");
+            return;
+        };
+        match control::send(to, message) {
+            Ok(body) => {
+                self.send_packet(token, &body);
+                self.flush(token, registry);
+            }
+            Err(error) => {
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "erlangen: a term Erlang would refuse was not sent");
+            }
+        }
+    }
+
+    /// Appends a packet to an up connection's write buffer (flushed by the
+    /// caller's turn), or drops it over the high-water mark (step 3).
+    fn send_packet(&mut self, token: Token, body: &[u8]) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        if connection.write.len() + body.len() > ERLANG_WRITE_BYTES_HIGH_WATER {
+            tracing::warn!("erlangen: an Erlang node does not read; a message was dropped");
+            return;
+        }
+        connection
+            .write
+            .extend_from_slice(&(body.len() as u32).to_be_bytes());
+        connection.write.extend_from_slice(body);
+    }
+
+    /// Writes what the buffer holds, without blocking; watches for
+    /// writability while something is left.
+    fn flush(&mut self, token: Token, registry: &Registry) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        let mut written = 0;
+        let result = loop {
+            if written == connection.write.len() {
+                break Ok(());
+            }
+            match connection.stream.write(&connection.write[written..]) {
+                Ok(0) => break Err("the Erlang node's socket takes nothing".to_owned()),
+                Ok(n) => written += n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => break Err(format!("write failed: {error}")),
+            }
+        };
+        if written > 0 {
+            connection.write.drain(..written);
+            connection.last_write = Instant::now();
+        }
+        if let Err(why) = result {
+            self.close(token, registry, &why);
+            return;
+        }
+        let want = !connection.write.is_empty();
+        if want != connection.writable {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let _ = registry.reregister(&mut connection.stream, token, interest);
+            connection.writable = want;
+        }
+    }
+
+    /// Closes a connection with a logged reason.
+    fn close(&mut self, token: Token, registry: &Registry, why: &str) {
+        let Some(mut connection) = self.connections.remove(&token) else {
+            return;
+        };
+        let _ = registry.deregister(&mut connection.stream);
+        match &connection.peer {
+            Some(peer) => {
+                if self.up.get(&peer.name) == Some(&token) {
+                    self.up.remove(&peer.name);
+                }
+                tracing::info!(peer = %peer.name, why, "erlangen: an Erlang node disconnected");
+            }
+            None => tracing::warn!(why, "erlangen: an Erlang handshake failed"),
+        }
+    }
+
+    /// Step 4, and handshake deadlines.
+    pub(super) fn tick(&mut self, registry: &Registry) {
+        let now = Instant::now();
+        let mut lost = Vec::new();
+        let mut quiet = Vec::new();
+        for (&token, connection) in &self.connections {
+            if connection.peer.is_none() {
+                if now.duration_since(connection.started) >= ACCEPTED_HANDSHAKE_TIMEOUT {
+                    lost.push((token, "the handshake timed out"));
+                }
+            } else if now.duration_since(connection.last_read) >= ERLANG_TICK_TIMEOUT {
+                lost.push((token, "the Erlang node fell silent"));
+            } else if now.duration_since(connection.last_write) >= ERLANG_TICK_INTERVAL {
+                quiet.push(token);
+            }
+        }
+        for (token, why) in lost {
+            self.close(token, registry, why);
+        }
+        for token in quiet {
+            if let Some(connection) = self.connections.get_mut(&token) {
+                connection.write.extend_from_slice(&[0, 0, 0, 0]);
+            }
+            self.flush(token, registry);
+        }
+    }
+
+    /// Closes every connection (the node stops).
+    pub(super) fn shut_down(&mut self, registry: &Registry) {
+        let tokens: Vec<Token> = self.connections.keys().copied().collect();
+        for token in tokens {
+            self.close(token, registry, "the node stopped");
+        }
+        let _ = registry.deregister(&mut self.epmd);
+    }
+}
+
+/// A handshake body behind its 2-byte length.
+fn push_handshake(write: &mut Vec<u8>, body: &[u8]) {
+    write.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    write.extend_from_slice(body);
+}
+
+impl std::fmt::Debug for ErlangSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErlangSide")
+            .field("connections", &self.connections.len())
+            .field("up", &self.up.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,215 @@
+//! Our node among real Erlang nodes (Debian's `erl` and `epmd`; `.ci/run`
+//! installs them where missing): an epmd of its own on a free port
+//! (`ERL_EPMD_PORT`), our node registered with it under an Erlang name,
+//! and an `erl -sname` node that runs a script against ours and halts with
+//! 0 only if every step held.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use erlangen_net::erlang::eetf::{Atom, Tuple};
+use erlangen_net::erlang::{ErlangOptions, Term};
+use erlangen_net::Node;
+use erlangen_runtime::Runtime;
+
+use erlangen_portmap::Daemon;
+
+use crate::support::{port_mapper, unique, COOKIE, HANG_GUARD};
+
+/// The Erlang cookie of these tests.
+const ERLANG_COOKIE: &str = "erlangen_interop_test";
+
+/// A child process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An epmd of its own on a port that was free a moment ago; waits until it
+/// answers.
+fn epmd() -> (Killed, u16) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("epmd")
+        .args(["-port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("epmd runs (Debian's erlang-base; .ci/run installs it)");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < HANG_GUARD, "epmd did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Killed(child), port)
+}
+
+/// Runs `script` on a fresh `erl -sname` node with `cookie`; its exit code
+/// and output.
+fn erl(epmd_port: u16, cookie: &str, rust_node: &str, script: &str) -> (i32, String) {
+    let name = unique("e").replace('-', "_");
+    let wrapped = format!(
+        "try\n{script}\ncatch C:E:S -> io:format(\"failed: ~p ~p ~p~n\", [C, E, S]), halt(1) end."
+    );
+    let mut child = Command::new("erl")
+        .args([
+            "-sname",
+            &name,
+            "-setcookie",
+            cookie,
+            "-noshell",
+            "-eval",
+            &wrapped,
+        ])
+        .env("ERL_EPMD_PORT", epmd_port.to_string())
+        .env("RUST_NODE", rust_node)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("erl runs");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > HANG_GUARD * 2 {
+            let _ = child.kill();
+            panic!("erl did not halt");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut output = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut output)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut output)
+        .unwrap();
+    (status.code().unwrap_or(-1), output)
+}
+
+/// Our node, joined to the Erlang cluster of `epmd_port`, with an agent
+/// registered as `echo` that answers `{From, ping}` with `{pong, Self}` and
+/// counts what it got.
+fn rust_node(
+    epmd_port: u16,
+) -> (
+    Runtime,
+    Daemon,
+    Arc<Node>,
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let mapper = port_mapper();
+    let alive = unique("rust").replace('-', "_");
+    let node = Node::builder(&alive)
+        .cookie(COOKIE)
+        .port_mapper(mapper.local_addr())
+        .erlang(
+            ErlangOptions::new(&alive)
+                .cookie(ERLANG_COOKIE.as_bytes())
+                .epmd(([127, 0, 0, 1], epmd_port).into()),
+        )
+        .start(&rt)
+        .expect("the node starts and registers with epmd");
+    let node = Arc::new(node);
+    let name = node.erlang_name().unwrap().to_owned();
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (echo_node, count) = (node.clone(), received.clone());
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    rt.spawn(move |ctx| {
+        ctx.register("echo").unwrap();
+        ready_tx.send(()).unwrap();
+        loop {
+            let Ok(term) = ctx.receive().downcast::<Term>() else {
+                continue;
+            };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let Term::Tuple(Tuple { elements }) = term else {
+                continue;
+            };
+            let [Term::Pid(from), Term::Atom(Atom { name })] = elements.as_slice() else {
+                continue;
+            };
+            if name != "ping" {
+                continue;
+            }
+            let to = echo_node.erlang_pid(from).unwrap();
+            let me = echo_node.erlang_term_pid(&ctx.pid()).unwrap();
+            let pong = Term::from(Tuple::from(vec![
+                Term::from(Atom::from("pong")),
+                Term::from(me),
+            ]));
+            ctx.send(&to, pong);
+        }
+    });
+    ready_rx.recv_timeout(HANG_GUARD).unwrap();
+    (rt, mapper, node, name, received)
+}
+
+#[test]
+fn an_erlang_node_pings_ours_and_our_registered_agent_answers_it() {
+    let (_epmd, port) = epmd();
+    let (_rt, _mapper, _node, name, received) = rust_node(port);
+    let (code, output) = erl(
+        port,
+        ERLANG_COOKIE,
+        &name,
+        r#"
+        Rust = list_to_atom(os:getenv("RUST_NODE")),
+        pong = net_adm:ping(Rust),
+        true = lists:member(Rust, nodes()),
+        {echo, Rust} ! {self(), ping},
+        Echo = receive {pong, P} when is_pid(P), node(P) =:= Rust -> P
+               after 10000 -> exit(no_pong_by_name) end,
+        % The pid we got back works: a send to it reaches the same agent.
+        Echo ! {self(), ping},
+        receive {pong, Echo} -> ok after 10000 -> exit(no_pong_by_pid) end,
+        % A monitor of a name nobody holds is DOWN with noproc at once.
+        Ref = monitor(process, {nobody, Rust}),
+        receive {'DOWN', Ref, process, _, noproc} -> ok
+        after 10000 -> exit(no_noproc) end,
+        io:format("all held~n"),
+        halt(0)"#,
+    );
+    assert_eq!(code, 0, "erl said: {output}");
+    assert!(output.contains("all held"), "{output}");
+    assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[test]
+fn an_erlang_node_with_another_cookie_is_refused_and_delivers_nothing() {
+    let (_epmd, port) = epmd();
+    let (_rt, _mapper, _node, name, received) = rust_node(port);
+    let (code, output) = erl(
+        port,
+        "not_the_cookie",
+        &name,
+        r#"
+        Rust = list_to_atom(os:getenv("RUST_NODE")),
+        pang = net_adm:ping(Rust),
+        {echo, Rust} ! {self(), ping},
+        receive Any -> exit({unexpected, Any}) after 500 -> ok end,
+        [] = nodes(),
+        halt(0)"#,
+    );
+    assert_eq!(code, 0, "erl said: {output}");
+    assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
