@@ -73,6 +73,13 @@ pub(crate) enum Command {
         to: eetf::Pid,
         message: Box<eetf::Term>,
     },
+    /// A signal from a local agent (or a plain thread) to a process of an
+    /// Erlang node (erlang_route.rs).
+    ErlangSignal {
+        from: Option<Pid>,
+        to: eetf::Pid,
+        signal: RemoteSignal,
+    },
     /// Stop the node.
     Stop,
 }

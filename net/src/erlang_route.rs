@@ -40,7 +40,14 @@ impl Remote for ErlangRoute {
         Ok(())
     }
 
-    fn signal(&self, _from: Option<&Pid>, to: &RemotePid, _signal: RemoteSignal) {
-        tracing::debug!(%to, "erlangen: signals to Erlang processes are not carried yet");
+    fn signal(&self, from: Option<&Pid>, to: &RemotePid, signal: RemoteSignal) {
+        if let Some(shared) = self.shared.upgrade() {
+            let (id, serial) = crate::erlang::fields_of(to.serial());
+            shared.push(Command::ErlangSignal {
+                from: from.cloned(),
+                to: eetf::Pid::new(to.node(), id, serial, to.incarnation() as u32),
+                signal,
+            });
+        }
     }
 }

@@ -425,19 +425,7 @@ impl Node {
     /// [`crate::erlang::Term`]s. `None` if the node did not join Erlang's
     /// distribution.
     pub fn erlang_pid(&self, pid: &crate::erlang::eetf::Pid) -> Option<Pid> {
-        let erlang = self.shared.erlang.as_ref()?;
-        let serial = crate::erlang::serial_of(pid);
-        if pid.node.name == erlang.name && pid.creation == erlang.creation {
-            if let Some(local) = self.shared.local(serial) {
-                return Some(local);
-            }
-        }
-        Some(Pid::remote(erlangen_runtime::RemotePid::new(
-            pid.node.name.as_str(),
-            u64::from(pid.creation),
-            serial,
-            erlang.route.clone(),
-        )))
+        self.shared.pid_of_erlang(pid)
     }
 
     /// `pid` as an Erlang pid, to put in a term (an Erlang process can send
@@ -445,28 +433,7 @@ impl Node {
     /// Erlang's distribution, or `pid` is of one of our own protocol's
     /// nodes (it has no Erlang name).
     pub fn erlang_term_pid(&self, pid: &Pid) -> Option<crate::erlang::eetf::Pid> {
-        let erlang = self.shared.erlang.as_ref()?;
-        if let Some(remote) = pid.as_remote() {
-            if !remote.node().contains('@') {
-                return None;
-            }
-            let (id, serial) = crate::erlang::fields_of(remote.serial());
-            return Some(crate::erlang::eetf::Pid::new(
-                remote.node(),
-                id,
-                serial,
-                remote.incarnation() as u32,
-            ));
-        }
-        // Exported, so that it resolves when it comes back.
-        self.shared.id_of(pid)?;
-        let (id, serial) = crate::erlang::fields_of(pid.serial());
-        Some(crate::erlang::eetf::Pid::new(
-            erlang.name.as_str(),
-            id,
-            serial,
-            erlang.creation,
-        ))
+        self.shared.erlang_pid_of(pid)
     }
 
     /// The node's name.

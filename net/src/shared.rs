@@ -232,6 +232,52 @@ impl NodeShared {
             .and_then(WeakPid::upgrade)
     }
 
+    /// The pid an Erlang pid stands for: one of our agents if it names one
+    /// that went out, else a pid routed to its Erlang node. `None` if the
+    /// node did not join Erlang's distribution.
+    pub(crate) fn pid_of_erlang(&self, pid: &eetf::Pid) -> Option<Pid> {
+        let erlang = self.erlang.as_ref()?;
+        let serial = crate::erlang::serial_of(pid);
+        if pid.node.name == erlang.name && pid.creation == erlang.creation {
+            if let Some(local) = self.local(serial) {
+                return Some(local);
+            }
+        }
+        Some(Pid::remote(RemotePid::new(
+            pid.node.name.as_str(),
+            u64::from(pid.creation),
+            serial,
+            erlang.route.clone(),
+        )))
+    }
+
+    /// `pid` as an Erlang pid (one of ours is exported, so that it
+    /// resolves when it comes back). `None` if the node did not join
+    /// Erlang's distribution, or `pid` is of a node of our own protocol.
+    pub(crate) fn erlang_pid_of(&self, pid: &Pid) -> Option<eetf::Pid> {
+        let erlang = self.erlang.as_ref()?;
+        if let Some(remote) = pid.as_remote() {
+            if !remote.node().contains('@') {
+                return None;
+            }
+            let (id, serial) = crate::erlang::fields_of(remote.serial());
+            return Some(eetf::Pid::new(
+                remote.node(),
+                id,
+                serial,
+                remote.incarnation() as u32,
+            ));
+        }
+        self.id_of(pid)?;
+        let (id, serial) = crate::erlang::fields_of(pid.serial());
+        Some(eetf::Pid::new(
+            erlang.name.as_str(),
+            id,
+            serial,
+            erlang.creation,
+        ))
+    }
+
     /// The route to `node`: one for all nodes (the pid names its node),
     /// so that nothing is kept per node a pid ever named.
     pub(crate) fn route(&self, _node: &str) -> Arc<dyn Remote> {

@@ -12,8 +12,14 @@ use super::term;
 /// The byte that starts a packet without a distribution header.
 const PASS_THROUGH: u8 = 112;
 
+/// `LINK`: `{1, FromPid, ToPid}`.
+const LINK: i32 = 1;
 /// `SEND`: `{2, Unused, ToPid}`.
 const SEND: i32 = 2;
+/// `EXIT`: `{3, FromPid, ToPid, Reason}`, along a link.
+const EXIT: i32 = 3;
+/// `EXIT2`: `{8, FromPid, ToPid, Reason}`, `exit/2`.
+const EXIT2: i32 = 8;
 /// `REG_SEND`: `{6, FromPid, Unused, ToName}`.
 const REG_SEND: i32 = 6;
 /// `MONITOR_P`: `{19, FromPid, ToProc, Ref}`.
@@ -24,6 +30,10 @@ const DEMONITOR_P: i32 = 20;
 const MONITOR_P_EXIT: i32 = 21;
 /// `SEND_SENDER`: `{22, FromPid, ToPid}`.
 const SEND_SENDER: i32 = 22;
+/// `UNLINK_ID`: `{35, Id, FromPid, ToPid}`.
+const UNLINK_ID: i32 = 35;
+/// `UNLINK_ID_ACK`: `{36, Id, FromPid, ToPid}`.
+const UNLINK_ID_ACK: i32 = 36;
 
 /// A control message this node acts on; the others are [`Control::Other`].
 #[derive(Debug, Clone, PartialEq)]
@@ -56,8 +66,51 @@ pub enum Control {
     },
     /// `DEMONITOR_P`.
     Demonitor {
+        /// The watcher.
+        from: Pid,
+        /// The watched process, as sent.
+        to: Term,
         /// The reference of the monitor removed.
         reference: Term,
+    },
+    /// `MONITOR_P_EXIT`: what `to` monitored under `reference` is gone.
+    MonitorExit {
+        /// The monitored process, as the monitor named it.
+        from: Term,
+        /// The watcher.
+        to: Pid,
+        /// The monitor's reference.
+        reference: Term,
+        /// Why it ended.
+        reason: Term,
+    },
+    /// `LINK`.
+    Link {
+        /// Who links.
+        from: Pid,
+        /// To whom.
+        to: Pid,
+    },
+    /// `UNLINK_ID`: `from` removes its link with `to`; acknowledged with
+    /// the same id.
+    Unlink {
+        /// The unlink's id.
+        id: Term,
+        /// Who unlinks.
+        from: Pid,
+        /// From whom.
+        to: Pid,
+    },
+    /// `EXIT` (along a link, `link: true`) or `EXIT2` (`exit/2`).
+    Exit {
+        /// The process that exited or sent the signal.
+        from: Pid,
+        /// The receiver.
+        to: Pid,
+        /// The reason.
+        reason: Term,
+        /// Along a link (else `exit/2`).
+        link: bool,
     },
     /// Any other operation, by its number (links, exits, spawns: not yet
     /// acted on, see the crate docs).
@@ -119,9 +172,36 @@ pub fn parse(body: &[u8]) -> Result<Option<Control>, String> {
             reference: elements[3].clone(),
         },
         (DEMONITOR_P, 4) => Control::Demonitor {
+            from: pid_at(1)?,
+            to: elements[2].clone(),
             reference: elements[3].clone(),
         },
-        (SEND | SEND_SENDER | REG_SEND | MONITOR_P | DEMONITOR_P, n) => {
+        (MONITOR_P_EXIT, 5) => Control::MonitorExit {
+            from: elements[1].clone(),
+            to: pid_at(2)?,
+            reference: elements[3].clone(),
+            reason: elements[4].clone(),
+        },
+        (LINK, 3) => Control::Link {
+            from: pid_at(1)?,
+            to: pid_at(2)?,
+        },
+        (UNLINK_ID, 4) => Control::Unlink {
+            id: elements[1].clone(),
+            from: pid_at(2)?,
+            to: pid_at(3)?,
+        },
+        (EXIT | EXIT2, 4) => Control::Exit {
+            from: pid_at(1)?,
+            to: pid_at(2)?,
+            reason: elements[3].clone(),
+            link: op == EXIT,
+        },
+        (
+            SEND | SEND_SENDER | REG_SEND | MONITOR_P | DEMONITOR_P | MONITOR_P_EXIT | LINK
+            | UNLINK_ID | EXIT | EXIT2,
+            n,
+        ) => {
             return Err(format!("operation {op} with {n} elements"));
         }
         (op, _) => Control::Other(op),
@@ -137,6 +217,60 @@ pub fn send(to: &Pid, message: &Term) -> Result<Vec<u8>, term::TermError> {
         Term::from(to.clone()),
     ]));
     packet(&control, Some(message))
+}
+
+/// The body of a control message without a message: `{op, elements…}`.
+fn signal(op: i32, elements: Vec<Term>) -> Result<Vec<u8>, term::TermError> {
+    let mut all = vec![Term::from(FixInteger::from(op))];
+    all.extend(elements);
+    packet(&Term::from(Tuple::from(all)), None)
+}
+
+/// `LINK` from `from` to `to`.
+pub fn link(from: &Pid, to: &Pid) -> Result<Vec<u8>, term::TermError> {
+    signal(LINK, vec![Term::from(from.clone()), Term::from(to.clone())])
+}
+
+/// `UNLINK_ID` from `from` to `to` (`ack`: `UNLINK_ID_ACK`, the answer to
+/// one).
+pub fn unlink(id: &Term, from: &Pid, to: &Pid, ack: bool) -> Result<Vec<u8>, term::TermError> {
+    let op = if ack { UNLINK_ID_ACK } else { UNLINK_ID };
+    signal(
+        op,
+        vec![id.clone(), Term::from(from.clone()), Term::from(to.clone())],
+    )
+}
+
+/// `EXIT` (along a link) or `EXIT2` (`exit/2`) from `from` to `to`.
+pub fn exit(from: &Pid, to: &Pid, reason: &Term, link: bool) -> Result<Vec<u8>, term::TermError> {
+    let op = if link { EXIT } else { EXIT2 };
+    signal(
+        op,
+        vec![
+            Term::from(from.clone()),
+            Term::from(to.clone()),
+            reason.clone(),
+        ],
+    )
+}
+
+/// `MONITOR_P` (or `DEMONITOR_P` when `off`) from `from` of `to` under
+/// `reference`.
+pub fn monitor(
+    from: &Pid,
+    to: &Pid,
+    reference: &Term,
+    off: bool,
+) -> Result<Vec<u8>, term::TermError> {
+    let op = if off { DEMONITOR_P } else { MONITOR_P };
+    signal(
+        op,
+        vec![
+            Term::from(from.clone()),
+            Term::from(to.clone()),
+            reference.clone(),
+        ],
+    )
 }
 
 /// The packet body that tells `to` that what it monitored under

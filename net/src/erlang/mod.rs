@@ -15,7 +15,7 @@
 //! external term format, with our limits around `eetf`) and [`control`]
 //! (the control messages).
 //!
-//! # What an Erlang node can do with ours (this version)
+//! # What works across the boundary (this version)
 //!
 //! * `net_adm:ping('rust@host')` answers `pong`; our node appears in the
 //!   Erlang node's `nodes()`.
@@ -26,19 +26,27 @@
 //! * Our agents answer with `ctx.send(&pid, term)`, where `pid` is
 //!   [`crate::Node::erlang_pid`] of an Erlang pid received in a term; only
 //!   [`eetf::Term`] values can be sent to an Erlang process
-//!   ([`crate::Node::erlang_term_pid`] puts one of our pids into a term).
-//! * `monitor(process, {Name, 'rust@host'})` of a name that is not
-//!   registered gets `'DOWN'` with `noproc` at once; a monitor of an agent
-//!   that exists is accepted and fires `noconnection` when the connection
-//!   goes (not yet when the agent exits).
+//!   ([`crate::Node::erlang_term_pid`] puts one of our pids into a term, and
+//!   it comes back as the same agent).
+//! * Links, monitors and exits both ways, with the reasons mapped
+//!   ([`reason`]): an Erlang `monitor/2` of our agent observes only (as in
+//!   Erlang) and gets `'DOWN'` with its reason, or `noproc` at once; an
+//!   Erlang `link/1` and our agent's exit give a trapping process `{'EXIT',
+//!   Pid, Reason}`; our agent's `watch` and `link` of an Erlang process see
+//!   its reason; Erlangen's monitor of an Erlang process kills it (with
+//!   `exit/2` and our agent's reason) when our agent ends first, as it
+//!   would locally. The loss of an Erlang node fires `noconnection` on every
+//!   edge across it (event_loop/erlang_signals.rs).
 //!
-//! Not yet: dialling Erlang nodes (our node only accepts), links and exits,
-//! monitors that fire on an agent's exit, spawns and `rpc`, serde mapping of
-//! user types to terms, `--epmd` in our port mapper, fragments.
+//! Not yet: dialling Erlang nodes (our node only accepts, so an Erlang
+//! node must connect first: a ping or a send), spawns and `rpc`, serde
+//! mapping of user types to terms, `--epmd` in our port mapper, fragments
+//! (a message is at most `config::ERLANG_PACKET_BYTES_MAX`).
 
 pub mod control;
 pub mod epmd;
 pub mod handshake;
+pub mod reason;
 pub mod term;
 
 use std::net::SocketAddr;

@@ -27,9 +27,8 @@ use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use eetf::{Atom, Term, Tuple};
+use eetf::Term;
 use erlangen_portmap::listener::Listener;
-use erlangen_runtime::Message;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
@@ -75,8 +74,50 @@ struct ErlConnection {
     last_write: Instant,
 }
 
+/// An Erlang process's monitor of one of our agents (an observing
+/// monitor, as in Erlang: a watch).
+pub(super) struct MonitorIn {
+    /// The watcher's node.
+    pub(super) peer: String,
+    /// The watcher.
+    pub(super) watcher: eetf::Pid,
+    /// How the watcher named the watched (a pid or a name): `MONITOR_P_EXIT`
+    /// names it so.
+    pub(super) what: Term,
+    pub(super) reference: Term,
+}
+
+/// What one of our agents' monitors of an Erlang process is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OutKind {
+    /// Erlangen's monitor (kills the watched when the watcher ends).
+    Killing,
+    /// An observing monitor with this id.
+    Watch(u64),
+}
+
+/// One of our agents' monitors of an Erlang process.
+pub(super) struct MonitorOut {
+    pub(super) peer: String,
+    pub(super) local: erlangen_runtime::Pid,
+    pub(super) remote: erlangen_runtime::Pid,
+    pub(super) kind: OutKind,
+}
+
 /// The Erlang side of a node's loop (module docs).
 pub(crate) struct ErlangSide {
+    /// Control messages read and not yet acted on, oldest first, with
+    /// their node (the loop acts on them: erlang_signals.rs).
+    pub(super) inbox: Vec<(String, Control)>,
+    /// Nodes whose connection closed, and why (the loop fires their
+    /// edges).
+    pub(super) lost: Vec<(String, String)>,
+    /// Erlang monitors of our agents, by the watch id we gave them.
+    pub(super) monitors_in: HashMap<u64, MonitorIn>,
+    /// Our monitors and watches of Erlang processes, by reference.
+    pub(super) monitors_out: HashMap<Term, MonitorOut>,
+    /// The next watch id or reference number.
+    next_id: u64,
     listener: Listener,
     /// The connection that holds our epmd registration.
     epmd: TcpStream,
@@ -98,6 +139,11 @@ impl ErlangSide {
         let mut epmd = TcpStream::from_std(registration);
         registry.register(&mut epmd, EPMD, Interest::READABLE)?;
         Ok(ErlangSide {
+            inbox: Vec::new(),
+            lost: Vec::new(),
+            monitors_in: HashMap::new(),
+            monitors_out: HashMap::new(),
+            next_id: 1,
             listener,
             epmd,
             connections: HashMap::new(),
@@ -127,7 +173,7 @@ impl ErlangSide {
                 }
             }
             token => {
-                if let Err(why) = self.read_from(token, registry, shared) {
+                if let Err(why) = self.read_from(token, registry) {
                     self.close(token, registry, &why);
                     return;
                 }
@@ -189,12 +235,7 @@ impl ErlangSide {
     }
 
     /// Reads what the socket has and acts on every whole frame.
-    fn read_from(
-        &mut self,
-        token: Token,
-        registry: &Registry,
-        shared: &NodeShared,
-    ) -> Result<(), String> {
+    fn read_from(&mut self, token: Token, registry: &Registry) -> Result<(), String> {
         let mut chunk = vec![0u8; READ_CHUNK_BYTES];
         loop {
             let Some(connection) = self.connections.get_mut(&token) else {
@@ -205,7 +246,7 @@ impl ErlangSide {
                 Ok(n) => {
                     connection.read.extend_from_slice(&chunk[..n]);
                     connection.last_read = Instant::now();
-                    self.frames(token, registry, shared)?;
+                    self.frames(token, registry)?;
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -215,12 +256,7 @@ impl ErlangSide {
     }
 
     /// Takes every whole frame out of the read buffer (steps 2 and 3).
-    fn frames(
-        &mut self,
-        token: Token,
-        registry: &Registry,
-        shared: &NodeShared,
-    ) -> Result<(), String> {
+    fn frames(&mut self, token: Token, registry: &Registry) -> Result<(), String> {
         loop {
             let connection = self.connections.get_mut(&token).expect("present");
             let up = connection.peer.is_some();
@@ -246,9 +282,9 @@ impl ErlangSide {
             let body: Vec<u8> = connection.read[header..header + len].to_vec();
             connection.read.drain(..header + len);
             if up {
-                let control = control::parse(&body)?;
-                if let Some(control) = control {
-                    self.on_control(token, control, shared);
+                if let Some(control) = control::parse(&body)? {
+                    let peer = connection.peer.as_ref().expect("up").name.clone();
+                    self.inbox.push((peer, control));
                 }
                 continue;
             }
@@ -272,104 +308,14 @@ impl ErlangSide {
                     let name = peer.name.clone();
                     tracing::info!(peer = %name, "erlangen: an Erlang node connected");
                     connection.peer = Some(peer);
-                    if let Some(old) = self.up.insert(name, token) {
+                    // A node that connects again restarted: what was
+                    // across the old connection is lost (its edges fire).
+                    if let Some(&old) = self.up.get(&name) {
                         self.close(old, registry, "the Erlang node connected again");
                     }
+                    self.up.insert(name, token);
                 }
             }
-        }
-    }
-
-    /// Acts on one control message from an up connection.
-    fn on_control(&mut self, token: Token, control: Control, shared: &NodeShared) {
-        let erlang = shared
-            .erlang
-            .as_ref()
-            .expect("an Erlang side has its settings");
-        match control {
-            Control::Send { to, message } => {
-                if to.node.name != erlang.name || to.creation != erlang.creation {
-                    shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                match shared.local(crate::erlang::serial_of(&to)) {
-                    Some(pid) => shared.runtime.send(&pid, Message::new(message)),
-                    None => {
-                        shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            Control::RegSend { from, to, message } => {
-                if to == "net_kernel" {
-                    self.net_kernel(token, &from, &message);
-                    return;
-                }
-                match shared.runtime.whereis(&to) {
-                    Some(pid) => shared.runtime.send(&pid, Message::new(message)),
-                    None => {
-                        shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            Control::Monitor {
-                from,
-                to,
-                reference,
-            } => {
-                let exists = match &to {
-                    Term::Atom(Atom { name }) => {
-                        name == "net_kernel" || shared.runtime.whereis(name).is_some()
-                    }
-                    Term::Pid(pid) => {
-                        pid.node.name == erlang.name
-                            && pid.creation == erlang.creation
-                            && shared.local(crate::erlang::serial_of(pid)).is_some()
-                    }
-                    _ => false,
-                };
-                if !exists {
-                    let noproc = Term::from(Atom::from("noproc"));
-                    match control::monitor_exit(&to, &from, &reference, &noproc) {
-                        Ok(body) => self.send_packet(token, &body),
-                        Err(error) => tracing::warn!(%error, "erlangen: cannot answer a monitor"),
-                    }
-                }
-            }
-            Control::Demonitor { .. } => {}
-            Control::Other(op) => {
-                tracing::debug!(op, "erlangen: an Erlang control message not acted on yet");
-            }
-        }
-    }
-
-    /// `net_kernel`'s part we play: `is_auth` (what `net_adm:ping` calls)
-    /// answers `yes`; the rest is ignored.
-    fn net_kernel(&mut self, token: Token, from: &eetf::Pid, message: &Term) {
-        // {'$gen_call', {From, Tag}, {is_auth, Node}}
-        let Term::Tuple(Tuple { elements }) = message else {
-            return;
-        };
-        let [Term::Atom(label), Term::Tuple(Tuple { elements: caller }), Term::Tuple(Tuple { elements: request })] =
-            elements.as_slice()
-        else {
-            return;
-        };
-        let is_auth =
-            matches!(request.first(), Some(Term::Atom(Atom { name })) if name == "is_auth");
-        if label.name != "$gen_call" || !is_auth || caller.len() != 2 {
-            return;
-        }
-        let to = match &caller[0] {
-            Term::Pid(pid) => pid.clone(),
-            _ => from.clone(),
-        };
-        let reply = Term::from(Tuple::from(vec![
-            caller[1].clone(),
-            Term::from(Atom::from("yes")),
-        ]));
-        match control::send(&to, &reply) {
-            Ok(body) => self.send_packet(token, &body),
-            Err(error) => tracing::warn!(%error, "erlangen: cannot answer net_kernel's call"),
         }
     }
 
@@ -381,21 +327,42 @@ impl ErlangSide {
         registry: &Registry,
         shared: &NodeShared,
     ) {
-        let Some(&token) = self.up.get(&to.node.name) else {
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(node = %to.node.name, "erlangen: not connected to that Erlang node (this node does not dial Erlang nodes yet)");
-            return;
-        };
         match control::send(to, message) {
             Ok(body) => {
-                self.send_packet(token, &body);
-                self.flush(token, registry);
+                if !self.send_to(&to.node.name, &body, registry) {
+                    shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(node = %to.node.name, "erlangen: not connected to that Erlang node (this node does not dial Erlang nodes yet)");
+                }
             }
             Err(error) => {
                 shared.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%error, "erlangen: a term Erlang would refuse was not sent");
             }
         }
+    }
+
+    /// A fresh number for a watch id or a reference.
+    pub(super) fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Sends a packet to `peer` and writes it out; `false` if no
+    /// connection with it is up.
+    pub(super) fn send_to(&mut self, peer: &str, body: &[u8], registry: &Registry) -> bool {
+        let Some(&token) = self.up.get(peer) else {
+            return false;
+        };
+        self.send_packet(token, body);
+        self.flush(token, registry);
+        true
+    }
+
+    /// Forgets what was kept for `peer`'s monitors (its connection is
+    /// gone; the loop fires the edges).
+    pub(super) fn forget_peer(&mut self, peer: &str) {
+        self.monitors_in.retain(|_, monitor| monitor.peer != peer);
+        self.monitors_out.retain(|_, monitor| monitor.peer != peer);
     }
 
     /// Appends a packet to an up connection's write buffer (flushed by the
@@ -463,6 +430,7 @@ impl ErlangSide {
             Some(peer) => {
                 if self.up.get(&peer.name) == Some(&token) {
                     self.up.remove(&peer.name);
+                    self.lost.push((peer.name.clone(), why.to_owned()));
                 }
                 tracing::info!(peer = %peer.name, why, "erlangen: an Erlang node disconnected");
             }

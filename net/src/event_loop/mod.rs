@@ -55,6 +55,7 @@ mod connection;
 mod dial;
 mod edges;
 mod erlang;
+mod erlang_signals;
 mod large;
 mod packets;
 mod portmap_call;
@@ -386,6 +387,7 @@ impl EventLoop {
                         if let Some(side) = self.erlang.as_mut() {
                             side.on_event(token, self.poll.registry(), &self.shared);
                         }
+                        self.erlang_effects();
                     }
                     token if self.calls.contains_key(&token) => self.call_event(token),
                     token => self.on_connection_event(token),
@@ -449,6 +451,11 @@ impl EventLoop {
                         self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                self.erlang_effects();
+            }
+            Command::ErlangSignal { from, to, signal } => {
+                self.erlang_signal(from, to, signal);
+                self.erlang_effects();
             }
             Command::Flush { node } => {
                 if let Some(&token) = self.up.get(&node) {
@@ -479,6 +486,7 @@ impl EventLoop {
         if let Some(side) = self.erlang.as_mut() {
             side.tick(self.poll.registry());
         }
+        self.erlang_effects();
         let now = Instant::now();
         let interval = self.shared.heartbeat_interval;
         let timeout = self.shared.heartbeat_timeout;
@@ -600,6 +608,7 @@ impl EventLoop {
         if let Some(side) = self.erlang.as_mut() {
             side.shut_down(self.poll.registry());
         }
+        self.erlang_effects();
         let tokens: Vec<Token> = self.connections.keys().copied().collect();
         for token in tokens {
             self.flush(token);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use erlangen_net::erlang::eetf::{Atom, Tuple};
 use erlangen_net::erlang::{ErlangOptions, Term};
 use erlangen_net::Node;
-use erlangen_runtime::Runtime;
+use erlangen_runtime::{ExitReason, Runtime, WatchDown};
 
 use erlangen_portmap::Daemon;
 
@@ -59,7 +59,7 @@ fn epmd() -> (Killed, u16) {
 fn erl(epmd_port: u16, cookie: &str, rust_node: &str, script: &str) -> (i32, String) {
     let name = unique("e").replace('-', "_");
     let wrapped = format!(
-        "try\n{script}\ncatch C:E:S -> io:format(\"failed: ~p ~p ~p~n\", [C, E, S]), halt(1) end."
+        "try\n{script}\ncatch XClass:XReason:XStack ->\n    io:format(\"failed: ~p ~p ~p~n\", [XClass, XReason, XStack]), halt(1)\nend."
     );
     let mut child = Command::new("erl")
         .args([
@@ -72,6 +72,7 @@ fn erl(epmd_port: u16, cookie: &str, rust_node: &str, script: &str) -> (i32, Str
             &wrapped,
         ])
         .env("ERL_EPMD_PORT", epmd_port.to_string())
+        .env("ERL_CRASH_DUMP_SECONDS", "0")
         .env("RUST_NODE", rust_node)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -104,18 +105,22 @@ fn erl(epmd_port: u16, cookie: &str, rust_node: &str, script: &str) -> (i32, Str
     (status.code().unwrap_or(-1), output)
 }
 
-/// Our node, joined to the Erlang cluster of `epmd_port`, with an agent
-/// registered as `echo` that answers `{From, ping}` with `{pong, Self}` and
-/// counts what it got.
-fn rust_node(
-    epmd_port: u16,
-) -> (
+/// Our node and its agents (`rust_node`).
+type RustNode = (
     Runtime,
     Daemon,
     Arc<Node>,
     String,
     Arc<std::sync::atomic::AtomicUsize>,
-) {
+    std::sync::mpsc::Receiver<String>,
+);
+
+/// Our node, joined to the Erlang cluster of `epmd_port`, with an agent
+/// registered as `echo` that answers `{From, ping}` with `{pong, Self}` and
+/// counts what it got, and one registered as `watcher` that serves
+/// `{Target, What, From}` (see its body) and reports the watches that fire
+/// to the test.
+fn rust_node(epmd_port: u16) -> RustNode {
     let rt = Runtime::builder().workers(2).build().unwrap();
     let mapper = port_mapper();
     let alive = unique("rust").replace('-', "_");
@@ -161,13 +166,83 @@ fn rust_node(
         }
     });
     ready_rx.recv_timeout(HANG_GUARD).unwrap();
-    (rt, mapper, node, name, received)
+    let (reports_tx, reports) = std::sync::mpsc::channel();
+    let watcher_node = node.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    rt.spawn(move |ctx| {
+        ctx.register("watcher").unwrap();
+        ready_tx.send(()).unwrap();
+        loop {
+            let Ok(Term::Tuple(Tuple { elements })) = ctx.receive().downcast::<Term>() else {
+                continue;
+            };
+            let [Term::Pid(target), Term::Atom(Atom { name: what }), Term::Pid(from)] =
+                elements.as_slice()
+            else {
+                continue;
+            };
+            let node = watcher_node.clone();
+            let target = node.erlang_pid(target).unwrap();
+            let from = node.erlang_pid(from).unwrap();
+            let (what, reports) = (what.clone(), reports_tx.clone());
+            // A helper per request: the registered agent outlives them.
+            ctx.spawn(move |ctx| match what.as_str() {
+                // Watches `target`, says `watching`, then reports how it
+                // ended, to the asker and to the test.
+                "watch" => {
+                    ctx.watch(&target).unwrap();
+                    ctx.send(&from, Term::from(Atom::from("watching")));
+                    let down = ctx.receive().downcast::<WatchDown>().unwrap();
+                    let reason = erlangen_net::erlang::reason::to_term(&down.status);
+                    let text = match &reason {
+                        Term::Atom(Atom { name }) => name.clone(),
+                        other => other.to_string(),
+                    };
+                    let _ = reports.send(format!("down {text}"));
+                    ctx.send(
+                        &from,
+                        Term::from(Tuple::from(vec![Term::from(Atom::from("down")), reason])),
+                    );
+                }
+                // Erlangen's monitor: ending kills what it monitors.
+                "monitor_then_exit" => {
+                    ctx.monitor(&target).unwrap();
+                    ctx.exit(ExitReason::other("monitor_gone"));
+                }
+                "link_then_exit" => {
+                    ctx.link(&target).unwrap();
+                    ctx.exit(ExitReason::other("linkgone"));
+                }
+                // Exits with the reason it is sent, `{die, Reason}`.
+                "make" => {
+                    let me = node.erlang_term_pid(&ctx.pid()).unwrap();
+                    ctx.send(
+                        &from,
+                        Term::from(Tuple::from(vec![
+                            Term::from(Atom::from("made")),
+                            Term::from(me),
+                        ])),
+                    );
+                    let Ok(Term::Tuple(Tuple { elements })) = ctx.receive().downcast::<Term>()
+                    else {
+                        return;
+                    };
+                    if let [_, Term::Atom(Atom { name })] = elements.as_slice() {
+                        ctx.exit(ExitReason::other(name));
+                    }
+                }
+                _ => {}
+            });
+        }
+    });
+    ready_rx.recv_timeout(HANG_GUARD).unwrap();
+    (rt, mapper, node, name, received, reports)
 }
 
 #[test]
 fn an_erlang_node_pings_ours_and_our_registered_agent_answers_it() {
     let (_epmd, port) = epmd();
-    let (_rt, _mapper, _node, name, received) = rust_node(port);
+    let (_rt, _mapper, _node, name, received, _reports) = rust_node(port);
     let (code, output) = erl(
         port,
         ERLANG_COOKIE,
@@ -197,7 +272,7 @@ fn an_erlang_node_pings_ours_and_our_registered_agent_answers_it() {
 #[test]
 fn an_erlang_node_with_another_cookie_is_refused_and_delivers_nothing() {
     let (_epmd, port) = epmd();
-    let (_rt, _mapper, _node, name, received) = rust_node(port);
+    let (_rt, _mapper, _node, name, received, _reports) = rust_node(port);
     let (code, output) = erl(
         port,
         "not_the_cookie",
@@ -212,4 +287,99 @@ fn an_erlang_node_with_another_cookie_is_refused_and_delivers_nothing() {
     );
     assert_eq!(code, 0, "erl said: {output}");
     assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[test]
+fn links_and_monitors_cross_between_erlang_processes_and_our_agents() {
+    let (_epmd, port) = epmd();
+    let (_rt, _mapper, _node, name, _received, _reports) = rust_node(port);
+    let (code, output) = erl(
+        port,
+        ERLANG_COOKIE,
+        &name,
+        r#"
+        Rust = list_to_atom(os:getenv("RUST_NODE")),
+        Self = self(),
+        process_flag(trap_exit, true),
+        Make = fun() ->
+            {watcher, Rust} ! {Self, make, Self},
+            receive {made, P} -> P after 10000 -> exit(no_worker) end
+        end,
+        % Erlang links to and monitors our agent; its exit reason arrives.
+        W = Make(),
+        link(W),
+        M = monitor(process, W),
+        W ! {die, oops},
+        receive {'EXIT', W, oops} -> ok after 10000 -> exit(no_exit_from_link) end,
+        receive {'DOWN', M, process, W, oops} -> ok after 10000 -> exit(no_down) end,
+        % A dead agent: monitor says noproc, link says noproc.
+        M2 = monitor(process, W),
+        receive {'DOWN', M2, process, W, noproc} -> ok after 10000 -> exit(no_noproc) end,
+        link(W),
+        receive {'EXIT', W, noproc} -> ok after 10000 -> exit(no_link_noproc) end,
+        % Our agent watches an Erlang process and sees its reason.
+        E = spawn(fun() -> receive {die, R} -> exit(R) end end),
+        {watcher, Rust} ! {E, watch, Self},
+        receive watching -> ok after 10000 -> exit(not_watching) end,
+        E ! {die, boom},
+        receive {down, boom} -> ok after 10000 -> exit(no_down_of_erlang_process) end,
+        % Erlangen's monitor kills what it monitors when its agent ends.
+        E2 = spawn(fun() -> receive never -> ok end end),
+        M3 = monitor(process, E2),
+        {watcher, Rust} ! {E2, monitor_then_exit, Self},
+        receive {'DOWN', M3, process, E2, monitor_gone} -> ok
+        after 10000 -> exit(not_killed_by_the_monitor) end,
+        % Our agent links to this trapping process, then exits.
+        {watcher, Rust} ! {Self, link_then_exit, Self},
+        receive {'EXIT', L, linkgone} when node(L) =:= Rust -> ok
+        after 10000 -> exit(no_exit_from_our_link) end,
+        io:format("all held~n"),
+        halt(0)"#,
+    );
+    assert_eq!(code, 0, "erl said: {output}");
+    assert!(output.contains("all held"), "{output}");
+}
+
+#[test]
+fn killing_the_erlang_node_fires_noconnection_on_our_side() {
+    let (_epmd, port) = epmd();
+    let (_rt, _mapper, _node, name, _received, reports) = rust_node(port);
+    let node_name = unique("e").replace('-', "_");
+    let script = r#"
+        Rust = list_to_atom(os:getenv("RUST_NODE")),
+        E = spawn(fun() -> receive never -> ok end end),
+        {watcher, Rust} ! {E, watch, self()},
+        receive watching -> ok after 10000 -> halt(2) end,
+        io:format("watched~n"),
+        receive never -> ok end"#;
+    let mut child = Command::new("erl")
+        .args([
+            "-sname",
+            &node_name,
+            "-setcookie",
+            ERLANG_COOKIE,
+            "-noshell",
+            "-eval",
+            script,
+        ])
+        .env("ERL_EPMD_PORT", port.to_string())
+        .env("ERL_CRASH_DUMP_SECONDS", "0")
+        .env("RUST_NODE", &name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("erl runs");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line.trim(), "watched");
+    let _guard = Killed(child);
+    // SIGKILL: the node cannot say goodbye.
+    let pid = _guard.0.id() as i32;
+    // SAFETY: kill(2) on a child process we own.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let report = reports
+        .recv_timeout(HANG_GUARD * 2)
+        .expect("the watch fires");
+    assert_eq!(report, "down noconnection");
 }

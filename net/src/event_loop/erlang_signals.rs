@@ -1,0 +1,418 @@
+//! What Erlang nodes' control messages do to our agents, and what our
+//! agents' signals to Erlang processes become on the wire: the semantics at
+//! the boundary (the transport is erlang.rs, the bytes crate::erlang).
+//!
+//! * An Erlang `monitor/2` of one of our agents observes only, as in
+//!   Erlang: it is a watch (`RemoteSignal::Watch`), answered by
+//!   `MONITOR_P_EXIT` with the agent's reason when it exits, or `noproc` at
+//!   once for a pid or name that is not there.
+//! * An Erlang `link/1` links as ours do (recorded in the agent's link set);
+//!   when the agent exits, the Erlang process gets `EXIT` with the reason
+//!   (erlang/reason.rs), which a trapping process sees as `{'EXIT', Pid,
+//!   Reason}`. An `EXIT` from Erlang along a link, and `exit/2`, reach our
+//!   agent with the runtime's local semantics.
+//! * Our agent's observing monitor of an Erlang process is `MONITOR_P`;
+//!   Erlangen's monitor is `MONITOR_P` too, and when our agent ends first
+//!   the Erlang process gets `exit/2` with our agent's reason (as a local
+//!   monitored agent would be killed), then `DEMONITOR_P`.
+//! * Every edge across a connection is recorded in the loop's edge and
+//!   watch tables (edges.rs), so the loss of an Erlang node fires
+//!   `noconnection` exactly as the loss of one of ours.
+
+use std::sync::atomic::Ordering;
+
+use eetf::{Atom, FixInteger, Reference, Term, Tuple};
+use erlangen_runtime::{ExitReason, ExitStatus, Message, Pid, RemoteSignal};
+
+use crate::erlang::control::{self, Control};
+use crate::erlang::reason;
+
+use super::erlang::{MonitorIn, MonitorOut, OutKind};
+use super::EventLoop;
+
+impl EventLoop {
+    /// Acts on what the Erlang side read and lost, until nothing is left
+    /// (acting may close a connection, which loses it).
+    pub(super) fn erlang_effects(&mut self) {
+        loop {
+            let Some(side) = self.erlang.as_mut() else {
+                return;
+            };
+            let inbox = std::mem::take(&mut side.inbox);
+            let lost = std::mem::take(&mut side.lost);
+            if inbox.is_empty() && lost.is_empty() {
+                return;
+            }
+            for (peer, control) in inbox {
+                self.erlang_control(&peer, control);
+            }
+            for (peer, why) in lost {
+                if let Some(side) = self.erlang.as_mut() {
+                    side.forget_peer(&peer);
+                }
+                self.lose(&peer, &why);
+            }
+        }
+    }
+
+    /// Sends `body` to the Erlang node `peer`; `false` if not connected.
+    fn erlang_send(
+        &mut self,
+        peer: &str,
+        body: Result<Vec<u8>, crate::erlang::term::TermError>,
+    ) -> bool {
+        let Some(side) = self.erlang.as_mut() else {
+            return false;
+        };
+        match body {
+            Ok(body) => side.send_to(peer, &body, self.poll.registry()),
+            Err(error) => {
+                tracing::warn!(%error, "erlangen: a control message Erlang would refuse was not sent");
+                false
+            }
+        }
+    }
+
+    /// Our live agent an Erlang pid or name stands for.
+    fn erlang_local(&self, to: &Term) -> Option<Pid> {
+        match to {
+            Term::Atom(Atom { name }) => self.shared.runtime.whereis(name),
+            Term::Pid(pid) => self
+                .shared
+                .pid_of_erlang(pid)
+                .filter(|pid| !pid.is_remote()),
+            _ => None,
+        }
+    }
+
+    /// One control message from the Erlang node `peer` (module docs).
+    fn erlang_control(&mut self, peer: &str, control: Control) {
+        match control {
+            Control::Send { to, message } => {
+                self.erlang_deliver(self.erlang_local(&Term::from(to)), message);
+            }
+            Control::RegSend { from, to, message } => {
+                if to == "net_kernel" {
+                    self.net_kernel(peer, &from, &message);
+                } else {
+                    let to = self.shared.runtime.whereis(&to);
+                    self.erlang_deliver(to, message);
+                }
+            }
+            Control::Monitor {
+                from,
+                to,
+                reference,
+            } => {
+                let watcher = self.shared.pid_of_erlang(&from);
+                let local = self.erlang_local(&to);
+                let is_kernel = matches!(&to, Term::Atom(Atom { name }) if name == "net_kernel");
+                match (watcher, local) {
+                    (Some(watcher), Some(local)) => {
+                        let side = self.erlang.as_mut().expect("an Erlang side");
+                        let id = side.next_id();
+                        side.monitors_in.insert(
+                            id,
+                            MonitorIn {
+                                peer: peer.to_owned(),
+                                watcher: from,
+                                what: to,
+                                reference,
+                            },
+                        );
+                        let watch = RemoteSignal::Watch { id };
+                        self.record_watch(peer, &local, &watcher, &watch, false);
+                        self.shared.runtime.signal(&watcher, &local, watch);
+                    }
+                    // Our net_kernel lives as long as the node.
+                    _ if is_kernel => {}
+                    _ => {
+                        let noproc = Term::from(Atom::from("noproc"));
+                        let body = control::monitor_exit(&to, &from, &reference, &noproc);
+                        self.erlang_send(peer, body);
+                    }
+                }
+            }
+            Control::Demonitor {
+                from,
+                to,
+                reference,
+            } => {
+                let side = self.erlang.as_mut().expect("an Erlang side");
+                let id = side
+                    .monitors_in
+                    .iter()
+                    .find(|(_, m)| m.peer == peer && m.reference == reference)
+                    .map(|(&id, _)| id);
+                let Some(id) = id else { return };
+                side.monitors_in.remove(&id);
+                if let (Some(watcher), Some(local)) =
+                    (self.shared.pid_of_erlang(&from), self.erlang_local(&to))
+                {
+                    let unwatch = RemoteSignal::Unwatch { id };
+                    self.record_watch(peer, &local, &watcher, &unwatch, false);
+                    self.shared.runtime.signal(&watcher, &local, unwatch);
+                }
+            }
+            Control::MonitorExit {
+                reference, reason, ..
+            } => {
+                let side = self.erlang.as_mut().expect("an Erlang side");
+                let Some(monitor) = side.monitors_out.remove(&reference) else {
+                    return;
+                };
+                let status = reason::from_term(&reason);
+                let signal = match monitor.kind {
+                    OutKind::Watch(id) => RemoteSignal::WatchDown { id, status },
+                    OutKind::Killing => RemoteSignal::Down(status),
+                };
+                self.record_edge(peer, &monitor.local, &monitor.remote, &signal, true);
+                self.record_watch(peer, &monitor.local, &monitor.remote, &signal, false);
+                self.shared
+                    .runtime
+                    .signal(&monitor.remote, &monitor.local, signal);
+            }
+            Control::Link { from, to } => {
+                let (Some(remote), local) = (
+                    self.shared.pid_of_erlang(&from),
+                    self.erlang_local(&Term::from(to.clone())),
+                ) else {
+                    return;
+                };
+                match local {
+                    Some(local) => {
+                        self.record_edge(peer, &local, &remote, &RemoteSignal::Link, false);
+                        self.shared
+                            .runtime
+                            .signal(&remote, &local, RemoteSignal::Link);
+                    }
+                    None => {
+                        let noproc = Term::from(Atom::from("noproc"));
+                        let body = control::exit(&to, &from, &noproc, true);
+                        self.erlang_send(peer, body);
+                    }
+                }
+            }
+            Control::Unlink { id, from, to } => {
+                if let (Some(remote), Some(local)) = (
+                    self.shared.pid_of_erlang(&from),
+                    self.erlang_local(&Term::from(to.clone())),
+                ) {
+                    self.record_edge(peer, &local, &remote, &RemoteSignal::Unlink, false);
+                    self.shared
+                        .runtime
+                        .signal(&remote, &local, RemoteSignal::Unlink);
+                }
+                let body = control::unlink(&id, &to, &from, true);
+                self.erlang_send(peer, body);
+            }
+            Control::Exit {
+                from,
+                to,
+                reason: why,
+                link,
+            } => {
+                let (Some(remote), Some(local)) = (
+                    self.shared.pid_of_erlang(&from),
+                    self.erlang_local(&Term::from(to)),
+                ) else {
+                    return;
+                };
+                let why = reason::reason_from_term(&why);
+                let signal = if link {
+                    RemoteSignal::EdgeExit(why)
+                } else {
+                    RemoteSignal::Kill(why)
+                };
+                self.record_edge(peer, &local, &remote, &signal, false);
+                self.shared.runtime.signal(&remote, &local, signal);
+            }
+            Control::Other(op) => {
+                tracing::debug!(op, peer, "erlangen: an Erlang control message not acted on");
+            }
+        }
+    }
+
+    /// Delivers a term to our agent, or counts it dropped.
+    fn erlang_deliver(&self, to: Option<Pid>, message: Term) {
+        match to {
+            Some(pid) => self.shared.runtime.send(&pid, Message::new(message)),
+            None => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// `net_kernel`'s part we play: `is_auth` (what `net_adm:ping` calls)
+    /// answers `yes`; the rest is ignored.
+    fn net_kernel(&mut self, peer: &str, from: &eetf::Pid, message: &Term) {
+        // {'$gen_call', {From, Tag}, {is_auth, Node}}
+        let Term::Tuple(Tuple { elements }) = message else {
+            return;
+        };
+        let [Term::Atom(label), Term::Tuple(Tuple { elements: caller }), Term::Tuple(Tuple { elements: request })] =
+            elements.as_slice()
+        else {
+            return;
+        };
+        let is_auth =
+            matches!(request.first(), Some(Term::Atom(Atom { name })) if name == "is_auth");
+        if label.name != "$gen_call" || !is_auth || caller.len() != 2 {
+            return;
+        }
+        let to = match &caller[0] {
+            Term::Pid(pid) => pid.clone(),
+            _ => from.clone(),
+        };
+        let reply = Term::from(Tuple::from(vec![
+            caller[1].clone(),
+            Term::from(Atom::from("yes")),
+        ]));
+        self.erlang_send(peer, control::send(&to, &reply));
+    }
+
+    /// A signal from our agent `from` to the Erlang process `to` (module
+    /// docs); one for a node that is not connected answers `noconnection`
+    /// at once.
+    pub(super) fn erlang_signal(
+        &mut self,
+        from: Option<Pid>,
+        to_e: eetf::Pid,
+        signal: RemoteSignal,
+    ) {
+        let Some(erlang) = self.shared.erlang.as_ref() else {
+            return;
+        };
+        let Some(to) = self.shared.pid_of_erlang(&to_e) else {
+            return;
+        };
+        let from_e = from
+            .as_ref()
+            .and_then(|from| self.shared.erlang_pid_of(from))
+            // A plain thread's signal: from the node's pid 0.
+            .unwrap_or_else(|| eetf::Pid::new(erlang.name.as_str(), 0, 0, erlang.creation));
+        let peer = to_e.node.name.clone();
+        let (our_name, creation) = (erlang.name.clone(), erlang.creation);
+        let reference = |id: u64| {
+            Term::from(Reference {
+                node: Atom::from(our_name.as_str()),
+                id: vec![id as u32, (id >> 32) as u32, 0],
+                creation,
+            })
+        };
+        let sent = match &signal {
+            RemoteSignal::Link => self.erlang_send(&peer, control::link(&from_e, &to_e)),
+            RemoteSignal::Unlink => {
+                let id = self.erlang.as_mut().expect("an Erlang side").next_id();
+                let id = Term::from(FixInteger::from((id % (1 << 27)) as i32));
+                self.erlang_send(&peer, control::unlink(&id, &from_e, &to_e, false))
+            }
+            RemoteSignal::Monitor | RemoteSignal::Watch { .. } => {
+                let Some(local) = from.clone() else { return };
+                let kind = match signal {
+                    RemoteSignal::Watch { id } => OutKind::Watch(id),
+                    _ => OutKind::Killing,
+                };
+                let side = self.erlang.as_mut().expect("an Erlang side");
+                let reference = reference(side.next_id());
+                side.monitors_out.insert(
+                    reference.clone(),
+                    MonitorOut {
+                        peer: peer.clone(),
+                        local,
+                        remote: to.clone(),
+                        kind,
+                    },
+                );
+                self.erlang_send(&peer, control::monitor(&from_e, &to_e, &reference, false))
+            }
+            RemoteSignal::Unwatch { id } => {
+                let found = self.take_monitor_out(from.as_ref(), &to, OutKind::Watch(*id));
+                match found {
+                    Some(reference) => {
+                        self.erlang_send(&peer, control::monitor(&from_e, &to_e, &reference, true))
+                    }
+                    None => true,
+                }
+            }
+            RemoteSignal::EdgeExit(why) => {
+                // Erlangen's monitor of `to` ends with its watcher: `to` is
+                // killed as a local monitored agent would be.
+                match self.take_monitor_out(from.as_ref(), &to, OutKind::Killing) {
+                    Some(reference) => {
+                        let why = reason::reason_to_term(why, true);
+                        self.erlang_send(&peer, control::exit(&from_e, &to_e, &why, false));
+                        self.erlang_send(&peer, control::monitor(&from_e, &to_e, &reference, true))
+                    }
+                    None => {
+                        let why = reason::reason_to_term(why, false);
+                        self.erlang_send(&peer, control::exit(&from_e, &to_e, &why, true))
+                    }
+                }
+            }
+            RemoteSignal::Kill(why) => {
+                let why = reason::reason_to_term(why, true);
+                self.erlang_send(&peer, control::exit(&from_e, &to_e, &why, false))
+            }
+            RemoteSignal::WatchDown { id, status } => {
+                let side = self.erlang.as_mut().expect("an Erlang side");
+                match side.monitors_in.remove(id) {
+                    Some(monitor) => {
+                        let why = reason::to_term(status);
+                        let body = control::monitor_exit(
+                            &monitor.what,
+                            &monitor.watcher,
+                            &monitor.reference,
+                            &why,
+                        );
+                        self.erlang_send(&monitor.peer, body)
+                    }
+                    None => true,
+                }
+            }
+            // Erlang monitors of ours are watches: no `Down` goes out.
+            _ => true,
+        };
+        if let Some(local) = &from {
+            let down = matches!(signal, RemoteSignal::Monitor);
+            self.record_edge(&peer, local, &to, &signal, down);
+            self.record_watch(&peer, local, &to, &signal, true);
+            if !sent {
+                // Not connected: a link or monitor gets `noconnection` now.
+                let answer = match &signal {
+                    RemoteSignal::Link => Some(RemoteSignal::EdgeExit(ExitReason::NoConnection)),
+                    RemoteSignal::Monitor => Some(RemoteSignal::Down(ExitStatus::Exit(
+                        ExitReason::NoConnection,
+                    ))),
+                    RemoteSignal::Watch { id } => Some(RemoteSignal::WatchDown {
+                        id: *id,
+                        status: ExitStatus::Exit(ExitReason::NoConnection),
+                    }),
+                    _ => None,
+                };
+                if let Some(answer) = answer {
+                    self.record_edge(&peer, local, &to, &answer, down);
+                    self.record_watch(&peer, local, &to, &answer, false);
+                    if let Some(side) = self.erlang.as_mut() {
+                        side.monitors_out
+                            .retain(|_, m| !(m.local == *local && m.remote == to));
+                    }
+                    self.shared.runtime.signal(&to, local, answer);
+                }
+            }
+        }
+    }
+
+    /// Removes our monitor of `to` by `from` of `kind`; its reference.
+    fn take_monitor_out(&mut self, from: Option<&Pid>, to: &Pid, kind: OutKind) -> Option<Term> {
+        let from = from?;
+        let side = self.erlang.as_mut()?;
+        let reference = side
+            .monitors_out
+            .iter()
+            .find(|(_, m)| m.local == *from && m.remote == *to && m.kind == kind)
+            .map(|(reference, _)| reference.clone())?;
+        side.monitors_out.remove(&reference);
+        Some(reference)
+    }
+}
