@@ -383,3 +383,109 @@ fn killing_the_erlang_node_fires_noconnection_on_our_side() {
         .expect("the watch fires");
     assert_eq!(report, "down noconnection");
 }
+
+/// Our node's Erlang port, from epmd.
+fn erlang_port(epmd_port: u16, name: &str) -> u16 {
+    use erlangen_net::erlang::epmd;
+    use std::io::Write;
+    let alive = name.split('@').next().unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", epmd_port)).unwrap();
+    stream.write_all(&epmd::port_request(alive)).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    epmd::port_response(&answer).unwrap()
+}
+
+/// Whether our node closed `stream` (a read sees the end or a reset).
+fn closed(stream: &mut std::net::TcpStream) -> bool {
+    stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return true,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[test]
+fn bad_input_on_the_erlang_port_closes_only_that_connection() {
+    use erlangen_net::erlang::handshake::{Handshake, Step};
+    use std::io::Write;
+    let (_epmd, port) = epmd();
+    let (_rt, _mapper, _node, name, received, _reports) = rust_node(port);
+    let erlang_port = erlang_port(port, &name);
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", erlang_port)).unwrap();
+
+    // A handshake frame longer than the limit, and plain garbage.
+    let mut oversized = connect();
+    oversized.write_all(&[0xff, 0xff, b'N']).unwrap();
+    assert!(closed(&mut oversized));
+    let mut garbage = connect();
+    garbage.write_all(b"\x00\x05hello").unwrap();
+    assert!(closed(&mut garbage));
+
+    // A peer with the cookie that then lies: a packet length of 1 GiB, a
+    // term nested 100,000 deep, a control message that is not a tuple.
+    let hostile_packets: [Vec<u8>; 3] = [
+        (1u32 << 30).to_be_bytes().to_vec(),
+        {
+            let mut body = vec![112, 131];
+            for _ in 0..100_000 {
+                body.extend_from_slice(&[104, 1]);
+            }
+            body.push(106);
+            let mut packet = (body.len() as u32).to_be_bytes().to_vec();
+            packet.extend_from_slice(&body);
+            packet
+        },
+        vec![0, 0, 0, 3, 112, 131, 106],
+    ];
+    for packet in hostile_packets {
+        let mut stream = connect();
+        let (first, mut dialer) =
+            Handshake::dial("liar@host", 1, ERLANG_COOKIE.as_bytes(), &name);
+        let frame = |body: &[u8]| {
+            let mut framed = (body.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(body);
+            framed
+        };
+        stream.write_all(&frame(&first)).unwrap();
+        let mut read_frame = |stream: &mut std::net::TcpStream| {
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).unwrap();
+            let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+            stream.read_exact(&mut body).unwrap();
+            body
+        };
+        let mut up = false;
+        while !up {
+            let body = read_frame(&mut stream);
+            match dialer.on_message(&body, 7).unwrap() {
+                Step::Send(bodies) => {
+                    for body in bodies {
+                        stream.write_all(&frame(&body)).unwrap();
+                    }
+                }
+                Step::Up(..) => up = true,
+            }
+        }
+        stream.write_all(&packet).unwrap();
+        assert!(closed(&mut stream), "{:?}", &packet[..8.min(packet.len())]);
+    }
+
+    // The node is unharmed: a real Erlang node still gets its pong.
+    let (code, output) = erl(
+        port,
+        ERLANG_COOKIE,
+        &name,
+        r#"
+        Rust = list_to_atom(os:getenv("RUST_NODE")),
+        pong = net_adm:ping(Rust),
+        {echo, Rust} ! {self(), ping},
+        receive {pong, _} -> ok after 10000 -> exit(no_pong) end,
+        halt(0)"#,
+    );
+    assert_eq!(code, 0, "erl said: {output}");
+    assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
