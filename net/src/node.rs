@@ -278,6 +278,7 @@ impl NodeBuilder {
                     creation: settings.1,
                     cookie: settings.2.clone(),
                     route: Arc::new(crate::erlang_route::ErlangRoute { shared: me.clone() }),
+                    functions: settings.3.functions.clone(),
                 }),
         });
         let event_loop = EventLoop::new(
@@ -301,7 +302,7 @@ impl NodeBuilder {
 /// The Erlang side's settings (name, creation, cookie), its listener and
 /// the connection that holds its epmd registration.
 type ErlangStart = (
-    (String, u32, Vec<u8>),
+    (String, u32, Vec<u8>, crate::erlang::ErlangOptions),
     erlangen_portmap::listener::Listener,
     std::net::TcpStream,
 );
@@ -328,7 +329,11 @@ fn start_erlang(
         creation,
         "erlangen: joined Erlang's distribution"
     );
-    Ok(((name, creation, cookie), listener, registration))
+    Ok((
+        (name, creation, cookie, options.clone()),
+        listener,
+        registration,
+    ))
 }
 
 /// A runtime made reachable by other nodes.

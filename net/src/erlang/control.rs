@@ -30,6 +30,11 @@ const DEMONITOR_P: i32 = 20;
 const MONITOR_P_EXIT: i32 = 21;
 /// `SEND_SENDER`: `{22, FromPid, ToPid}`.
 const SEND_SENDER: i32 = 22;
+/// `SPAWN_REQUEST`: `{29, ReqId, From, GroupLeader, {M, F, Arity},
+/// OptList}`, the argument list as the message.
+const SPAWN_REQUEST: i32 = 29;
+/// `SPAWN_REPLY`: `{31, ReqId, To, Flags, Result}`.
+const SPAWN_REPLY: i32 = 31;
 /// `UNLINK_ID`: `{35, Id, FromPid, ToPid}`.
 const UNLINK_ID: i32 = 35;
 /// `UNLINK_ID_ACK`: `{36, Id, FromPid, ToPid}`.
@@ -111,6 +116,22 @@ pub enum Control {
         reason: Term,
         /// Along a link (else `exit/2`).
         link: bool,
+    },
+    /// `SPAWN_REQUEST`: `from` asks for `module:function(args…)` to run
+    /// here.
+    SpawnRequest {
+        /// The request's id (a reference; also the monitor's, if asked).
+        id: Term,
+        /// Who asks.
+        from: Pid,
+        /// The module.
+        module: String,
+        /// The function.
+        function: String,
+        /// The options (`link`, `monitor`, …).
+        options: Vec<Term>,
+        /// The arguments.
+        args: Vec<Term>,
     },
     /// Any other operation, by its number (links, exits, spawns: not yet
     /// acted on, see the crate docs).
@@ -197,9 +218,28 @@ pub fn parse(body: &[u8]) -> Result<Option<Control>, String> {
             reason: elements[3].clone(),
             link: op == EXIT,
         },
+        (SPAWN_REQUEST, 6) => {
+            let Term::Tuple(Tuple { elements: mfa }) = &elements[4] else {
+                return Err("SPAWN_REQUEST without {M, F, A}".into());
+            };
+            let (module, function) = match mfa.as_slice() {
+                [Term::Atom(m), Term::Atom(f), Term::FixInteger(_)] => {
+                    (m.name.clone(), f.name.clone())
+                }
+                _ => return Err("SPAWN_REQUEST with a bad {M, F, A}".into()),
+            };
+            Control::SpawnRequest {
+                id: elements[1].clone(),
+                from: pid_at(2)?,
+                module,
+                function,
+                options: list(&elements[5])?,
+                args: list(&message(rest)?)?,
+            }
+        }
         (
             SEND | SEND_SENDER | REG_SEND | MONITOR_P | DEMONITOR_P | MONITOR_P_EXIT | LINK
-            | UNLINK_ID | EXIT | EXIT2,
+            | UNLINK_ID | EXIT | EXIT2 | SPAWN_REQUEST,
             n,
         ) => {
             return Err(format!("operation {op} with {n} elements"));
@@ -217,6 +257,38 @@ pub fn send(to: &Pid, message: &Term) -> Result<Vec<u8>, term::TermError> {
         Term::from(to.clone()),
     ]));
     packet(&control, Some(message))
+}
+
+/// The elements of a proper list (`[]` is empty; a string is its bytes).
+pub(crate) fn list(term: &Term) -> Result<Vec<Term>, String> {
+    match term {
+        Term::List(list) => Ok(list.elements.clone()),
+        Term::ByteList(bytes) => Ok(bytes
+            .bytes
+            .iter()
+            .map(|&b| Term::from(FixInteger::from(i32::from(b))))
+            .collect()),
+        _ => Err("expected a proper list".into()),
+    }
+}
+
+/// `SPAWN_REPLY` to `to` for request `id`: `flags` 1 if a link was set
+/// up, 2 if a monitor was; `result` the new pid or an error atom.
+pub fn spawn_reply(
+    id: &Term,
+    to: &Pid,
+    flags: i32,
+    result: &Term,
+) -> Result<Vec<u8>, term::TermError> {
+    signal(
+        SPAWN_REPLY,
+        vec![
+            id.clone(),
+            Term::from(to.clone()),
+            Term::from(FixInteger::from(flags)),
+            result.clone(),
+        ],
+    )
 }
 
 /// The body of a control message without a message: `{op, elements…}`.

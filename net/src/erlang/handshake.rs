@@ -29,6 +29,9 @@ const DFLAG_PUBLISHED: u64 = 0x01;
 const DFLAG_DIST_MONITOR: u64 = 0x08;
 /// `DFLAG_DIST_MONITOR_NAME`: monitors of registered names.
 const DFLAG_DIST_MONITOR_NAME: u64 = 0x20;
+/// `DFLAG_SPAWN`: `SPAWN_REQUEST` and `SPAWN_REPLY` (what `erpc` and
+/// `rpc:call` use).
+const DFLAG_SPAWN: u64 = 1 << 32;
 /// `DFLAG_HANDSHAKE_23`: this handshake.
 const DFLAG_HANDSHAKE_23: u64 = 0x0100_0000;
 /// `DFLAG_UNLINK_ID`: the unlink protocol with acknowledgements.
@@ -58,7 +61,8 @@ pub const OUR_FLAGS: u64 = DFLAGS_MANDATORY_25
     | DFLAG_PUBLISHED
     | DFLAG_DIST_MONITOR
     | DFLAG_DIST_MONITOR_NAME
-    | DFLAG_UNLINK_ID;
+    | DFLAG_UNLINK_ID
+    | DFLAG_SPAWN;
 
 /// What the peer said of itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,8 +38,11 @@
 //!   would locally. The loss of an Erlang node fires `noconnection` on every
 //!   edge across it (event_loop/erlang_signals.rs).
 //!
+//! * Erlang nodes run functions registered with [`ErlangOptions::function`]:
+//!   `spawn/4`, `rpc:call/4`, `erpc:call/4` (`SPAWN_REQUEST`).
+//!
 //! Not yet: dialling Erlang nodes (our node only accepts, so an Erlang
-//! node must connect first: a ping or a send), spawns and `rpc`, serde
+//! node must connect first: a ping or a send), serde
 //! mapping of user types to terms, `--epmd` in our port mapper, fragments
 //! (a message is at most `config::ERLANG_PACKET_BYTES_MAX`).
 
@@ -49,11 +52,31 @@ pub mod handshake;
 pub mod reason;
 pub mod term;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use eetf;
 pub use eetf::Term;
+
+/// A function Erlang nodes may run here (`spawn/4`, `rpc:call/4`,
+/// `erpc:call/4`): it takes the call's arguments and returns its result.
+pub type ErlangFunction = Arc<dyn Fn(&mut erlangen_runtime::Ctx, Vec<Term>) -> Term + Send + Sync>;
+
+/// What an agent returns to exit with an Erlang reason term: Erlang
+/// processes linked to or monitoring it see `term` as its reason (any other
+/// returned value is `normal`).
+///
+/// ```
+/// use erlangen_net::erlang::{eetf, reason, ErlangExit, Term};
+/// use erlangen_runtime::{ExitStatus, Value};
+/// let why = Term::from(eetf::Atom::from("done"));
+/// let status = ExitStatus::Ok(Value::new(ErlangExit(why.clone())));
+/// assert_eq!(reason::to_term(&status), why);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ErlangExit(pub Term);
 
 /// How a node joins an Erlang cluster ([`crate::NodeBuilder::erlang`]).
 ///
@@ -61,11 +84,22 @@ pub use eetf::Term;
 /// let options = erlangen_net::erlang::ErlangOptions::new("rust").cookie(b"secret");
 /// assert!(options.full_name().unwrap().starts_with("rust@"));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ErlangOptions {
     pub(crate) name: String,
     pub(crate) cookie: Option<Vec<u8>>,
     pub(crate) epmd: SocketAddr,
+    pub(crate) functions: HashMap<(String, String), ErlangFunction>,
+}
+
+impl std::fmt::Debug for ErlangOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErlangOptions")
+            .field("name", &self.name)
+            .field("epmd", &self.epmd)
+            .field("functions", &self.functions.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ErlangOptions {
@@ -77,7 +111,34 @@ impl ErlangOptions {
             name: name.to_owned(),
             cookie: None,
             epmd: SocketAddr::from(([127, 0, 0, 1], 4369)),
+            functions: HashMap::new(),
         }
+    }
+
+    /// Lets Erlang nodes run `f` as `module:function/N` here, each call in
+    /// an agent of its own: `spawn('rust@host', module, function, Args)`,
+    /// `rpc:call('rust@host', module, function, Args)` and `erpc:call`.
+    /// A call of a function not registered fails as in Erlang (`undef`).
+    ///
+    /// ```
+    /// use erlangen_net::erlang::{eetf, ErlangOptions, Term};
+    /// let options = ErlangOptions::new("rust").function("math", "double", |_ctx, args| {
+    ///     match args.as_slice() {
+    ///         [Term::FixInteger(n)] => Term::from(eetf::FixInteger::from(n.value * 2)),
+    ///         _ => Term::from(eetf::Atom::from("badarg")),
+    ///     }
+    /// });
+    /// assert!(format!("{options:?}").contains("double"));
+    /// ```
+    pub fn function(
+        mut self,
+        module: &str,
+        function: &str,
+        f: impl Fn(&mut erlangen_runtime::Ctx, Vec<Term>) -> Term + Send + Sync + 'static,
+    ) -> ErlangOptions {
+        self.functions
+            .insert((module.to_owned(), function.to_owned()), Arc::new(f));
+        self
     }
 
     /// The Erlang cookie (default: `~/.erlang.cookie`, as `erl` reads it).
@@ -137,7 +198,6 @@ fn short_host_name() -> Result<String, String> {
 }
 
 /// What the node's handle and routes know of its Erlang side.
-#[derive(Debug)]
 pub(crate) struct ErlangShared {
     /// `alive@host`.
     pub(crate) name: String,
@@ -145,7 +205,18 @@ pub(crate) struct ErlangShared {
     pub(crate) creation: u32,
     pub(crate) cookie: Vec<u8>,
     /// The route of every Erlang pid.
-    pub(crate) route: std::sync::Arc<dyn erlangen_runtime::Remote>,
+    pub(crate) route: Arc<dyn erlangen_runtime::Remote>,
+    /// What Erlang nodes may run here.
+    pub(crate) functions: HashMap<(String, String), ErlangFunction>,
+}
+
+impl std::fmt::Debug for ErlangShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErlangShared")
+            .field("name", &self.name)
+            .field("creation", &self.creation)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The 64-bit serial of an Erlang pid `(id, serial)` (ours use all 64

@@ -4,6 +4,7 @@
 //! | ours | Erlang |
 //! | --- | --- |
 //! | a returned value (`ExitStatus::Ok`) | `normal` |
+//! | a returned [`super::ErlangExit`]`(term)` | `term` |
 //! | `Kill` | `killed` as a reason, `kill` as an `exit/2` signal |
 //! | `Other(text)` | the atom `text` (up to 255 characters), else `{erlangen, <<text>>}` |
 //! | `Panic(text)` | `{panic, <<text>>}` |
@@ -30,7 +31,10 @@ use erlangen_runtime::{ExitReason, ExitStatus, Value};
 /// ```
 pub fn to_term(status: &ExitStatus) -> Term {
     match status {
-        ExitStatus::Ok(_) => atom("normal"),
+        ExitStatus::Ok(value) => match value.downcast_ref::<super::ErlangExit>() {
+            Some(super::ErlangExit(reason)) => reason.clone(),
+            None => atom("normal"),
+        },
         ExitStatus::Exit(reason) => reason_to_term(reason, false),
     }
 }

@@ -25,7 +25,7 @@ use eetf::{Atom, FixInteger, Reference, Term, Tuple};
 use erlangen_runtime::{ExitReason, ExitStatus, Message, Pid, RemoteSignal};
 
 use crate::erlang::control::{self, Control};
-use crate::erlang::reason;
+use crate::erlang::{reason, ErlangExit};
 
 use super::erlang::{MonitorIn, MonitorOut, OutKind};
 use super::EventLoop;
@@ -227,10 +227,157 @@ impl EventLoop {
                 self.record_edge(peer, &local, &remote, &signal, false);
                 self.shared.runtime.signal(&remote, &local, signal);
             }
+            Control::SpawnRequest {
+                id,
+                from,
+                module,
+                function,
+                options,
+                args,
+            } => self.erlang_spawn(peer, id, from, (module, function, args), &options),
             Control::Other(op) => {
                 tracing::debug!(op, peer, "erlangen: an Erlang control message not acted on");
             }
         }
+    }
+
+    /// `SPAWN_REQUEST`: runs a function registered with
+    /// `ErlangOptions::function` in an agent of its own, linked to or
+    /// watched by the asker as its options say, and answers `SPAWN_REPLY`
+    /// first. `erpc:call` (and `rpc:call`, which uses it) asks for
+    /// `erpc:execute_call(Ref, M, F, Args)`: the agent then runs `M:F` and
+    /// exits with erpc's `{Ref, return, Result}` (or `{Ref, error, Reason,
+    /// Stack}`), which the asker's monitor carries back. A function that is
+    /// not registered fails with `undef`, as in Erlang.
+    fn erlang_spawn(
+        &mut self,
+        peer: &str,
+        id: Term,
+        from: eetf::Pid,
+        (module, function, args): (String, String, Vec<Term>),
+        options: &[Term],
+    ) {
+        let Some(parent) = self.shared.pid_of_erlang(&from) else {
+            return;
+        };
+        let has = |wanted: &str| {
+            options
+                .iter()
+                .any(|option| matches!(option, Term::Atom(Atom { name }) if name == wanted))
+        };
+        let (link, monitor) = (has("link"), has("monitor"));
+        let (erpc, module, function, args) =
+            match (module.as_str(), function.as_str(), args.as_slice()) {
+                ("erpc", "execute_call", [reference, Term::Atom(m), Term::Atom(f), a]) => (
+                    Some(reference.clone()),
+                    m.name.clone(),
+                    f.name.clone(),
+                    control::list(a).unwrap_or_default(),
+                ),
+                _ => (None, module, function, args),
+            };
+        let found = self.shared.erlang.as_ref().and_then(|erlang| {
+            erlang
+                .functions
+                .get(&(module.clone(), function.clone()))
+                .cloned()
+        });
+        // Erlang's `undef` and its stack, `[{M, F, Args, []}]`.
+        let stack = Term::from(eetf::List::from(vec![Term::from(Tuple::from(vec![
+            Term::from(Atom::from(module.as_str())),
+            Term::from(Atom::from(function.as_str())),
+            Term::from(eetf::List::from(args.clone())),
+            Term::from(eetf::List::nil()),
+        ]))]));
+        let body = move |ctx: &mut erlangen_runtime::Ctx| -> ErlangExit {
+            let undef = Term::from(Atom::from("undef"));
+            let Some(f) = found else {
+                return ErlangExit(match erpc {
+                    Some(reference) => erpc_error(reference, undef, stack),
+                    None => Term::from(Tuple::from(vec![undef, stack])),
+                });
+            };
+            match erpc {
+                None => {
+                    f(ctx, args);
+                    ErlangExit(Term::from(Atom::from("normal")))
+                }
+                Some(reference) => {
+                    let outcome =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx, args)));
+                    ErlangExit(match outcome {
+                        Ok(result) => Term::from(Tuple::from(vec![
+                            reference,
+                            Term::from(Atom::from("return")),
+                            result,
+                        ])),
+                        Err(panic) => {
+                            let text = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "panic".to_owned());
+                            let why =
+                                reason::reason_to_term(&ExitReason::Panic(text.into()), false);
+                            erpc_error(reference, why, Term::from(eetf::List::nil()))
+                        }
+                    })
+                }
+            }
+        };
+        let watch_id = self.erlang.as_mut().expect("an Erlang side").next_id();
+        let runtime = self.shared.runtime.clone();
+        let before_run = |child: &Pid| {
+            if link {
+                runtime.signal(&parent, child, RemoteSignal::Link);
+            }
+            if monitor {
+                runtime.signal(&parent, child, RemoteSignal::Watch { id: watch_id });
+            }
+        };
+        let spawned = self.shared.runtime.spawn_then(
+            erlangen_runtime::SpawnOptions::new(),
+            None,
+            before_run,
+            body,
+        );
+        let child = match spawned {
+            Ok(child) => child,
+            Err(error) => {
+                tracing::warn!(%error, "erlangen: an Erlang spawn request failed");
+                let refused = Term::from(Atom::from("system_limit"));
+                self.erlang_send(peer, control::spawn_reply(&id, &from, 0, &refused));
+                return;
+            }
+        };
+        let Some(child_e) = self.shared.erlang_pid_of(&child) else {
+            return;
+        };
+        if link {
+            self.record_edge(peer, &child, &parent, &RemoteSignal::Link, false);
+        }
+        if monitor {
+            let watch = RemoteSignal::Watch { id: watch_id };
+            self.record_watch(peer, &child, &parent, &watch, false);
+            self.erlang
+                .as_mut()
+                .expect("an Erlang side")
+                .monitors_in
+                .insert(
+                    watch_id,
+                    MonitorIn {
+                        peer: peer.to_owned(),
+                        watcher: from.clone(),
+                        what: Term::from(child_e.clone()),
+                        reference: id.clone(),
+                    },
+                );
+        }
+        let flags = i32::from(link) | (i32::from(monitor) << 1);
+        self.erlang_send(
+            peer,
+            control::spawn_reply(&id, &from, flags, &Term::from(child_e)),
+        );
     }
 
     /// Delivers a term to our agent, or counts it dropped.
@@ -415,4 +562,15 @@ impl EventLoop {
         side.monitors_out.remove(&reference);
         Some(reference)
     }
+}
+
+/// erpc's exit reason for a call that failed: `{Ref, error, Reason,
+/// Stack}`.
+fn erpc_error(reference: Term, why: Term, stack: Term) -> Term {
+    Term::from(Tuple::from(vec![
+        reference,
+        Term::from(Atom::from("error")),
+        why,
+        stack,
+    ]))
 }

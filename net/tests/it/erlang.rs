@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use erlangen_net::erlang::eetf::{Atom, Tuple};
+use erlangen_net::erlang::eetf::{Atom, FixInteger, Tuple};
 use erlangen_net::erlang::{ErlangOptions, Term};
 use erlangen_net::Node;
 use erlangen_runtime::{ExitReason, Runtime, WatchDown};
@@ -130,6 +130,10 @@ fn rust_node(epmd_port: u16) -> RustNode {
         .erlang(
             ErlangOptions::new(&alive)
                 .cookie(ERLANG_COOKIE.as_bytes())
+                .function("math", "double", |_ctx, args| match args.as_slice() {
+                    [Term::FixInteger(n)] => Term::from(FixInteger::from(n.value * 2)),
+                    _ => panic!("double takes one integer"),
+                })
                 .epmd(([127, 0, 0, 1], epmd_port).into()),
         )
         .start(&rt)
@@ -443,15 +447,14 @@ fn bad_input_on_the_erlang_port_closes_only_that_connection() {
     ];
     for packet in hostile_packets {
         let mut stream = connect();
-        let (first, mut dialer) =
-            Handshake::dial("liar@host", 1, ERLANG_COOKIE.as_bytes(), &name);
+        let (first, mut dialer) = Handshake::dial("liar@host", 1, ERLANG_COOKIE.as_bytes(), &name);
         let frame = |body: &[u8]| {
             let mut framed = (body.len() as u16).to_be_bytes().to_vec();
             framed.extend_from_slice(body);
             framed
         };
         stream.write_all(&frame(&first)).unwrap();
-        let mut read_frame = |stream: &mut std::net::TcpStream| {
+        let read_frame = |stream: &mut std::net::TcpStream| {
             let mut len = [0u8; 2];
             stream.read_exact(&mut len).unwrap();
             let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
@@ -488,4 +491,29 @@ fn bad_input_on_the_erlang_port_closes_only_that_connection() {
     );
     assert_eq!(code, 0, "erl said: {output}");
     assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_erlang_node_runs_our_registered_functions_by_spawn_and_rpc() {
+    let (_epmd, port) = epmd();
+    let (_rt, _mapper, _node, name, _received, _reports) = rust_node(port);
+    let (code, output) = erl(
+        port,
+        ERLANG_COOKIE,
+        &name,
+        r#"
+        Rust = list_to_atom(os:getenv("RUST_NODE")),
+        42 = rpc:call(Rust, math, double, [21]),
+        84 = erpc:call(Rust, math, double, [42]),
+        {badrpc, {'EXIT', {undef, _}}} = rpc:call(Rust, nosuch, fn, []),
+        {'EXIT', {{exception, {panic, _}, _}, _}} = (catch erpc:call(Rust, math, double, [x])),
+        % spawn/4 with a monitor: the process runs and ends normally.
+        {P, M} = spawn_monitor(Rust, math, double, [1]),
+        Rust = node(P),
+        receive {'DOWN', M, process, P, normal} -> ok after 10000 -> exit(no_down) end,
+        io:format("all held~n"),
+        halt(0)"#,
+    );
+    assert_eq!(code, 0, "erl said: {output}");
+    assert!(output.contains("all held"), "{output}");
 }
