@@ -73,6 +73,14 @@ pub(crate) enum Command {
         to: eetf::Pid,
         message: Box<eetf::Term>,
     },
+    /// A term for the process registered as `name` on the Erlang node
+    /// `node` (`Node::erlang_send_named`).
+    ErlangSendNamed {
+        from: Option<Pid>,
+        node: String,
+        name: String,
+        message: Box<eetf::Term>,
+    },
     /// A signal from a local agent (or a plain thread) to a process of an
     /// Erlang node (erlang_route.rs).
     ErlangSignal {
@@ -96,6 +104,7 @@ impl Command {
                 | Command::Signal { .. }
                 | Command::Reply { .. }
                 | Command::ErlangSend { .. }
+                | Command::ErlangSendNamed { .. }
         )
     }
 
@@ -109,6 +118,7 @@ impl Command {
                 | Command::SendNamed { .. }
                 | Command::Reply { .. }
                 | Command::ErlangSend { .. }
+                | Command::ErlangSendNamed { .. }
         )
     }
 

@@ -279,6 +279,7 @@ impl NodeBuilder {
                     cookie: settings.2.clone(),
                     route: Arc::new(crate::erlang_route::ErlangRoute { shared: me.clone() }),
                     functions: settings.3.functions.clone(),
+                    epmd_port: settings.3.epmd.port(),
                 }),
         });
         let event_loop = EventLoop::new(
@@ -431,6 +432,33 @@ impl Node {
     /// distribution.
     pub fn erlang_pid(&self, pid: &crate::erlang::eetf::Pid) -> Option<Pid> {
         self.shared.pid_of_erlang(pid)
+    }
+
+    /// Sends `message` to the process registered as `name` on the Erlang
+    /// node `node` (`alive@host`), from `from` (Erlang's `{Name, Node} !
+    /// Message`); the node is dialled if it is not connected. At most
+    /// once, as every send: a node that cannot be reached drops it and
+    /// counts it ([`Node::dropped`]).
+    pub fn erlang_send_named(
+        &self,
+        from: Option<&Pid>,
+        node: &str,
+        name: &str,
+        message: crate::erlang::Term,
+    ) -> Result<(), NetError> {
+        if self.shared.erlang.is_none() {
+            return Err(NetError::Erlang(
+                "this node did not join Erlang's distribution".into(),
+            ));
+        }
+        crate::erlang::handshake::valid_name(node).map_err(NetError::InvalidName)?;
+        self.shared.push(crate::command::Command::ErlangSendNamed {
+            from: from.cloned(),
+            node: node.to_owned(),
+            name: name.to_owned(),
+            message: Box::new(message),
+        });
+        Ok(())
     }
 
     /// `pid` as an Erlang pid, to put in a term (an Erlang process can send

@@ -345,6 +345,18 @@ pub fn monitor(
     )
 }
 
+/// The packet body that sends `message` to the process registered as
+/// `name`, from `from`.
+pub fn reg_send(from: &Pid, name: &str, message: &Term) -> Result<Vec<u8>, term::TermError> {
+    let control = Term::from(Tuple::from(vec![
+        Term::from(FixInteger::from(REG_SEND)),
+        Term::from(from.clone()),
+        Term::from(Atom::from("")),
+        Term::from(Atom::from(name)),
+    ]));
+    packet(&control, Some(message))
+}
+
 /// The packet body that tells `to` that what it monitored under
 /// `reference` (`what`, as it named it) is gone with `reason`.
 pub fn monitor_exit(

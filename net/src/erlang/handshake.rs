@@ -240,6 +240,20 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The name in a `send_name` body, if it is one: the acceptor looks at it
+/// before it answers, to settle a simultaneous connect (both nodes dialled
+/// each other: the dial of the node with the greater name survives, as in
+/// Erlang's `dist_util`).
+pub fn name_in(body: &[u8]) -> Option<String> {
+    parse_name(body).ok().map(|peer| peer.name)
+}
+
+/// The body of `recv_status` that refuses a connection (`nok`: our own
+/// dial of that node wins).
+pub fn refusal() -> Vec<u8> {
+    b"snok".to_vec()
+}
+
 /// A `send_name` body (step 1).
 fn parse_name(body: &[u8]) -> Result<Peer, String> {
     let (&kind, rest) = body.split_first().ok_or("an empty message")?;

@@ -41,8 +41,12 @@
 //! * Erlang nodes run functions registered with [`ErlangOptions::function`]:
 //!   `spawn/4`, `rpc:call/4`, `erpc:call/4` (`SPAWN_REQUEST`).
 //!
-//! Not yet: dialling Erlang nodes (our node only accepts, so an Erlang
-//! node must connect first: a ping or a send), serde
+//! * Our node dials an Erlang node it is not connected to when one of its
+//!   agents sends or signals there (epmd lookup, handshake as the dialer;
+//!   simultaneous connects settled as Erlang does), and
+//!   [`crate::Node::erlang_send_named`] sends to `{Name, Node}`.
+//!
+//! Not yet: serde
 //! mapping of user types to terms, `--epmd` in our port mapper, fragments
 //! (a message is at most `config::ERLANG_PACKET_BYTES_MAX`).
 
@@ -208,6 +212,9 @@ pub(crate) struct ErlangShared {
     pub(crate) route: Arc<dyn erlangen_runtime::Remote>,
     /// What Erlang nodes may run here.
     pub(crate) functions: HashMap<(String, String), ErlangFunction>,
+    /// The port of every host's epmd in the cluster (ours: Erlang's
+    /// `ERL_EPMD_PORT` is one for all nodes).
+    pub(crate) epmd_port: u16,
 }
 
 impl std::fmt::Debug for ErlangShared {

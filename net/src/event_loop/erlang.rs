@@ -55,23 +55,53 @@ const ERLANG_WRITE_BYTES_HIGH_WATER: usize = 2 * ERLANG_PACKET_BYTES_MAX;
 const ERLANG_TICK_INTERVAL: Duration = Duration::from_secs(15);
 /// A connection silent this long is lost (Erlang's `net_ticktime`).
 const ERLANG_TICK_TIMEOUT: Duration = Duration::from_secs(60);
+/// Packets that may wait for one Erlang node while it is dialled.
+const ERLANG_WAITING_PACKETS_MAX: usize = 65_536;
 /// Bytes read from a socket per read call.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// One connection with an Erlang node.
-struct ErlConnection {
-    stream: TcpStream,
+pub(super) struct ErlConnection {
+    pub(super) stream: TcpStream,
+    /// A dial whose connect has not finished.
+    pub(super) connecting: bool,
+    /// The node we dialled (`None` for an accepted connection).
+    pub(super) dialled: Option<String>,
     /// Set while in the handshake (step 2).
-    handshake: Option<Handshake>,
+    pub(super) handshake: Option<Handshake>,
     /// Set once up (step 3).
-    peer: Option<Peer>,
-    read: Vec<u8>,
-    write: Vec<u8>,
+    pub(super) peer: Option<Peer>,
+    pub(super) read: Vec<u8>,
+    pub(super) write: Vec<u8>,
     /// Registered for writable events (the buffer did not drain).
-    writable: bool,
-    started: Instant,
-    last_read: Instant,
-    last_write: Instant,
+    pub(super) writable: bool,
+    pub(super) started: Instant,
+    pub(super) last_read: Instant,
+    pub(super) last_write: Instant,
+}
+
+impl ErlConnection {
+    /// A connection at the start of its handshake.
+    pub(super) fn new(
+        stream: TcpStream,
+        handshake: Handshake,
+        dialled: Option<String>,
+    ) -> ErlConnection {
+        let now = Instant::now();
+        ErlConnection {
+            stream,
+            connecting: dialled.is_some(),
+            dialled,
+            handshake: Some(handshake),
+            peer: None,
+            read: Vec::new(),
+            write: Vec::new(),
+            writable: false,
+            started: now,
+            last_read: now,
+            last_write: now,
+        }
+    }
 }
 
 /// An Erlang process's monitor of one of our agents (an observing
@@ -112,6 +142,9 @@ pub(crate) struct ErlangSide {
     /// Nodes whose connection closed, and why (the loop fires their
     /// edges).
     pub(super) lost: Vec<(String, String)>,
+    /// Packets dropped since the loop last counted them (a failed dial's
+    /// waiting list).
+    pub(super) dropped: u64,
     /// Erlang monitors of our agents, by the watch id we gave them.
     pub(super) monitors_in: HashMap<u64, MonitorIn>,
     /// Our monitors and watches of Erlang processes, by reference.
@@ -121,9 +154,17 @@ pub(crate) struct ErlangSide {
     listener: Listener,
     /// The connection that holds our epmd registration.
     epmd: TcpStream,
-    connections: HashMap<Token, ErlConnection>,
+    pub(super) connections: HashMap<Token, ErlConnection>,
     /// The connection that is up, by node name.
-    up: HashMap<String, Token>,
+    pub(super) up: HashMap<String, Token>,
+    /// Nodes being dialled: the token of their epmd lookup or connection
+    /// (erlang_dial.rs).
+    pub(super) dialing: HashMap<String, Token>,
+    /// Port lookups at other hosts' epmd, by token (erlang_dial.rs).
+    pub(super) lookups: HashMap<Token, super::erlang_dial::Lookup>,
+    /// Packets for nodes being dialled, in order; at most
+    /// `ERLANG_WAITING_PACKETS_MAX` per node.
+    pub(super) waiting: HashMap<String, Vec<Vec<u8>>>,
     next_token: usize,
 }
 
@@ -141,6 +182,7 @@ impl ErlangSide {
         Ok(ErlangSide {
             inbox: Vec::new(),
             lost: Vec::new(),
+            dropped: 0,
             monitors_in: HashMap::new(),
             monitors_out: HashMap::new(),
             next_id: 1,
@@ -148,8 +190,18 @@ impl ErlangSide {
             epmd,
             connections: HashMap::new(),
             up: HashMap::new(),
+            dialing: HashMap::new(),
+            lookups: HashMap::new(),
+            waiting: HashMap::new(),
             next_token: FIRST_CONNECTION,
         })
+    }
+
+    /// A fresh token of the side's.
+    pub(super) fn token(&mut self) -> Token {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        token
     }
 
     /// Whether `token` is the Erlang side's.
@@ -172,8 +224,15 @@ impl ErlangSide {
                     let _ = registry.deregister(&mut self.epmd);
                 }
             }
+            token if self.lookups.contains_key(&token) => {
+                self.lookup_event(token, registry, shared);
+            }
             token => {
-                if let Err(why) = self.read_from(token, registry) {
+                if let Err(why) = self.connect_finished(token) {
+                    self.close(token, registry, &why);
+                    return;
+                }
+                if let Err(why) = self.read_from(token, registry, shared) {
                     self.close(token, registry, &why);
                     return;
                 }
@@ -206,36 +265,24 @@ impl ErlangSide {
             }
             let mut stream = stream;
             let _ = stream.set_nodelay(true);
-            let token = Token(self.next_token);
-            self.next_token += 1;
+            let token = self.token();
             if let Err(error) = registry.register(&mut stream, token, Interest::READABLE) {
                 tracing::warn!(%error, "erlangen: cannot watch an Erlang connection");
                 continue;
             }
-            let now = Instant::now();
-            self.connections.insert(
-                token,
-                ErlConnection {
-                    stream,
-                    handshake: Some(Handshake::accept(
-                        &erlang.name,
-                        erlang.creation,
-                        &erlang.cookie,
-                    )),
-                    peer: None,
-                    read: Vec::new(),
-                    write: Vec::new(),
-                    writable: false,
-                    started: now,
-                    last_read: now,
-                    last_write: now,
-                },
-            );
+            let handshake = Handshake::accept(&erlang.name, erlang.creation, &erlang.cookie);
+            self.connections
+                .insert(token, ErlConnection::new(stream, handshake, None));
         }
     }
 
     /// Reads what the socket has and acts on every whole frame.
-    fn read_from(&mut self, token: Token, registry: &Registry) -> Result<(), String> {
+    fn read_from(
+        &mut self,
+        token: Token,
+        registry: &Registry,
+        shared: &NodeShared,
+    ) -> Result<(), String> {
         let mut chunk = vec![0u8; READ_CHUNK_BYTES];
         loop {
             let Some(connection) = self.connections.get_mut(&token) else {
@@ -246,7 +293,7 @@ impl ErlangSide {
                 Ok(n) => {
                     connection.read.extend_from_slice(&chunk[..n]);
                     connection.last_read = Instant::now();
-                    self.frames(token, registry)?;
+                    self.frames(token, registry, shared)?;
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -256,7 +303,12 @@ impl ErlangSide {
     }
 
     /// Takes every whole frame out of the read buffer (steps 2 and 3).
-    fn frames(&mut self, token: Token, registry: &Registry) -> Result<(), String> {
+    fn frames(
+        &mut self,
+        token: Token,
+        registry: &Registry,
+        shared: &NodeShared,
+    ) -> Result<(), String> {
         loop {
             let connection = self.connections.get_mut(&token).expect("present");
             let up = connection.peer.is_some();
@@ -288,6 +340,24 @@ impl ErlangSide {
                 }
                 continue;
             }
+            // Both nodes dialled each other: the dial of the node with the
+            // greater name survives (Erlang's rule).
+            if connection.dialled.is_none() && connection.peer.is_none() {
+                if let Some(name) = crate::erlang::handshake::name_in(&body) {
+                    if let Some(&ours) = self.dialing.get(&name) {
+                        let our_name = &shared.erlang.as_ref().expect("settings").name;
+                        if our_name.as_str() > name.as_str() {
+                            let mut refusal = Vec::new();
+                            push_handshake(&mut refusal, &crate::erlang::handshake::refusal());
+                            let connection = self.connections.get_mut(&token).expect("present");
+                            let _ = connection.stream.write(&refusal);
+                            return Err(format!("{name} and we dialled each other; ours wins"));
+                        }
+                        self.abandon_dial(ours, registry);
+                    }
+                }
+            }
+            let connection = self.connections.get_mut(&token).expect("present");
             let handshake = connection
                 .handshake
                 .as_mut()
@@ -313,6 +383,12 @@ impl ErlangSide {
                     if let Some(&old) = self.up.get(&name) {
                         self.close(old, registry, "the Erlang node connected again");
                     }
+                    if self.dialing.get(&name) == Some(&token) {
+                        self.dialing.remove(&name);
+                    }
+                    for body in self.waiting.remove(&name).unwrap_or_default() {
+                        self.send_packet(token, &body);
+                    }
                     self.up.insert(name, token);
                 }
             }
@@ -329,9 +405,8 @@ impl ErlangSide {
     ) {
         match control::send(to, message) {
             Ok(body) => {
-                if !self.send_to(&to.node.name, &body, registry) {
+                if !self.send_to(&to.node.name, &body, registry, shared) {
                     shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(node = %to.node.name, "erlangen: not connected to that Erlang node (this node does not dial Erlang nodes yet)");
                 }
             }
             Err(error) => {
@@ -347,14 +422,33 @@ impl ErlangSide {
         self.next_id
     }
 
-    /// Sends a packet to `peer` and writes it out; `false` if no
-    /// connection with it is up.
-    pub(super) fn send_to(&mut self, peer: &str, body: &[u8], registry: &Registry) -> bool {
-        let Some(&token) = self.up.get(peer) else {
+    /// Sends a packet to `peer` and writes it out; one for a node that is
+    /// not connected waits while it is dialled (erlang_dial.rs). `false`
+    /// if it cannot be sent: the dial cannot start, or too many packets
+    /// wait for it.
+    pub(super) fn send_to(
+        &mut self,
+        peer: &str,
+        body: &[u8],
+        registry: &Registry,
+        shared: &NodeShared,
+    ) -> bool {
+        if let Some(&token) = self.up.get(peer) {
+            self.send_packet(token, body);
+            self.flush(token, registry);
+            return true;
+        }
+        if !self.dialing.contains_key(peer) {
+            if let Err(why) = self.dial(peer, registry, shared) {
+                tracing::warn!(peer, why, "erlangen: cannot dial an Erlang node");
+                return false;
+            }
+        }
+        let waiting = self.waiting.entry(peer.to_owned()).or_default();
+        if waiting.len() >= ERLANG_WAITING_PACKETS_MAX {
             return false;
-        };
-        self.send_packet(token, body);
-        self.flush(token, registry);
+        }
+        waiting.push(body.to_vec());
         true
     }
 
@@ -383,10 +477,14 @@ impl ErlangSide {
 
     /// Writes what the buffer holds, without blocking; watches for
     /// writability while something is left.
-    fn flush(&mut self, token: Token, registry: &Registry) {
+    pub(super) fn flush(&mut self, token: Token, registry: &Registry) {
         let Some(connection) = self.connections.get_mut(&token) else {
             return;
         };
+        if connection.connecting {
+            // Written once the connect finishes (a writable event).
+            return;
+        }
         let mut written = 0;
         let result = loop {
             if written == connection.write.len() {
@@ -434,8 +532,47 @@ impl ErlangSide {
                 }
                 tracing::info!(peer = %peer.name, why, "erlangen: an Erlang node disconnected");
             }
-            None => tracing::warn!(why, "erlangen: an Erlang handshake failed"),
+            None => {
+                tracing::warn!(why, "erlangen: an Erlang handshake failed");
+                if let Some(peer) = &connection.dialled {
+                    self.dial_failed(peer, token, why);
+                }
+            }
         }
+    }
+
+    /// Closes our dial `token` without a trace: the peer's own dial of us
+    /// survives, and what waits goes out on it.
+    pub(super) fn abandon_dial(&mut self, token: Token, registry: &Registry) {
+        if let Some(mut lookup) = self.lookups.remove(&token) {
+            let _ = registry.deregister(&mut lookup.stream);
+            self.dialing.remove(&lookup.peer);
+        }
+        if let Some(mut connection) = self.connections.remove(&token) {
+            let _ = registry.deregister(&mut connection.stream);
+            if let Some(peer) = &connection.dialled {
+                self.dialing.remove(peer);
+            }
+        }
+    }
+
+    /// A dial of `peer` (its lookup or connection `token`) failed: what
+    /// waits for it is dropped and its edges fire (the loop loses it).
+    pub(super) fn dial_failed(&mut self, peer: &str, token: Token, why: &str) {
+        if self.dialing.get(peer) != Some(&token) {
+            return;
+        }
+        self.dialing.remove(peer);
+        let dropped = self.waiting.remove(peer).map_or(0, |waiting| waiting.len());
+        self.dropped += dropped as u64;
+        tracing::warn!(
+            peer,
+            why,
+            dropped,
+            "erlangen: could not reach an Erlang node"
+        );
+        self.lost
+            .push((peer.to_owned(), format!("cannot reach it: {why}")));
     }
 
     /// Step 4, and handshake deadlines.
@@ -454,7 +591,17 @@ impl ErlangSide {
                 quiet.push(token);
             }
         }
+        for (&token, lookup) in &self.lookups {
+            if now.duration_since(lookup.started) >= ACCEPTED_HANDSHAKE_TIMEOUT {
+                lost.push((token, "epmd did not answer in time"));
+            }
+        }
         for (token, why) in lost {
+            if let Some(mut lookup) = self.lookups.remove(&token) {
+                let _ = registry.deregister(&mut lookup.stream);
+                self.dial_failed(&lookup.peer.clone(), token, why);
+                continue;
+            }
             self.close(token, registry, why);
         }
         for token in quiet {
@@ -462,6 +609,31 @@ impl ErlangSide {
                 connection.write.extend_from_slice(&[0, 0, 0, 0]);
             }
             self.flush(token, registry);
+        }
+    }
+
+    /// Whether a dialled connection's connect finished (an error if it
+    /// failed); it then writes its `send_name`.
+    fn connect_finished(&mut self, token: Token) -> Result<(), String> {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return Ok(());
+        };
+        if !connection.connecting {
+            return Ok(());
+        }
+        match connection.stream.peer_addr() {
+            Ok(_) => {
+                connection.connecting = false;
+                let _ = connection.stream.set_nodelay(true);
+                Ok(())
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotConnected => {
+                match connection.stream.take_error() {
+                    Ok(Some(error)) | Err(error) => Err(format!("connect failed: {error}")),
+                    Ok(None) => Ok(()),
+                }
+            }
+            Err(error) => Err(format!("connect failed: {error}")),
         }
     }
 

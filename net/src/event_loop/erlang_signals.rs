@@ -40,6 +40,8 @@ impl EventLoop {
             };
             let inbox = std::mem::take(&mut side.inbox);
             let lost = std::mem::take(&mut side.lost);
+            let dropped = std::mem::take(&mut side.dropped);
+            self.shared.dropped.fetch_add(dropped, Ordering::Relaxed);
             if inbox.is_empty() && lost.is_empty() {
                 return;
             }
@@ -65,12 +67,36 @@ impl EventLoop {
             return false;
         };
         match body {
-            Ok(body) => side.send_to(peer, &body, self.poll.registry()),
+            Ok(body) => side.send_to(peer, &body, self.poll.registry(), &self.shared),
             Err(error) => {
                 tracing::warn!(%error, "erlangen: a control message Erlang would refuse was not sent");
                 false
             }
         }
+    }
+
+    /// `Node::erlang_send_named`: a term for `{name, node}`, from `from`
+    /// (the node's pid 0 for a plain thread).
+    pub(super) fn erlang_send_named(
+        &mut self,
+        from: Option<&Pid>,
+        node: &str,
+        name: &str,
+        message: &Term,
+    ) {
+        let from_e = self.erlang_from(from);
+        let body = control::reg_send(&from_e, name, message);
+        if !self.erlang_send(node, body) {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `from` as an Erlang pid; a plain thread's signals and messages come
+    /// from the node's pid 0.
+    fn erlang_from(&self, from: Option<&Pid>) -> eetf::Pid {
+        let erlang = self.shared.erlang.as_ref().expect("an Erlang side");
+        from.and_then(|from| self.shared.erlang_pid_of(from))
+            .unwrap_or_else(|| eetf::Pid::new(erlang.name.as_str(), 0, 0, erlang.creation))
     }
 
     /// Our live agent an Erlang pid or name stands for.
@@ -433,11 +459,7 @@ impl EventLoop {
         let Some(to) = self.shared.pid_of_erlang(&to_e) else {
             return;
         };
-        let from_e = from
-            .as_ref()
-            .and_then(|from| self.shared.erlang_pid_of(from))
-            // A plain thread's signal: from the node's pid 0.
-            .unwrap_or_else(|| eetf::Pid::new(erlang.name.as_str(), 0, 0, erlang.creation));
+        let from_e = self.erlang_from(from.as_ref());
         let peer = to_e.node.name.clone();
         let (our_name, creation) = (erlang.name.clone(), erlang.creation);
         let reference = |id: u64| {

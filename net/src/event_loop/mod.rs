@@ -55,6 +55,7 @@ mod connection;
 mod dial;
 mod edges;
 mod erlang;
+mod erlang_dial;
 mod erlang_signals;
 mod large;
 mod packets;
@@ -451,6 +452,16 @@ impl EventLoop {
                         self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                self.erlang_effects();
+            }
+            Command::ErlangSendNamed {
+                from,
+                node,
+                name,
+                message,
+            } => {
+                self.shared.backlog_commands.fetch_sub(1, Ordering::Relaxed);
+                self.erlang_send_named(from.as_ref(), &node, &name, &message);
                 self.erlang_effects();
             }
             Command::ErlangSignal { from, to, signal } => {

@@ -517,3 +517,95 @@ fn an_erlang_node_runs_our_registered_functions_by_spawn_and_rpc() {
     assert_eq!(code, 0, "erl said: {output}");
     assert!(output.contains("all held"), "{output}");
 }
+
+#[test]
+fn our_node_dials_an_erlang_node_to_send_to_a_registered_process() {
+    let (_epmd, port) = epmd();
+    let (rt, _mapper, node, name, received, _reports) = rust_node(port);
+    let erl_name = unique("e").replace('-', "_");
+    let script = r#"
+        Rust = list_to_atom(os:getenv("RUST_NODE")),
+        register(collector, self()),
+        io:format("ready~n"),
+        Echo = receive {hello_from_rust, P} when node(P) =:= Rust -> P
+               after 20000 -> halt(2) end,
+        true = lists:member(Rust, nodes()),
+        Echo ! {self(), ping},
+        receive {pong, Echo} -> ok after 10000 -> halt(3) end,
+        io:format("all held~n"),
+        halt(0)"#;
+    let mut child = Command::new("erl")
+        .args([
+            "-sname",
+            &erl_name,
+            "-setcookie",
+            ERLANG_COOKIE,
+            "-noshell",
+            "-eval",
+            script,
+        ])
+        .env("ERL_EPMD_PORT", port.to_string())
+        .env("ERL_CRASH_DUMP_SECONDS", "0")
+        .env("RUST_NODE", &name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("erl runs");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let mut child = Killed(child);
+    // Our node has never heard of the Erlang node: it looks it up at epmd
+    // and dials it.
+    let host = name.split('@').nth(1).unwrap();
+    let echo = rt.whereis("echo").unwrap();
+    let hello = Term::from(Tuple::from(vec![
+        Term::from(Atom::from("hello_from_rust")),
+        Term::from(node.erlang_term_pid(&echo).unwrap()),
+    ]));
+    node.erlang_send_named(
+        Some(&echo),
+        &format!("{erl_name}@{host}"),
+        "collector",
+        hello,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "erl said: {rest}");
+    assert!(rest.contains("all held"), "{rest}");
+    assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_send_to_an_erlang_node_that_is_not_there_is_dropped_and_counted() {
+    let (_epmd, port) = epmd();
+    let (rt, _mapper, node, name, _received, _reports) = rust_node(port);
+    let host = name.split('@').nth(1).unwrap();
+    let before = node.dropped();
+    node.erlang_send_named(
+        None,
+        &format!("nobody@{host}"),
+        "x",
+        Term::from(Atom::from("hi")),
+    )
+    .unwrap();
+    let started = Instant::now();
+    while node.dropped() == before {
+        assert!(started.elapsed() < HANG_GUARD, "the send was never dropped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A watch of a process on that node says `noconnection`.
+    let ghost = erlangen_net::erlang::eetf::Pid::new(format!("nobody@{host}"), 1, 0, 1);
+    let ghost = node.erlang_pid(&ghost).unwrap();
+    let status = rt
+        .run(move |ctx| {
+            ctx.watch(&ghost).unwrap();
+            let down = ctx.receive().downcast::<WatchDown>().unwrap();
+            down.status.reason().map(ToString::to_string)
+        })
+        .unwrap();
+    assert_eq!(status.as_deref(), Some("noconnection"));
+}
