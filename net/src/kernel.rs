@@ -18,7 +18,12 @@
 //! 2. Read the cookie (`--cookie-file`, else `ERLANGEN_COOKIE`, else
 //!    `~/.erlangen-cookie`, made with random bytes if missing).
 //! 3. Start an embedded port mapper if asked (`--start-port-mapper`).
-//! 4. Start a runtime and a node; log where it listens.
+//! 4. Start a runtime and a node; log where it listens. With
+//!    `--erlang-name`, the node also joins Erlang's distribution
+//!    (crate::erlang): it registers with the host's epmd (`--epmd`) and
+//!    Erlang nodes with the Erlang cookie (`--erlang-cookie-file`, else
+//!    `~/.erlang.cookie`) may call its [`standard_erlang_functions`]:
+//!    `rpc:call('map@host', erlangen, parallel_map, [inc, [2, 4, 6]])`.
 //! 5. Wait for SIGINT or SIGTERM, then stop the node (its peers see
 //!    `noconnection`, the port mapper forgets its name) and exit 0.
 
@@ -264,14 +269,23 @@ impl Kernel {
         ])
         .map_err(|e| format!("cannot handle signals: {e}"))?;
         let boot = self.boot.clone();
-        let node = Node::builder(&args.name)
+        let mut builder = Node::builder(&args.name)
             .host(&args.host)
             .cookie(&cookie)
             .port_mapper(port_mapper)
             .types(self.types)
-            .functions(self.functions)
-            .start(&runtime)
-            .map_err(|e| e.to_string())?;
+            .functions(self.functions);
+        if let Some(name) = &args.erlang_name {
+            let mut options =
+                standard_erlang_functions(crate::erlang::ErlangOptions::new(name)).epmd(args.epmd);
+            if let Some(path) = &args.erlang_cookie_file {
+                let cookie =
+                    erlangen_portmap::cookie_file::read(path).map_err(|e| e.to_string())?;
+                options = options.cookie(&cookie);
+            }
+            builder = builder.erlang(options);
+        }
+        let node = builder.start(&runtime).map_err(|e| e.to_string())?;
         let node = Arc::new(node);
         let booted = Kernel {
             boot,
@@ -287,6 +301,9 @@ impl Kernel {
             node.name(),
             node.local_addr()
         );
+        if let Some(name) = node.erlang_name() {
+            println!("erlangen-kernel: Erlang nodes reach it as '{name}'");
+        }
         let mut signals = signals;
         let _ = signals.forever().next();
         tracing::info!(node = %node.name(), "stopping");
@@ -329,6 +346,16 @@ struct KernelArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Also join Erlang's distribution under this name (`alive`, or
+    /// `alive@host`).
+    #[arg(long)]
+    erlang_name: Option<String>,
+    /// A file that holds the Erlang cookie (default: ~/.erlang.cookie).
+    #[arg(long)]
+    erlang_cookie_file: Option<PathBuf>,
+    /// The host's epmd, to register the Erlang name with.
+    #[arg(long, default_value = "127.0.0.1:4369")]
+    epmd: SocketAddr,
 }
 
 /// The types of the standard kernel (on top of the built-ins).
@@ -390,6 +417,52 @@ pub fn standard_functions() -> Functions {
                 Err(_) => return,
             }
         })
+}
+
+/// What Erlang nodes may call on a kernel that joined Erlang's
+/// distribution: `erlangen:parallel_map(Function, List)` and
+/// `erlangen:parallel_map(Function, List, Level)`, the seed's parallel map
+/// of an element function by name (`inc`, `dec`, `double`, `square`,
+/// `negate`) over a list of integers; `badarg` for anything else.
+///
+/// ```
+/// let options = erlangen_net::kernel::standard_erlang_functions(
+///     erlangen_net::erlang::ErlangOptions::new("map"),
+/// );
+/// assert!(format!("{options:?}").contains("parallel_map"));
+/// ```
+pub fn standard_erlang_functions(
+    options: crate::erlang::ErlangOptions,
+) -> crate::erlang::ErlangOptions {
+    use crate::erlang::{eetf, term, Term};
+    let badarg = || Term::from(eetf::Atom::from("badarg"));
+    options.function("erlangen", "parallel_map", move |ctx, args| {
+        let (function, list, level) = match args.as_slice() {
+            [Term::Atom(f), list] => (f, list, 2),
+            [Term::Atom(f), list, level] => match term::integer(level) {
+                Some(level @ 1..=1024) => (f, list, level as usize),
+                _ => return badarg(),
+            },
+            _ => return badarg(),
+        };
+        let (Some(f), Some(elements)) = (i64_function(&function.name), term::elements(list)) else {
+            return badarg();
+        };
+        let Some(values) = elements
+            .iter()
+            .map(term::integer)
+            .collect::<Option<Vec<i64>>>()
+        else {
+            return badarg();
+        };
+        let mapped = parallel_map(ctx, f, values, level);
+        Term::from(eetf::List::from(
+            mapped
+                .into_iter()
+                .map(term::from_integer)
+                .collect::<Vec<_>>(),
+        ))
+    })
 }
 
 fn i64_function(name: &str) -> Option<fn(i64) -> i64> {

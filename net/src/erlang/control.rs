@@ -233,8 +233,10 @@ pub fn parse(body: &[u8]) -> Result<Option<Control>, String> {
                 from: pid_at(2)?,
                 module,
                 function,
-                options: list(&elements[5])?,
-                args: list(&message(rest)?)?,
+                options: term::elements(&elements[5])
+                    .ok_or("SPAWN_REQUEST options are not a list")?,
+                args: term::elements(&message(rest)?)
+                    .ok_or("SPAWN_REQUEST arguments are not a list")?,
             }
         }
         (
@@ -257,19 +259,6 @@ pub fn send(to: &Pid, message: &Term) -> Result<Vec<u8>, term::TermError> {
         Term::from(to.clone()),
     ]));
     packet(&control, Some(message))
-}
-
-/// The elements of a proper list (`[]` is empty; a string is its bytes).
-pub(crate) fn list(term: &Term) -> Result<Vec<Term>, String> {
-    match term {
-        Term::List(list) => Ok(list.elements.clone()),
-        Term::ByteList(bytes) => Ok(bytes
-            .bytes
-            .iter()
-            .map(|&b| Term::from(FixInteger::from(i32::from(b))))
-            .collect()),
-        _ => Err("expected a proper list".into()),
-    }
 }
 
 /// `SPAWN_REPLY` to `to` for request `id`: `flags` 1 if a link was set

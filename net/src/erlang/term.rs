@@ -119,6 +119,51 @@ pub fn encode(term: &Term, out: &mut Vec<u8>) -> Result<(), TermError> {
     result
 }
 
+/// The elements of a proper list: `[]` is empty, and a string (Erlang
+/// sends a list of small integers as one) is its bytes as integers.
+///
+/// ```
+/// use erlangen_net::erlang::{term, Term};
+/// let (list, _) = term::decode(&[131, 107, 0, 2, 2, 4]).unwrap(); // [2, 4]
+/// let numbers: Vec<i64> = term::elements(&list).unwrap().iter().filter_map(term::integer).collect();
+/// assert_eq!(numbers, [2, 4]);
+/// ```
+pub fn elements(term: &Term) -> Option<Vec<Term>> {
+    match term {
+        Term::List(list) => Some(list.elements.clone()),
+        Term::ByteList(bytes) => Some(
+            bytes
+                .bytes
+                .iter()
+                .map(|&b| Term::from(eetf::FixInteger::from(i32::from(b))))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// An integer term's value, if it fits an `i64`.
+pub fn integer(term: &Term) -> Option<i64> {
+    match term {
+        Term::FixInteger(n) => Some(i64::from(n.value)),
+        Term::BigInteger(n) => i64::try_from(&n.value).ok(),
+        _ => None,
+    }
+}
+
+/// The term for `n` (a small integer where it fits, else a big one).
+///
+/// ```
+/// use erlangen_net::erlang::term;
+/// assert_eq!(term::integer(&term::from_integer(1 << 40)), Some(1 << 40));
+/// ```
+pub fn from_integer(n: i64) -> Term {
+    match i32::try_from(n) {
+        Ok(small) => Term::from(eetf::FixInteger::from(small)),
+        Err(_) => Term::from(eetf::BigInteger::from(n)),
+    }
+}
+
 /// Walks the term at the front of `bytes` (version byte included) without
 /// building it (module docs); says how many bytes it takes.
 ///

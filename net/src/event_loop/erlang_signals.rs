@@ -298,7 +298,7 @@ impl EventLoop {
                     Some(reference.clone()),
                     m.name.clone(),
                     f.name.clone(),
-                    control::list(a).unwrap_or_default(),
+                    crate::erlang::term::elements(a).unwrap_or_default(),
                 ),
                 _ => (None, module, function, args),
             };
