@@ -20,7 +20,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use erlangen::net::erlang::{eetf, ErlangOptions, Term};
+use erlangen::net::erlang::{eetf, ErlangOptions, ErlangPids, Term};
 use erlangen::net::{kernel, Node};
 use erlangen::portmap::{Daemon, DaemonConfig};
 use erlangen::Runtime;

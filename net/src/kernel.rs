@@ -423,7 +423,10 @@ pub fn standard_functions() -> Functions {
 /// distribution: `erlangen:parallel_map(Function, List)` and
 /// `erlangen:parallel_map(Function, List, Level)`, the seed's parallel map
 /// of an element function by name (`inc`, `dec`, `double`, `square`,
-/// `negate`) over a list of integers; `badarg` for anything else.
+/// `negate`) over a list of integers (`badarg` for anything else); and
+/// `erlangen:echo()`, an agent that answers `{From, Message}` with
+/// `Message` until it gets `stop` (spawn it: `spawn(Node, erlangen, echo,
+/// [])`).
 ///
 /// ```
 /// let options = erlangen_net::kernel::standard_erlang_functions(
@@ -436,33 +439,51 @@ pub fn standard_erlang_functions(
 ) -> crate::erlang::ErlangOptions {
     use crate::erlang::{eetf, term, Term};
     let badarg = || Term::from(eetf::Atom::from("badarg"));
-    options.function("erlangen", "parallel_map", move |ctx, args| {
-        let (function, list, level) = match args.as_slice() {
-            [Term::Atom(f), list] => (f, list, 2),
-            [Term::Atom(f), list, level] => match term::integer(level) {
-                Some(level @ 1..=1024) => (f, list, level as usize),
+    options
+        .function("erlangen", "echo", |ctx, pids, _args| loop {
+            let Ok(message) = ctx.receive().downcast::<Term>() else {
+                continue;
+            };
+            if matches!(&message, Term::Atom(stop) if stop.name == "stop") {
+                return Term::from(eetf::Atom::from("ok"));
+            }
+            let Term::Tuple(request) = message else {
+                continue;
+            };
+            if let [Term::Pid(from), answer] = request.elements.as_slice() {
+                if let Some(from) = pids.erlang_pid(from) {
+                    ctx.send(&from, answer.clone());
+                }
+            }
+        })
+        .function("erlangen", "parallel_map", move |ctx, _pids, args| {
+            let (function, list, level) = match args.as_slice() {
+                [Term::Atom(f), list] => (f, list, 2),
+                [Term::Atom(f), list, level] => match term::integer(level) {
+                    Some(level @ 1..=1024) => (f, list, level as usize),
+                    _ => return badarg(),
+                },
                 _ => return badarg(),
-            },
-            _ => return badarg(),
-        };
-        let (Some(f), Some(elements)) = (i64_function(&function.name), term::elements(list)) else {
-            return badarg();
-        };
-        let Some(values) = elements
-            .iter()
-            .map(term::integer)
-            .collect::<Option<Vec<i64>>>()
-        else {
-            return badarg();
-        };
-        let mapped = parallel_map(ctx, f, values, level);
-        Term::from(eetf::List::from(
-            mapped
-                .into_iter()
-                .map(term::from_integer)
-                .collect::<Vec<_>>(),
-        ))
-    })
+            };
+            let (Some(f), Some(elements)) = (i64_function(&function.name), term::elements(list))
+            else {
+                return badarg();
+            };
+            let Some(values) = elements
+                .iter()
+                .map(term::integer)
+                .collect::<Option<Vec<i64>>>()
+            else {
+                return badarg();
+            };
+            let mapped = parallel_map(ctx, f, values, level);
+            Term::from(eetf::List::from(
+                mapped
+                    .into_iter()
+                    .map(term::from_integer)
+                    .collect::<Vec<_>>(),
+            ))
+        })
 }
 
 fn i64_function(name: &str) -> Option<fn(i64) -> i64> {

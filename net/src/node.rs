@@ -337,6 +337,16 @@ fn start_erlang(
     ))
 }
 
+impl crate::erlang::ErlangPids for Node {
+    fn erlang_pid(&self, pid: &crate::erlang::eetf::Pid) -> Option<Pid> {
+        self.shared.pid_of_erlang(pid)
+    }
+
+    fn erlang_term_pid(&self, pid: &Pid) -> Option<crate::erlang::eetf::Pid> {
+        self.shared.erlang_pid_of(pid)
+    }
+}
+
 /// A runtime made reachable by other nodes.
 ///
 /// Pids of its agents work on every node it talks to: `ctx.send`, `kill`,
@@ -425,15 +435,6 @@ impl Node {
             .map(|erlang| erlang.name.as_str())
     }
 
-    /// The pid an Erlang pid received in a term stands for: one of our
-    /// agents if it names one (and it went out as an Erlang pid), else a
-    /// pid routed to its Erlang node, to which `ctx.send` sends
-    /// [`crate::erlang::Term`]s. `None` if the node did not join Erlang's
-    /// distribution.
-    pub fn erlang_pid(&self, pid: &crate::erlang::eetf::Pid) -> Option<Pid> {
-        self.shared.pid_of_erlang(pid)
-    }
-
     /// Sends `message` to the process registered as `name` on the Erlang
     /// node `node` (`alive@host`), from `from` (Erlang's `{Name, Node} !
     /// Message`); the node is dialled if it is not connected. At most
@@ -459,14 +460,6 @@ impl Node {
             message: Box::new(message),
         });
         Ok(())
-    }
-
-    /// `pid` as an Erlang pid, to put in a term (an Erlang process can send
-    /// to it, link and monitor it). `None` if the node did not join
-    /// Erlang's distribution, or `pid` is of one of our own protocol's
-    /// nodes (it has no Erlang name).
-    pub fn erlang_term_pid(&self, pid: &Pid) -> Option<crate::erlang::eetf::Pid> {
-        self.shared.erlang_pid_of(pid)
     }
 
     /// The node's name.

@@ -310,6 +310,20 @@ impl NodeShared {
     }
 }
 
+/// A node's pid conversions for Erlang terms, held weakly (what an agent
+/// running an `ErlangFunction` gets: it does not keep the node alive).
+pub(crate) struct WeakErlangPids(pub(crate) std::sync::Weak<NodeShared>);
+
+impl crate::erlang::ErlangPids for WeakErlangPids {
+    fn erlang_pid(&self, pid: &eetf::Pid) -> Option<Pid> {
+        self.0.upgrade()?.pid_of_erlang(pid)
+    }
+
+    fn erlang_term_pid(&self, pid: &Pid) -> Option<eetf::Pid> {
+        self.0.upgrade()?.erlang_pid_of(pid)
+    }
+}
+
 impl crate::pid::Resolve for NodeShared {
     fn id_of(&self, pid: &Pid) -> Option<AgentId> {
         NodeShared::id_of(self, pid)

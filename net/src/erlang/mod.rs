@@ -24,9 +24,9 @@
 //!   it holds. A name or pid that is not there drops the message, as Erlang
 //!   does.
 //! * Our agents answer with `ctx.send(&pid, term)`, where `pid` is
-//!   [`crate::Node::erlang_pid`] of an Erlang pid received in a term; only
+//!   [`ErlangPids::erlang_pid`] (on [`crate::Node`], or the one an [`ErlangFunction`] gets) of an Erlang pid received in a term; only
 //!   [`eetf::Term`] values can be sent to an Erlang process
-//!   ([`crate::Node::erlang_term_pid`] puts one of our pids into a term, and
+//!   ([`ErlangPids::erlang_term_pid`] puts one of our pids into a term, and
 //!   it comes back as the same agent).
 //! * Links, monitors and exits both ways, with the reasons mapped
 //!   ([`reason`]): an Erlang `monitor/2` of our agent observes only (as in
@@ -65,8 +65,26 @@ pub use eetf;
 pub use eetf::Term;
 
 /// A function Erlang nodes may run here (`spawn/4`, `rpc:call/4`,
-/// `erpc:call/4`): it takes the call's arguments and returns its result.
-pub type ErlangFunction = Arc<dyn Fn(&mut erlangen_runtime::Ctx, Vec<Term>) -> Term + Send + Sync>;
+/// `erpc:call/4`): it takes the node's pid conversions and the call's
+/// arguments, and returns its result.
+pub type ErlangFunction =
+    Arc<dyn Fn(&mut erlangen_runtime::Ctx, &dyn ErlangPids, Vec<Term>) -> Term + Send + Sync>;
+
+/// Pids between a node and the terms of Erlang nodes: what an agent needs
+/// to answer an Erlang process. [`crate::Node`] implements it, and an
+/// [`ErlangFunction`] is handed one.
+pub trait ErlangPids {
+    /// The pid an Erlang pid received in a term stands for: one of our
+    /// agents if it names one, else a pid routed to its Erlang node, to
+    /// which `ctx.send` sends [`Term`]s. `None` if the node did not join
+    /// Erlang's distribution (or has stopped).
+    fn erlang_pid(&self, pid: &eetf::Pid) -> Option<erlangen_runtime::Pid>;
+
+    /// `pid` as an Erlang pid, to put in a term (an Erlang process can send
+    /// to it, link and monitor it). `None` if the node did not join
+    /// Erlang's distribution, or `pid` is of a node of our own protocol.
+    fn erlang_term_pid(&self, pid: &erlangen_runtime::Pid) -> Option<eetf::Pid>;
+}
 
 /// What an agent returns to exit with an Erlang reason term: Erlang
 /// processes linked to or monitoring it see `term` as its reason (any other
@@ -126,7 +144,7 @@ impl ErlangOptions {
     ///
     /// ```
     /// use erlangen_net::erlang::{eetf, ErlangOptions, Term};
-    /// let options = ErlangOptions::new("rust").function("math", "double", |_ctx, args| {
+    /// let options = ErlangOptions::new("rust").function("math", "double", |_ctx, _pids, args| {
     ///     match args.as_slice() {
     ///         [Term::FixInteger(n)] => Term::from(eetf::FixInteger::from(n.value * 2)),
     ///         _ => Term::from(eetf::Atom::from("badarg")),
@@ -138,7 +156,10 @@ impl ErlangOptions {
         mut self,
         module: &str,
         function: &str,
-        f: impl Fn(&mut erlangen_runtime::Ctx, Vec<Term>) -> Term + Send + Sync + 'static,
+        f: impl Fn(&mut erlangen_runtime::Ctx, &dyn ErlangPids, Vec<Term>) -> Term
+            + Send
+            + Sync
+            + 'static,
     ) -> ErlangOptions {
         self.functions
             .insert((module.to_owned(), function.to_owned()), Arc::new(f));

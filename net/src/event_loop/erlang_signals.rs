@@ -315,6 +315,7 @@ impl EventLoop {
             Term::from(eetf::List::from(args.clone())),
             Term::from(eetf::List::nil()),
         ]))]));
+        let pids = crate::shared::WeakErlangPids(std::sync::Arc::downgrade(&self.shared));
         let body = move |ctx: &mut erlangen_runtime::Ctx| -> ErlangExit {
             let undef = Term::from(Atom::from("undef"));
             let Some(f) = found else {
@@ -325,12 +326,13 @@ impl EventLoop {
             };
             match erpc {
                 None => {
-                    f(ctx, args);
+                    f(ctx, &pids, args);
                     ErlangExit(Term::from(Atom::from("normal")))
                 }
                 Some(reference) => {
-                    let outcome =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx, args)));
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        f(ctx, &pids, args)
+                    }));
                     ErlangExit(match outcome {
                         Ok(result) => Term::from(Tuple::from(vec![
                             reference,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use erlangen_net::erlang::eetf::{Atom, FixInteger, Tuple};
-use erlangen_net::erlang::{ErlangOptions, Term};
+use erlangen_net::erlang::{ErlangOptions, ErlangPids, Term};
 use erlangen_net::Node;
 use erlangen_runtime::{ExitReason, Runtime, WatchDown};
 
@@ -130,9 +130,11 @@ fn rust_node(epmd_port: u16) -> RustNode {
         .erlang(
             ErlangOptions::new(&alive)
                 .cookie(ERLANG_COOKIE.as_bytes())
-                .function("math", "double", |_ctx, args| match args.as_slice() {
-                    [Term::FixInteger(n)] => Term::from(FixInteger::from(n.value * 2)),
-                    _ => panic!("double takes one integer"),
+                .function("math", "double", |_ctx, _pids, args| {
+                    match args.as_slice() {
+                        [Term::FixInteger(n)] => Term::from(FixInteger::from(n.value * 2)),
+                        _ => panic!("double takes one integer"),
+                    }
                 })
                 .epmd(([127, 0, 0, 1], epmd_port).into()),
         )
