@@ -128,7 +128,7 @@ fn rust_node(epmd_port: u16) -> RustNode {
         .cookie(COOKIE)
         .port_mapper(mapper.local_addr())
         .erlang(
-            ErlangOptions::new(&alive)
+            erlangen_net::kernel::standard_erlang_functions(ErlangOptions::new(&alive))
                 .cookie(ERLANG_COOKIE.as_bytes())
                 .function("math", "double", |_ctx, _pids, args| {
                     match args.as_slice() {
@@ -610,4 +610,167 @@ fn a_send_to_an_erlang_node_that_is_not_there_is_dropped_and_counted() {
         })
         .unwrap();
     assert_eq!(status.as_deref(), Some("noconnection"));
+}
+
+#[test]
+fn a_ten_mib_binary_crosses_both_ways_intact_with_small_messages_between() {
+    let (_epmd, port) = epmd();
+    let (_rt, _mapper, _node, name, _received, _reports) = rust_node(port);
+    // Our `erlangen:echo()` (the kernel's) answers each `{From, Message}`
+    // with `Message`, in order.
+    let (code, output) = erl(
+        port,
+        ERLANG_COOKIE,
+        &name,
+        r#"
+        Rust = list_to_atom(os:getenv("RUST_NODE")),
+        Echo = spawn(Rust, erlangen, echo, []),
+        Big = crypto:strong_rand_bytes(10 * 1024 * 1024),
+        [Echo ! {self(), M} || M <- [first, Big, second, Big, third]],
+        [receive M -> ok after 20000 -> exit({missing, M}) end
+         || M <- [first, Big, second, Big, third]],
+        Echo ! stop,
+        io:format("all held~n"),
+        halt(0)"#,
+    );
+    assert_eq!(code, 0, "erl said: {output}");
+    assert!(output.contains("all held"), "{output}");
+}
+
+#[test]
+fn our_dial_with_the_wrong_cookie_delivers_nothing_and_fires_noconnection() {
+    let (_epmd, port) = epmd();
+    let (rt, _mapper, node, name, _received, _reports) = rust_node(port);
+    let erl_name = unique("e").replace('-', "_");
+    let script = r#"
+        register(collector, self()),
+        io:format("ready~n"),
+        receive Any -> io:format("got ~p~n", [Any]), halt(1)
+        after 3000 -> io:format("nothing~n"), halt(0) end"#;
+    let mut child = Command::new("erl")
+        .args([
+            "-sname",
+            &erl_name,
+            "-setcookie",
+            "another_cookie",
+            "-noshell",
+            "-eval",
+            script,
+        ])
+        .env("ERL_EPMD_PORT", port.to_string())
+        .env("ERL_CRASH_DUMP_SECONDS", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("erl runs");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let mut child = Killed(child);
+    let host = name.split('@').nth(1).unwrap();
+    let target = format!("{erl_name}@{host}");
+    node.erlang_send_named(None, &target, "collector", Term::from(Atom::from("secret")))
+        .unwrap();
+    // A watch of a process there: the refused handshake is `noconnection`.
+    let ghost = erlangen_net::erlang::eetf::Pid::new(target.as_str(), 1, 0, 1);
+    let ghost = node.erlang_pid(&ghost).unwrap();
+    let status = rt
+        .run(move |ctx| {
+            ctx.watch(&ghost).unwrap();
+            let down = ctx.receive().downcast::<WatchDown>().unwrap();
+            down.status.reason().map(ToString::to_string)
+        })
+        .unwrap();
+    assert_eq!(status.as_deref(), Some("noconnection"));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(child.0.wait().unwrap().code(), Some(0), "erl said: {rest}");
+    // (Erlang logs the rejected attempt, then its script says what it got.)
+    assert!(rest.trim().ends_with("nothing"), "{rest}");
+}
+
+#[test]
+fn killing_our_node_gives_erlang_monitors_noconnection() {
+    let (_epmd, port) = epmd();
+    let dir = std::env::temp_dir().join(unique("erlang-cookie"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cookie_file = dir.join("cookie");
+    std::fs::write(&cookie_file, ERLANG_COOKIE).unwrap();
+    let alive = unique("kernel").replace('-', "_");
+    let mut kernel = Killed(
+        Command::new(env!("CARGO_BIN_EXE_erlangen-kernel"))
+            .args([
+                "--name",
+                &alive,
+                "--start-port-mapper",
+                "--port-mapper",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--erlang-name",
+                &alive,
+                "--epmd",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--erlang-cookie-file")
+            .arg(&cookie_file)
+            .env("ERLANGEN_COOKIE", "test cookie")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the kernel runs"),
+    );
+    let mut kernel_out = std::io::BufReader::new(kernel.0.stdout.take().unwrap());
+    let mut line = String::new();
+    let name = loop {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut kernel_out, &mut line).unwrap() > 0);
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("erlangen-kernel: Erlang nodes reach it as '")
+        {
+            break rest.trim_end_matches('\'').to_owned();
+        }
+    };
+    let erl_name = unique("e").replace('-', "_");
+    let script = r#"
+        Rust = list_to_atom(os:getenv("RUST_NODE")),
+        {P, M} = spawn_monitor(Rust, erlangen, echo, []),
+        io:format("monitoring~n"),
+        receive {'DOWN', M, process, P, noconnection} -> io:format("noconnection~n"), halt(0)
+        after 20000 -> halt(2) end"#;
+    let mut child = Command::new("erl")
+        .args([
+            "-sname",
+            &erl_name,
+            "-setcookie",
+            ERLANG_COOKIE,
+            "-noshell",
+            "-eval",
+            script,
+        ])
+        .env("ERL_EPMD_PORT", port.to_string())
+        .env("ERL_CRASH_DUMP_SECONDS", "0")
+        .env("RUST_NODE", &name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("erl runs");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line.trim(), "monitoring");
+    let mut child = Killed(child);
+    // SAFETY: kill(2) on a child process we own.
+    assert_eq!(
+        unsafe { libc::kill(kernel.0.id() as i32, libc::SIGKILL) },
+        0
+    );
+    let _ = kernel.0.wait();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(child.0.wait().unwrap().code(), Some(0), "erl said: {rest}");
+    assert_eq!(rest.trim(), "noconnection");
+    let _ = std::fs::remove_dir_all(dir);
 }
