@@ -762,11 +762,10 @@ fn killing_our_node_gives_erlang_monitors_noconnection() {
     std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
     assert_eq!(line.trim(), "monitoring");
     let mut child = Killed(child);
+    let kernel_pid = kernel.0.id() as i32;
     // SAFETY: kill(2) on a child process we own.
-    assert_eq!(
-        unsafe { libc::kill(kernel.0.id() as i32, libc::SIGKILL) },
-        0
-    );
+    let killed = unsafe { libc::kill(kernel_pid, libc::SIGKILL) };
+    assert_eq!(killed, 0);
     let _ = kernel.0.wait();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
