@@ -96,6 +96,10 @@ ROWS = [
     ("B8 head-of-line: ping p99 while 64 MiB messages stream, µs", "dist_hol", "", "busy_p99_us", "µs", [("slower", "B8 head-of-line: ping p99 idle, µs", 10.0)], ["erlang"]),
     ("B8 head-of-line: ping p50 while 64 MiB messages stream, µs", "dist_hol", "", "busy_p50_us", "µs", [], ["erlang"]),
     ("B8 head-of-line: ping p99 idle, µs", "dist_hol", "", "idle_p99_us", "µs", [], ["erlang"]),
+    # With a real Erlang node (issue 22): ours to erl, beside Erlang's erl to erl (its B8).
+    ("B8 with an Erlang node: round trip, ours↔erl (Erlang: erl↔erl)", "erl_rtt", "", "rtt_us", "µs", [("peer", "erlang", 1.0)], ["erlang"]),
+    ("B8 with an Erlang node: round trip p99, ours↔erl (Erlang: erl↔erl)", "erl_rtt", "", "p99_us", "µs", [], ["erlang"]),
+    ("B8 with an Erlang node: one way, 1 sender, ours→erl (Erlang: erl→erl)", "erl_oneway_1", "", "per_msg_ns", "ns", [("peer", "erlang", 1.0)], ["erlang"]),
     ("B9 parallel map 2w", "parallel_map", "", "parallel_ms", "ms", [("peer", "rayon", 1.1)], ["rayon"]),
     ("B10 call/reply, empty mailbox", "call_reply", "empty", "per_call_ns", "ns", [], []),
     ("B10 call/reply behind 500,000", "call_reply", "loaded", "per_call_ns", "ns",

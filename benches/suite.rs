@@ -22,6 +22,8 @@ use erlangen::{Ctx, Gather, Pid, Runtime, SpawnOptions};
 
 #[path = "suite/dist.rs"]
 mod dist;
+#[path = "suite/interop.rs"]
+mod interop;
 #[path = "suite/mixed.rs"]
 mod mixed;
 
@@ -61,6 +63,8 @@ const CASES: &[Case] = &[
     ("dist_bulk_1m", dist::dist_bulk_1m),
     ("dist_bulk_64m", dist::dist_bulk_64m),
     ("dist_hol", dist::dist_hol),
+    ("erl_rtt", interop::erl_rtt),
+    ("erl_oneway_1", interop::erl_oneway_1),
 ];
 
 /// Cases run only as a child of another case.

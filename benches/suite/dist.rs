@@ -54,7 +54,7 @@ fn functions() -> Functions {
 
 /// Workers per node: `ERLANGEN_BENCH_NODE_WORKERS` (the peer inherits
 /// it), else 2 (one per core of the 2-core machines the suite is made for).
-fn workers() -> usize {
+pub(crate) fn workers() -> usize {
     std::env::var("ERLANGEN_BENCH_NODE_WORKERS")
         .ok()
         .and_then(|w| w.parse().ok())

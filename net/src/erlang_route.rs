@@ -40,6 +40,19 @@ impl Remote for ErlangRoute {
         Ok(())
     }
 
+    /// A sender to an Erlang process waits (suspended) while the node's
+    /// backlog, or what its Erlang connections buffer, is above its
+    /// high-water mark.
+    fn busy(&self, _to: &RemotePid) -> bool {
+        self.shared.upgrade().is_some_and(|shared| {
+            let buffered = shared
+                .erlang
+                .as_ref()
+                .map_or(0, |erlang| erlang.buffered.load(Ordering::Relaxed));
+            shared.busy() || buffered > crate::config::BACKLOG_BYTES_HIGH_WATER
+        })
+    }
+
     fn signal(&self, from: Option<&Pid>, to: &RemotePid, signal: RemoteSignal) {
         if let Some(shared) = self.shared.upgrade() {
             let (id, serial) = crate::erlang::fields_of(to.serial());

@@ -280,6 +280,7 @@ impl NodeBuilder {
                     route: Arc::new(crate::erlang_route::ErlangRoute { shared: me.clone() }),
                     functions: settings.3.functions.clone(),
                     epmd_port: settings.3.epmd.port(),
+                    buffered: std::sync::atomic::AtomicUsize::new(0),
                 }),
         });
         let event_loop = EventLoop::new(

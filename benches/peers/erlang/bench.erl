@@ -8,7 +8,7 @@
 %% schedulers is the runner's +S (1w = 1, 2w = 2).
 -module(bench).
 -behaviour(gen_server).
--export([main/0, main/1, dist_ponger/1, dist_count/2, dist_sink/0, hibernated_wake/1]).
+-export([main/0, main/1, dist_ponger/1, dist_count/2, dist_sink/0, hibernated_wake/1, serve/0]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 main() -> main([]).
@@ -48,6 +48,10 @@ run("dist_oneway_8", Div) -> with_peer(fun(Peer) -> dist_oneway(Peer, Div, 8) en
 run("dist_bulk_1m", Div) -> with_peer(fun(Peer) -> dist_bulk(Peer, Div, 1 bsl 20, 256, "1MiB") end);
 run("dist_bulk_64m", Div) -> with_peer(fun(Peer) -> dist_bulk(Peer, Div, 64 bsl 20, 8, "64MiB") end);
 run("dist_hol", Div) -> with_peer(fun(Peer) -> dist_hol(Peer, Div) end);
+%% The interop rows (ours with an Erlang node) compare with Erlang with an
+%% Erlang node: the same as B8's.
+run("erl_rtt", Div) -> run("dist_rtt", Div);
+run("erl_oneway_1", Div) -> run("dist_oneway_1", Div);
 run(Case, _) -> throw({dnf, "Erlang has no version of case " ++ Case ++ " (processes cannot be placed on schedulers)"}).
 
 %% B12: gen_server:call to a gen_server (this module's callbacks), on an
@@ -333,6 +337,31 @@ big_loop(Index, Peers, Pings, Sent, Seed, Root) ->
             big_loop(Index, Peers, Pings, Sent + 1, S, Root);
         stop -> ok
     end.
+
+%% The Erlang node of our interop rows (benches/suite/interop.rs):
+%% `erl -sname ... -run bench serve` registers `erlangen_pong`, which
+%% answers {From, N} with {self(), N}, and `erlangen_count`, which takes
+%% {count, Total, From} (and answers {counting, self()}), then Total
+%% messages, then tells From {counted, Total}.
+serve() ->
+    register(erlangen_pong, spawn(fun serve_pong/0)),
+    register(erlangen_count, spawn(fun serve_count/0)),
+    receive after infinity -> ok end.
+
+serve_pong() ->
+    receive {From, N} -> From ! {self(), N}, serve_pong() end.
+
+serve_count() ->
+    receive
+        {count, Total, From} ->
+            From ! {counting, self()},
+            count_n(Total),
+            From ! {counted, Total},
+            serve_count()
+    end.
+
+count_n(0) -> ok;
+count_n(N) -> receive _ -> count_n(N - 1) end.
 
 %% B8: distribution over loopback. This node becomes distributed
 %% (-sname, epmd from erlang-base), starts a peer node as a second OS

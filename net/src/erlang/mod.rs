@@ -236,6 +236,10 @@ pub(crate) struct ErlangShared {
     /// The port of every host's epmd in the cluster (ours: Erlang's
     /// `ERL_EPMD_PORT` is one for all nodes).
     pub(crate) epmd_port: u16,
+    /// Bytes in the Erlang connections' write buffers and waiting for
+    /// dials (backpressure: senders to Erlang processes wait above
+    /// `config::BACKLOG_BYTES_HIGH_WATER`).
+    pub(crate) buffered: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for ErlangShared {

@@ -166,12 +166,18 @@ pub(crate) struct ErlangSide {
     /// `ERLANG_WAITING_PACKETS_MAX` per node.
     pub(super) waiting: HashMap<String, Vec<Vec<u8>>>,
     next_token: usize,
+    /// The node (for its backpressure counter, `ErlangShared::buffered`).
+    shared: std::sync::Arc<NodeShared>,
+    /// Connections written to since the last `flush_dirty` (one write per
+    /// connection per batch of commands).
+    dirty: Vec<Token>,
 }
 
 impl ErlangSide {
     /// The Erlang side over `listener`, holding the epmd `registration`.
     pub(crate) fn new(
         registry: &Registry,
+        shared: std::sync::Arc<NodeShared>,
         mut listener: Listener,
         registration: std::net::TcpStream,
     ) -> io::Result<ErlangSide> {
@@ -194,6 +200,8 @@ impl ErlangSide {
             lookups: HashMap::new(),
             waiting: HashMap::new(),
             next_token: FIRST_CONNECTION,
+            shared,
+            dirty: Vec::new(),
         })
     }
 
@@ -435,7 +443,9 @@ impl ErlangSide {
     ) -> bool {
         if let Some(&token) = self.up.get(peer) {
             self.send_packet(token, body);
-            self.flush(token, registry);
+            if !self.dirty.contains(&token) {
+                self.dirty.push(token);
+            }
             return true;
         }
         if !self.dialing.contains_key(peer) {
@@ -449,6 +459,7 @@ impl ErlangSide {
             return false;
         }
         waiting.push(body.to_vec());
+        self.publish_buffered();
         true
     }
 
@@ -457,6 +468,24 @@ impl ErlangSide {
     pub(super) fn forget_peer(&mut self, peer: &str) {
         self.monitors_in.retain(|_, monitor| monitor.peer != peer);
         self.monitors_out.retain(|_, monitor| monitor.peer != peer);
+    }
+
+    /// Writes every connection written to since the last call.
+    pub(super) fn flush_dirty(&mut self, registry: &Registry) {
+        for token in std::mem::take(&mut self.dirty) {
+            self.flush(token, registry);
+        }
+    }
+
+    /// Publishes what the side buffers (`ErlangShared::buffered`): senders
+    /// to Erlang processes wait above the node's high-water mark.
+    fn publish_buffered(&self) {
+        let Some(erlang) = self.shared.erlang.as_ref() else {
+            return;
+        };
+        let writing: usize = self.connections.values().map(|c| c.write.len()).sum();
+        let waiting: usize = self.waiting.values().flatten().map(Vec::len).sum();
+        erlang.buffered.store(writing + waiting, Ordering::Relaxed);
     }
 
     /// Appends a packet to an up connection's write buffer (flushed by the
@@ -516,6 +545,7 @@ impl ErlangSide {
             let _ = registry.reregister(&mut connection.stream, token, interest);
             connection.writable = want;
         }
+        self.publish_buffered();
     }
 
     /// Closes a connection with a logged reason.
@@ -523,6 +553,7 @@ impl ErlangSide {
         let Some(mut connection) = self.connections.remove(&token) else {
             return;
         };
+        self.publish_buffered();
         let _ = registry.deregister(&mut connection.stream);
         match &connection.peer {
             Some(peer) => {
@@ -565,6 +596,7 @@ impl ErlangSide {
         self.dialing.remove(peer);
         let dropped = self.waiting.remove(peer).map_or(0, |waiting| waiting.len());
         self.dropped += dropped as u64;
+        self.publish_buffered();
         tracing::warn!(
             peer,
             why,

@@ -31,13 +31,15 @@ use super::erlang::{MonitorIn, MonitorOut, OutKind};
 use super::EventLoop;
 
 impl EventLoop {
-    /// Acts on what the Erlang side read and lost, until nothing is left
-    /// (acting may close a connection, which loses it).
+    /// Writes what the Erlang side buffered and acts on what it read and
+    /// lost, until nothing is left (acting may write, and a write may close
+    /// a connection, which loses it).
     pub(super) fn erlang_effects(&mut self) {
         loop {
             let Some(side) = self.erlang.as_mut() else {
                 return;
             };
+            side.flush_dirty(self.poll.registry());
             let inbox = std::mem::take(&mut side.inbox);
             let lost = std::mem::take(&mut side.lost);
             let dropped = std::mem::take(&mut side.dropped);

@@ -288,6 +288,7 @@ impl EventLoop {
         let erlang = match erlang {
             Some((listener, registration)) => Some(erlang::ErlangSide::new(
                 poll.registry(),
+                shared.clone(),
                 listener,
                 registration,
             )?),
@@ -432,6 +433,7 @@ impl EventLoop {
             for token in std::mem::take(&mut self.dirty) {
                 self.flush(token);
             }
+            self.erlang_effects();
             if taken >= COMMANDS_PER_TURN_MAX {
                 self.more_commands = true;
                 return;
@@ -452,7 +454,6 @@ impl EventLoop {
                         self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                self.erlang_effects();
             }
             Command::ErlangSendNamed {
                 from,
@@ -462,11 +463,9 @@ impl EventLoop {
             } => {
                 self.shared.backlog_commands.fetch_sub(1, Ordering::Relaxed);
                 self.erlang_send_named(from.as_ref(), &node, &name, &message);
-                self.erlang_effects();
             }
             Command::ErlangSignal { from, to, signal } => {
                 self.erlang_signal(from, to, signal);
-                self.erlang_effects();
             }
             Command::Flush { node } => {
                 if let Some(&token) = self.up.get(&node) {
