@@ -96,6 +96,10 @@ pub struct DaemonConfig {
     pub idle_timeout: Duration,
     /// Pending connects the listening socket holds (default 1,024).
     pub backlog: u32,
+    /// Also serve Erlang's epmd protocol here (server.rs, "epmd"): for
+    /// hosts that run Erlang nodes without Erlang's own epmd. Usually
+    /// `127.0.0.1:4369`; `None` (the default) serves only our protocol.
+    pub epmd: Option<SocketAddr>,
 }
 
 impl Default for DaemonConfig {
@@ -108,6 +112,7 @@ impl Default for DaemonConfig {
             frame_timeout: FRAME_TIMEOUT_DEFAULT,
             idle_timeout: IDLE_TIMEOUT_DEFAULT,
             backlog: BACKLOG_DEFAULT,
+            epmd: None,
         }
     }
 }

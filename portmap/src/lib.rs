@@ -32,6 +32,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod cookie_file;
+pub mod epmd;
 pub mod frame;
 pub mod listener;
 pub mod log_limit;

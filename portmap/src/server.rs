@@ -21,6 +21,17 @@
 //!    any, is released at once. Every close of a bad connection is logged
 //!    with its reason.
 //!
+//! # epmd
+//!
+//! With `DaemonConfig::epmd`, a second listener answers Erlang nodes as
+//! Erlang's epmd does (epmd.rs): `ALIVE2_X_REQ` from loopback registers a
+//! name for the life of the connection (answered with a creation number;
+//! a taken or invalid name is refused), `PORT_PLEASE2_REQ` and `NAMES_REQ`
+//! are answered to anyone who can connect and then closed, as epmd does
+//! (its protocol has no authentication: listen on loopback, or on a trusted
+//! network). Erlang names live in a table of their own, bounded with ours
+//! by `names_max`; `KILL_REQ`, `STOP_REQ` and the dumps are not served.
+//!
 //! # Access
 //!
 //! Only peers at 127.0.0.1 or ::1 may register. Lookups and listings from any
@@ -50,8 +61,9 @@ use crate::wire::{name_key, validate_name, ErrorCode, Reply, Request};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
+const EPMD_LISTENER: Token = Token(2);
 /// Tokens of connections start here.
-const FIRST_CONNECTION: usize = 2;
+const FIRST_CONNECTION: usize = 3;
 
 /// Counters a running daemon publishes.
 #[derive(Debug, Default)]
@@ -116,6 +128,8 @@ struct Conn {
     write_started: Option<Instant>,
     /// Last time a request was handled.
     last_request: Instant,
+    /// An Erlang node on the epmd listener (module docs, "epmd").
+    epmd: bool,
 }
 
 /// The daemon core, to run on the calling thread.
@@ -141,6 +155,12 @@ pub struct Server {
     /// `name_key`): a name that reads like one of them is refused.
     name_keys: std::collections::HashSet<String>,
     stats: Arc<StatsCell>,
+    /// The epmd listener, if serving Erlang nodes.
+    epmd_listener: Option<Listener>,
+    /// Erlang names → (their entry, the registering connection).
+    epmd_names: HashMap<String, (crate::epmd::Entry, usize)>,
+    /// The creation of the next Erlang registration.
+    next_creation: u32,
 }
 
 /// Whether `ip` is this host's loopback address.
@@ -188,6 +208,17 @@ impl Server {
         poll.registry()
             .register(listener.socket(), LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let epmd_listener = match config.epmd {
+            Some(addr) => {
+                let mut epmd = Listener::bind(addr, config.backlog)?;
+                poll.registry()
+                    .register(epmd.socket(), EPMD_LISTENER, Interest::READABLE)?;
+                Some(epmd)
+            }
+            None => None,
+        };
+        let mut creation = [0u8; 4];
+        getrandom::fill(&mut creation).map_err(|e| io::Error::other(e.to_string()))?;
         Ok(Server {
             poll,
             listener,
@@ -202,7 +233,17 @@ impl Server {
             names: HashMap::new(),
             name_keys: std::collections::HashSet::new(),
             stats: Arc::new(StatsCell::default()),
+            epmd_listener,
+            epmd_names: HashMap::new(),
+            next_creation: u32::from_ne_bytes(creation).max(1),
         })
+    }
+
+    /// The address it answers Erlang nodes on, if it does.
+    pub fn epmd_addr(&self) -> Option<SocketAddr> {
+        self.epmd_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// The address it listens on.
@@ -238,6 +279,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
+                    EPMD_LISTENER => self.accept_epmd(),
                     WAKER => {}
                     Token(t) => self.service(t - FIRST_CONNECTION),
                 }
@@ -334,7 +376,28 @@ impl Server {
         };
     }
 
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+    /// Accepts every pending Erlang node on the epmd listener.
+    fn accept_epmd(&mut self) {
+        let mut admitted = Vec::new();
+        if let Some(listener) = self.epmd_listener.as_mut() {
+            listener.accept_all(
+                &mut |stream, peer| admitted.push((stream, peer)),
+                &mut |stream, _peer| drop(stream),
+                &mut |error| tracing::warn!(%error, "erlangen-port-mapper: epmd accept failed"),
+            );
+        }
+        for (stream, peer) in admitted {
+            self.admit_as(stream, peer, true);
+        }
+    }
+
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        self.admit_as(stream, peer, false);
+    }
+
+    /// Admits a connection of our protocol, or of epmd's (`epmd`: no
+    /// greeting, epmd's requests).
+    fn admit_as(&mut self, mut stream: TcpStream, peer: SocketAddr, epmd: bool) {
         if let Some(why) = self.refusal_for(peer) {
             if let Some(held) = self.log.allow("connection-refused") {
                 tracing::warn!(%peer, why, held, "erlangen-port-mapper: connection refused");
@@ -383,13 +446,16 @@ impl Server {
             frame_started: None,
             write_started: None,
             last_request: now,
+            epmd,
         };
-        Reply::Hello {
-            version: PROTOCOL_VERSION,
-            challenge,
+        if !epmd {
+            Reply::Hello {
+                version: PROTOCOL_VERSION,
+                challenge,
+            }
+            .encode(&mut conn.write);
+            conn.write_started = Some(now);
         }
-        .encode(&mut conn.write);
-        conn.write_started = Some(now);
         self.conns[index] = Some(conn);
         self.publish_stats();
         self.service(index);
@@ -415,35 +481,60 @@ impl Server {
                 self.close(index, None);
                 return;
             }
-            // A whole request already buffered?
-            match frame::parse(&conn.read, REQUEST_BODY_BYTES_MAX) {
-                Err(error) => {
-                    let reason = error.to_string();
-                    self.close(index, Some(reason));
-                    return;
-                }
-                Ok(Some((frame, used))) => {
-                    let decoded = Request::decode(frame.kind, frame.body);
-                    conn.read.drain(..used);
-                    conn.frame_started = (!conn.read.is_empty()).then(Instant::now);
-                    // A request that needs no proof does not keep an
-                    // unproven non-local connection alive.
-                    if conn.trusted || conn.authed || !conn.requested {
+            if conn.epmd {
+                match crate::epmd::parse_request(&conn.read) {
+                    Err(error) => {
+                        self.close(index, Some(format!("epmd: {error}")));
+                        return;
+                    }
+                    Ok(Some((request, used))) => {
+                        conn.read.drain(..used);
+                        conn.frame_started = (!conn.read.is_empty()).then(Instant::now);
+                        conn.requested = true;
                         conn.last_request = Instant::now();
+                        self.answer_epmd(index, request);
+                        continue;
                     }
-                    conn.requested = true;
-                    match decoded {
-                        Ok(request) => self.handle(index, request),
-                        Err(error) => {
-                            self.refuse_and_close(index, ErrorCode::Malformed, error.to_string())
-                        }
-                    }
-                    continue;
+                    Ok(None) => {}
                 }
-                Ok(None) => {}
+            } else {
+                // A whole request already buffered?
+                match frame::parse(&conn.read, REQUEST_BODY_BYTES_MAX) {
+                    Err(error) => {
+                        let reason = error.to_string();
+                        self.close(index, Some(reason));
+                        return;
+                    }
+                    Ok(Some((frame, used))) => {
+                        let decoded = Request::decode(frame.kind, frame.body);
+                        conn.read.drain(..used);
+                        conn.frame_started = (!conn.read.is_empty()).then(Instant::now);
+                        // A request that needs no proof does not keep an
+                        // unproven non-local connection alive.
+                        if conn.trusted || conn.authed || !conn.requested {
+                            conn.last_request = Instant::now();
+                        }
+                        conn.requested = true;
+                        match decoded {
+                            Ok(request) => self.handle(index, request),
+                            Err(error) => self.refuse_and_close(
+                                index,
+                                ErrorCode::Malformed,
+                                error.to_string(),
+                            ),
+                        }
+                        continue;
+                    }
+                    Ok(None) => {}
+                }
             }
             // Read more, never past one frame's worth.
-            let room = crate::config::HEADER_BYTES + REQUEST_BODY_BYTES_MAX - conn.read.len();
+            let frame_max = if conn.epmd {
+                2 + crate::epmd::REQUEST_BODY_BYTES_MAX
+            } else {
+                crate::config::HEADER_BYTES + REQUEST_BODY_BYTES_MAX
+            };
+            let room = frame_max.saturating_sub(conn.read.len());
             let mut chunk = [0u8; 1024];
             let want = room.min(chunk.len()).max(1);
             match conn.stream.read(&mut chunk[..want]) {
@@ -580,6 +671,65 @@ impl Server {
         }
     }
 
+    /// An epmd request from an Erlang node (module docs, "epmd").
+    fn answer_epmd(&mut self, index: usize, request: crate::epmd::Request) {
+        use crate::epmd::{self, Request};
+        let epmd_port = self.epmd_addr().map_or(0, |addr| addr.port());
+        let Some(conn) = self.conns[index].as_ref() else {
+            return;
+        };
+        let (trusted, registered) = (conn.trusted, conn.registered.is_some());
+        let (reply, close) = match request {
+            Request::Alive2 { name, entry } => {
+                let valid = crate::wire::validate_name(&name).is_ok();
+                let taken = self.epmd_names.contains_key(&name);
+                let full = self.epmd_names.len() + self.names.len() >= self.config.names_max;
+                if !trusted || registered || !valid || taken || full {
+                    let why = if !trusted {
+                        "registration from another host"
+                    } else if taken {
+                        "the name is taken"
+                    } else {
+                        "an invalid name or no room"
+                    };
+                    tracing::warn!(name, why, "erlangen-port-mapper: epmd registration refused");
+                    (epmd::alive2_x_response(None), true)
+                } else {
+                    let creation = self.next_creation;
+                    self.next_creation = self.next_creation.wrapping_add(1).max(1);
+                    self.epmd_names.insert(name.clone(), (entry, index));
+                    if let Some(conn) = self.conns[index].as_mut() {
+                        conn.registered = Some(name);
+                    }
+                    (epmd::alive2_x_response(Some(creation)), false)
+                }
+            }
+            Request::PortPlease2 { name } => {
+                let entry = self.epmd_names.get(&name).map(|(entry, _)| entry);
+                (epmd::port2_response(&name, entry), true)
+            }
+            Request::Names => {
+                let mut names: Vec<(&str, u16)> = self
+                    .epmd_names
+                    .iter()
+                    .map(|(name, (entry, _))| (name.as_str(), entry.port))
+                    .collect();
+                names.sort();
+                (epmd::names_response(epmd_port, names), true)
+            }
+            Request::Other(code) => {
+                tracing::debug!(code, "erlangen-port-mapper: an epmd request not served");
+                (Vec::new(), true)
+            }
+        };
+        if let Some(conn) = self.conns[index].as_mut() {
+            conn.write.extend_from_slice(&reply);
+            conn.write_started = Some(Instant::now());
+            conn.closing = close;
+        }
+        self.publish_stats();
+    }
+
     /// Closes connection `index`, releasing its registration; logs `reason`.
     fn close(&mut self, index: usize, reason: Option<String>) {
         let Some(mut conn) = self.conns[index].take() else {
@@ -590,7 +740,12 @@ impl Server {
                 tracing::warn!(peer = %conn.peer, %reason, held, "erlangen-port-mapper: closing a connection");
             }
         }
-        if let Some(name) = conn.registered.take() {
+        let registered = conn.registered.take();
+        if let Some(name) = registered.as_ref().filter(|_| conn.epmd) {
+            if self.epmd_names.get(name).map(|(_, owner)| *owner) == Some(index) {
+                self.epmd_names.remove(name);
+            }
+        } else if let Some(name) = registered {
             if self.names.get(&name).map(|(_, owner)| *owner) == Some(index) {
                 self.names.remove(&name);
                 self.name_keys.remove(&name_key(&name));
@@ -712,6 +867,8 @@ fn refusal(code: ErrorCode, description: &str) -> Reply {
 #[derive(Debug)]
 pub struct Daemon {
     addr: SocketAddr,
+    /// Where it answers Erlang nodes, if it does.
+    epmd: Option<SocketAddr>,
     stopper: Stopper,
     stats: Arc<StatsCell>,
     thread: Option<JoinHandle<io::Result<()>>>,
@@ -722,6 +879,7 @@ impl Daemon {
     pub fn start(config: DaemonConfig) -> io::Result<Daemon> {
         let server = Server::bind(config)?;
         let addr = server.local_addr()?;
+        let epmd = server.epmd_addr();
         let stopper = server.stopper();
         let stats = server.stats.clone();
         let thread = std::thread::Builder::new()
@@ -729,6 +887,7 @@ impl Daemon {
             .spawn(move || server.run())?;
         Ok(Daemon {
             addr,
+            epmd,
             stopper,
             stats,
             thread: Some(thread),
@@ -738,6 +897,11 @@ impl Daemon {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address it answers Erlang nodes on (`DaemonConfig::epmd`).
+    pub fn epmd_addr(&self) -> Option<SocketAddr> {
+        self.epmd
     }
 
     /// Current counters.

@@ -51,7 +51,6 @@
 //! (a message is at most `config::ERLANG_PACKET_BYTES_MAX`).
 
 pub mod control;
-pub mod epmd;
 pub mod handshake;
 pub mod reason;
 pub mod term;
@@ -63,6 +62,8 @@ use std::sync::Arc;
 
 pub use eetf;
 pub use eetf::Term;
+/// The epmd protocol (it lives with our port mapper, which can serve it).
+pub use erlangen_portmap::epmd;
 
 /// A function Erlang nodes may run here (`spawn/4`, `rpc:call/4`,
 /// `erpc:call/4`): it takes the node's pid conversions and the call's

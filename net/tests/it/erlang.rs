@@ -773,3 +773,46 @@ fn killing_our_node_gives_erlang_monitors_noconnection() {
     assert_eq!(rest.trim(), "noconnection");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn our_port_mapper_serves_erlang_nodes_as_their_epmd() {
+    // No Erlang epmd: our port mapper answers the Erlang node and ours.
+    let mapper = Daemon::start(erlangen_portmap::DaemonConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        epmd: Some("127.0.0.1:0".parse().unwrap()),
+        ..erlangen_portmap::DaemonConfig::default()
+    })
+    .expect("a port mapper with epmd");
+    let port = mapper.epmd_addr().expect("epmd served").port();
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let alive = unique("rust").replace('-', "_");
+    let node = Node::builder(&alive)
+        .cookie(COOKIE)
+        .port_mapper(mapper.local_addr())
+        .erlang(
+            erlangen_net::kernel::standard_erlang_functions(ErlangOptions::new(&alive))
+                .cookie(ERLANG_COOKIE.as_bytes())
+                .epmd(([127, 0, 0, 1], port).into()),
+        )
+        .start(&rt)
+        .expect("the node registers with our port mapper's epmd");
+    let name = node.erlang_name().unwrap().to_owned();
+    let (code, output) = erl(
+        port,
+        ERLANG_COOKIE,
+        &name,
+        r#"
+        Rust = list_to_atom(os:getenv("RUST_NODE")),
+        [RustAlive, _] = string:split(atom_to_list(Rust), "@"),
+        [MyAlive, _] = string:split(atom_to_list(node()), "@"),
+        {ok, Names} = net_adm:names(),
+        true = lists:keymember(RustAlive, 1, Names),
+        true = lists:keymember(MyAlive, 1, Names),
+        pong = net_adm:ping(Rust),
+        [3, 5] = rpc:call(Rust, erlangen, parallel_map, [inc, [2, 4]]),
+        io:format("all held~n"),
+        halt(0)"#,
+    );
+    assert_eq!(code, 0, "erl said: {output}");
+    assert!(output.contains("all held"), "{output}");
+}

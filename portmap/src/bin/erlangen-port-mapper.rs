@@ -38,6 +38,12 @@ struct Args {
     /// Seconds an unregistered connection may idle.
     #[arg(long, default_value_t = 30)]
     idle_timeout_s: u64,
+    /// Also answer Erlang nodes as their epmd would, on this address
+    /// (usually 127.0.0.1:4369; Erlang's own epmd must not run there):
+    /// registration from loopback, lookups and `net_adm:names()` from
+    /// anyone who can connect (epmd's protocol has no authentication).
+    #[arg(long, value_name = "ADDR")]
+    epmd: Option<SocketAddr>,
     /// Pending connects the listening socket holds.
     #[arg(long, default_value_t = erlangen_portmap::config::BACKLOG_DEFAULT)]
     backlog: u32,
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
         frame_timeout: Duration::from_millis(args.frame_timeout_ms),
         idle_timeout: Duration::from_secs(args.idle_timeout_s),
         backlog: args.backlog,
+        epmd: args.epmd,
     };
     let server = match Server::bind(config) {
         Ok(server) => server,

@@ -2,6 +2,7 @@
 
 mod access;
 mod cli;
+mod epmd;
 mod hardening;
 mod hostile_host;
 mod parser_fuzz;
