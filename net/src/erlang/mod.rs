@@ -46,13 +46,20 @@
 //!   simultaneous connects settled as Erlang does), and
 //!   [`crate::Node::erlang_send_named`] sends to `{Name, Node}`.
 //!
-//! Not yet: serde
-//! mapping of user types to terms, `--epmd` in our port mapper, fragments
-//! (a message is at most `config::ERLANG_PACKET_BYTES_MAX`).
+//! * An agent sends and receives its own serde types as terms
+//!   ([`serde_term`]: records as tagged tuples, enums as atoms or tagged
+//!   tuples, `Vec<u8>` as binaries, [`ErlangPid`] as pids).
+//! * Our port mapper can be the host's epmd (`--epmd`, portmap/PROTOCOL.md).
+//!
+//! Not yet: our remote spawn of `{M, F, A}` on an Erlang node, and
+//! fragments (`DFLAG_FRAGMENTS`): a message is at most
+//! `config::ERLANG_PACKET_BYTES_MAX`, and one large message holds up the
+//! others on its connection while it is written.
 
 pub mod control;
 pub mod handshake;
 pub mod reason;
+pub mod serde_term;
 pub mod term;
 
 use std::collections::HashMap;
@@ -64,6 +71,7 @@ pub use eetf;
 pub use eetf::Term;
 /// The epmd protocol (it lives with our port mapper, which can serve it).
 pub use erlangen_portmap::epmd;
+pub use serde_term::ErlangPid;
 
 /// A function Erlang nodes may run here (`spawn/4`, `rpc:call/4`,
 /// `erpc:call/4`): it takes the node's pid conversions and the call's

@@ -816,3 +816,72 @@ fn our_port_mapper_serves_erlang_nodes_as_their_epmd() {
     assert_eq!(code, 0, "erl said: {output}");
     assert!(output.contains("all held"), "{output}");
 }
+
+/// A request an Erlang process writes as `{add, self(), A, B}`.
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+struct Add {
+    from: erlangen_net::erlang::ErlangPid,
+    a: i64,
+    b: i64,
+}
+
+/// The answer, `{sum, Total, Shape}`.
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+struct Sum {
+    total: i64,
+    shape: Shape,
+}
+
+/// `{circle, R}` or `empty`.
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+enum Shape {
+    Circle(f64),
+    Empty,
+}
+
+#[test]
+fn an_agent_speaks_its_own_serde_types_with_an_erlang_process() {
+    let (_epmd, port) = epmd();
+    let (rt, _mapper, node, name, _received, _reports) = rust_node(port);
+    let adder_node = node.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    rt.spawn(move |ctx| {
+        ctx.register("adder").unwrap();
+        ready_tx.send(()).unwrap();
+        loop {
+            let Ok(term) = ctx.receive().downcast::<Term>() else {
+                continue;
+            };
+            let add: Add = erlangen_net::erlang::serde_term::from_term(&term).unwrap();
+            let sum = Sum {
+                total: add.a + add.b,
+                shape: if add.a > 0 {
+                    Shape::Circle(0.5)
+                } else {
+                    Shape::Empty
+                },
+            };
+            let to = adder_node.erlang_pid(&add.from.0).unwrap();
+            ctx.send(
+                &to,
+                erlangen_net::erlang::serde_term::to_term(&sum).unwrap(),
+            );
+        }
+    });
+    ready_rx.recv_timeout(HANG_GUARD).unwrap();
+    let (code, output) = erl(
+        port,
+        ERLANG_COOKIE,
+        &name,
+        r#"
+        Rust = list_to_atom(os:getenv("RUST_NODE")),
+        {adder, Rust} ! {add, self(), 2, 3},
+        receive {sum, 5, {circle, 0.5}} -> ok after 10000 -> exit(no_sum) end,
+        {adder, Rust} ! {add, self(), -2, 3},
+        receive {sum, 1, empty} -> ok after 10000 -> exit(no_second_sum) end,
+        io:format("all held~n"),
+        halt(0)"#,
+    );
+    assert_eq!(code, 0, "erl said: {output}");
+    assert!(output.contains("all held"), "{output}");
+}
