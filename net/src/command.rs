@@ -81,6 +81,17 @@ pub(crate) enum Command {
         name: String,
         message: Box<eetf::Term>,
     },
+    /// A spawn of `module:function(args…)` on an Erlang node
+    /// (`Node::erlang_spawn`), answered to `parent` as a `SpawnResult`.
+    ErlangSpawn {
+        node: String,
+        request: u64,
+        parent: Pid,
+        module: String,
+        function: String,
+        args: Vec<eetf::Term>,
+        link: bool,
+    },
     /// A signal from a local agent (or a plain thread) to a process of an
     /// Erlang node (erlang_route.rs).
     ErlangSignal {

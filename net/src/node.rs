@@ -785,6 +785,54 @@ impl Node {
         result.result.map_err(NetError::Spawn)
     }
 
+    /// Starts `module:function(args…)` on the Erlang node `node`
+    /// (`alive@host`), as Erlang's `spawn/4` (`SPAWN_REQUEST`); linked to
+    /// the calling agent if `link` (Erlang's `spawn_link/4`). Blocks the
+    /// calling agent (never its worker) until the node answers, at most
+    /// the node's spawn timeout: the new process's pid, or Erlang's error
+    /// (`notsup`, `badopt`, `noconnection`, …). To watch it, `ctx.watch`
+    /// the pid (an exit before that is `noproc`, as in Erlang).
+    pub fn erlang_spawn(
+        &self,
+        ctx: &Ctx,
+        node: &str,
+        (module, function): (&str, &str),
+        args: Vec<crate::erlang::Term>,
+        link: bool,
+    ) -> Result<Pid, NetError> {
+        if self.shared.erlang.is_none() {
+            return Err(NetError::Erlang(
+                "this node did not join Erlang's distribution".into(),
+            ));
+        }
+        crate::erlang::handshake::valid_name(node).map_err(NetError::InvalidName)?;
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(NetError::Stopped);
+        }
+        let request = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
+        self.shared.push(Command::ErlangSpawn {
+            node: node.to_owned(),
+            request,
+            parent: ctx.pid(),
+            module: module.to_owned(),
+            function: function.to_owned(),
+            args,
+            link,
+        });
+        let is_reply = |message: &erlangen_runtime::Message| {
+            message
+                .downcast_ref::<SpawnResult>()
+                .is_some_and(|result| result.request == request)
+        };
+        let reply = ctx
+            .receive_match_timeout(is_reply, self.shared.spawn_timeout)
+            .map_err(|_| NetError::Spawn(format!("no answer from {node}")))?;
+        let result = reply
+            .downcast::<SpawnResult>()
+            .map_err(|_| NetError::Spawn("unexpected reply".to_owned()))?;
+        result.result.map_err(NetError::Spawn)
+    }
+
     /// Per-peer statistics, by node name.
     ///
     /// ```

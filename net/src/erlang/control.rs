@@ -133,6 +133,17 @@ pub enum Control {
         /// The arguments.
         args: Vec<Term>,
     },
+    /// `SPAWN_REPLY`: the answer to our `SPAWN_REQUEST` `id`.
+    SpawnReply {
+        /// The request's id.
+        id: Term,
+        /// Who asked.
+        to: Pid,
+        /// 1: a link was set up; 2: a monitor was.
+        flags: i64,
+        /// The new pid, or an error atom.
+        result: Term,
+    },
     /// Any other operation, by its number (links, exits, spawns: not yet
     /// acted on, see the crate docs).
     Other(i32),
@@ -239,9 +250,15 @@ pub fn parse(body: &[u8]) -> Result<Option<Control>, String> {
                     .ok_or("SPAWN_REQUEST arguments are not a list")?,
             }
         }
+        (SPAWN_REPLY, 5) => Control::SpawnReply {
+            id: elements[1].clone(),
+            to: pid_at(2)?,
+            flags: term::integer(&elements[3]).ok_or("SPAWN_REPLY flags are not an integer")?,
+            result: elements[4].clone(),
+        },
         (
             SEND | SEND_SENDER | REG_SEND | MONITOR_P | DEMONITOR_P | MONITOR_P_EXIT | LINK
-            | UNLINK_ID | EXIT | EXIT2 | SPAWN_REQUEST,
+            | UNLINK_ID | EXIT | EXIT2 | SPAWN_REQUEST | SPAWN_REPLY,
             n,
         ) => {
             return Err(format!("operation {op} with {n} elements"));
@@ -259,6 +276,35 @@ pub fn send(to: &Pid, message: &Term) -> Result<Vec<u8>, term::TermError> {
         Term::from(to.clone()),
     ]));
     packet(&control, Some(message))
+}
+
+/// `SPAWN_REQUEST` `id` from `from` for `module:function(args…)` with
+/// `options` (atoms such as `link`).
+pub fn spawn_request(
+    id: &Term,
+    from: &Pid,
+    (module, function): (&str, &str),
+    args: &[Term],
+    options: &[&str],
+) -> Result<Vec<u8>, term::TermError> {
+    let mfa = Term::from(Tuple::from(vec![
+        Term::from(Atom::from(module)),
+        Term::from(Atom::from(function)),
+        Term::from(FixInteger::from(args.len() as i32)),
+    ]));
+    let options = options
+        .iter()
+        .map(|option| Term::from(Atom::from(*option)))
+        .collect::<Vec<_>>();
+    let control = Term::from(Tuple::from(vec![
+        Term::from(FixInteger::from(SPAWN_REQUEST)),
+        id.clone(),
+        Term::from(from.clone()),
+        Term::from(from.clone()),
+        mfa,
+        Term::from(eetf::List::from(options)),
+    ]));
+    packet(&control, Some(&Term::from(eetf::List::from(args.to_vec()))))
 }
 
 /// `SPAWN_REPLY` to `to` for request `id`: `flags` 1 if a link was set

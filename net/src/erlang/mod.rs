@@ -51,8 +51,10 @@
 //!   tuples, `Vec<u8>` as binaries, [`ErlangPid`] as pids).
 //! * Our port mapper can be the host's epmd (`--epmd`, portmap/PROTOCOL.md).
 //!
-//! Not yet: our remote spawn of `{M, F, A}` on an Erlang node, and
-//! fragments (`DFLAG_FRAGMENTS`): a message is at most
+//! * Our agents start `{M, F, A}` on an Erlang node
+//!   ([`crate::Node::erlang_spawn`], linked if asked).
+//!
+//! Not yet: fragments (`DFLAG_FRAGMENTS`): a message is at most
 //! `config::ERLANG_PACKET_BYTES_MAX`, and one large message holds up the
 //! others on its connection while it is written.
 

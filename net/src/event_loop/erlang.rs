@@ -134,6 +134,14 @@ pub(super) struct MonitorOut {
     pub(super) kind: OutKind,
 }
 
+/// One of our spawns on an Erlang node (`Node::erlang_spawn`).
+pub(super) struct SpawnOut {
+    pub(super) peer: String,
+    /// The request the caller waits for.
+    pub(super) request: u64,
+    pub(super) parent: erlangen_runtime::Pid,
+}
+
 /// The Erlang side of a node's loop (module docs).
 pub(crate) struct ErlangSide {
     /// Control messages read and not yet acted on, oldest first, with
@@ -149,6 +157,8 @@ pub(crate) struct ErlangSide {
     pub(super) monitors_in: HashMap<u64, MonitorIn>,
     /// Our monitors and watches of Erlang processes, by reference.
     pub(super) monitors_out: HashMap<Term, MonitorOut>,
+    /// Our spawns on Erlang nodes waiting for `SPAWN_REPLY`, by reference.
+    pub(super) spawns_out: HashMap<Term, SpawnOut>,
     /// The next watch id or reference number.
     next_id: u64,
     listener: Listener,
@@ -191,6 +201,7 @@ impl ErlangSide {
             dropped: 0,
             monitors_in: HashMap::new(),
             monitors_out: HashMap::new(),
+            spawns_out: HashMap::new(),
             next_id: 1,
             listener,
             epmd,
@@ -464,10 +475,19 @@ impl ErlangSide {
     }
 
     /// Forgets what was kept for `peer`'s monitors (its connection is
-    /// gone; the loop fires the edges).
-    pub(super) fn forget_peer(&mut self, peer: &str) {
+    /// gone; the loop fires the edges); the spawns that waited for it.
+    pub(super) fn forget_peer(&mut self, peer: &str) -> Vec<SpawnOut> {
         self.monitors_in.retain(|_, monitor| monitor.peer != peer);
         self.monitors_out.retain(|_, monitor| monitor.peer != peer);
+        let lost: Vec<Term> = self
+            .spawns_out
+            .iter()
+            .filter(|(_, spawn)| spawn.peer == peer)
+            .map(|(reference, _)| reference.clone())
+            .collect();
+        lost.iter()
+            .filter_map(|reference| self.spawns_out.remove(reference))
+            .collect()
     }
 
     /// Writes every connection written to since the last call.

@@ -51,8 +51,13 @@ impl EventLoop {
                 self.erlang_control(&peer, control);
             }
             for (peer, why) in lost {
-                if let Some(side) = self.erlang.as_mut() {
-                    side.forget_peer(&peer);
+                let spawns = self
+                    .erlang
+                    .as_mut()
+                    .map(|side| side.forget_peer(&peer))
+                    .unwrap_or_default();
+                for spawn in spawns {
+                    self.spawn_failed(&spawn.parent, spawn.request, format!("noconnection: {why}"));
                 }
                 self.lose(&peer, &why);
             }
@@ -263,6 +268,41 @@ impl EventLoop {
                 options,
                 args,
             } => self.erlang_spawn(peer, id, from, (module, function, args), &options),
+            Control::SpawnReply {
+                id, flags, result, ..
+            } => {
+                let side = self.erlang.as_mut().expect("an Erlang side");
+                let Some(spawn) = side.spawns_out.remove(&id) else {
+                    return;
+                };
+                let outcome = match &result {
+                    Term::Pid(pid) => match self.shared.pid_of_erlang(pid) {
+                        Some(child) => {
+                            if flags & 1 != 0 {
+                                self.record_edge(
+                                    peer,
+                                    &spawn.parent,
+                                    &child,
+                                    &RemoteSignal::Link,
+                                    false,
+                                );
+                                self.shared.runtime.attach_half(&spawn.parent, &child);
+                            }
+                            Ok(child)
+                        }
+                        None => Err("not an Erlang node".to_owned()),
+                    },
+                    Term::Atom(Atom { name }) => Err(name.clone()),
+                    other => Err(other.to_string()),
+                };
+                self.shared.runtime.send(
+                    &spawn.parent,
+                    Message::new(crate::shared::SpawnResult {
+                        request: spawn.request,
+                        result: outcome,
+                    }),
+                );
+            }
             Control::Other(op) => {
                 tracing::debug!(op, peer, "erlangen: an Erlang control message not acted on");
             }
@@ -410,6 +450,54 @@ impl EventLoop {
         );
     }
 
+    /// `Node::erlang_spawn`: `SPAWN_REQUEST` to `node`; the reply comes
+    /// as `Control::SpawnReply`, or a lost connection fails it.
+    pub(super) fn erlang_spawn_out(
+        &mut self,
+        node: &str,
+        request: u64,
+        parent: Pid,
+        (module, function): (&str, &str),
+        args: &[Term],
+        link: bool,
+    ) {
+        let Some(parent_e) = self.shared.erlang_pid_of(&parent) else {
+            self.spawn_failed(&parent, request, "not an Erlang node".into());
+            return;
+        };
+        let reference = self.erlang_reference(request);
+        let options: &[&str] = if link { &["link"] } else { &[] };
+        let body = control::spawn_request(&reference, &parent_e, (module, function), args, options);
+        self.erlang
+            .as_mut()
+            .expect("an Erlang side")
+            .spawns_out
+            .insert(
+                reference.clone(),
+                super::erlang::SpawnOut {
+                    peer: node.to_owned(),
+                    request,
+                    parent: parent.clone(),
+                },
+            );
+        if !self.erlang_send(node, body) {
+            if let Some(side) = self.erlang.as_mut() {
+                side.spawns_out.remove(&reference);
+            }
+            self.spawn_failed(&parent, request, format!("cannot reach {node}"));
+        }
+    }
+
+    /// A reference of our node for number `id` (monitors and spawns).
+    fn erlang_reference(&self, id: u64) -> Term {
+        let erlang = self.shared.erlang.as_ref().expect("an Erlang side");
+        Term::from(Reference {
+            node: Atom::from(erlang.name.as_str()),
+            id: vec![id as u32, (id >> 32) as u32, 0],
+            creation: erlang.creation,
+        })
+    }
+
     /// Delivers a term to our agent, or counts it dropped.
     fn erlang_deliver(&self, to: Option<Pid>, message: Term) {
         match to {
@@ -457,22 +545,11 @@ impl EventLoop {
         to_e: eetf::Pid,
         signal: RemoteSignal,
     ) {
-        let Some(erlang) = self.shared.erlang.as_ref() else {
-            return;
-        };
         let Some(to) = self.shared.pid_of_erlang(&to_e) else {
             return;
         };
         let from_e = self.erlang_from(from.as_ref());
         let peer = to_e.node.name.clone();
-        let (our_name, creation) = (erlang.name.clone(), erlang.creation);
-        let reference = |id: u64| {
-            Term::from(Reference {
-                node: Atom::from(our_name.as_str()),
-                id: vec![id as u32, (id >> 32) as u32, 0],
-                creation,
-            })
-        };
         let sent = match &signal {
             RemoteSignal::Link => self.erlang_send(&peer, control::link(&from_e, &to_e)),
             RemoteSignal::Unlink => {
@@ -486,8 +563,9 @@ impl EventLoop {
                     RemoteSignal::Watch { id } => OutKind::Watch(id),
                     _ => OutKind::Killing,
                 };
+                let id = self.erlang.as_mut().expect("an Erlang side").next_id();
+                let reference = self.erlang_reference(id);
                 let side = self.erlang.as_mut().expect("an Erlang side");
-                let reference = reference(side.next_id());
                 side.monitors_out.insert(
                     reference.clone(),
                     MonitorOut {

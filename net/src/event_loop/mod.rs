@@ -464,6 +464,17 @@ impl EventLoop {
                 self.shared.backlog_commands.fetch_sub(1, Ordering::Relaxed);
                 self.erlang_send_named(from.as_ref(), &node, &name, &message);
             }
+            Command::ErlangSpawn {
+                node,
+                request,
+                parent,
+                module,
+                function,
+                args,
+                link,
+            } => {
+                self.erlang_spawn_out(&node, request, parent, (&module, &function), &args, link);
+            }
             Command::ErlangSignal { from, to, signal } => {
                 self.erlang_signal(from, to, signal);
             }

@@ -885,3 +885,78 @@ fn an_agent_speaks_its_own_serde_types_with_an_erlang_process() {
     assert_eq!(code, 0, "erl said: {output}");
     assert!(output.contains("all held"), "{output}");
 }
+
+#[test]
+fn our_agent_spawns_on_an_erlang_node_with_and_without_a_link() {
+    let (_epmd, port) = epmd();
+    let (rt, _mapper, node, name, _received, _reports) = rust_node(port);
+    let erl_name = unique("e").replace('-', "_");
+    let script = r#"
+        register(collector, self()),
+        io:format("~w~n", [self()]),
+        receive spawned_hello -> io:format("got it~n")
+        after 20000 -> halt(2) end,
+        receive after 60000 -> halt(0) end"#;
+    let mut child = Command::new("erl")
+        .args([
+            "-sname",
+            &erl_name,
+            "-setcookie",
+            ERLANG_COOKIE,
+            "-noshell",
+            "-eval",
+            script,
+        ])
+        .env("ERL_EPMD_PORT", port.to_string())
+        .env("ERL_CRASH_DUMP_SECONDS", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("erl runs");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let child = Killed(child);
+    let host = name.split('@').nth(1).unwrap();
+    let target = format!("{erl_name}@{host}");
+    let (spawner_node, spawn_target) = (node.clone(), target.clone());
+    let outcome = rt
+        .run(move |ctx| {
+            let node = spawner_node;
+            // erlang:send(collector, spawned_hello), run over there.
+            let args = vec![
+                Term::from(Atom::from("collector")),
+                Term::from(Atom::from("spawned_hello")),
+            ];
+            let sender = node
+                .erlang_spawn(ctx, &spawn_target, ("erlang", "send"), args, false)
+                .expect("the spawn succeeds");
+            assert!(sender.is_remote());
+            // erlang:exit(boom) with a link: our linked agent goes too.
+            let (linked_node, linked_target) = (node.clone(), spawn_target.clone());
+            let linked = ctx.spawn(move |ctx| {
+                linked_node
+                    .erlang_spawn(
+                        ctx,
+                        &linked_target,
+                        ("erlang", "exit"),
+                        vec![Term::from(Atom::from("boom"))],
+                        true,
+                    )
+                    .expect("the linked spawn succeeds");
+                ctx.receive();
+            });
+            ctx.watch(&linked).unwrap();
+            let down = ctx.receive().downcast::<WatchDown>().unwrap();
+            let nobody = format!("nobody@{}", spawn_target.split('@').nth(1).unwrap());
+            let missing = node.erlang_spawn(ctx, &nobody, ("m", "f"), vec![], false);
+            (format!("{:?}", down.status), missing.is_err())
+        })
+        .unwrap();
+    assert!(outcome.0.contains("boom"), "{}", outcome.0);
+    assert!(outcome.1, "a spawn on a node that is not there fails");
+    let mut got = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut got).unwrap();
+    assert_eq!(got.trim(), "got it");
+    drop(child);
+}
