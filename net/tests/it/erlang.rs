@@ -691,7 +691,7 @@ fn our_dial_with_the_wrong_cookie_delivers_nothing_and_fires_noconnection() {
 }
 
 #[test]
-fn killing_our_node_gives_erlang_monitors_noconnection() {
+fn killing_our_node_gives_erlang_monitors_noconnection_and_monitor_node_nodedown() {
     let (_epmd, port) = epmd();
     let dir = std::env::temp_dir().join(unique("erlang-cookie"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -737,9 +737,12 @@ fn killing_our_node_gives_erlang_monitors_noconnection() {
     let script = r#"
         Rust = list_to_atom(os:getenv("RUST_NODE")),
         {P, M} = spawn_monitor(Rust, erlangen, echo, []),
+        true = erlang:monitor_node(Rust, true),
         io:format("monitoring~n"),
-        receive {'DOWN', M, process, P, noconnection} -> io:format("noconnection~n"), halt(0)
-        after 20000 -> halt(2) end"#;
+        receive {'DOWN', M, process, P, noconnection} -> ok
+        after 20000 -> halt(2) end,
+        receive {nodedown, Rust} -> io:format("noconnection~n"), halt(0)
+        after 20000 -> halt(3) end"#;
     let mut child = Command::new("erl")
         .args([
             "-sname",
