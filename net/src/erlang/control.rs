@@ -11,6 +11,14 @@ use super::term;
 
 /// The byte that starts a packet without a distribution header.
 const PASS_THROUGH: u8 = 112;
+/// The version byte, which starts a packet with a distribution header.
+const VERSION: u8 = 131;
+/// `DIST_HEADER` (after 131): a packet with a distribution header.
+const DIST_HEADER: u8 = 68;
+/// `DIST_FRAG_HEADER`: the first fragment of a large packet.
+pub(crate) const DIST_FRAG_HEADER: u8 = 69;
+/// `DIST_FRAG_CONT`: a further fragment.
+pub(crate) const DIST_FRAG_CONT: u8 = 70;
 
 /// `LINK`: `{1, FromPid, ToPid}`.
 const LINK: i32 = 1;
@@ -160,15 +168,31 @@ pub fn parse(body: &[u8]) -> Result<Option<Control>, String> {
     let Some((&first, rest)) = body.split_first() else {
         return Ok(None);
     };
-    if first != PASS_THROUGH {
-        return Err(format!(
-            "a packet that starts with {first}, not 112 (no distribution header was negotiated)"
-        ));
-    }
-    let (control, used) = term::decode(rest).map_err(|e| format!("control message: {e}"))?;
+    // Terms behind a distribution header come without their version byte.
+    let (rest, bare) = match (first, rest.first()) {
+        (PASS_THROUGH, _) => (rest, false),
+        (VERSION, Some(&DIST_HEADER)) => match rest.get(1) {
+            Some(0) => (&rest[2..], true),
+            Some(_) => return Err("atom cache references were not negotiated".into()),
+            None => return Err("a short distribution header".into()),
+        },
+        _ => {
+            return Err(format!(
+                "a packet that starts with {first}, neither 112 nor 131 68"
+            ))
+        }
+    };
+    let decode = |bytes: &[u8]| {
+        if bare {
+            term::decode_bare(bytes)
+        } else {
+            term::decode(bytes)
+        }
+    };
+    let (control, used) = decode(rest).map_err(|e| format!("control message: {e}"))?;
     let rest = &rest[used..];
     let message = |rest: &[u8]| -> Result<Term, String> {
-        let (message, used) = term::decode(rest).map_err(|e| format!("message: {e}"))?;
+        let (message, used) = decode(rest).map_err(|e| format!("message: {e}"))?;
         if used != rest.len() {
             return Err("bytes after the message".into());
         }
@@ -408,6 +432,20 @@ pub fn monitor_exit(
         reason.clone(),
     ]));
     packet(&control, None)
+}
+
+/// A packet body of ours (`112` and versioned terms) as what follows a
+/// distribution header (terms without their version bytes): the data
+/// that fragments carry.
+pub(crate) fn bare(body: &[u8]) -> Option<Vec<u8>> {
+    let terms = body.strip_prefix(&[PASS_THROUGH])?;
+    let first = term::check(terms).ok()?;
+    let mut out = Vec::with_capacity(terms.len());
+    out.extend_from_slice(&terms[1..first]);
+    if let Some(message) = terms.get(first..).filter(|rest| !rest.is_empty()) {
+        out.extend_from_slice(message.strip_prefix(&[VERSION])?);
+    }
+    Some(out)
 }
 
 /// `112`, the control message and the message.

@@ -32,6 +32,8 @@ const DFLAG_DIST_MONITOR_NAME: u64 = 0x20;
 /// `DFLAG_SPAWN`: `SPAWN_REQUEST` and `SPAWN_REPLY` (what `erpc` and
 /// `rpc:call` use).
 const DFLAG_SPAWN: u64 = 1 << 32;
+/// `DFLAG_FRAGMENTS`: large messages in fragments (erlang/fragments.rs).
+pub const DFLAG_FRAGMENTS: u64 = 0x0080_0000;
 /// `DFLAG_HANDSHAKE_23`: this handshake.
 const DFLAG_HANDSHAKE_23: u64 = 0x0100_0000;
 /// `DFLAG_UNLINK_ID`: the unlink protocol with acknowledgements.
@@ -62,7 +64,8 @@ pub const OUR_FLAGS: u64 = DFLAGS_MANDATORY_25
     | DFLAG_DIST_MONITOR
     | DFLAG_DIST_MONITOR_NAME
     | DFLAG_UNLINK_ID
-    | DFLAG_SPAWN;
+    | DFLAG_SPAWN
+    | DFLAG_FRAGMENTS;
 
 /// What the peer said of itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,11 +54,12 @@
 //! * Our agents start `{M, F, A}` on an Erlang node
 //!   ([`crate::Node::erlang_spawn`], linked if asked).
 //!
-//! Not yet: fragments (`DFLAG_FRAGMENTS`): a message is at most
-//! `config::ERLANG_PACKET_BYTES_MAX`, and one large message holds up the
-//! others on its connection while it is written.
+//! * Large messages travel in fragments both ways (`DFLAG_FRAGMENTS`,
+//!   [`fragments`]), interleaved with small ones; a message is at most
+//!   `config::ERLANG_PACKET_BYTES_MAX` (Erlang has no such limit).
 
 pub mod control;
+pub mod fragments;
 pub mod handshake;
 pub mod reason;
 pub mod serde_term;

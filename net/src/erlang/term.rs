@@ -89,6 +89,21 @@ pub fn decode(bytes: &[u8]) -> Result<(Term, usize), TermError> {
     Ok((term, used))
 }
 
+/// [`decode`] for a term without its version byte (what follows a
+/// distribution header).
+///
+/// ```
+/// use erlangen_net::erlang::term;
+/// let (decoded, used) = term::decode_bare(&[97, 7, 106]).unwrap();
+/// assert_eq!((term::integer(&decoded), used), (Some(7), 2));
+/// ```
+pub fn decode_bare(bytes: &[u8]) -> Result<(Term, usize), TermError> {
+    let used = walk(bytes, false)?;
+    let term = Term::decode(std::io::Read::chain(&[VERSION][..], &bytes[..used]))
+        .map_err(|error| TermError::Invalid(error.to_string()))?;
+    Ok((term, used))
+}
+
 /// Appends `term`'s encoding (version byte included) to `out`; a term that
 /// an Erlang node would refuse is an error and leaves `out` as it was.
 ///
@@ -174,10 +189,17 @@ pub fn from_integer(n: i64) -> Term {
 /// assert_eq!(term::check(&[131, 106, 0]), Ok(2));
 /// ```
 pub fn check(bytes: &[u8]) -> Result<usize, TermError> {
+    walk(bytes, true)
+}
+
+/// [`check`], of a term with its version byte (`versioned`) or without.
+fn walk(bytes: &[u8], versioned: bool) -> Result<usize, TermError> {
     let mut cursor = Cursor { bytes, at: 0 };
-    let version = cursor.u8()?;
-    if version != VERSION {
-        return Err(TermError::Version(version));
+    if versioned {
+        let version = cursor.u8()?;
+        if version != VERSION {
+            return Err(TermError::Version(version));
+        }
     }
     // Terms still to read at each level of nesting, innermost last.
     let mut pending: Vec<u64> = vec![1];

@@ -13,7 +13,9 @@
 //!    closes the connection with a logged reason. A handshake that takes
 //!    longer than `config::ACCEPTED_HANDSHAKE_TIMEOUT` is closed.
 //! 3. **Up.** Packets framed by a 4-byte length (an empty one is a tick),
-//!    each at most `config::ERLANG_PACKET_BYTES_MAX`; a connection already
+//!    each at most `config::ERLANG_PACKET_BYTES_MAX`, fragments joined
+//!    (erlang/fragments.rs); large packets of ours go as fragments, one
+//!    at a time into the write buffer as it runs low; a connection already
 //!    up with the same node is replaced (the node restarted). Control
 //!    messages are acted on in arrival order (erlang/control.rs); a packet
 //!    that does not parse closes the connection. A write buffer over
@@ -57,6 +59,8 @@ const ERLANG_TICK_INTERVAL: Duration = Duration::from_secs(15);
 const ERLANG_TICK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Packets that may wait for one Erlang node while it is dialled.
 const ERLANG_WAITING_PACKETS_MAX: usize = 65_536;
+/// Data bytes per fragment of a large message we send.
+const FRAGMENT_BYTES: usize = crate::erlang::fragments::FRAGMENT_BYTES;
 /// Bytes read from a socket per read call.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -73,6 +77,14 @@ pub(super) struct ErlConnection {
     pub(super) peer: Option<Peer>,
     pub(super) read: Vec<u8>,
     pub(super) write: Vec<u8>,
+    /// Large messages arriving in fragments.
+    reassembly: crate::erlang::fragments::Reassembly,
+    /// Fragments of large messages waiting to go, framed, in order: one
+    /// moves into `write` whenever it runs low, so that small packets go
+    /// out between them.
+    fragments: std::collections::VecDeque<Vec<u8>>,
+    /// The sequence id of our next fragmented message.
+    next_sequence: u64,
     /// Registered for writable events (the buffer did not drain).
     pub(super) writable: bool,
     pub(super) started: Instant,
@@ -96,6 +108,9 @@ impl ErlConnection {
             peer: None,
             read: Vec::new(),
             write: Vec::new(),
+            reassembly: Default::default(),
+            fragments: Default::default(),
+            next_sequence: 1,
             writable: false,
             started: now,
             last_read: now,
@@ -353,6 +368,9 @@ impl ErlangSide {
             let body: Vec<u8> = connection.read[header..header + len].to_vec();
             connection.read.drain(..header + len);
             if up {
+                let Some(body) = connection.reassembly.take(body)? else {
+                    continue;
+                };
                 if let Some(control) = control::parse(&body)? {
                     let peer = connection.peer.as_ref().expect("up").name.clone();
                     self.inbox.push((peer, control));
@@ -503,7 +521,11 @@ impl ErlangSide {
         let Some(erlang) = self.shared.erlang.as_ref() else {
             return;
         };
-        let writing: usize = self.connections.values().map(|c| c.write.len()).sum();
+        let writing: usize = self
+            .connections
+            .values()
+            .map(|c| c.write.len() + c.fragments.iter().map(Vec::len).sum::<usize>())
+            .sum();
         let waiting: usize = self.waiting.values().flatten().map(Vec::len).sum();
         erlang.buffered.store(writing + waiting, Ordering::Relaxed);
     }
@@ -514,14 +536,41 @@ impl ErlangSide {
         let Some(connection) = self.connections.get_mut(&token) else {
             return;
         };
-        if connection.write.len() + body.len() > ERLANG_WRITE_BYTES_HIGH_WATER {
+        let queued =
+            connection.write.len() + connection.fragments.iter().map(Vec::len).sum::<usize>();
+        if queued + body.len() > ERLANG_WRITE_BYTES_HIGH_WATER {
             tracing::warn!("erlangen: an Erlang node does not read; a message was dropped");
+            return;
+        }
+        let fragmented = connection
+            .peer
+            .as_ref()
+            .is_some_and(|peer| peer.flags & crate::erlang::handshake::DFLAG_FRAGMENTS != 0);
+        // A node that takes fragments takes only packets with a
+        // distribution header (an OTP node closes the connection on `112`).
+        let data = fragmented.then(|| control::bare(body)).flatten();
+        let Some(data) = data else {
+            connection
+                .write
+                .extend_from_slice(&(body.len() as u32).to_be_bytes());
+            connection.write.extend_from_slice(body);
+            return;
+        };
+        if data.len() > FRAGMENT_BYTES {
+            let sequence = connection.next_sequence;
+            connection.next_sequence += 1;
+            for fragment in crate::erlang::fragments::split(sequence, &data, FRAGMENT_BYTES) {
+                let mut framed = (fragment.len() as u32).to_be_bytes().to_vec();
+                framed.extend_from_slice(&fragment);
+                connection.fragments.push_back(framed);
+            }
             return;
         }
         connection
             .write
-            .extend_from_slice(&(body.len() as u32).to_be_bytes());
-        connection.write.extend_from_slice(body);
+            .extend_from_slice(&(data.len() as u32 + 3).to_be_bytes());
+        connection.write.extend_from_slice(&[131, 68, 0]);
+        connection.write.extend_from_slice(&data);
     }
 
     /// Writes what the buffer holds, without blocking; watches for
@@ -536,6 +585,13 @@ impl ErlangSide {
         }
         let mut written = 0;
         let result = loop {
+            // A fragment joins the buffer whenever it runs low: small
+            // packets queued meanwhile go out between fragments.
+            if connection.write.len() - written < FRAGMENT_BYTES {
+                if let Some(fragment) = connection.fragments.pop_front() {
+                    connection.write.extend_from_slice(&fragment);
+                }
+            }
             if written == connection.write.len() {
                 break Ok(());
             }
@@ -555,7 +611,7 @@ impl ErlangSide {
             self.close(token, registry, &why);
             return;
         }
-        let want = !connection.write.is_empty();
+        let want = !connection.write.is_empty() || !connection.fragments.is_empty();
         if want != connection.writable {
             let interest = if want {
                 Interest::READABLE | Interest::WRITABLE
