@@ -159,16 +159,19 @@ fn rust_node(epmd_port: u16) -> RustNode {
             let [Term::Pid(from), Term::Atom(Atom { name })] = elements.as_slice() else {
                 continue;
             };
-            if name != "ping" {
-                continue;
-            }
             let to = echo_node.erlang_pid(from).unwrap();
             let me = echo_node.erlang_term_pid(&ctx.pid()).unwrap();
-            let pong = Term::from(Tuple::from(vec![
-                Term::from(Atom::from("pong")),
-                Term::from(me),
-            ]));
-            ctx.send(&to, pong);
+            let pong = match name.as_str() {
+                "ping" => vec![Term::from(Atom::from("pong")), Term::from(me)],
+                // The asker's pid back, after a trip through our `Pid`.
+                "ping_back" => vec![
+                    Term::from(Atom::from("pong_back")),
+                    Term::from(me),
+                    Term::from(echo_node.erlang_term_pid(&to).unwrap()),
+                ],
+                _ => continue,
+            };
+            ctx.send(&to, Term::from(Tuple::from(pong)));
         }
     });
     ready_rx.recv_timeout(HANG_GUARD).unwrap();
@@ -219,6 +222,8 @@ fn rust_node(epmd_port: u16) -> RustNode {
                     ctx.link(&target).unwrap();
                     ctx.exit(ExitReason::other("linkgone"));
                 }
+                // Erlang's exit/2 from our side.
+                "kill" => ctx.kill(&target, ExitReason::other("killed_by_rust")),
                 // Exits with the reason it is sent, `{die, Reason}`.
                 "make" => {
                     let me = node.erlang_term_pid(&ctx.pid()).unwrap();
@@ -263,6 +268,10 @@ fn an_erlang_node_pings_ours_and_our_registered_agent_answers_it() {
         % The pid we got back works: a send to it reaches the same agent.
         Echo ! {self(), ping},
         receive {pong, Echo} -> ok after 10000 -> exit(no_pong_by_pid) end,
+        % Our pid went to Erlang and back; ours comes back equal to itself.
+        Self = self(),
+        Echo ! {Self, ping_back},
+        receive {pong_back, Echo, Self} -> ok after 10000 -> exit(no_pid_round_trip) end,
         % A monitor of a name nobody holds is DOWN with noproc at once.
         Ref = monitor(process, {nobody, Rust}),
         receive {'DOWN', Ref, process, _, noproc} -> ok
@@ -272,7 +281,7 @@ fn an_erlang_node_pings_ours_and_our_registered_agent_answers_it() {
     );
     assert_eq!(code, 0, "erl said: {output}");
     assert!(output.contains("all held"), "{output}");
-    assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
 
 #[test]
@@ -335,6 +344,12 @@ fn links_and_monitors_cross_between_erlang_processes_and_our_agents() {
         {watcher, Rust} ! {E2, monitor_then_exit, Self},
         receive {'DOWN', M3, process, E2, monitor_gone} -> ok
         after 10000 -> exit(not_killed_by_the_monitor) end,
+        % Our agent kills an Erlang process (exit/2) with a reason.
+        E3 = spawn(fun() -> receive never -> ok end end),
+        M4 = monitor(process, E3),
+        {watcher, Rust} ! {E3, kill, Self},
+        receive {'DOWN', M4, process, E3, killed_by_rust} -> ok
+        after 10000 -> exit(not_killed_by_us) end,
         % Our agent links to this trapping process, then exits.
         {watcher, Rust} ! {Self, link_then_exit, Self},
         receive {'EXIT', L, linkgone} when node(L) =:= Rust -> ok
