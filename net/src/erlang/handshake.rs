@@ -5,7 +5,9 @@
 //! The dialer A and the acceptor B:
 //!
 //! 1. A → B `send_name`: `'N'`, A's flags (8 bytes), creation (4), name.
-//! 2. B → A `recv_status`: `'s'` and `ok` (or `nok`, `not_allowed`).
+//! 2. B → A `recv_status`: `'s'` and `ok` (or `nok`, `not_allowed`; or
+//!    `alive` when B still holds a connection from an earlier run of A,
+//!    which A answers with `true`: the old one goes).
 //! 3. B → A `send_challenge`: `'N'`, B's flags, B's challenge (4), B's
 //!    creation, B's name.
 //! 4. A → B `send_challenge_reply`: `'r'`, A's challenge, and
@@ -188,6 +190,12 @@ impl Handshake {
                     (b's', b"ok" | b"ok_simultaneous") => {
                         self.state = State::AwaitChallenge;
                         Ok(Step::Send(Vec::new()))
+                    }
+                    // The peer still holds a connection from an earlier run
+                    // of ours: we are the new one, so it is to go (`true`).
+                    (b's', b"alive") => {
+                        self.state = State::AwaitChallenge;
+                        Ok(Step::Send(vec![b"strue".to_vec()]))
                     }
                     (b's', status) => Err(format!(
                         "the peer refused the connection: {}",
