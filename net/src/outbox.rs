@@ -40,7 +40,9 @@
 //!    connection.
 //!
 //! The lock is held for encoding into the buffer and for non-blocking
-//! writes only: a worker never waits for the network.
+//! writes only: a worker never waits for the network, and waits for the
+//! lock at most `config::OUTBOX_LOCK_SPIN` (spinning) before it leaves the
+//! packet, or the flush, to the loop.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
@@ -49,8 +51,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
 use crate::config::{
-    CONNECTION_WRITE_BYTES_HIGH_WATER, FRAGMENT_BYTES, FRAGMENT_REFILL_BYTES, PACKET_BYTES_MAX,
-    WORKER_WRITE_BYTES_MAX,
+    CONNECTION_WRITE_BYTES_HIGH_WATER, FRAGMENT_BYTES, FRAGMENT_REFILL_BYTES, OUTBOX_LOCK_SPIN,
+    PACKET_BYTES_MAX, WORKER_WRITE_BYTES_MAX,
 };
 use crate::fragments::{Held, Key, Outgoing};
 use crate::frame;
@@ -142,6 +144,26 @@ impl Outbox {
     }
 
     /// The state if nobody holds it (a sender's worker never waits).
+    /// The lock, if it comes free within `spin` (spinning, never
+    /// sleeping).
+    fn lock_within(&self, spin: std::time::Duration) -> Option<MutexGuard<'_, OutboxState>> {
+        if let Some(state) = self.try_lock() {
+            return Some(state);
+        }
+        let started = Instant::now();
+        loop {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+                if let Some(state) = self.try_lock() {
+                    return Some(state);
+                }
+            }
+            if started.elapsed() >= spin {
+                return None;
+            }
+        }
+    }
+
     fn try_lock(&self) -> Option<MutexGuard<'_, OutboxState>> {
         match self.state.try_lock() {
             Ok(state) => Some(state),
@@ -178,9 +200,10 @@ impl Outbox {
         defer: bool,
         settled: impl FnOnce() -> bool,
     ) -> Direct {
-        // A worker never waits for the loop (which may be in a write): if
-        // the loop holds the lock, the packet goes to it.
-        let Some(mut state) = self.try_lock() else {
+        // A worker waits for the lock at most `OUTBOX_LOCK_SPIN` (another
+        // worker's append or write, or the loop's): then the packet goes
+        // to the loop.
+        let Some(mut state) = self.lock_within(OUTBOX_LOCK_SPIN) else {
             return Direct::Refused(packet);
         };
         let decoded = match &packet {
@@ -221,9 +244,9 @@ impl Outbox {
 
     /// Step 3: writes a buffer owed a flush.
     pub(crate) fn flush_owed(&self) -> Direct {
-        // Held by the loop: the loop writes it (`HandOver`), the worker
-        // does not wait.
-        let Some(mut state) = self.try_lock() else {
+        // Held past `OUTBOX_LOCK_SPIN` (the loop in a long write): the
+        // loop writes it (`HandOver`).
+        let Some(mut state) = self.lock_within(OUTBOX_LOCK_SPIN) else {
             return Direct::HandOver;
         };
         if !std::mem::take(&mut state.owed) {
