@@ -99,6 +99,10 @@ pub(crate) enum Command {
         to: eetf::Pid,
         signal: RemoteSignal,
     },
+    /// Connect to `node` if not connected (a seed to join, a peer a peer
+    /// listed, a node monitored): waits for the connection like a message
+    /// and is nothing once it is up.
+    Connect { node: String },
     /// Stop the node.
     Stop,
 }
@@ -142,7 +146,8 @@ impl Command {
             | Command::Reply { to, .. } => Some(&to.node),
             Command::SendNamed { node, .. }
             | Command::Spawn { node, .. }
-            | Command::Whereis { node, .. } => Some(node),
+            | Command::Whereis { node, .. }
+            | Command::Connect { node } => Some(node),
             _ => None,
         }
     }

@@ -429,3 +429,12 @@ pub const ERLANG_HANDSHAKE_BYTES_MAX: usize = 2048;
 /// assert!(erlangen_net::config::OUTBOX_LOCK_SPIN < std::time::Duration::from_micros(100));
 /// ```
 pub const OUTBOX_LOCK_SPIN: Duration = Duration::from_micros(20);
+
+/// Most node names one `Peers` packet may list (net/PROTOCOL.md,
+/// "Membership"): a mesh is meant for tens of nodes, as Erlang's full mesh
+/// is; a longer list closes the connection.
+///
+/// ```
+/// assert_eq!(erlangen_net::config::PEERS_LISTED_MAX, 1024);
+/// ```
+pub const PEERS_LISTED_MAX: usize = 1024;

@@ -73,9 +73,10 @@ impl Key {
                 Key::Agent(*to)
             }
             Packet::Named { .. } | Packet::Spawn { .. } => Key::Barrier,
-            Packet::SpawnReply { .. } | Packet::Whereis { .. } | Packet::WhereisReply { .. } => {
-                Key::Free
-            }
+            Packet::SpawnReply { .. }
+            | Packet::Whereis { .. }
+            | Packet::WhereisReply { .. }
+            | Packet::Peers { .. } => Key::Free,
         }
     }
 }

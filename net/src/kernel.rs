@@ -18,7 +18,8 @@
 //! 2. Read the cookie (`--cookie-file`, else `ERLANGEN_COOKIE`, else
 //!    `~/.erlangen-cookie`, made with random bytes if missing).
 //! 3. Start an embedded port mapper if asked (`--start-port-mapper`).
-//! 4. Start a runtime and a node; log where it listens. With
+//! 4. Start a runtime and a node; log where it listens; connect to each
+//!    `--join` seed (the node then meets every member of its cluster). With
 //!    `--erlang-name`, the node also joins Erlang's distribution
 //!    (crate::erlang): it registers with the host's epmd (`--epmd`) and
 //!    Erlang nodes with the Erlang cookie (`--erlang-cookie-file`, else
@@ -269,12 +270,25 @@ impl Kernel {
         ])
         .map_err(|e| format!("cannot handle signals: {e}"))?;
         let boot = self.boot.clone();
+        // `nodes`: the kernel's peers, as `host/node` names (the node is
+        // known once it has started).
+        let this_node: Arc<std::sync::OnceLock<std::sync::Weak<Node>>> = Arc::default();
+        let peers_of = this_node.clone();
+        let functions =
+            self.functions
+                .register("nodes", move |_ctx: &mut Ctx, (): ()| -> Vec<String> {
+                    peers_of
+                        .get()
+                        .and_then(std::sync::Weak::upgrade)
+                        .map(|node| node.nodes().iter().map(ToString::to_string).collect())
+                        .unwrap_or_default()
+                });
         let mut builder = Node::builder(&args.name)
             .host(&args.host)
             .cookie(&cookie)
             .port_mapper(port_mapper)
             .types(self.types)
-            .functions(self.functions);
+            .functions(functions);
         if let Some(name) = &args.erlang_name {
             let mut options =
                 standard_erlang_functions(crate::erlang::ErlangOptions::new(name)).epmd(args.epmd);
@@ -287,6 +301,12 @@ impl Kernel {
         }
         let node = builder.start(&runtime).map_err(|e| e.to_string())?;
         let node = Arc::new(node);
+        let _ = this_node.set(Arc::downgrade(&node));
+        for seed in &args.join {
+            let seed: crate::id::NodeName =
+                seed.parse().map_err(|e| format!("--join {seed}: {e}"))?;
+            node.connect(&seed);
+        }
         let booted = Kernel {
             boot,
             ..Kernel::default()
@@ -346,6 +366,10 @@ struct KernelArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// A node of a cluster to join (`host/node`, repeatable): this kernel
+    /// connects to it and, through it, to every member.
+    #[arg(long, value_name = "HOST/NODE")]
+    join: Vec<String>,
     /// Also join Erlang's distribution under this name (`alive`, or
     /// `alive@host`).
     #[arg(long)]

@@ -117,4 +117,5 @@ pub use crate::kernel::Kernel;
 pub use crate::node::{Node, NodeBuilder};
 pub use crate::peer_stats::PeerStats;
 pub use crate::pid::WirePid;
+pub use crate::shared::NodeEvent;
 pub use crate::types::Types;

@@ -271,6 +271,7 @@ impl NodeBuilder {
             next_request: AtomicU64::new(1),
             local_addr,
             stopped: AtomicBool::new(false),
+            node_monitors: Mutex::new(Vec::new()),
             erlang: erlang
                 .as_ref()
                 .map(|(settings, ..)| crate::erlang::ErlangShared {
@@ -831,6 +832,45 @@ impl Node {
             .downcast::<SpawnResult>()
             .map_err(|_| NetError::Spawn("unexpected reply".to_owned()))?;
         result.result.map_err(NetError::Spawn)
+    }
+
+    /// The nodes this node is connected to now (Erlang's `nodes()`).
+    pub fn nodes(&self) -> Vec<NodeName> {
+        let stats = crate::sync::lock(&self.shared.stats);
+        let mut nodes: Vec<NodeName> = stats
+            .values()
+            .filter(|peer| peer.connected)
+            .filter_map(|peer| peer.node.parse().ok())
+            .collect();
+        nodes.sort_by_key(ToString::to_string);
+        nodes
+    }
+
+    /// Connects to `node` if not connected (`--join` of a kernel): a
+    /// cluster's members then connect to this node too
+    /// (event_loop/membership.rs). Returns at once; `monitor_node` hears
+    /// the outcome.
+    pub fn connect(&self, node: &NodeName) {
+        self.shared.push(Command::Connect {
+            node: node.to_string(),
+        });
+    }
+
+    /// `pid` (a local agent) hears each time `node` comes up or goes down,
+    /// as a [`NodeEvent`] (Erlang's `monitor_node`, with `nodeup` too);
+    /// the node is connected to if it is not. The monitor lasts until
+    /// [`Node::demonitor_node`] or the agent's end.
+    pub fn monitor_node(&self, pid: &Pid, node: &NodeName) {
+        if let Some(weak) = pid.downgrade() {
+            crate::sync::lock(&self.shared.node_monitors).push((weak, node.clone()));
+            self.connect(node);
+        }
+    }
+
+    /// Ends `pid`'s monitors of `node`.
+    pub fn demonitor_node(&self, pid: &Pid, node: &NodeName) {
+        crate::sync::lock(&self.shared.node_monitors)
+            .retain(|(weak, watched)| !(watched == node && weak.upgrade().as_ref() == Some(pid)));
     }
 
     /// Per-peer statistics, by node name.

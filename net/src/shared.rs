@@ -36,6 +36,19 @@ pub(crate) struct SpawnResult {
     pub(crate) result: Result<Pid, String>,
 }
 
+/// What an agent that monitors a node receives when the node comes up or
+/// goes down ([`crate::Node::monitor_node`]; Erlang's `nodeup` and
+/// `nodedown`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEvent {
+    /// The node.
+    pub node: NodeName,
+    /// Up (connected) or down (lost, or not reachable).
+    pub up: bool,
+    /// Why it went down.
+    pub reason: Option<String>,
+}
+
 /// Local agents whose ids went out on the wire, by serial, weakly: ids
 /// coming back resolve through here (no table of every agent is needed).
 #[derive(Default)]
@@ -92,6 +105,9 @@ pub(crate) struct NodeShared {
     pub(crate) next_request: AtomicU64,
     pub(crate) local_addr: SocketAddr,
     pub(crate) stopped: AtomicBool,
+    /// Agents that monitor nodes, and the node each monitors
+    /// (event_loop/membership.rs).
+    pub(crate) node_monitors: Mutex<Vec<(WeakPid, NodeName)>>,
     /// The Erlang distribution's settings, if the node joined one
     /// (crate::erlang).
     pub(crate) erlang: Option<crate::erlang::ErlangShared>,

@@ -73,7 +73,7 @@ impl Default for Types {
 
 impl Types {
     /// The built-in types: `()`, `bool`, `u8`, `u32`, `u64`, `i32`, `i64`,
-    /// `f64`, `String`, `Vec<u8>`, `Vec<i64>`, `Vec<f64>`, and [`Pid`].
+    /// `f64`, `String`, `Vec<u8>`, `Vec<i64>`, `Vec<f64>`, `Vec<String>`, and [`Pid`].
     ///
     /// ```
     /// assert!(erlangen_net::Types::new().names().contains(&"String".to_owned()));
@@ -96,6 +96,7 @@ impl Types {
             .register_bytes("Vec<u8>")
             .register::<Vec<i64>>("Vec<i64>")
             .register::<Vec<f64>>("Vec<f64>")
+            .register::<Vec<String>>("Vec<String>")
             .register::<crate::pid::WirePid>("erlangen/pid")
             .with_pid()
             .with_bytes()

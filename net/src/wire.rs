@@ -299,6 +299,13 @@ pub enum Packet {
         /// The registered agent's serial, if the name is registered.
         found: Option<u64>,
     },
+    /// The nodes the sender is connected to, sent once a connection is up:
+    /// the receiver connects to those it is not connected to (a full mesh,
+    /// as Erlang's `net_kernel`). At most `config::PEERS_LISTED_MAX`.
+    Peers {
+        /// Their names, `host/node`.
+        nodes: Vec<String>,
+    },
 }
 
 /// bincode's configuration for the protocol's own values: standard

@@ -498,6 +498,7 @@ impl EventLoop {
             self.release_held(token);
         }
         self.open_outbox(token, &peer);
+        self.came_up(token, &peer);
         Ok(())
     }
 

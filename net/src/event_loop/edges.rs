@@ -159,6 +159,7 @@ impl EventLoop {
         if self.up.contains_key(peer) {
             return;
         }
+        self.went_down(peer, why);
         self.redials.remove(peer);
         for edge in self.edges.remove(peer).unwrap_or_default() {
             let signal = if edge.down {

@@ -58,6 +58,7 @@ mod erlang;
 mod erlang_dial;
 mod erlang_signals;
 mod large;
+mod membership;
 mod packets;
 mod portmap_call;
 mod whereis;
@@ -478,6 +479,7 @@ impl EventLoop {
             Command::ErlangSignal { from, to, signal } => {
                 self.erlang_signal(from, to, signal);
             }
+            Command::Connect { node } => self.connect(node),
             Command::Flush { node } => {
                 if let Some(&token) = self.up.get(&node) {
                     self.flush(token);

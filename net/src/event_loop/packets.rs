@@ -330,6 +330,7 @@ impl EventLoop {
             Packet::WhereisReply { request, found } => {
                 self.on_whereis_reply(token, &peer, request, found);
             }
+            Packet::Peers { nodes } => self.on_peers(&peer, nodes)?,
             Packet::Reply { to, tag, message } => {
                 if let Some(message) = self.decode_message(&message) {
                     match self.shared.local(to) {

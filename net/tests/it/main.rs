@@ -8,6 +8,7 @@ mod erlangen_node_suite;
 mod failure;
 mod hostile;
 mod hostile_host;
+mod membership;
 mod nodes;
 mod raw;
 mod structure;

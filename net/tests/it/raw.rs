@@ -146,10 +146,17 @@ impl RawPeer {
     }
 
     /// The next packet; `None` when the node closed the connection.
+    /// The next packet, past the node's `Peers` announcements (a raw peer
+    /// is not a member of its cluster).
     pub(crate) fn read_packet(&mut self) -> Option<Packet> {
-        let (kind, body) = self.read_frame()?;
-        assert_eq!(kind, KIND_PACKET);
-        Some(wire::decode(&body).unwrap())
+        loop {
+            let (kind, body) = self.read_frame()?;
+            assert_eq!(kind, KIND_PACKET);
+            match wire::decode(&body).unwrap() {
+                Packet::Peers { .. } => continue,
+                packet => return Some(packet),
+            }
+        }
     }
 
     /// Reads until the node closes the connection (true), skipping what it
