@@ -217,3 +217,7 @@ const _: () = assert!(STEAL_BATCH_LEN_MAX <= STACK_CACHE_LEN_MAX);
 const _: () = assert!(MAILBOX_LEN_DEFAULT <= MAILBOX_LEN_MAX);
 const _: () = assert!(MAILBOX_LEN_MAX <= u32::MAX as usize);
 const _: () = assert!(STACK_SIZE_BYTES_MAX <= u32::MAX as usize);
+
+/// The shortest period of `Ctx::send_interval` (a shorter one is raised to
+/// it): a periodic message more often than this is a busy loop.
+pub(crate) const INTERVAL_MIN: Duration = Duration::from_millis(1);

@@ -183,6 +183,7 @@ pub use crate::reply::{Call, CallError, Cast, ReplyTo, Tag};
 pub use crate::runtime::{Builder, Runtime};
 pub use crate::scheduler::signal::Attach;
 pub use crate::spawn::SpawnOptions;
+pub use crate::timer::IntervalRef;
 pub use crate::watch::{WatchDown, WatchRef};
 
 /// Types that must be `Send` and `Sync` for the runtime to be usable from

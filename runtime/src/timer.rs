@@ -1,6 +1,9 @@
 //! `Timers`: one worker's deadlines, for receive-with-timeout, sleep and
 //! send-after.
 //!
+//! Send-interval entries re-arm themselves when they fire, until
+//! cancelled or their agent ends.
+//!
 //! A min-heap of entries under a mutex (the owning worker takes it on every
 //! tick that has a due deadline; other threads take it only for `send_after`
 //! from outside the runtime). A wake entry carries the agent's timer sequence
@@ -27,6 +30,74 @@ pub(crate) enum TimerAction {
         to: crate::pid::Pid,
         message: Message,
     },
+    /// Deliver a message made by `interval`, then arm again (send-interval).
+    Interval(Box<Interval>),
+}
+
+/// A periodic message ([`crate::Ctx::send_interval`]); dropping it does
+/// not end the interval, [`IntervalRef::cancel`] does (and so does its
+/// agent's end).
+#[derive(Debug, Clone)]
+pub struct IntervalRef {
+    pub(crate) cancelled: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl IntervalRef {
+    /// Ends the interval: no message is armed after this returns (one
+    /// being delivered at this moment may still arrive).
+    pub fn cancel(&self) {
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// A periodic message (`Ctx::send_interval`).
+pub(crate) struct Interval {
+    /// Who receives it.
+    pub(crate) to: crate::pid::Pid,
+    /// Makes each message.
+    pub(crate) make: Box<dyn Fn() -> Message + Send>,
+    /// The period.
+    pub(crate) every: std::time::Duration,
+    /// The agent that set it up: the interval ends with it.
+    pub(crate) owner: std::sync::Weak<AgentCell>,
+    /// Set by `IntervalRef::cancel`.
+    pub(crate) cancelled: Arc<std::sync::atomic::AtomicBool>,
+    /// The deadline it was armed for (the next one is a period later, so
+    /// that the messages do not drift).
+    pub(crate) due: Instant,
+}
+
+impl std::fmt::Debug for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interval")
+            .field("to", &self.to)
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Interval {
+    /// Whether it still runs: not cancelled, its owner alive.
+    pub(crate) fn live(&self) -> bool {
+        if self.cancelled.load(std::sync::atomic::Ordering::Acquire) {
+            return false;
+        }
+        self.owner
+            .upgrade()
+            .is_some_and(|cell| !crate::sync::lock(&cell.links).dead)
+    }
+
+    /// The next deadline: a period after the last, or a period from `now`
+    /// if it fell more than a period behind (no burst of late messages).
+    pub(crate) fn next_due(&self, now: Instant) -> Instant {
+        let next = self.due + self.every;
+        if next + self.every < now {
+            now + self.every
+        } else {
+            next
+        }
+    }
 }
 
 /// One deadline.

@@ -308,6 +308,17 @@ impl Shared {
                 crate::timer::TimerAction::Send { to, message } => {
                     self.deliver_message(&to, message, from);
                 }
+                crate::timer::TimerAction::Interval(mut interval) => {
+                    if !interval.live() {
+                        continue;
+                    }
+                    self.deliver_message(&interval.to, (interval.make)(), from);
+                    let due = interval.next_due(now);
+                    interval.due = due;
+                    let mut timers = lock(&worker.timers);
+                    timers.insert(due, crate::timer::TimerAction::Interval(interval));
+                    worker.n_timers.store(timers.len(), Ordering::Release);
+                }
             }
         }
         fired

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use erlangen_runtime::{ExitReason, ExitStatus, SpawnOptions};
+use erlangen_runtime::{ExitReason, ExitStatus, SpawnOptions, WatchDown};
 
 use crate::support::{recv_as, recv_down, runtime};
 
@@ -237,4 +237,55 @@ fn a_due_timer_runs_before_a_busy_agents_next_slice_on_its_worker() {
         slices_after_deadline <= 1,
         "the busy agent began {slices_after_deadline} slices after the timer was due"
     );
+}
+
+#[test]
+fn send_interval_repeats_until_cancelled_and_ends_with_its_agent() {
+    let rt = runtime(2);
+    let quiet = rt
+        .run(|ctx| {
+            let me = ctx.pid();
+            // Cancelled by its handle.
+            let interval = ctx.send_interval(&me, 1u8, Duration::from_millis(1));
+            for _ in 0..5 {
+                assert_eq!(ctx.receive().downcast::<u8>().unwrap(), 1);
+            }
+            interval.cancel();
+            // Those on their way, then nothing (a live 1 ms interval never
+            // leaves 20 ms of quiet, so the drain would run out).
+            for _ in 0..1000 {
+                if ctx.receive_timeout(Duration::from_millis(20)).is_err() {
+                    break;
+                }
+            }
+            let cancelled_quiet = ctx.receive_timeout(Duration::from_millis(50)).is_err();
+            // Ended with the agent that set it up.
+            let owner = ctx.spawn(move |ctx| {
+                let _ = ctx.send_interval(&me, 2u8, Duration::from_millis(1));
+                ctx.receive();
+            });
+            for _ in 0..5 {
+                assert_eq!(ctx.receive().downcast::<u8>().unwrap(), 2);
+            }
+            let watch = ctx.watch(&owner).unwrap();
+            ctx.kill(&owner, ExitReason::Kill);
+            let down = ctx
+                .receive_match(|m| {
+                    m.downcast_ref::<WatchDown>()
+                        .is_some_and(|d| d.watch == watch)
+                })
+                .downcast::<WatchDown>()
+                .unwrap();
+            drop(down);
+            // Those sent before the kill, then nothing.
+            for _ in 0..1000 {
+                if ctx.receive_timeout(Duration::from_millis(20)).is_err() {
+                    break;
+                }
+            }
+            let ended_quiet = ctx.receive_timeout(Duration::from_millis(50)).is_err();
+            (cancelled_quiet, ended_quiet)
+        })
+        .unwrap();
+    assert_eq!(quiet, (true, true));
 }
