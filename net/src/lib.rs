@@ -63,6 +63,12 @@
 //!   answers sooner with its reason. Erlang's `spawn/4` returns at once and
 //!   reports a failure as an exit; ours returns the pid or the reason.
 //!
+//! * A node that connects to one member of a cluster connects to all of
+//!   them (a full mesh, as Erlang's; `Peers` packets, net/PROTOCOL.md);
+//!   [`Node::nodes`] lists the connected ones, [`Node::monitor_node`] sends
+//!   a [`NodeEvent`] when a node comes up or goes down (Erlang's
+//!   `nodeup`/`nodedown`), and a kernel joins a cluster with `--join`.
+//!
 //! # Names
 //!
 //! A node is `host/name`: each part 1 to 255 bytes of UTF-8 without `/`,
