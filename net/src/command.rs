@@ -103,6 +103,12 @@ pub(crate) enum Command {
     /// listed, a node monitored): waits for the connection like a message
     /// and is nothing once it is up.
     Connect { node: String },
+    /// Local agents joined or left process groups: tell every peer
+    /// (groups.rs).
+    Groups {
+        joined: Vec<(String, u64)>,
+        left: Vec<(String, u64)>,
+    },
     /// Stop the node.
     Stop,
 }

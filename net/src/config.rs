@@ -438,3 +438,25 @@ pub const OUTBOX_LOCK_SPIN: Duration = Duration::from_micros(20);
 /// assert_eq!(erlangen_net::config::PEERS_LISTED_MAX, 1024);
 /// ```
 pub const PEERS_LISTED_MAX: usize = 1024;
+
+/// Most `(group, member)` entries one `Groups` packet may carry, and most
+/// bytes of a group's name (net/PROTOCOL.md, "Process groups"); past them
+/// the connection closes (a node sends its members in packets of at most
+/// this many).
+///
+/// ```
+/// assert_eq!(erlangen_net::config::GROUP_ENTRIES_MAX, 65_536);
+/// assert_eq!(erlangen_net::config::GROUP_NAME_BYTES_MAX, 255);
+/// ```
+pub const GROUP_ENTRIES_MAX: usize = 65_536;
+
+/// Most bytes of a process group's name.
+pub const GROUP_NAME_BYTES_MAX: usize = 255;
+
+/// How often a node's loop checks its process-group members for exits
+/// (groups.rs step 3): a member that exits leaves its groups within this.
+///
+/// ```
+/// assert_eq!(erlangen_net::config::GROUP_SWEEP_INTERVAL.as_millis(), 100);
+/// ```
+pub const GROUP_SWEEP_INTERVAL: Duration = Duration::from_millis(100);

@@ -77,6 +77,8 @@ impl Key {
             | Packet::Whereis { .. }
             | Packet::WhereisReply { .. }
             | Packet::Peers { .. } => Key::Free,
+            // After the messages of its members that went before.
+            Packet::Groups { .. } => Key::Barrier,
         }
     }
 }

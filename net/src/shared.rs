@@ -105,6 +105,8 @@ pub(crate) struct NodeShared {
     pub(crate) next_request: AtomicU64,
     pub(crate) local_addr: SocketAddr,
     pub(crate) stopped: AtomicBool,
+    /// Process groups (groups.rs).
+    pub(crate) groups: Mutex<crate::groups::Groups>,
     /// Agents that monitor nodes, and the node each monitors
     /// (event_loop/membership.rs).
     pub(crate) node_monitors: Mutex<Vec<(WeakPid, NodeName)>>,

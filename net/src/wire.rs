@@ -299,6 +299,15 @@ pub enum Packet {
         /// The registered agent's serial, if the name is registered.
         found: Option<u64>,
     },
+    /// Process groups: agents of the sender that joined and left groups
+    /// (all its members once a connection is up, then each change), as
+    /// `(group, serial)` pairs; at most `config::GROUP_ENTRIES_MAX`.
+    Groups {
+        /// Joined since the last `Groups`.
+        joined: Vec<(String, u64)>,
+        /// Left since the last `Groups`.
+        left: Vec<(String, u64)>,
+    },
     /// The nodes the sender is connected to, sent once a connection is up:
     /// the receiver connects to those it is not connected to (a full mesh,
     /// as Erlang's `net_kernel`). At most `config::PEERS_LISTED_MAX`.

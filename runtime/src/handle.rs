@@ -89,6 +89,13 @@ impl RuntimeHandle {
         true
     }
 
+    /// Whether the local agent `pid` is alive (`false` for one that exited,
+    /// and for a remote pid).
+    pub fn is_alive(&self, pid: &Pid) -> bool {
+        pid.cell()
+            .is_some_and(|cell| !crate::sync::lock(&cell.links).dead)
+    }
+
     /// The agent registered as `name` here.
     pub fn whereis(&self, name: &str) -> Option<Pid> {
         self.shared.registry.lookup(name)

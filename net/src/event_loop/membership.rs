@@ -55,6 +55,7 @@ impl EventLoop {
                 tracing::warn!(%error, "erlangen: cannot tell a peer of our peers");
             }
         }
+        self.send_groups(token);
         self.notify_node_monitors(peer, true, None);
     }
 
@@ -76,6 +77,7 @@ impl EventLoop {
 
     /// Step 3's `down`: `peer` is lost.
     pub(super) fn went_down(&mut self, peer: &str, why: &str) {
+        self.groups_lost(peer);
         self.notify_node_monitors(peer, false, Some(why.to_owned()));
     }
 

@@ -57,6 +57,7 @@ mod edges;
 mod erlang;
 mod erlang_dial;
 mod erlang_signals;
+mod group_sync;
 mod large;
 mod membership;
 mod packets;
@@ -480,6 +481,7 @@ impl EventLoop {
                 self.erlang_signal(from, to, signal);
             }
             Command::Connect { node } => self.connect(node),
+            Command::Groups { joined, left } => self.broadcast_groups(joined, left),
             Command::Flush { node } => {
                 if let Some(&token) = self.up.get(&node) {
                     self.flush(token);
@@ -510,6 +512,7 @@ impl EventLoop {
             side.tick(self.poll.registry());
         }
         self.erlang_effects();
+        self.sweep_groups();
         let now = Instant::now();
         let interval = self.shared.heartbeat_interval;
         let timeout = self.shared.heartbeat_timeout;

@@ -331,6 +331,13 @@ impl EventLoop {
                 self.on_whereis_reply(token, &peer, request, found);
             }
             Packet::Peers { nodes } => self.on_peers(&peer, nodes)?,
+            Packet::Groups { joined, left } => {
+                let incarnation = self
+                    .connections
+                    .get(&token)
+                    .map_or(0, |c| c.peer_incarnation);
+                self.on_groups(&peer, incarnation, joined, left)?;
+            }
             Packet::Reply { to, tag, message } => {
                 if let Some(message) = self.decode_message(&message) {
                     match self.shared.local(to) {
