@@ -3,7 +3,7 @@
 //! too large for the wire is refused to its sender), then writes it to the
 //! peer's socket itself when the connection's outbox allows (outbox.rs),
 //! else queues a command for the node's event loop and wakes it once per
-//! burst (node.rs `push`).
+//! burst (node/mod.rs `push`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Weak;

@@ -1,8 +1,8 @@
-//! `NodeShared`: everything a node's handle (node.rs), its routes
+//! `NodeShared`: everything a node's handle (node/mod.rs), its routes
 //! (route.rs) and its event loop (event_loop/) share — the command queue
 //! and its waker, exported ids, per-peer stats, backlog counters, the
 //! outboxes — and the answers the loop files for waiting agents. The
-//! public API (node.rs) sits above this module, and the loop and the routes
+//! public API (node/mod.rs) sits above this module, and the loop and the routes
 //! beside it: nothing here imports them.
 
 use std::collections::{HashMap, VecDeque};

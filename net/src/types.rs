@@ -5,7 +5,7 @@
 //!
 //! A type is sent only if both nodes registered it under the same name with
 //! the same fingerprint. Anything else sent to a remote agent is dropped,
-//! counted, and logged once per type (node.rs). The fingerprint is a hash of
+//! counted, and logged once per type (node/mod.rs). The fingerprint is a hash of
 //! the name, the Rust type's name and its size: a guard against two builds
 //! that disagree, not a schema check.
 

@@ -18,6 +18,9 @@
 //!    lookups with an error, and closes the registration (the port mapper forgets the name).
 //! 3. Join the loop thread.
 
+mod cluster;
+mod erlang;
+
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -238,7 +241,7 @@ impl NodeBuilder {
             crate::registration::register(self.port_mapper, &self.name, local_addr.port())?;
         let erlang = match &self.erlang {
             None => None,
-            Some(options) => Some(start_erlang(options, self.listen)?),
+            Some(options) => Some(erlang::start_erlang(options, self.listen)?),
         };
         let mut incarnation = [0u8; 8];
         getrandom::fill(&mut incarnation).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -300,53 +303,6 @@ impl NodeBuilder {
             shared,
             thread: Some(thread),
         })
-    }
-}
-
-/// The Erlang side's settings (name, creation, cookie), its listener and
-/// the connection that holds its epmd registration.
-type ErlangStart = (
-    (String, u32, Vec<u8>, crate::erlang::ErlangOptions),
-    erlangen_portmap::listener::Listener,
-    std::net::TcpStream,
-);
-
-/// Binds the Erlang listener and registers with epmd
-/// ([`NodeBuilder::erlang`]).
-fn start_erlang(
-    options: &crate::erlang::ErlangOptions,
-    listen: IpAddr,
-) -> Result<ErlangStart, NetError> {
-    let name = options.full_name().map_err(NetError::Erlang)?;
-    let cookie = options.cookie_or_default().map_err(NetError::Erlang)?;
-    let listener = erlangen_portmap::listener::Listener::bind(
-        SocketAddr::new(listen, 0),
-        crate::config::LISTEN_BACKLOG,
-    )?;
-    let port = listener.local_addr()?.port();
-    let alive = name.split('@').next().unwrap_or(&name);
-    let (registration, creation) =
-        crate::erlang::register(options.epmd, alive, port).map_err(NetError::Erlang)?;
-    tracing::info!(
-        name,
-        port,
-        creation,
-        "erlangen: joined Erlang's distribution"
-    );
-    Ok((
-        (name, creation, cookie, options.clone()),
-        listener,
-        registration,
-    ))
-}
-
-impl crate::erlang::ErlangPids for Node {
-    fn erlang_pid(&self, pid: &crate::erlang::eetf::Pid) -> Option<Pid> {
-        self.shared.pid_of_erlang(pid)
-    }
-
-    fn erlang_term_pid(&self, pid: &Pid) -> Option<crate::erlang::eetf::Pid> {
-        self.shared.erlang_pid_of(pid)
     }
 }
 
@@ -427,42 +383,6 @@ impl Node {
             functions: Functions::new(),
             erlang: None,
         }
-    }
-
-    /// This node's Erlang name (`alive@host`), if it joined Erlang's
-    /// distribution ([`NodeBuilder::erlang`]).
-    pub fn erlang_name(&self) -> Option<&str> {
-        self.shared
-            .erlang
-            .as_ref()
-            .map(|erlang| erlang.name.as_str())
-    }
-
-    /// Sends `message` to the process registered as `name` on the Erlang
-    /// node `node` (`alive@host`), from `from` (Erlang's `{Name, Node} !
-    /// Message`); the node is dialled if it is not connected. At most
-    /// once, as every send: a node that cannot be reached drops it and
-    /// counts it ([`Node::dropped`]).
-    pub fn erlang_send_named(
-        &self,
-        from: Option<&Pid>,
-        node: &str,
-        name: &str,
-        message: crate::erlang::Term,
-    ) -> Result<(), NetError> {
-        if self.shared.erlang.is_none() {
-            return Err(NetError::Erlang(
-                "this node did not join Erlang's distribution".into(),
-            ));
-        }
-        crate::erlang::handshake::valid_name(node).map_err(NetError::InvalidName)?;
-        self.shared.push(crate::command::Command::ErlangSendNamed {
-            from: from.cloned(),
-            node: node.to_owned(),
-            name: name.to_owned(),
-            message: Box::new(message),
-        });
-        Ok(())
     }
 
     /// The node's name.
@@ -785,220 +705,6 @@ impl Node {
             .downcast::<SpawnResult>()
             .map_err(|_| NetError::Spawn("unexpected reply".to_owned()))?;
         result.result.map_err(NetError::Spawn)
-    }
-
-    /// Starts `module:function(args…)` on the Erlang node `node`
-    /// (`alive@host`), as Erlang's `spawn/4` (`SPAWN_REQUEST`); linked to
-    /// the calling agent if `link` (Erlang's `spawn_link/4`). Blocks the
-    /// calling agent (never its worker) until the node answers, at most
-    /// the node's spawn timeout: the new process's pid, or Erlang's error
-    /// (`notsup`, `badopt`, `noconnection`, …). To watch it, `ctx.watch`
-    /// the pid (an exit before that is `noproc`, as in Erlang).
-    pub fn erlang_spawn(
-        &self,
-        ctx: &Ctx,
-        node: &str,
-        (module, function): (&str, &str),
-        args: Vec<crate::erlang::Term>,
-        link: bool,
-    ) -> Result<Pid, NetError> {
-        if self.shared.erlang.is_none() {
-            return Err(NetError::Erlang(
-                "this node did not join Erlang's distribution".into(),
-            ));
-        }
-        crate::erlang::handshake::valid_name(node).map_err(NetError::InvalidName)?;
-        if self.shared.stopped.load(Ordering::Acquire) {
-            return Err(NetError::Stopped);
-        }
-        let request = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
-        self.shared.push(Command::ErlangSpawn {
-            node: node.to_owned(),
-            request,
-            parent: ctx.pid(),
-            module: module.to_owned(),
-            function: function.to_owned(),
-            args,
-            link,
-        });
-        let is_reply = |message: &erlangen_runtime::Message| {
-            message
-                .downcast_ref::<SpawnResult>()
-                .is_some_and(|result| result.request == request)
-        };
-        let reply = ctx
-            .receive_match_timeout(is_reply, self.shared.spawn_timeout)
-            .map_err(|_| NetError::Spawn(format!("no answer from {node}")))?;
-        let result = reply
-            .downcast::<SpawnResult>()
-            .map_err(|_| NetError::Spawn("unexpected reply".to_owned()))?;
-        result.result.map_err(NetError::Spawn)
-    }
-
-    /// The nodes this node is connected to now (Erlang's `nodes()`).
-    pub fn nodes(&self) -> Vec<NodeName> {
-        let stats = crate::sync::lock(&self.shared.stats);
-        let mut nodes: Vec<NodeName> = stats
-            .values()
-            .filter(|peer| peer.connected)
-            .filter_map(|peer| peer.node.parse().ok())
-            .collect();
-        nodes.sort_by_key(ToString::to_string);
-        nodes
-    }
-
-    /// Connects to `node` if not connected (`--join` of a kernel): a
-    /// cluster's members then connect to this node too
-    /// (event_loop/membership.rs). Returns at once; `monitor_node` hears
-    /// the outcome.
-    pub fn connect(&self, node: &NodeName) {
-        self.shared.push(Command::Connect {
-            node: node.to_string(),
-        });
-    }
-
-    /// `pid` (a local agent) hears each time `node` comes up or goes down,
-    /// as a [`NodeEvent`] (Erlang's `monitor_node`, with `nodeup` too);
-    /// the node is connected to if it is not. The monitor lasts until
-    /// [`Node::demonitor_node`] or the agent's end.
-    pub fn monitor_node(&self, pid: &Pid, node: &NodeName) {
-        if let Some(weak) = pid.downgrade() {
-            crate::sync::lock(&self.shared.node_monitors).push((weak, node.clone()));
-            self.connect(node);
-        }
-    }
-
-    /// Ends `pid`'s monitors of `node`.
-    pub fn demonitor_node(&self, pid: &Pid, node: &NodeName) {
-        crate::sync::lock(&self.shared.node_monitors)
-            .retain(|(weak, watched)| !(watched == node && weak.upgrade().as_ref() == Some(pid)));
-    }
-
-    /// The local agent `pid` joins process group `group` (Erlang's
-    /// `pg:join`), seen by every node of the cluster (crate::groups). An
-    /// agent may be in many groups; it leaves them all when it exits.
-    pub fn join_group(&self, pid: &Pid, group: &str) -> Result<(), NetError> {
-        let serial = self.group_member(pid, group)?;
-        if crate::sync::lock(&self.shared.groups).join(group, pid) {
-            self.group_changed(group, pid, true);
-            self.shared.push(Command::Groups {
-                joined: vec![(group.to_owned(), serial)],
-                left: Vec::new(),
-            });
-        }
-        Ok(())
-    }
-
-    /// The local agent `pid` leaves `group` (Erlang's `pg:leave`).
-    pub fn leave_group(&self, pid: &Pid, group: &str) -> Result<(), NetError> {
-        let serial = self.group_member(pid, group)?;
-        if crate::sync::lock(&self.shared.groups).leave(group, pid) {
-            self.group_changed(group, pid, false);
-            self.shared.push(Command::Groups {
-                joined: Vec::new(),
-                left: vec![(group.to_owned(), serial)],
-            });
-        }
-        Ok(())
-    }
-
-    /// The members of `group` on every node this node knows (Erlang's
-    /// `pg:get_members`).
-    pub fn group_members(&self, group: &str) -> Vec<Pid> {
-        let groups = crate::sync::lock(&self.shared.groups);
-        let mut members = groups.local_members(group);
-        for (peer, theirs) in &groups.remote {
-            let Ok(node) = peer.parse::<NodeName>() else {
-                continue;
-            };
-            for &serial in theirs.members.get(group).into_iter().flatten() {
-                members.push(self.shared.pid_of(&crate::id::AgentId {
-                    node: node.clone(),
-                    incarnation: theirs.incarnation,
-                    serial,
-                }));
-            }
-        }
-        members
-    }
-
-    /// The members of `group` on this node (Erlang's
-    /// `pg:get_local_members`).
-    pub fn local_group_members(&self, group: &str) -> Vec<Pid> {
-        crate::sync::lock(&self.shared.groups).local_members(group)
-    }
-
-    /// Sends a clone of `message` to every member of `group`, from `ctx`'s
-    /// agent; how many it was sent to.
-    pub fn send_to_group<M: Any + Send + Clone>(
-        &self,
-        ctx: &Ctx,
-        group: &str,
-        message: M,
-    ) -> usize {
-        let members = self.group_members(group);
-        for member in &members {
-            ctx.send(member, message.clone());
-        }
-        members.len()
-    }
-
-    /// `pid` (a local agent) hears each change of `group`'s members as a
-    /// [`crate::GroupEvent`] (Erlang's `pg:monitor`), until
-    /// [`Node::demonitor_group`] or its end.
-    pub fn monitor_group(&self, pid: &Pid, group: &str) {
-        if let Some(weak) = pid.downgrade() {
-            crate::sync::lock(&self.shared.groups).monitor(weak, group);
-        }
-    }
-
-    /// Ends `pid`'s monitors of `group`.
-    pub fn demonitor_group(&self, pid: &Pid, group: &str) {
-        crate::sync::lock(&self.shared.groups).demonitor(pid, group);
-    }
-
-    /// Checks a group name and a local member; the member's serial (its id
-    /// is exported, so that peers' sends to it resolve).
-    fn group_member(&self, pid: &Pid, group: &str) -> Result<u64, NetError> {
-        if group.is_empty() || group.len() > crate::config::GROUP_NAME_BYTES_MAX {
-            return Err(NetError::InvalidName(format!(
-                "a group name of {} bytes (1 to {})",
-                group.len(),
-                crate::config::GROUP_NAME_BYTES_MAX
-            )));
-        }
-        if pid.is_remote() {
-            return Err(NetError::InvalidName(format!(
-                "{pid} is not an agent of this node: it joins groups on its own node"
-            )));
-        }
-        self.shared
-            .id_of(pid)
-            .map(|id| id.serial)
-            .ok_or_else(|| NetError::InvalidName(format!("{pid} cannot be named")))
-    }
-
-    /// Tells `group`'s local monitors of a local change.
-    fn group_changed(&self, group: &str, pid: &Pid, joined: bool) {
-        let monitors = crate::sync::lock(&self.shared.groups).monitors_of(group);
-        let event = crate::groups::GroupEvent {
-            group: group.to_owned(),
-            joined: if joined {
-                vec![pid.clone()]
-            } else {
-                Vec::new()
-            },
-            left: if joined {
-                Vec::new()
-            } else {
-                vec![pid.clone()]
-            },
-        };
-        for monitor in monitors {
-            self.shared
-                .runtime
-                .send(&monitor, erlangen_runtime::Message::new(event.clone()));
-        }
     }
 
     /// Per-peer statistics, by node name.
