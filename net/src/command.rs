@@ -109,6 +109,12 @@ pub(crate) enum Command {
         joined: Vec<(String, u64)>,
         left: Vec<(String, u64)>,
     },
+    /// Local agents took or released cluster-wide names: tell every peer
+    /// (global.rs).
+    Globals {
+        registered: Vec<(String, u64)>,
+        released: Vec<(String, u64)>,
+    },
     /// Stop the node.
     Stop,
 }

@@ -78,7 +78,7 @@ impl Key {
             | Packet::WhereisReply { .. }
             | Packet::Peers { .. } => Key::Free,
             // After the messages of its members that went before.
-            Packet::Groups { .. } => Key::Barrier,
+            Packet::Groups { .. } | Packet::Globals { .. } => Key::Barrier,
         }
     }
 }

@@ -68,6 +68,10 @@
 //!   [`Node::nodes`] lists the connected ones, [`Node::monitor_node`] sends
 //!   a [`NodeEvent`] when a node comes up or goes down (Erlang's
 //!   `nodeup`/`nodedown`), and a kernel joins a cluster with `--join`.
+//!   Process groups ([`Node::join_group`], Erlang's `pg`) and cluster-wide
+//!   names ([`Node::register_global`], Erlang's `global`) span the mesh;
+//!   a name taken twice apart keeps the holder on the node whose name
+//!   sorts first (the other is killed with `global name conflict: NAME`).
 //!
 //! # Names
 //!
@@ -105,6 +109,7 @@ mod error;
 mod event_loop;
 mod fragments;
 mod functions;
+mod global;
 mod groups;
 mod id;
 mod node;

@@ -105,6 +105,8 @@ pub(crate) struct NodeShared {
     pub(crate) next_request: AtomicU64,
     pub(crate) local_addr: SocketAddr,
     pub(crate) stopped: AtomicBool,
+    /// Cluster-wide names (global.rs).
+    pub(crate) global: Mutex<crate::global::Global>,
     /// Process groups (groups.rs).
     pub(crate) groups: Mutex<crate::groups::Groups>,
     /// Agents that monitor nodes, and the node each monitors

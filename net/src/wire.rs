@@ -308,6 +308,15 @@ pub enum Packet {
         /// Left since the last `Groups`.
         left: Vec<(String, u64)>,
     },
+    /// Cluster-wide names: names the sender's agents registered and
+    /// released (all of them once a connection is up, then each change),
+    /// as `(name, serial)` pairs; at most `config::GROUP_ENTRIES_MAX`.
+    Globals {
+        /// Registered since the last `Globals`.
+        registered: Vec<(String, u64)>,
+        /// Released since the last `Globals`.
+        released: Vec<(String, u64)>,
+    },
     /// The nodes the sender is connected to, sent once a connection is up:
     /// the receiver connects to those it is not connected to (a full mesh,
     /// as Erlang's `net_kernel`). At most `config::PEERS_LISTED_MAX`.

@@ -56,6 +56,7 @@ impl EventLoop {
             }
         }
         self.send_groups(token);
+        self.send_globals(token);
         self.notify_node_monitors(peer, true, None);
     }
 
@@ -78,6 +79,7 @@ impl EventLoop {
     /// Step 3's `down`: `peer` is lost.
     pub(super) fn went_down(&mut self, peer: &str, why: &str) {
         self.groups_lost(peer);
+        self.globals_lost(peer);
         self.notify_node_monitors(peer, false, Some(why.to_owned()));
     }
 

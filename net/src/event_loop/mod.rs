@@ -57,6 +57,7 @@ mod edges;
 mod erlang;
 mod erlang_dial;
 mod erlang_signals;
+mod global_sync;
 mod group_sync;
 mod large;
 mod membership;
@@ -482,6 +483,10 @@ impl EventLoop {
             }
             Command::Connect { node } => self.connect(node),
             Command::Groups { joined, left } => self.broadcast_groups(joined, left),
+            Command::Globals {
+                registered,
+                released,
+            } => self.broadcast_globals(registered, released),
             Command::Flush { node } => {
                 if let Some(&token) = self.up.get(&node) {
                     self.flush(token);
@@ -513,6 +518,7 @@ impl EventLoop {
         }
         self.erlang_effects();
         self.sweep_groups();
+        self.sweep_globals();
         let now = Instant::now();
         let interval = self.shared.heartbeat_interval;
         let timeout = self.shared.heartbeat_timeout;

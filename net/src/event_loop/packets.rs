@@ -338,6 +338,16 @@ impl EventLoop {
                     .map_or(0, |c| c.peer_incarnation);
                 self.on_groups(&peer, incarnation, joined, left)?;
             }
+            Packet::Globals {
+                registered,
+                released,
+            } => {
+                let incarnation = self
+                    .connections
+                    .get(&token)
+                    .map_or(0, |c| c.peer_incarnation);
+                self.on_globals(&peer, incarnation, registered, released)?;
+            }
             Packet::Reply { to, tag, message } => {
                 if let Some(message) = self.decode_message(&message) {
                     match self.shared.local(to) {

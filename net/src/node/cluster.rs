@@ -140,7 +140,7 @@ impl Node {
     fn group_member(&self, pid: &Pid, group: &str) -> Result<u64, NetError> {
         if group.is_empty() || group.len() > crate::config::GROUP_NAME_BYTES_MAX {
             return Err(NetError::InvalidName(format!(
-                "a group name of {} bytes (1 to {})",
+                "a name of {} bytes (1 to {})",
                 group.len(),
                 crate::config::GROUP_NAME_BYTES_MAX
             )));
@@ -177,5 +177,84 @@ impl Node {
                 .runtime
                 .send(&monitor, erlangen_runtime::Message::new(event.clone()));
         }
+    }
+
+    /// The local agent `pid` takes `name` across the cluster (Erlang's
+    /// `global:register_name`): every node finds it with
+    /// [`Node::whereis_global`] until the agent exits, releases it, or its
+    /// node is lost. Refused if a node this node knows holds the name; two
+    /// nodes that took it apart settle it when they meet (crate::global,
+    /// step 3).
+    pub fn register_global(&self, pid: &Pid, name: &str) -> Result<(), NetError> {
+        let serial = self.group_member(pid, name)?;
+        {
+            let mut global = crate::sync::lock(&self.shared.global);
+            let held_here = global
+                .local
+                .get(name)
+                .is_some_and(|holder| self.shared.runtime.is_alive(holder));
+            if held_here || !global.remote_holders(name).is_empty() {
+                return Err(NetError::NameTaken(name.to_owned()));
+            }
+            global.local.insert(name.to_owned(), pid.clone());
+        }
+        self.shared.push(Command::Globals {
+            registered: vec![(name.to_owned(), serial)],
+            released: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Releases `name` if an agent of this node holds it.
+    pub fn unregister_global(&self, name: &str) {
+        let released = crate::sync::lock(&self.shared.global).local.remove(name);
+        if let Some(pid) = released {
+            self.shared.push(Command::Globals {
+                registered: Vec::new(),
+                released: vec![(name.to_owned(), pid.serial())],
+            });
+        }
+    }
+
+    /// The agent that holds `name` across the cluster, if any (Erlang's
+    /// `global:whereis_name`). While two holders are being settled, every
+    /// node answers the one that keeps it.
+    pub fn whereis_global(&self, name: &str) -> Option<Pid> {
+        let global = crate::sync::lock(&self.shared.global);
+        let ours = self.shared.name.to_string();
+        let local = global
+            .local
+            .get(name)
+            .filter(|holder| self.shared.runtime.is_alive(holder))
+            .cloned();
+        let remote = global.remote_holders(name).first().copied();
+        match (local, remote) {
+            (Some(local), Some((peer, _, _))) if ours.as_str() < peer => Some(local),
+            (Some(local), None) => Some(local),
+            (_, Some((peer, incarnation, serial))) => {
+                let node = peer.parse().ok()?;
+                Some(self.shared.pid_of(&crate::id::AgentId {
+                    node,
+                    incarnation,
+                    serial,
+                }))
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// Sends `message` to the agent that holds `name` across the cluster
+    /// (Erlang's `global:send`); an error if nobody does.
+    pub fn send_global<M: Any + Send>(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        message: M,
+    ) -> Result<(), NetError> {
+        let to = self
+            .whereis_global(name)
+            .ok_or_else(|| NetError::NotSent(format!("no agent holds the name {name:?}")))?;
+        ctx.send(&to, message);
+        Ok(())
     }
 }

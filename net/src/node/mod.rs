@@ -276,6 +276,7 @@ impl NodeBuilder {
             stopped: AtomicBool::new(false),
             node_monitors: Mutex::new(Vec::new()),
             groups: Mutex::new(Default::default()),
+            global: Mutex::new(Default::default()),
             erlang: erlang
                 .as_ref()
                 .map(|(settings, ..)| crate::erlang::ErlangShared {

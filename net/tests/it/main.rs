@@ -6,6 +6,7 @@ mod cli;
 mod erlang;
 mod erlangen_node_suite;
 mod failure;
+mod global;
 mod groups;
 mod hostile;
 mod hostile_host;

@@ -1,0 +1,167 @@
+//! The loop's part of cluster-wide names (crate::global has the protocol
+//! as numbered steps): telling peers of local changes and, when a
+//! connection comes up, of every local name (step 1); dropping a lost
+//! peer's names and releasing exited holders' (step 2); settling conflicts
+//! (step 3).
+
+use erlangen_runtime::ExitReason;
+use mio::Token;
+
+use crate::config::{GROUP_ENTRIES_MAX, GROUP_NAME_BYTES_MAX};
+use crate::wire::Packet;
+
+use super::EventLoop;
+
+impl EventLoop {
+    /// Step 1: `Command::Globals`, to every peer that is up.
+    pub(super) fn broadcast_globals(
+        &mut self,
+        registered: Vec<(String, u64)>,
+        released: Vec<(String, u64)>,
+    ) {
+        let tokens: Vec<Token> = self.up.values().copied().collect();
+        for chunk in chunks(registered, released) {
+            for &token in &tokens {
+                if let Err(error) = self.write_packet(token, &chunk) {
+                    tracing::warn!(%error, "erlangen: cannot tell a peer of name changes");
+                }
+                if !self.dirty.contains(&token) {
+                    self.dirty.push(token);
+                }
+            }
+        }
+    }
+
+    /// Step 1: every local name to a peer whose connection came up.
+    pub(super) fn send_globals(&mut self, token: Token) {
+        let names: Vec<(String, u64)> = crate::sync::lock(&self.shared.global)
+            .local
+            .iter()
+            .map(|(name, pid)| (name.clone(), pid.serial()))
+            .collect();
+        if names.is_empty() {
+            return;
+        }
+        for chunk in chunks(names, Vec::new()) {
+            if let Err(error) = self.write_packet(token, &chunk) {
+                tracing::warn!(%error, "erlangen: cannot tell a peer of our names");
+            }
+        }
+    }
+
+    /// A peer's `Globals` packet, and step 3 for the names it took.
+    pub(super) fn on_globals(
+        &mut self,
+        peer: &str,
+        incarnation: u64,
+        registered: Vec<(String, u64)>,
+        released: Vec<(String, u64)>,
+    ) -> Result<(), String> {
+        if registered.len() + released.len() > GROUP_ENTRIES_MAX {
+            return Err(format!(
+                "{peer} sent {} name changes in one packet",
+                registered.len() + released.len()
+            ));
+        }
+        if registered
+            .iter()
+            .chain(&released)
+            .any(|(name, _)| name.len() > GROUP_NAME_BYTES_MAX)
+        {
+            return Err(format!(
+                "{peer} sent a name over {GROUP_NAME_BYTES_MAX} bytes"
+            ));
+        }
+        let ours = self.shared.name.to_string();
+        let mut lost = Vec::new();
+        {
+            let mut global = crate::sync::lock(&self.shared.global);
+            let theirs = global.remote.entry(peer.to_owned()).or_default();
+            if theirs.incarnation != incarnation {
+                theirs.incarnation = incarnation;
+                theirs.names.clear();
+            }
+            for (name, serial) in &released {
+                if theirs.names.get(name) == Some(serial) {
+                    theirs.names.remove(name);
+                }
+            }
+            for (name, serial) in &registered {
+                theirs.names.insert(name.clone(), *serial);
+            }
+            // Step 3: a name both hold goes to the node that sorts first.
+            for (name, _) in &registered {
+                if ours.as_str() > peer {
+                    if let Some(pid) = global.local.remove(name) {
+                        lost.push((name.clone(), pid));
+                    }
+                }
+            }
+        }
+        if lost.is_empty() {
+            return Ok(());
+        }
+        for (name, pid) in &lost {
+            tracing::info!(name, %peer, "erlangen: a cluster-wide name held twice: ours yields");
+            self.shared.runtime.kill(
+                pid,
+                ExitReason::other(&format!("global name conflict: {name}")),
+            );
+        }
+        let released = lost
+            .into_iter()
+            .map(|(name, pid)| (name, pid.serial()))
+            .collect();
+        self.broadcast_globals(Vec::new(), released);
+        Ok(())
+    }
+
+    /// Step 2: a lost peer's names go.
+    pub(super) fn globals_lost(&mut self, peer: &str) {
+        crate::sync::lock(&self.shared.global).remote.remove(peer);
+    }
+
+    /// Step 2: exited holders' names go (at most every
+    /// `config::GROUP_SWEEP_INTERVAL`).
+    pub(super) fn sweep_globals(&mut self) {
+        let runtime = self.shared.runtime.clone();
+        let gone = {
+            let mut global = crate::sync::lock(&self.shared.global);
+            let now = std::time::Instant::now();
+            if global
+                .swept
+                .is_some_and(|at| now.duration_since(at) < crate::config::GROUP_SWEEP_INTERVAL)
+            {
+                return;
+            }
+            global.swept = Some(now);
+            global.sweep(|pid| runtime.is_alive(pid))
+        };
+        if !gone.is_empty() {
+            let released = gone
+                .into_iter()
+                .map(|(name, pid)| (name, pid.serial()))
+                .collect();
+            self.broadcast_globals(Vec::new(), released);
+        }
+    }
+}
+
+/// `Globals` packets of at most `GROUP_ENTRIES_MAX` entries each.
+fn chunks(registered: Vec<(String, u64)>, released: Vec<(String, u64)>) -> Vec<Packet> {
+    let mut packets = Vec::new();
+    let mut registered = registered.into_iter().peekable();
+    let mut released = released.into_iter().peekable();
+    while registered.peek().is_some() || released.peek().is_some() {
+        let r: Vec<_> = registered.by_ref().take(GROUP_ENTRIES_MAX).collect();
+        let l: Vec<_> = released
+            .by_ref()
+            .take(GROUP_ENTRIES_MAX - r.len())
+            .collect();
+        packets.push(Packet::Globals {
+            registered: r,
+            released: l,
+        });
+    }
+    packets
+}
