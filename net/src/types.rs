@@ -73,7 +73,7 @@ impl Default for Types {
 
 impl Types {
     /// The built-in types: `()`, `bool`, `u8`, `u32`, `u64`, `i32`, `i64`,
-    /// `f64`, `String`, `Vec<u8>`, `Vec<i64>`, `Vec<f64>`, `Vec<String>`, and [`Pid`].
+    /// `f64`, `String`, `Vec<u8>`, `Vec<i64>`, `Vec<f64>`, `Vec<String>`, [`Pid`] and [`crate::WirePid`] (each arrives as the type it was sent as).
     ///
     /// ```
     /// assert!(erlangen_net::Types::new().names().contains(&"String".to_owned()));
@@ -97,7 +97,7 @@ impl Types {
             .register::<Vec<i64>>("Vec<i64>")
             .register::<Vec<f64>>("Vec<f64>")
             .register::<Vec<String>>("Vec<String>")
-            .register::<crate::pid::WirePid>("erlangen/pid")
+            .register::<crate::pid::WirePid>("erlangen/wire-pid")
             .with_pid()
             .with_bytes()
     }
@@ -237,11 +237,13 @@ impl Types {
         self
     }
 
-    /// A bare `Pid` travels as the built-in "erlangen/pid".
+    /// A bare `Pid` travels as the built-in "erlangen/pid" (in the wire
+    /// form of a `WirePid`, which travels as "erlangen/wire-pid": each
+    /// arrives as the type it was sent as).
     fn with_pid(mut self) -> Types {
-        let entry = self.by_name["erlangen/pid"].clone();
+        let entry = self.by_name["erlangen/wire-pid"].clone();
         let pid_entry = Arc::new(Entry {
-            name: entry.name.clone(),
+            name: "erlangen/pid".to_owned(),
             fingerprint: entry.fingerprint,
             encode_message: |message| {
                 let pid = message.downcast_ref::<Pid>().expect("checked by type id");

@@ -520,3 +520,37 @@ fn a_kernels_boot_function_starts_a_server_that_lives_with_the_kernel() {
         .unwrap();
     assert_eq!(answer, 42);
 }
+
+#[test]
+fn a_pid_and_a_wire_pid_each_arrive_as_what_was_sent() {
+    let mapper = port_mapper();
+    let (rt_a, a) = node(&mapper, &unique("pid-a"));
+    let (rt_b, b) = node(&mapper, &unique("pid-b"));
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    let receiver = rt_b.spawn(move |ctx| {
+        for _ in 0..2 {
+            let message = ctx.receive();
+            let _ = seen_tx.send((
+                message.is::<erlangen_runtime::Pid>(),
+                message.is::<erlangen_net::WirePid>(),
+            ));
+        }
+    });
+    let id = b.id_of(&receiver).unwrap();
+    let to = a.pid_of(&id);
+    rt_a.run(move |ctx| {
+        ctx.send(&to, erlangen_net::WirePid(ctx.pid()));
+        ctx.send(&to, ctx.pid());
+    })
+    .unwrap();
+    assert_eq!(
+        seen.recv_timeout(HANG_GUARD).unwrap(),
+        (false, true),
+        "a WirePid"
+    );
+    assert_eq!(
+        seen.recv_timeout(HANG_GUARD).unwrap(),
+        (true, false),
+        "a Pid"
+    );
+}

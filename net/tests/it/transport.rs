@@ -211,8 +211,9 @@ fn a_large_message_lets_another_pairs_message_pass_and_arrives_whole_before_its_
             let receiver = ctx
                 .receive_timeout(HANG_GUARD)
                 .unwrap()
-                .downcast::<erlangen_runtime::Pid>()
-                .unwrap();
+                .downcast::<erlangen_net::WirePid>()
+                .unwrap()
+                .0;
             // The receiving node reads nothing until both are queued, so the
             // order on the wire is the writer's alone.
             // SAFETY: kill(2) on the child process we started.
