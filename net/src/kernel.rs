@@ -19,7 +19,9 @@
 //!    `~/.erlangen-cookie`, made with random bytes if missing).
 //! 3. Start an embedded port mapper if asked (`--start-port-mapper`).
 //! 4. Start a runtime and a node; log where it listens; connect to each
-//!    `--join` seed (the node then meets every member of its cluster). With
+//!    `--join` seed and to every node registered with the port mapper of
+//!    each `--discover` host (the node then meets every member of their
+//!    clusters). With
 //!    `--erlang-name`, the node also joins Erlang's distribution
 //!    (crate::erlang): it registers with the host's epmd (`--epmd`) and
 //!    Erlang nodes with the Erlang cookie (`--erlang-cookie-file`, else
@@ -307,6 +309,13 @@ impl Kernel {
                 seed.parse().map_err(|e| format!("--join {seed}: {e}"))?;
             node.connect(&seed);
         }
+        for host in &args.discover {
+            for seed in discover(host, port_mapper, &cookie)? {
+                if seed != *node.name() {
+                    node.connect(&seed);
+                }
+            }
+        }
         let booted = Kernel {
             boot,
             ..Kernel::default()
@@ -370,6 +379,11 @@ struct KernelArgs {
     /// connects to it and, through it, to every member.
     #[arg(long, value_name = "HOST/NODE")]
     join: Vec<String>,
+    /// A host whose port mapper lists nodes to join (repeatable): this
+    /// kernel connects to every node registered there (the port mapper's
+    /// port is --port-mapper's; a remote one asks for the cookie's proof).
+    #[arg(long, value_name = "HOST")]
+    discover: Vec<String>,
     /// Also join Erlang's distribution under this name (`alive`, or
     /// `alive@host`).
     #[arg(long)]
@@ -380,6 +394,41 @@ struct KernelArgs {
     /// The host's epmd, to register the Erlang name with.
     #[arg(long, default_value = "127.0.0.1:4369")]
     epmd: SocketAddr,
+}
+
+/// The nodes registered with the port mapper of `host` (`--discover`): at
+/// `port_mapper` for `localhost`, else at `host` on `port_mapper`'s port,
+/// proving `cookie` (a remote port mapper lists names only to a peer that
+/// proves it).
+fn discover(
+    host: &str,
+    port_mapper: SocketAddr,
+    cookie: &[u8],
+) -> Result<Vec<crate::id::NodeName>, String> {
+    use std::net::ToSocketAddrs;
+    let addr = if host == "localhost" {
+        port_mapper
+    } else {
+        (host, port_mapper.port())
+            .to_socket_addrs()
+            .map_err(|e| format!("--discover {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--discover {host}: no address"))?
+    };
+    let mut client = erlangen_portmap::Client::connect(addr)
+        .map_err(|e| format!("--discover {host}: the port mapper at {addr}: {e}"))?;
+    if !erlangen_portmap::server::is_trusted(addr.ip()) {
+        client
+            .authenticate(cookie)
+            .map_err(|e| format!("--discover {host}: {e}"))?;
+    }
+    let names = client
+        .names()
+        .map_err(|e| format!("--discover {host}: {e}"))?;
+    Ok(names
+        .into_iter()
+        .filter_map(|(name, _)| format!("{host}/{name}").parse().ok())
+        .collect())
 }
 
 /// The types of the standard kernel (on top of the built-ins).

@@ -29,7 +29,18 @@ impl Drop for Kernel {
 /// Starts kernel `name`, joined to `seed` if any; waits until it is
 /// registered.
 fn kernel(mapper: &erlangen_portmap::Daemon, name: &str, seed: Option<&str>) -> Kernel {
+    kernel_with(mapper, name, seed, &[])
+}
+
+/// `kernel`, with more arguments.
+fn kernel_with(
+    mapper: &erlangen_portmap::Daemon,
+    name: &str,
+    seed: Option<&str>,
+    more: &[&str],
+) -> Kernel {
     let mut command = Command::new(KERNEL);
+    command.args(more);
     command
         .args(["--name", name, "--workers", "1"])
         .args(["--port-mapper", &mapper.local_addr().to_string()])
@@ -175,6 +186,38 @@ fn sixteen_kernels_joined_to_one_seed_form_a_mesh_that_heals() {
     }
     for (i, kernel) in full.iter().enumerate() {
         eventually(&format!("kernel {i} sees the 15 others again"), || {
+            let peers = peers_of(&rt, &node, kernel);
+            full.iter()
+                .filter(|k| *k != kernel)
+                .all(|k| peers.contains(&k.to_string()))
+        });
+    }
+}
+
+#[test]
+fn a_kernel_that_discovers_a_port_mappers_nodes_meets_them_all() {
+    let mapper = port_mapper();
+    let names: Vec<String> = (0..3).map(|i| unique(&format!("d{i}"))).collect();
+    // Two kernels that know nothing of each other, then one that discovers.
+    let _first = kernel(&mapper, &names[0], None);
+    let _second = kernel(&mapper, &names[1], None);
+    let _third = kernel_with(&mapper, &names[2], None, &["--discover", "localhost"]);
+    let full: Vec<NodeName> = names
+        .iter()
+        .map(|name| format!("localhost/{name}").parse().unwrap())
+        .collect();
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let node = Arc::new(
+        Node::builder(&unique("finder"))
+            .cookie(COOKIE)
+            .port_mapper(mapper.local_addr())
+            .types(types())
+            .start(&rt)
+            .unwrap(),
+    );
+    node.connect(&full[2]);
+    for (i, kernel) in full.iter().enumerate() {
+        eventually(&format!("kernel {i} sees the two others"), || {
             let peers = peers_of(&rt, &node, kernel);
             full.iter()
                 .filter(|k| *k != kernel)
