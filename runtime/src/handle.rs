@@ -92,8 +92,7 @@ impl RuntimeHandle {
     /// Whether the local agent `pid` is alive (`false` for one that exited,
     /// and for a remote pid).
     pub fn is_alive(&self, pid: &Pid) -> bool {
-        pid.cell()
-            .is_some_and(|cell| !crate::sync::lock(&cell.links).dead)
+        pid.cell().is_some_and(|cell| !cell.has_exited())
     }
 
     /// The agent registered as `name` here.

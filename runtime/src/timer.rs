@@ -83,9 +83,7 @@ impl Interval {
         if self.cancelled.load(std::sync::atomic::Ordering::Acquire) {
             return false;
         }
-        self.owner
-            .upgrade()
-            .is_some_and(|cell| !crate::sync::lock(&cell.links).dead)
+        self.owner.upgrade().is_some_and(|cell| !cell.has_exited())
     }
 
     /// The next deadline: a period after the last, or a period from `now`

@@ -109,6 +109,11 @@ pub(crate) struct AgentCell {
 unsafe impl Sync for AgentCell {}
 
 impl AgentCell {
+    /// Whether the agent has exited (its link set is closed).
+    pub(crate) fn has_exited(&self) -> bool {
+        crate::sync::lock(&self.links).dead
+    }
+
     /// The worker whose thread allocated the cell, or `usize::MAX`
     /// (`NO_HOME`) if none. Four bytes in the cell: worker indexes are
     /// small.

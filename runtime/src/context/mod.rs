@@ -655,7 +655,7 @@ impl Ctx {
     /// });
     /// assert_eq!(ticks.unwrap(), 3);
     /// ```
-    pub fn send_interval<M: Any + Send + Clone + Sync>(
+    pub fn send_interval<M: Any + Send + Clone>(
         &self,
         to: &Pid,
         message: M,
