@@ -83,6 +83,8 @@ pub(super) struct ErlConnection {
     /// moves into `write` whenever it runs low, so that small packets go
     /// out between them.
     fragments: std::collections::VecDeque<Vec<u8>>,
+    /// Bytes in `fragments`.
+    fragment_bytes: usize,
     /// The sequence id of our next fragmented message.
     next_sequence: u64,
     /// Registered for writable events (the buffer did not drain).
@@ -110,6 +112,7 @@ impl ErlConnection {
             write: Vec::new(),
             reassembly: Default::default(),
             fragments: Default::default(),
+            fragment_bytes: 0,
             next_sequence: 1,
             writable: false,
             started: now,
@@ -524,7 +527,7 @@ impl ErlangSide {
         let writing: usize = self
             .connections
             .values()
-            .map(|c| c.write.len() + c.fragments.iter().map(Vec::len).sum::<usize>())
+            .map(|c| c.write.len() + c.fragment_bytes)
             .sum();
         let waiting: usize = self.waiting.values().flatten().map(Vec::len).sum();
         erlang.buffered.store(writing + waiting, Ordering::Relaxed);
@@ -536,8 +539,7 @@ impl ErlangSide {
         let Some(connection) = self.connections.get_mut(&token) else {
             return;
         };
-        let queued =
-            connection.write.len() + connection.fragments.iter().map(Vec::len).sum::<usize>();
+        let queued = connection.write.len() + connection.fragment_bytes;
         if queued + body.len() > ERLANG_WRITE_BYTES_HIGH_WATER {
             tracing::warn!("erlangen: an Erlang node does not read; a message was dropped");
             return;
@@ -562,6 +564,7 @@ impl ErlangSide {
             for fragment in crate::erlang::fragments::split(sequence, &data, FRAGMENT_BYTES) {
                 let mut framed = (fragment.len() as u32).to_be_bytes().to_vec();
                 framed.extend_from_slice(&fragment);
+                connection.fragment_bytes += framed.len();
                 connection.fragments.push_back(framed);
             }
             return;
@@ -589,6 +592,7 @@ impl ErlangSide {
             // packets queued meanwhile go out between fragments.
             if connection.write.len() - written < FRAGMENT_BYTES {
                 if let Some(fragment) = connection.fragments.pop_front() {
+                    connection.fragment_bytes -= fragment.len();
                     connection.write.extend_from_slice(&fragment);
                 }
             }
