@@ -10,6 +10,7 @@ use mio::Token;
 use crate::config::{GROUP_ENTRIES_MAX, GROUP_NAME_BYTES_MAX};
 use crate::wire::Packet;
 
+use super::announce::{in_packets, sweep_due};
 use super::EventLoop;
 
 impl EventLoop {
@@ -19,17 +20,7 @@ impl EventLoop {
         registered: Vec<(String, u64)>,
         released: Vec<(String, u64)>,
     ) {
-        let tokens: Vec<Token> = self.up.values().copied().collect();
-        for chunk in chunks(registered, released) {
-            for &token in &tokens {
-                if let Err(error) = self.write_packet(token, &chunk) {
-                    tracing::warn!(%error, "erlangen: cannot tell a peer of name changes");
-                }
-                if !self.dirty.contains(&token) {
-                    self.dirty.push(token);
-                }
-            }
-        }
+        self.announce(in_packets(registered, released, globals_packet));
     }
 
     /// Step 1: every local name to a peer whose connection came up.
@@ -42,7 +33,7 @@ impl EventLoop {
         if names.is_empty() {
             return;
         }
-        for chunk in chunks(names, Vec::new()) {
+        for chunk in in_packets(names, Vec::new(), globals_packet) {
             if let Err(error) = self.write_packet(token, &chunk) {
                 tracing::warn!(%error, "erlangen: cannot tell a peer of our names");
             }
@@ -127,14 +118,9 @@ impl EventLoop {
         let runtime = self.shared.runtime.clone();
         let gone = {
             let mut global = crate::sync::lock(&self.shared.global);
-            let now = std::time::Instant::now();
-            if global
-                .swept
-                .is_some_and(|at| now.duration_since(at) < crate::config::GROUP_SWEEP_INTERVAL)
-            {
+            if !sweep_due(&mut global.swept) {
                 return;
             }
-            global.swept = Some(now);
             global.sweep(|pid| runtime.is_alive(pid))
         };
         if !gone.is_empty() {
@@ -147,21 +133,10 @@ impl EventLoop {
     }
 }
 
-/// `Globals` packets of at most `GROUP_ENTRIES_MAX` entries each.
-fn chunks(registered: Vec<(String, u64)>, released: Vec<(String, u64)>) -> Vec<Packet> {
-    let mut packets = Vec::new();
-    let mut registered = registered.into_iter().peekable();
-    let mut released = released.into_iter().peekable();
-    while registered.peek().is_some() || released.peek().is_some() {
-        let r: Vec<_> = registered.by_ref().take(GROUP_ENTRIES_MAX).collect();
-        let l: Vec<_> = released
-            .by_ref()
-            .take(GROUP_ENTRIES_MAX - r.len())
-            .collect();
-        packets.push(Packet::Globals {
-            registered: r,
-            released: l,
-        });
+/// A `Globals` packet.
+fn globals_packet(registered: Vec<(String, u64)>, released: Vec<(String, u64)>) -> Packet {
+    Packet::Globals {
+        registered,
+        released,
     }
-    packets
 }

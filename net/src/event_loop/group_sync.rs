@@ -12,6 +12,7 @@ use crate::groups::GroupEvent;
 use crate::id::AgentId;
 use crate::wire::Packet;
 
+use super::announce::{in_packets, sweep_due};
 use super::EventLoop;
 
 impl EventLoop {
@@ -21,17 +22,7 @@ impl EventLoop {
         joined: Vec<(String, u64)>,
         left: Vec<(String, u64)>,
     ) {
-        let tokens: Vec<Token> = self.up.values().copied().collect();
-        for chunk in chunks(joined, left) {
-            for &token in &tokens {
-                if let Err(error) = self.write_packet(token, &chunk) {
-                    tracing::warn!(%error, "erlangen: cannot tell a peer of group changes");
-                }
-                if !self.dirty.contains(&token) {
-                    self.dirty.push(token);
-                }
-            }
-        }
+        self.announce(in_packets(joined, left, groups_packet));
     }
 
     /// Step 2: all local members to a peer whose connection came up.
@@ -44,7 +35,7 @@ impl EventLoop {
         if entries.is_empty() {
             return;
         }
-        for chunk in chunks(entries, Vec::new()) {
+        for chunk in in_packets(entries, Vec::new(), groups_packet) {
             if let Err(error) = self.write_packet(token, &chunk) {
                 tracing::warn!(%error, "erlangen: cannot tell a peer of our groups");
             }
@@ -142,14 +133,9 @@ impl EventLoop {
         let runtime = self.shared.runtime.clone();
         let gone = {
             let mut groups = crate::sync::lock(&self.shared.groups);
-            let now = std::time::Instant::now();
-            if groups
-                .swept
-                .is_some_and(|at| now.duration_since(at) < crate::config::GROUP_SWEEP_INTERVAL)
-            {
+            if !sweep_due(&mut groups.swept) {
                 return;
             }
-            groups.swept = Some(now);
             groups.sweep(|pid| runtime.is_alive(pid))
         };
         if gone.is_empty() {
@@ -193,15 +179,7 @@ impl EventLoop {
     }
 }
 
-/// `Groups` packets of at most `GROUP_ENTRIES_MAX` entries each.
-fn chunks(joined: Vec<(String, u64)>, left: Vec<(String, u64)>) -> Vec<Packet> {
-    let mut packets = Vec::new();
-    let mut joined = joined.into_iter().peekable();
-    let mut left = left.into_iter().peekable();
-    while joined.peek().is_some() || left.peek().is_some() {
-        let j: Vec<_> = joined.by_ref().take(GROUP_ENTRIES_MAX).collect();
-        let l: Vec<_> = left.by_ref().take(GROUP_ENTRIES_MAX - j.len()).collect();
-        packets.push(Packet::Groups { joined: j, left: l });
-    }
-    packets
+/// A `Groups` packet.
+fn groups_packet(joined: Vec<(String, u64)>, left: Vec<(String, u64)>) -> Packet {
+    Packet::Groups { joined, left }
 }

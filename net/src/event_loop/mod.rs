@@ -51,6 +51,7 @@
 //!    pending remote spawns get an error, waiting messages are dropped and
 //!    counted.
 
+mod announce;
 mod connection;
 mod dial;
 mod edges;

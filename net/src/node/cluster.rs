@@ -56,7 +56,7 @@ impl Node {
     /// `pg:join`), seen by every node of the cluster (crate::groups). An
     /// agent may be in many groups; it leaves them all when it exits.
     pub fn join_group(&self, pid: &Pid, group: &str) -> Result<(), NetError> {
-        let serial = self.group_member(pid, group)?;
+        let serial = self.local_member(pid, group)?;
         if crate::sync::lock(&self.shared.groups).join(group, pid) {
             self.group_changed(group, pid, true);
             self.shared.push(Command::Groups {
@@ -69,7 +69,7 @@ impl Node {
 
     /// The local agent `pid` leaves `group` (Erlang's `pg:leave`).
     pub fn leave_group(&self, pid: &Pid, group: &str) -> Result<(), NetError> {
-        let serial = self.group_member(pid, group)?;
+        let serial = self.local_member(pid, group)?;
         if crate::sync::lock(&self.shared.groups).leave(group, pid) {
             self.group_changed(group, pid, false);
             self.shared.push(Command::Groups {
@@ -135,9 +135,9 @@ impl Node {
         crate::sync::lock(&self.shared.groups).demonitor(pid, group);
     }
 
-    /// Checks a group name and a local member; the member's serial (its id
-    /// is exported, so that peers' sends to it resolve).
-    fn group_member(&self, pid: &Pid, group: &str) -> Result<u64, NetError> {
+    /// Checks a group or cluster-wide name and a local agent; the agent's
+    /// serial (its id is exported, so that peers' sends to it resolve).
+    fn local_member(&self, pid: &Pid, group: &str) -> Result<u64, NetError> {
         if group.is_empty() || group.len() > crate::config::GROUP_NAME_BYTES_MAX {
             return Err(NetError::InvalidName(format!(
                 "a name of {} bytes (1 to {})",
@@ -186,7 +186,7 @@ impl Node {
     /// nodes that took it apart settle it when they meet (crate::global,
     /// step 3).
     pub fn register_global(&self, pid: &Pid, name: &str) -> Result<(), NetError> {
-        let serial = self.group_member(pid, name)?;
+        let serial = self.local_member(pid, name)?;
         {
             let mut global = crate::sync::lock(&self.shared.global);
             let held_here = global
