@@ -5,7 +5,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 
-use erlangen_runtime::{Ctx, Pid};
+use std::sync::Arc;
+
+use erlangen_runtime::{Ctx, Pid, Remote};
 
 use crate::command::Command;
 use crate::error::NetError;
@@ -23,13 +25,33 @@ impl crate::erlang::ErlangPids for Node {
     }
 }
 
-/// The Erlang side's settings (name, creation, cookie), its listener and
-/// the connection that holds its epmd registration.
-pub(super) type ErlangStart = (
-    (String, u32, Vec<u8>, crate::erlang::ErlangOptions),
-    erlangen_portmap::listener::Listener,
-    std::net::TcpStream,
-);
+/// What the start of the Erlang side made: the node's Erlang settings (all
+/// but the route, which needs the node) and what its loop owns.
+pub(super) struct ErlangStart {
+    name: String,
+    creation: u32,
+    cookie: Vec<u8>,
+    options: crate::erlang::ErlangOptions,
+    /// The Erlang listener.
+    pub(super) listener: erlangen_portmap::listener::Listener,
+    /// The connection that holds the epmd registration.
+    pub(super) registration: std::net::TcpStream,
+}
+
+impl ErlangStart {
+    /// The settings the node shares, with its `route` for Erlang pids.
+    pub(super) fn shared(&self, route: Arc<dyn Remote>) -> crate::erlang::ErlangShared {
+        crate::erlang::ErlangShared {
+            name: self.name.clone(),
+            creation: self.creation,
+            cookie: self.cookie.clone(),
+            route,
+            functions: self.options.functions.clone(),
+            epmd_port: self.options.epmd.port(),
+            buffered: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
 
 /// Binds the Erlang listener and registers with epmd
 /// ([`NodeBuilder::erlang`]).
@@ -53,11 +75,14 @@ pub(super) fn start_erlang(
         creation,
         "erlangen: joined Erlang's distribution"
     );
-    Ok((
-        (name, creation, cookie, options.clone()),
+    Ok(ErlangStart {
+        name,
+        creation,
+        cookie,
+        options: options.clone(),
         listener,
         registration,
-    ))
+    })
 }
 
 impl Node {

@@ -277,23 +277,17 @@ impl NodeBuilder {
             node_monitors: Mutex::new(Vec::new()),
             groups: Mutex::new(Default::default()),
             global: Mutex::new(Default::default()),
-            erlang: erlang
-                .as_ref()
-                .map(|(settings, ..)| crate::erlang::ErlangShared {
-                    name: settings.0.clone(),
-                    creation: settings.1,
-                    cookie: settings.2.clone(),
-                    route: Arc::new(crate::erlang_route::ErlangRoute { shared: me.clone() }),
-                    functions: settings.3.functions.clone(),
-                    epmd_port: settings.3.epmd.port(),
-                    buffered: std::sync::atomic::AtomicUsize::new(0),
-                }),
+            erlang: erlang.as_ref().map(|start| {
+                start.shared(Arc::new(crate::erlang_route::ErlangRoute {
+                    shared: me.clone(),
+                }))
+            }),
         });
         let event_loop = EventLoop::new(
             shared.clone(),
             listener,
             registration,
-            erlang.map(|(_, listener, registration)| (listener, registration)),
+            erlang.map(|start| (start.listener, start.registration)),
         )?;
         let thread = std::thread::Builder::new()
             .name(format!("erlangen-node-{}", shared.name.name()))
