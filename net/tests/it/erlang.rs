@@ -978,3 +978,138 @@ fn our_agent_spawns_on_an_erlang_node_with_and_without_a_link() {
     assert_eq!(got.trim(), "got it");
     drop(child);
 }
+
+/// A 2-byte length and `body`: a handshake frame.
+fn handshake_frame(body: &[u8]) -> Vec<u8> {
+    let mut framed = (body.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(body);
+    framed
+}
+
+/// Reads one handshake frame's body.
+fn read_handshake_frame(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).unwrap();
+    body
+}
+
+/// Drives `handshake` on `stream` until it is up, starting from `first`
+/// (a body already read) when given.
+fn finish_handshake(
+    stream: &mut std::net::TcpStream,
+    handshake: &mut erlangen_net::erlang::handshake::Handshake,
+    mut first: Option<Vec<u8>>,
+) {
+    use erlangen_net::erlang::handshake::Step;
+    use std::io::Write;
+    loop {
+        let body = first.take().unwrap_or_else(|| read_handshake_frame(stream));
+        match handshake.on_message(&body, 11).unwrap() {
+            Step::Send(bodies) => {
+                for body in bodies {
+                    stream.write_all(&handshake_frame(&body)).unwrap();
+                }
+            }
+            Step::Up(bodies, _) => {
+                for body in bodies {
+                    stream.write_all(&handshake_frame(&body)).unwrap();
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Reads distribution packets until one holds `needle` (ticks and other
+/// packets are skipped).
+fn wait_for_packet_with(stream: &mut std::net::TcpStream, needle: &[u8]) {
+    stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
+    loop {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        stream.read_exact(&mut body).unwrap();
+        if body.windows(needle.len()).any(|window| window == needle) {
+            return;
+        }
+    }
+}
+
+/// Both nodes dial each other at once. The test plays the other node with
+/// our own handshake core: it registers a name with epmd, makes our node
+/// dial it (a send to a process there), holds that dial unanswered and
+/// dials our node itself. Erlang's rule (`net_kernel`'s `accept_pending`)
+/// decides: the node whose name sorts greater keeps its own dial and
+/// refuses the other with `nok`; the smaller gives its dial up and accepts.
+/// Either way one connection carries what our node sent.
+#[test]
+fn a_simultaneous_connect_keeps_the_dial_of_the_node_whose_name_sorts_greater() {
+    use erlangen_net::erlang::epmd;
+    use erlangen_net::erlang::handshake::Handshake;
+    use std::io::Write;
+    let (_epmd, port) = epmd();
+    let (_rt, _mapper, node, name, _received, _reports) = rust_node(port);
+    let (ours, host) = name.split_once('@').unwrap();
+    let our_port = erlang_port(port, &name);
+    let cookie = ERLANG_COOKIE.as_bytes();
+    // "aaa…" sorts below our "rust…" and "zzz…" above it.
+    for (prefix, ours_wins) in [("aaa", true), ("zzz", false)] {
+        let alive = unique(prefix).replace('-', "_");
+        let theirs = format!("{alive}@{host}");
+        assert_eq!(ours_wins, ours > alive.as_str());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut registration = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        registration
+            .write_all(&epmd::alive2_request(
+                &alive,
+                listener.local_addr().unwrap().port(),
+            ))
+            .unwrap();
+        registration.set_read_timeout(Some(HANG_GUARD)).unwrap();
+        let mut answer = Vec::new();
+        loop {
+            let mut buffer = [0u8; 16];
+            let n = registration.read(&mut buffer).unwrap();
+            assert!(n > 0, "epmd closed the registration");
+            answer.extend_from_slice(&buffer[..n]);
+            match epmd::alive2_response(&answer) {
+                Err(epmd::EpmdError::Incomplete) => continue,
+                result => {
+                    result.unwrap();
+                    break;
+                }
+            };
+        }
+
+        // Our node dials; its send_name is read and left unanswered.
+        let needle = format!("hello_{prefix}");
+        node.erlang_send_named(
+            None,
+            &theirs,
+            "anyone",
+            Term::from(Atom::from(needle.as_str())),
+        )
+        .unwrap();
+        let (mut held, _) = listener.accept().unwrap();
+        let their_send_name = read_handshake_frame(&mut held);
+
+        // The other node dials ours meanwhile.
+        let mut dial = std::net::TcpStream::connect(("127.0.0.1", our_port)).unwrap();
+        let (first, mut dialer) = Handshake::dial(&theirs, 1, cookie, &name);
+        dial.write_all(&handshake_frame(&first)).unwrap();
+        if ours_wins {
+            assert_eq!(read_handshake_frame(&mut dial), b"snok");
+            assert!(closed(&mut dial));
+            let mut acceptor = Handshake::accept(&theirs, 1, cookie);
+            finish_handshake(&mut held, &mut acceptor, Some(their_send_name));
+            wait_for_packet_with(&mut held, needle.as_bytes());
+        } else {
+            finish_handshake(&mut dial, &mut dialer, None);
+            assert!(closed(&mut held));
+            wait_for_packet_with(&mut dial, needle.as_bytes());
+        }
+    }
+}
