@@ -39,6 +39,9 @@ pub enum NetError {
     /// The Erlang distribution could not start (epmd, the Erlang cookie,
     /// the Erlang node name).
     Erlang(String),
+    /// The TLS material could not be loaded (a file missing or unreadable,
+    /// no certificate, a key that does not fit).
+    Tls(String),
 }
 
 impl fmt::Display for NetError {
@@ -58,6 +61,7 @@ impl fmt::Display for NetError {
             NetError::NoConnection(why) => write!(f, "{why}"),
             NetError::Timeout => f.write_str("the node did not answer in time"),
             NetError::Erlang(why) => write!(f, "Erlang distribution: {why}"),
+            NetError::Tls(why) => write!(f, "TLS: {why}"),
         }
     }
 }

@@ -219,12 +219,15 @@ impl Kernel {
                 return ExitCode::SUCCESS;
             }
             Err(error) => {
-                // One line, not clap's usage block.
+                // One line, not clap's usage block: what precedes it
+                // (a list of missing arguments included).
                 let text = error.to_string();
-                eprintln!(
-                    "erlangen-kernel: {} (see --help)",
-                    text.lines().next().unwrap_or("bad arguments")
-                );
+                let what: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .take_while(|line| !line.is_empty() && !line.starts_with("Usage:"))
+                    .collect();
+                eprintln!("erlangen-kernel: {} (see --help)", what.join(" "));
                 return ExitCode::from(2);
             }
         };
@@ -300,6 +303,9 @@ impl Kernel {
                 options = options.cookie(&cookie);
             }
             builder = builder.erlang(options);
+        }
+        if let (Some(ca), Some(cert), Some(key)) = (&args.tls_ca, &args.tls_cert, &args.tls_key) {
+            builder = builder.tls(crate::tls::TlsOptions::new(ca, cert, key));
         }
         let node = builder.start(&runtime).map_err(|e| e.to_string())?;
         let node = Arc::new(node);
@@ -394,6 +400,17 @@ struct KernelArgs {
     /// The host's epmd, to register the Erlang name with.
     #[arg(long, default_value = "127.0.0.1:4369")]
     epmd: SocketAddr,
+    /// Run every connection to other nodes over TLS: the cluster's CA
+    /// (PEM); needs --tls-cert and --tls-key.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    /// This node's certificate chain (PEM), issued by the CA of --tls-ca,
+    /// naming --host.
+    #[arg(long, requires = "tls_ca")]
+    tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long, requires = "tls_ca")]
+    tls_key: Option<PathBuf>,
 }
 
 /// The nodes registered with the port mapper of `host` (`--discover`): at

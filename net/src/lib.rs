@@ -91,8 +91,10 @@
 //! pool of their own with per-address bounds, and every buffer per
 //! connection is bounded (`net/PROTOCOL.md` states the bounds). Cookie files
 //! are read by one rule everywhere (trailing whitespace trimmed). Traffic
-//! after the handshake is not encrypted; listen on loopback (the default)
-//! or a trusted network.
+//! after the handshake is not encrypted unless the node runs TLS
+//! ([`NodeBuilder::tls`]: rustls, mutual certificates from one CA, our
+//! handshake inside); without it, listen on loopback (the default) or a
+//! trusted network.
 
 pub mod config;
 pub mod erlang;
@@ -119,6 +121,7 @@ mod registration;
 mod route;
 mod shared;
 mod sync;
+mod tls;
 mod types;
 
 pub use crate::cookie::{cookie_path, default_cookie};
@@ -131,4 +134,5 @@ pub use crate::node::{Node, NodeBuilder};
 pub use crate::peer_stats::PeerStats;
 pub use crate::pid::WirePid;
 pub use crate::shared::NodeEvent;
+pub use crate::tls::TlsOptions;
 pub use crate::types::Types;

@@ -56,6 +56,7 @@ use crate::config::{
 };
 use crate::fragments::{Held, Key, Outgoing};
 use crate::frame;
+use crate::tls::Session;
 use crate::wire::{self, Packet, KIND_PACKET};
 
 /// A connection's write side.
@@ -81,6 +82,9 @@ pub(crate) struct OutboxState {
     /// A second handle on the connection's socket (non-blocking, as the
     /// loop's), set while the outbox is open.
     stream: Option<TcpStream>,
+    /// The connection's TLS session, if the node runs TLS: every write goes
+    /// through it (tls.rs step 4).
+    tls: Option<Arc<Session>>,
     /// The peer's incarnation.
     incarnation: u64,
     /// Type names the peer decodes with our fingerprint.
@@ -117,8 +121,9 @@ pub(crate) enum Direct {
 }
 
 impl Outbox {
-    /// A closed outbox with an empty buffer.
-    pub(crate) fn new(now: Instant) -> Outbox {
+    /// A closed outbox with an empty buffer, writing through `tls` if
+    /// given.
+    pub(crate) fn new(now: Instant, tls: Option<Arc<Session>>) -> Outbox {
         Outbox {
             state: Mutex::new(OutboxState {
                 write: Vec::new(),
@@ -127,6 +132,7 @@ impl Outbox {
                 held: false,
                 owed: false,
                 stream: None,
+                tls,
                 incarnation: 0,
                 accepted: HashSet::new(),
                 packets_out: 0,
@@ -381,6 +387,18 @@ impl OutboxState {
         self.owed = false;
         let mut written = 0;
         let result = loop {
+            if let Some(tls) = &self.tls {
+                // Ciphertext first; plaintext goes in only once it is out.
+                match tls.write_held(socket) {
+                    Ok((all_out, n)) => {
+                        written += n;
+                        if !all_out {
+                            break Ok(false);
+                        }
+                    }
+                    Err(error) => break Err(error),
+                }
+            }
             self.refill();
             if self.write.is_empty() {
                 break Ok(false);
@@ -388,7 +406,16 @@ impl OutboxState {
             if written >= budget {
                 break Ok(true);
             }
-            match socket.write(&self.write) {
+            let wrote = match &self.tls {
+                None => socket.write(&self.write),
+                // 0 while the TLS handshake holds all it will take: the
+                // rest goes once it is done (the loop flushes after reads).
+                Some(tls) => match tls.encrypt(&self.write) {
+                    Ok(0) => break Ok(false),
+                    other => other,
+                },
+            };
+            match wrote {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     written += n;
@@ -516,7 +543,7 @@ mod tests {
 
     #[test]
     fn a_large_message_interleaves_with_other_agents_and_keeps_its_own_pairs_order() {
-        let outbox = Outbox::new(Instant::now());
+        let outbox = Outbox::new(Instant::now(), None);
         let mut state = outbox.lock();
         let big = 5 * FRAGMENT_BYTES + 123;
         state.append(&message(1, 1, big)).unwrap();
@@ -545,7 +572,7 @@ mod tests {
 
     #[test]
     fn a_small_message_waits_behind_at_most_two_fragments_of_a_large_one() {
-        let outbox = Outbox::new(Instant::now());
+        let outbox = Outbox::new(Instant::now(), None);
         let mut state = outbox.lock();
         state.append(&message(1, 1, 40 * FRAGMENT_BYTES)).unwrap();
         // The writer has framed some of it when the small one comes.
@@ -559,7 +586,7 @@ mod tests {
 
     #[test]
     fn a_packet_over_the_limit_is_refused_and_leaves_nothing_behind() {
-        let outbox = Outbox::new(Instant::now());
+        let outbox = Outbox::new(Instant::now(), None);
         let mut state = outbox.lock();
         let error = state
             .append(&message(1, 1, PACKET_BYTES_MAX + 1))

@@ -69,6 +69,8 @@ pub(crate) struct NodeShared {
     pub(crate) spawn_timeout: Duration,
     /// How long the loop polls without sleeping after activity.
     pub(crate) poll_spin: Duration,
+    /// TLS for connections to our nodes (tls.rs), if the node runs it.
+    pub(crate) tls: Option<crate::tls::Tls>,
     pub(crate) runtime: RuntimeHandle,
     pub(crate) types: Types,
     pub(crate) functions: Functions,

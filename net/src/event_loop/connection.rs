@@ -48,6 +48,23 @@ impl EventLoop {
         if let Some(why) = from.and_then(|from| self.refusal_for(from.ip())) {
             return Err(why);
         }
+        let tls = match &self.shared.tls {
+            None => None,
+            Some(tls) => Some(Arc::new(
+                match role {
+                    Role::Dialer => {
+                        let peer = peer.as_deref().unwrap_or_default();
+                        let host = peer.parse::<NodeName>().map(|name| name.host().to_owned());
+                        tls.dial(&host.unwrap_or_default())
+                    }
+                    Role::Acceptor => tls.accept(),
+                }
+                .map_err(|why| {
+                    tracing::warn!(why, "erlangen: no TLS session");
+                    "no TLS session"
+                })?,
+            )),
+        };
         let token = Token(self.next_token);
         self.next_token += 1;
         if self
@@ -61,6 +78,7 @@ impl EventLoop {
         let now = Instant::now();
         let mut connection = Connection {
             stream,
+            tls: tls.clone(),
             role,
             phase: if role == Role::Dialer {
                 Phase::Connecting
@@ -76,7 +94,7 @@ impl EventLoop {
             peer_types: HashMap::new(),
             read: Vec::new(),
             incoming: Incoming::default(),
-            outbox: Arc::new(Outbox::new(now)),
+            outbox: Arc::new(Outbox::new(now, tls)),
             held: VecDeque::new(),
             paused: false,
             packets_in: 0,
@@ -230,7 +248,11 @@ impl EventLoop {
                 // (flush resumes reading once the buffer drains).
                 return Ok(());
             }
-            match connection.stream.read(&mut chunk) {
+            let read = match &connection.tls {
+                None => connection.stream.read(&mut chunk),
+                Some(tls) => tls.read(&mut connection.stream, &mut chunk),
+            };
+            match read {
                 Ok(0) => {
                     self.handle_frames(token)?;
                     return Err(CLOSED_BY_PEER.to_owned());

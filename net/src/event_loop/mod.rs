@@ -151,6 +151,9 @@ enum Phase {
 /// One TCP connection to a peer node.
 struct Connection {
     stream: TcpStream,
+    /// The TLS session every byte goes through, if the node runs TLS
+    /// (tls.rs; the outbox holds it too, for writes).
+    tls: Option<Arc<crate::tls::Session>>,
     role: Role,
     phase: Phase,
     /// The node we dialled, or the node that said hello.

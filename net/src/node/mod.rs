@@ -73,6 +73,7 @@ pub struct NodeBuilder {
     types: Types,
     functions: Functions,
     erlang: Option<crate::erlang::ErlangOptions>,
+    tls: Option<crate::tls::TlsOptions>,
 }
 
 impl NodeBuilder {
@@ -87,6 +88,29 @@ impl NodeBuilder {
     /// ```
     pub fn erlang(mut self, options: crate::erlang::ErlangOptions) -> NodeBuilder {
         self.erlang = Some(options);
+        self
+    }
+
+    /// Runs every connection to other nodes of ours over TLS (rustls): the
+    /// node presents its certificate and accepts only peers whose
+    /// certificate the CA issued (mutual TLS); a dialled node's certificate
+    /// must also name the host in its node name (`host/node`; a DNS name
+    /// or an address). Our handshake still runs inside (the cookie). A
+    /// node without TLS cannot talk to one with it, either way round. The
+    /// files are read by [`NodeBuilder::start`], which fails with
+    /// [`NetError::Tls`] if they do not make a usable configuration.
+    ///
+    /// ```
+    /// use erlangen_net::{NetError, Node, TlsOptions};
+    /// let rt = erlangen_runtime::Runtime::new().unwrap();
+    /// let refused = Node::builder("alpha")
+    ///     .cookie(b"secret")
+    ///     .tls(TlsOptions::new("/nonexistent/ca.pem", "node.pem", "node.key"))
+    ///     .start(&rt);
+    /// assert!(matches!(refused, Err(NetError::Tls(_))));
+    /// ```
+    pub fn tls(mut self, options: crate::tls::TlsOptions) -> NodeBuilder {
+        self.tls = Some(options);
         self
     }
 
@@ -230,6 +254,7 @@ impl NodeBuilder {
                 "the heartbeat timeout must exceed a non-zero interval".to_owned(),
             ));
         }
+        let tls = self.tls.as_ref().map(crate::tls::Tls::load).transpose()?;
         let descriptors = erlangen_portmap::listener::raise_descriptor_limit();
         tracing::debug!(descriptors, "erlangen: descriptor limit");
         let listener = erlangen_portmap::listener::Listener::bind(
@@ -254,6 +279,7 @@ impl NodeBuilder {
             heartbeat_timeout: self.heartbeat_timeout,
             spawn_timeout: self.spawn_timeout,
             poll_spin: self.poll_spin,
+            tls,
             runtime: runtime.handle(),
             types: self.types,
             functions: self.functions,
@@ -377,6 +403,7 @@ impl Node {
             types: Types::new(),
             functions: Functions::new(),
             erlang: None,
+            tls: None,
         }
     }
 

@@ -15,4 +15,5 @@ mod nodes;
 mod raw;
 mod structure;
 mod support;
+mod tls;
 mod transport;
