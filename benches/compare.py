@@ -80,6 +80,10 @@ ROWS = [
     ("B8 distribution, round trip, p50", "dist_rtt", "", "p50_us", "µs", [], ["erlang"]),
     ("B8 distribution, round trip, p99", "dist_rtt", "", "p99_us", "µs", [], ["erlang"]),
     ("B8 distribution, round trip, p999", "dist_rtt", "", "p999_us", "µs", [], ["erlang"]),
+    # Both nodes on TLS (issue 23), beside the plain round trip above; Erlang's row is
+    # its plain distribution (its inet_tls is not set up here).
+    ("B8 distribution, round trip over TLS", "dist_rtt_tls", "", "rtt_us", "µs", [], []),
+    ("B8 distribution, round trip over TLS, p99", "dist_rtt_tls", "", "p99_us", "µs", [], []),
     ("B8 distribution, round trip, 1 per node", "dist_rtt@1", "", "rtt_us", "µs", [("peer", "erlang", 0.5)], ["erlang"]),
     ("B8 distribution, round trip, 1 per node, p50", "dist_rtt@1", "", "p50_us", "µs", [], ["erlang"]),
     ("B8 distribution, round trip, 1 per node, p99", "dist_rtt@1", "", "p99_us", "µs", [], ["erlang"]),

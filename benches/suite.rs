@@ -57,6 +57,7 @@ const CASES: &[Case] = &[
     ("gen_call", gen_call),
     ("mixed_load", mixed::mixed_load),
     ("dist_rtt", dist::dist_rtt),
+    ("dist_rtt_tls", dist::dist_rtt_tls),
     ("dist_call", dist::dist_call),
     ("dist_oneway_1", dist::dist_oneway_1),
     ("dist_oneway_8", dist::dist_oneway_8),

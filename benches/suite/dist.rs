@@ -3,6 +3,8 @@
 //! `dist_node`), then measures from a node of its own:
 //!
 //! * `dist_rtt`: round trips to an incrementer on the peer;
+//! * `dist_rtt_tls`: the same with both nodes on TLS (certificates made by
+//!   the case, one CA);
 //! * `dist_oneway_1`, `dist_oneway_8`: 64-byte messages from 1 or 8 senders
 //!   to a counter on the peer, until it has them all;
 //! * `dist_call` (B12 across nodes): `Ctx::call` to a server on the peer,
@@ -20,6 +22,38 @@ use erlangen::{Ctx, Runtime, SpawnOptions};
 
 const COOKIE: &str = "erlangen bench";
 const PORT_MAPPER_ENV: &str = "ERLANGEN_BENCH_PORT_MAPPER";
+/// Set for a peer that runs TLS: the directory of `make_certificates`.
+const TLS_DIR_ENV: &str = "ERLANGEN_BENCH_TLS_DIR";
+
+/// A CA (`ca.pem`) and a certificate and key for `localhost` for each of
+/// the nodes `a` and `b`, in `dir`.
+fn make_certificates(dir: &std::path::Path) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    std::fs::create_dir_all(dir).expect("a directory for certificates");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(params, KeyPair::generate().expect("a key")).expect("a CA");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write ca.pem");
+    for node in ["a", "b"] {
+        let key = KeyPair::generate().expect("a key");
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("parameters")
+            .signed_by(&key, &ca)
+            .expect("a certificate");
+        std::fs::write(dir.join(format!("{node}.pem")), cert.pem()).expect("write");
+        std::fs::write(dir.join(format!("{node}.key")), key.serialize_pem()).expect("write");
+    }
+}
+
+/// TLS for node `node` (`a` or `b`) from the certificates in `dir`.
+fn tls_options(dir: &std::path::Path, node: &str) -> erlangen::net::TlsOptions {
+    erlangen::net::TlsOptions::new(
+        dir.join("ca.pem"),
+        dir.join(format!("{node}.pem")),
+        dir.join(format!("{node}.key")),
+    )
+}
 
 /// The count request: receive `n` messages, then tell `reply_to` how many.
 type Count = (u64, WirePid);
@@ -75,13 +109,15 @@ pub(crate) fn dist_node(_divisor: u64) {
         .workers(workers())
         .build()
         .expect("runtime");
-    let node = Node::builder(&format!("bench-b-{}", std::process::id()))
+    let mut builder = Node::builder(&format!("bench-b-{}", std::process::id()))
         .cookie(COOKIE.as_bytes())
         .port_mapper(mapper)
         .types(types())
-        .functions(functions())
-        .start(&rt)
-        .expect("the peer node starts");
+        .functions(functions());
+    if let Some(dir) = std::env::var_os(TLS_DIR_ENV) {
+        builder = builder.tls(tls_options(std::path::Path::new(&dir), "b"));
+    }
+    let node = builder.start(&rt).expect("the peer node starts");
     println!("ready {}", node.name());
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
@@ -89,18 +125,29 @@ pub(crate) fn dist_node(_divisor: u64) {
 
 /// Runs `measure` on a node of its own, with a peer node in a child process.
 fn with_peer(measure: impl FnOnce(&Runtime, Arc<Node>, NodeName)) {
+    with_peer_over(None, measure);
+}
+
+/// `with_peer`, both nodes on TLS with the certificates in `tls` if given.
+fn with_peer_over(
+    tls: Option<&std::path::Path>,
+    measure: impl FnOnce(&Runtime, Arc<Node>, NodeName),
+) {
     let mapper = Daemon::start(DaemonConfig {
         listen: "127.0.0.1:0".parse().expect("an address"),
         ..DaemonConfig::default()
     })
     .expect("a port mapper");
-    let mut child: Child = Command::new(std::env::current_exe().expect("own path"))
+    let mut command = Command::new(std::env::current_exe().expect("own path"));
+    command
         .env("ERLANGEN_BENCH_CASE", "dist_node")
         .env(PORT_MAPPER_ENV, mapper.local_addr().to_string())
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the peer starts");
+        .stdout(Stdio::piped());
+    if let Some(dir) = tls {
+        command.env(TLS_DIR_ENV, dir);
+    }
+    let mut child: Child = command.spawn().expect("the peer starts");
     let stdout = child.stdout.take().expect("piped");
     let peer: NodeName = BufReader::new(stdout)
         .lines()
@@ -113,13 +160,15 @@ fn with_peer(measure: impl FnOnce(&Runtime, Arc<Node>, NodeName)) {
         .workers(workers())
         .build()
         .expect("runtime");
-    let node = Node::builder(&format!("bench-a-{}", std::process::id()))
+    let mut builder = Node::builder(&format!("bench-a-{}", std::process::id()))
         .cookie(COOKIE.as_bytes())
         .port_mapper(mapper.local_addr())
         .types(types())
-        .functions(functions())
-        .start(&rt)
-        .expect("the node starts");
+        .functions(functions());
+    if let Some(dir) = tls {
+        builder = builder.tls(tls_options(dir, "a"));
+    }
+    let node = builder.start(&rt).expect("the node starts");
     measure(&rt, Arc::new(node), peer);
     let _ = child.kill();
     let _ = child.wait();
@@ -177,60 +226,87 @@ pub(crate) fn dist_call(divisor: u64) {
     });
 }
 
+/// Round trips to an incrementer on `peer`: the total time and each trip's.
+fn round_trips(
+    rt: &Runtime,
+    node: Arc<Node>,
+    peer: NodeName,
+    rounds: u64,
+) -> (Duration, Vec<Duration>) {
+    rt.run(move |ctx| {
+        let far = node
+            .spawn(ctx, &peer, "incrementer", (), SpawnOptions::new())
+            .expect("remote spawn");
+        let me = WirePid(ctx.pid());
+        // Warm the connection up.
+        ctx.send(
+            &far,
+            Increment {
+                reply_to: me.clone(),
+                n: 0,
+            },
+        );
+        ctx.receive();
+        let mut times = Vec::with_capacity(rounds as usize);
+        let started = Instant::now();
+        for n in 0..rounds {
+            let sent = Instant::now();
+            ctx.send(
+                &far,
+                Increment {
+                    reply_to: me.clone(),
+                    n,
+                },
+            );
+            let answer = ctx.receive().downcast::<u64>().expect("a number");
+            times.push(sent.elapsed());
+            assert_eq!(answer, n + 1);
+        }
+        (started.elapsed(), times)
+    })
+    .expect("the driver runs")
+}
+
+/// The `p` quantile of sorted `times`, in µs.
+fn quantile_us(times: &[Duration], p: f64) -> f64 {
+    let at = ((p * times.len() as f64).round() as usize).clamp(1, times.len()) - 1;
+    times[at].as_secs_f64() * 1e6
+}
+
 pub(crate) fn dist_rtt(divisor: u64) {
     let rounds = 20_000 / divisor;
     with_peer(|rt, node, peer| {
-        let elapsed = rt
-            .run(move |ctx| {
-                let far = node
-                    .spawn(ctx, &peer, "incrementer", (), SpawnOptions::new())
-                    .expect("remote spawn");
-                let me = WirePid(ctx.pid());
-                // Warm the connection up.
-                ctx.send(
-                    &far,
-                    Increment {
-                        reply_to: me.clone(),
-                        n: 0,
-                    },
-                );
-                ctx.receive();
-                let mut times = Vec::with_capacity(rounds as usize);
-                let started = Instant::now();
-                for n in 0..rounds {
-                    let sent = Instant::now();
-                    ctx.send(
-                        &far,
-                        Increment {
-                            reply_to: me.clone(),
-                            n,
-                        },
-                    );
-                    let answer = ctx.receive().downcast::<u64>().expect("a number");
-                    times.push(sent.elapsed());
-                    assert_eq!(answer, n + 1);
-                }
-                (started.elapsed(), times)
-            })
-            .expect("the driver runs");
-        let (elapsed, mut times) = elapsed;
+        let (elapsed, mut times) = round_trips(rt, node, peer, rounds);
         times.sort();
-        let pct = |p: f64| {
-            let at = ((p * times.len() as f64).round() as usize).clamp(1, times.len()) - 1;
-            times[at].as_secs_f64() * 1e6
-        };
         let raw_blocking = raw_tcp_rtt(rounds, false);
         let raw_busy = raw_tcp_rtt(rounds, true);
         println!(
             "B8 dist rtt rtt_us={:.2} p50_us={:.2} p99_us={:.2} p999_us={:.2} raw_blocking_rtt_us={:.2} raw_busy_rtt_us={:.2}",
             elapsed.as_secs_f64() * 1e6 / rounds as f64,
-            pct(0.5),
-            pct(0.99),
-            pct(0.999),
+            quantile_us(&times, 0.5),
+            quantile_us(&times, 0.99),
+            quantile_us(&times, 0.999),
             raw_blocking,
             raw_busy
         );
     });
+}
+
+pub(crate) fn dist_rtt_tls(divisor: u64) {
+    let rounds = 20_000 / divisor;
+    let dir = std::env::temp_dir().join(format!("erlangen-bench-tls-{}", std::process::id()));
+    make_certificates(&dir);
+    with_peer_over(Some(&dir), |rt, node, peer| {
+        let (elapsed, mut times) = round_trips(rt, node, peer, rounds);
+        times.sort();
+        println!(
+            "B8 dist rtt tls rtt_us={:.2} p50_us={:.2} p99_us={:.2}",
+            elapsed.as_secs_f64() * 1e6 / rounds as f64,
+            quantile_us(&times, 0.5),
+            quantile_us(&times, 0.99),
+        );
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn dist_oneway(divisor: u64, senders: u64) {
