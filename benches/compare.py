@@ -104,6 +104,12 @@ ROWS = [
     ("B8 with an Erlang node: round trip, ours↔erl (Erlang: erl↔erl)", "erl_rtt", "", "rtt_us", "µs", [("peer", "erlang", 1.0)], ["erlang"]),
     ("B8 with an Erlang node: round trip p99, ours↔erl (Erlang: erl↔erl)", "erl_rtt", "", "p99_us", "µs", [], ["erlang"]),
     ("B8 with an Erlang node: one way, 1 sender, ours→erl (Erlang: erl→erl)", "erl_oneway_1", "", "per_msg_ns", "ns", [("peer", "erlang", 1.0)], ["erlang"]),
+    # What a cluster costs (issue 23): 16 nodes meshed through one, each its own process with
+    # its defaults (ours: a worker per core; Erlang: a scheduler per core, connect_all).
+    ("B13 cluster of 16: memory per node", "cluster_mesh", "", "rss_kib_per_node", "KiB", [], ["erlang"]),
+    ("B13 cluster of 16: idle CPU per node", "cluster_mesh", "", "idle_cpu_pct_per_node", "%", [], ["erlang"]),
+    ("B13 cluster of 16: a 17th node joins (until it sees all 16)", "cluster_mesh", "", "join_ms", "ms", [], ["erlang"]),
+    ("B13 group send to 1,000 members on 4 nodes, per broadcast (Erlang: pg)", "cluster_group_send", "", "per_broadcast_us", "µs", [], ["erlang"]),
     ("B9 parallel map 2w", "parallel_map", "", "parallel_ms", "ms", [("peer", "rayon", 1.1)], ["rayon"]),
     ("B10 call/reply, empty mailbox", "call_reply", "empty", "per_call_ns", "ns", [], []),
     ("B10 call/reply behind 500,000", "call_reply", "loaded", "per_call_ns", "ns",
@@ -246,7 +252,7 @@ def command(program, binaries, case, quick):
     extra = ["--quick"] if quick else []
     case, _, per_node = case.partition("@")
     if program == "erlang":
-        schedulers = "2" if ("2w" in case or case in ("skynet", "parked", "hibernated") or case.startswith("dist_")) else "1"
+        schedulers = "2" if ("2w" in case or case in ("skynet", "parked", "hibernated") or case.startswith(("dist_", "cluster_"))) else "1"
         if per_node:
             schedulers = f"{per_node}:{per_node}"
         return ["erl", "-noshell", "+S", schedulers, "+P", "5000000", "-pa", os.path.join(PEERS, "erlang"),

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use erlangen::{Ctx, Gather, Pid, Runtime, SpawnOptions};
 
+#[path = "suite/cluster.rs"]
+mod cluster;
 #[path = "suite/dist.rs"]
 mod dist;
 #[path = "suite/interop.rs"]
@@ -66,10 +68,15 @@ const CASES: &[Case] = &[
     ("dist_hol", dist::dist_hol),
     ("erl_rtt", interop::erl_rtt),
     ("erl_oneway_1", interop::erl_oneway_1),
+    ("cluster_mesh", cluster::cluster_mesh),
+    ("cluster_group_send", cluster::cluster_group_send),
 ];
 
 /// Cases run only as a child of another case.
-const HELPERS: &[Case] = &[("dist_node", dist::dist_node)];
+const HELPERS: &[Case] = &[
+    ("dist_node", dist::dist_node),
+    ("cluster_node", cluster::cluster_node),
+];
 
 fn main() {
     let args: Vec<String> = std::env::args()

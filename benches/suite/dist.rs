@@ -20,8 +20,8 @@ use erlangen::net::{Functions, Kernel, Node, NodeName, Types, WirePid};
 use erlangen::portmap::{Daemon, DaemonConfig};
 use erlangen::{Ctx, Runtime, SpawnOptions};
 
-const COOKIE: &str = "erlangen bench";
-const PORT_MAPPER_ENV: &str = "ERLANGEN_BENCH_PORT_MAPPER";
+pub(crate) const COOKIE: &str = "erlangen bench";
+pub(crate) const PORT_MAPPER_ENV: &str = "ERLANGEN_BENCH_PORT_MAPPER";
 /// Set for a peer that runs TLS: the directory of `make_certificates`.
 const TLS_DIR_ENV: &str = "ERLANGEN_BENCH_TLS_DIR";
 
@@ -58,7 +58,7 @@ fn tls_options(dir: &std::path::Path, node: &str) -> erlangen::net::TlsOptions {
 /// The count request: receive `n` messages, then tell `reply_to` how many.
 type Count = (u64, WirePid);
 
-fn types() -> Types {
+pub(crate) fn types() -> Types {
     Kernel::standard()
         .into_parts()
         .0
@@ -66,7 +66,7 @@ fn types() -> Types {
         .register_call::<u64>("bench/call")
 }
 
-fn functions() -> Functions {
+pub(crate) fn functions() -> Functions {
     Kernel::standard()
         .into_parts()
         .1

@@ -9,6 +9,7 @@
 -module(bench).
 -behaviour(gen_server).
 -export([main/0, main/1, dist_ponger/1, dist_count/2, dist_sink/0, hibernated_wake/1, serve/0]).
+-export([join_and_wait/2, start_members/1, os_pid/0]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 main() -> main([]).
@@ -52,6 +53,8 @@ run("dist_hol", Div) -> with_peer(fun(Peer) -> dist_hol(Peer, Div) end);
 %% Erlang node: the same as B8's.
 run("erl_rtt", Div) -> run("dist_rtt", Div);
 run("erl_oneway_1", Div) -> run("dist_oneway_1", Div);
+run("cluster_mesh", _) -> cluster_mesh();
+run("cluster_group_send", Div) -> cluster_group_send(Div);
 run(Case, _) -> throw({dnf, "Erlang has no version of case " ++ Case ++ " (processes cannot be placed on schedulers)"}).
 
 %% B12: gen_server:call to a gen_server (this module's callbacks), on an
@@ -481,3 +484,115 @@ dist_sink() -> receive _ -> dist_sink() end.
 dist_count(Total, Root) -> dist_count(Total, Total, Root).
 dist_count(0, Total, Root) -> Root ! {counted, Total};
 dist_count(N, Total, Root) -> receive _ -> dist_count(N - 1, Total, Root) end.
+
+%% B13: what a cluster costs (benches/suite/cluster.rs). Peer nodes are OS
+%% processes started by this node; each has Erlang's defaults (a scheduler
+%% per core, connect_all: a full mesh).
+start_peers(Prefix, Count) ->
+    Id = os:getpid(),
+    [_, Host] = string:split(atom_to_list(node()), "@"),
+    Dir = filename:dirname(code:which(?MODULE)),
+    Peers = [begin
+                 Name = Prefix ++ integer_to_list(I) ++ "_" ++ Id,
+                 Cmd = "erl -noshell -sname " ++ Name ++ " -setcookie erlangen_bench -pa " ++ Dir,
+                 Port = open_port({spawn, Cmd}, [exit_status]),
+                 {list_to_atom(Name ++ "@" ++ Host), Port}
+             end || I <- lists:seq(1, Count)],
+    [wait_for(Peer, 400) || {Peer, _} <- Peers],
+    Peers.
+
+stop_peers(Peers) ->
+    [begin rpc:cast(Peer, erlang, halt, []), catch port_close(Port) end || {Peer, Port} <- Peers].
+
+%% Connects to Seed, then waits until Count other nodes are visible: the
+%% µs it took.
+join_and_wait(Seed, Count) ->
+    T0 = now_ns(),
+    true = net_kernel:connect_node(Seed),
+    wait_nodes(Count),
+    (now_ns() - T0) / 1000.
+
+wait_nodes(Count) ->
+    case length(nodes()) >= Count of
+        true -> ok;
+        false -> timer:sleep(1), wait_nodes(Count)
+    end.
+
+os_pid() -> list_to_integer(os:getpid()).
+
+%% VmRSS (KiB) and utime + stime (ticks) of OS process Pid.
+usage(Pid) ->
+    {ok, Status} = file:read_file("/proc/" ++ integer_to_list(Pid) ++ "/status"),
+    [_, Rest] = binary:split(Status, <<"VmRSS:">>),
+    [Rss | _] = string:lexemes(binary_to_list(Rest), " \t\nkB"),
+    {ok, Stat} = file:read_file("/proc/" ++ integer_to_list(Pid) ++ "/stat"),
+    [_, After] = string:split(binary_to_list(Stat), ") ", trailing),
+    Fields = string:lexemes(After, " "),
+    {list_to_integer(Rss), list_to_integer(lists:nth(12, Fields)) + list_to_integer(lists:nth(13, Fields))}.
+
+%% 16 nodes meshed through the first (this node is hidden: it watches
+%% without joining), their memory and idle CPU, and a 17th joining.
+cluster_mesh() ->
+    _ = os:cmd("epmd -daemon"),
+    {ok, _} = net_kernel:start(list_to_atom("bench_a_" ++ os:getpid()), #{name_domain => shortnames, hidden => true}),
+    erlang:set_cookie(node(), erlangen_bench),
+    Peers = start_peers("mesh", 16),
+    [{Seed, _} | _] = Peers,
+    Joins = [rpc:async_call(Peer, ?MODULE, join_and_wait, [Seed, 15]) || {Peer, _} <- Peers],
+    Formed = [rpc:yield(Join) || Join <- Joins],
+    Pids = [rpc:call(Peer, ?MODULE, os_pid, []) || {Peer, _} <- Peers],
+    timer:sleep(1000),
+    Before = [usage(Pid) || Pid <- Pids],
+    timer:sleep(5000),
+    After = [usage(Pid) || Pid <- Pids],
+    Ticks = list_to_integer(string:trim(os:cmd("getconf CLK_TCK"))),
+    RssKib = lists:sum([Rss || {Rss, _} <- After]) / 16,
+    CpuS = lists:sum([(A - B) / Ticks || {{_, B}, {_, A}} <- lists:zip(Before, After)]),
+    [{New, _}] = NewPeers = start_peers("newcomer", 1),
+    JoinUs = rpc:call(New, ?MODULE, join_and_wait, [Seed, 16]),
+    io:format("B13 cluster mesh nodes=16 rss_kib_per_node=~.1f idle_cpu_pct_per_node=~.3f join_ms=~.2f formed_ms_max=~.1f~n",
+              [RssKib, CpuS / 5 * 100 / 16, JoinUs / 1000, lists:max(Formed) / 1000]),
+    stop_peers(NewPeers ++ Peers).
+
+%% 250 members of the pg group `bench` on this node: each counts what it
+%% gets until {closing, From}, then tells From how many came before.
+start_members(Count) ->
+    case pg:start(pg) of {ok, _} -> ok; {error, {already_started, _}} -> ok end,
+    [spawn(fun() -> pg:join(bench, self()), member(0) end) || _ <- lists:seq(1, Count)],
+    ok.
+
+member(Got) ->
+    receive
+        {closing, From} -> From ! {count, Got}, member(0);
+        {_N, _From} -> member(Got + 1)
+    end.
+
+%% 1,000 members of one pg group, 250 on each of 4 nodes; broadcasts from
+%% this node: the members from pg:get_members/1, a ! to each (pg has no
+%% send-to-group of its own).
+cluster_group_send(Div) ->
+    Broadcasts = max(1, 100 div Div),
+    _ = os:cmd("epmd -daemon"),
+    {ok, _} = net_kernel:start([list_to_atom("bench_a_" ++ os:getpid()), shortnames]),
+    erlang:set_cookie(node(), erlangen_bench),
+    Peers = start_peers("group", 3),
+    ok = start_members(250),
+    [ok = rpc:call(Peer, ?MODULE, start_members, [250]) || {Peer, _} <- Peers],
+    wait_members(1000),
+    Self = self(),
+    T0 = now_ns(),
+    [[P ! {N, Self} || P <- pg:get_members(bench)] || N <- lists:seq(1, Broadcasts)],
+    [P ! {closing, Self} || P <- pg:get_members(bench)],
+    [receive {count, Broadcasts} -> ok; {count, Other} -> throw({dnf, io_lib:format("a member got ~b", [Other])})
+     after 60000 -> throw({dnf, "a member did not answer"}) end || _ <- lists:seq(1, 1000)],
+    Ns = now_ns() - T0,
+    Sends = Broadcasts + 1,
+    io:format("B13 group send members=1000 nodes=4 per_broadcast_us=~.1f per_delivery_ns=~.1f~n",
+              [Ns / Sends / 1000, Ns / (Sends * 1000)]),
+    stop_peers(Peers).
+
+wait_members(Count) ->
+    case length(pg:get_members(bench)) >= Count of
+        true -> ok;
+        false -> timer:sleep(1), wait_members(Count)
+    end.
