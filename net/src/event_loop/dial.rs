@@ -14,7 +14,7 @@ use mio::{Interest, Token};
 use crate::config::{DIAL_ATTEMPTS_MAX, DIAL_RETRY_BACKOFF};
 use crate::handshake::Role;
 
-use super::portmap_call::{PortMapperCall, Purpose};
+use super::portmap_call::{PortMapperCall, Purpose, Stage};
 use super::{
     Command, EventLoop, Redial, REGISTER_BACKOFF_MAX, REGISTER_BACKOFF_MIN, REGISTRATION,
     WAITING_COMMANDS_MAX,
@@ -88,7 +88,10 @@ impl EventLoop {
                 request,
                 port_mapper: addr,
                 read: Vec::new(),
-                asked: false,
+                // Another host's port mapper serves only a client that
+                // proves the cookie; ours serves us as a loopback client.
+                prove: (addr != self.shared.port_mapper).then(|| self.shared.cookie.clone()),
+                stage: Stage::Greeting,
             },
         );
         Ok(())

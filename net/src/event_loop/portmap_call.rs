@@ -6,14 +6,18 @@
 //! # Protocol
 //!
 //! 1. The loop connects (non-blocking) and registers the stream.
-//! 2. On each readiness, `advance` reads what arrived; on the port
-//!    mapper's HELLO it writes the request once.
+//! 2. On each readiness, `advance` reads what arrived. On the port
+//!    mapper's HELLO it writes the request once — or, to a port mapper of
+//!    another host (which serves only clients that prove the cookie), first
+//!    AUTH with the proof over HELLO's challenge, and the request once that
+//!    is acknowledged.
 //! 3. The first reply after the request (or an error, or the peer closing)
 //!    ends the call; the loop then drops the connection.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
+use erlangen_portmap::wire::Request;
 use mio::net::TcpStream;
 
 /// What a call to a port mapper is for.
@@ -31,13 +35,26 @@ pub(super) struct PortMapperCall {
     pub(super) stream: TcpStream,
     pub(super) purpose: Purpose,
     /// The request to send after HELLO.
-    pub(super) request: erlangen_portmap::wire::Request,
+    pub(super) request: Request,
     /// The port mapper asked.
     pub(super) port_mapper: SocketAddr,
     /// Bytes received and not yet a whole frame.
     pub(super) read: Vec<u8>,
-    /// Whether the request went out.
-    pub(super) asked: bool,
+    /// The cookie to prove before asking (a port mapper of another host).
+    pub(super) prove: Option<Vec<u8>>,
+    /// How far the call is.
+    pub(super) stage: Stage,
+}
+
+/// Step 2's stages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Stage {
+    /// Waiting for HELLO.
+    Greeting,
+    /// AUTH went out; waiting for its acknowledgement.
+    Proving,
+    /// The request went out; waiting for its reply.
+    Asked,
 }
 
 impl PortMapperCall {
@@ -68,24 +85,48 @@ impl PortMapperCall {
                     Err(error) => return Some(Err(format!("port mapper: {error}"))),
                 };
             self.read.drain(..used);
-            match reply {
-                Ok(Reply::Hello { .. }) if !self.asked => {
-                    let mut out = Vec::new();
-                    self.request.encode(&mut out);
-                    // A request of a few hundred bytes fits the empty send
-                    // buffer of a fresh connection.
-                    if let Err(error) = self.stream.write_all(&out) {
-                        return Some(Err(format!("port mapper: {error}")));
+            match (self.stage, reply) {
+                (Stage::Greeting, Ok(Reply::Hello { challenge, .. })) => {
+                    let first = match &self.prove {
+                        Some(cookie) => {
+                            self.stage = Stage::Proving;
+                            Request::Auth {
+                                proof: erlangen_portmap::auth::prove(cookie, &challenge),
+                            }
+                        }
+                        None => {
+                            self.stage = Stage::Asked;
+                            self.request.clone()
+                        }
+                    };
+                    if let Err(error) = self.write(&first) {
+                        return Some(Err(error));
                     }
-                    self.asked = true;
                 }
-                Ok(Reply::Error { description, .. }) => {
+                (Stage::Proving, Ok(Reply::Ack)) => {
+                    self.stage = Stage::Asked;
+                    let request = self.request.clone();
+                    if let Err(error) = self.write(&request) {
+                        return Some(Err(error));
+                    }
+                }
+                (_, Ok(Reply::Error { description, .. })) => {
                     return Some(Err(format!("port mapper: {description}")))
                 }
-                Ok(reply) if self.asked => return Some(Ok(reply)),
-                Ok(other) => return Some(Err(format!("port mapper: unexpected {other:?}"))),
-                Err(error) => return Some(Err(format!("port mapper: {error}"))),
+                (Stage::Asked, Ok(reply)) => return Some(Ok(reply)),
+                (_, Ok(other)) => return Some(Err(format!("port mapper: unexpected {other:?}"))),
+                (_, Err(error)) => return Some(Err(format!("port mapper: {error}"))),
             }
         }
+    }
+
+    /// Writes one request; a request of a few hundred bytes fits the empty
+    /// send buffer of a fresh connection.
+    fn write(&mut self, request: &Request) -> Result<(), String> {
+        let mut out = Vec::new();
+        request.encode(&mut out);
+        self.stream
+            .write_all(&out)
+            .map_err(|error| format!("port mapper: {error}"))
     }
 }
