@@ -12,6 +12,7 @@ mod hostile;
 mod hostile_host;
 mod membership;
 mod nodes;
+mod partition;
 mod raw;
 mod structure;
 mod support;
