@@ -460,13 +460,3 @@ pub const GROUP_NAME_BYTES_MAX: usize = 255;
 /// assert_eq!(erlangen_net::config::GROUP_SWEEP_INTERVAL.as_millis(), 100);
 /// ```
 pub const GROUP_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Plaintext bytes moved into a TLS session at a time (tls.rs step 4): one
-/// record's worth (TLS's maximum record is 16 KiB), so at most a record of
-/// ciphertext waits inside the session and the rest stays in the outbox's
-/// buffer, where backpressure counts it.
-///
-/// ```
-/// assert_eq!(erlangen_net::config::TLS_RECORD_PLAINTEXT_BYTES, 16 * 1024);
-/// ```
-pub const TLS_RECORD_PLAINTEXT_BYTES: usize = 16 * 1024;

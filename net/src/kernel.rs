@@ -249,9 +249,19 @@ impl Kernel {
             Some(path) => erlangen_portmap::cookie_file::read(path).map_err(|e| e.to_string())?,
             None => crate::cookie::default_cookie().map_err(|e| e.to_string())?,
         };
+        let tls = match (&args.tls_ca, &args.tls_cert, &args.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => {
+                Some(erlangen_portmap::tls::TlsOptions::new(ca, cert, key))
+            }
+            _ => None,
+        };
         let embedded = if args.start_port_mapper {
+            // Other hosts' nodes may look names up here if they prove the
+            // cookie (over TLS when the cluster runs it).
             let config = erlangen_portmap::DaemonConfig {
                 listen: args.port_mapper,
+                cookie: Some(cookie.clone()),
+                tls: tls.clone(),
                 ..erlangen_portmap::DaemonConfig::default()
             };
             let daemon = erlangen_portmap::Daemon::start(config)
@@ -304,8 +314,8 @@ impl Kernel {
             }
             builder = builder.erlang(options);
         }
-        if let (Some(ca), Some(cert), Some(key)) = (&args.tls_ca, &args.tls_cert, &args.tls_key) {
-            builder = builder.tls(crate::tls::TlsOptions::new(ca, cert, key));
+        if let Some(tls) = &tls {
+            builder = builder.tls(tls.clone());
         }
         let node = builder.start(&runtime).map_err(|e| e.to_string())?;
         let node = Arc::new(node);
@@ -315,8 +325,12 @@ impl Kernel {
                 seed.parse().map_err(|e| format!("--join {seed}: {e}"))?;
             node.connect(&seed);
         }
+        let discover_tls = match (&tls, args.discover.is_empty()) {
+            (Some(tls), false) => Some(erlangen_portmap::tls::Tls::load(tls)?),
+            _ => None,
+        };
         for host in &args.discover {
-            for seed in discover(host, port_mapper, &cookie)? {
+            for seed in discover(host, port_mapper, &cookie, discover_tls.as_ref())? {
                 if seed != *node.name() {
                     node.connect(&seed);
                 }
@@ -421,6 +435,7 @@ fn discover(
     host: &str,
     port_mapper: SocketAddr,
     cookie: &[u8],
+    tls: Option<&erlangen_portmap::tls::Tls>,
 ) -> Result<Vec<crate::id::NodeName>, String> {
     use std::net::ToSocketAddrs;
     let addr = if host == "localhost" {
@@ -432,9 +447,15 @@ fn discover(
             .next()
             .ok_or_else(|| format!("--discover {host}: no address"))?
     };
-    let mut client = erlangen_portmap::Client::connect(addr)
-        .map_err(|e| format!("--discover {host}: the port mapper at {addr}: {e}"))?;
-    if !erlangen_portmap::server::is_trusted(addr.ip()) {
+    let remote = !erlangen_portmap::server::is_trusted(addr.ip());
+    let client = match tls {
+        // Another host's port mapper, with the cluster on TLS.
+        Some(tls) if remote => erlangen_portmap::Client::connect_tls(addr, tls, host),
+        _ => erlangen_portmap::Client::connect(addr),
+    };
+    let mut client =
+        client.map_err(|e| format!("--discover {host}: the port mapper at {addr}: {e}"))?;
+    if remote {
         client
             .authenticate(cookie)
             .map_err(|e| format!("--discover {host}: {e}"))?;

@@ -121,7 +121,6 @@ mod registration;
 mod route;
 mod shared;
 mod sync;
-mod tls;
 mod types;
 
 pub use crate::cookie::{cookie_path, default_cookie};
@@ -134,5 +133,5 @@ pub use crate::node::{Node, NodeBuilder};
 pub use crate::peer_stats::PeerStats;
 pub use crate::pid::WirePid;
 pub use crate::shared::NodeEvent;
-pub use crate::tls::TlsOptions;
 pub use crate::types::Types;
+pub use erlangen_portmap::tls::TlsOptions;

@@ -56,8 +56,8 @@ use crate::config::{
 };
 use crate::fragments::{Held, Key, Outgoing};
 use crate::frame;
-use crate::tls::Session;
 use crate::wire::{self, Packet, KIND_PACKET};
+use erlangen_portmap::tls::Session;
 
 /// A connection's write side.
 #[derive(Debug)]
@@ -386,19 +386,15 @@ impl OutboxState {
         // next sender's frame is owed a flush again.
         self.owed = false;
         let mut written = 0;
-        let result = loop {
-            if let Some(tls) = &self.tls {
-                // Ciphertext first; plaintext goes in only once it is out.
-                match tls.write_held(socket) {
-                    Ok((all_out, n)) => {
-                        written += n;
-                        if !all_out {
-                            break Ok(false);
-                        }
-                    }
-                    Err(error) => break Err(error),
-                }
+        if let Some(tls) = &self.tls {
+            // What the session holds goes first (tls.rs step 4), even when
+            // the buffer is empty.
+            match tls.write_held(socket) {
+                Ok((_, n)) => written += n,
+                Err(error) => return Err(error),
             }
+        }
+        let result = loop {
             self.refill();
             if self.write.is_empty() {
                 break Ok(false);
@@ -408,12 +404,7 @@ impl OutboxState {
             }
             let wrote = match &self.tls {
                 None => socket.write(&self.write),
-                // 0 while the TLS handshake holds all it will take: the
-                // rest goes once it is done (the loop flushes after reads).
-                Some(tls) => match tls.encrypt(&self.write) {
-                    Ok(0) => break Ok(false),
-                    other => other,
-                },
+                Some(tls) => tls.write(socket, &self.write),
             };
             match wrote {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),

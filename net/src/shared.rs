@@ -70,7 +70,7 @@ pub(crate) struct NodeShared {
     /// How long the loop polls without sleeping after activity.
     pub(crate) poll_spin: Duration,
     /// TLS for connections to our nodes (tls.rs), if the node runs it.
-    pub(crate) tls: Option<crate::tls::Tls>,
+    pub(crate) tls: Option<erlangen_portmap::tls::Tls>,
     pub(crate) runtime: RuntimeHandle,
     pub(crate) types: Types,
     pub(crate) functions: Functions,

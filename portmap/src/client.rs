@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::auth;
 use crate::config::{CHALLENGE_BYTES, HEADER_BYTES, PROTOCOL_VERSION, REPLY_BODY_BYTES_MAX};
 use crate::frame;
+use crate::tls::{Blocking, Session, Tls};
 use crate::wire::{validate_name, ErrorCode, Reply, Request};
 
 /// Time to connect, and for each reply.
@@ -82,6 +83,8 @@ impl From<io::Error> for Error {
 #[derive(Debug)]
 pub struct Client {
     stream: TcpStream,
+    /// The TLS session of a client of another host's TLS port mapper.
+    tls: Option<Session>,
     challenge: [u8; CHALLENGE_BYTES],
 }
 
@@ -95,11 +98,34 @@ impl Client {
     /// Uses a connected stream (for example one bound to a chosen source
     /// address) and reads the greeting.
     pub fn from_stream(stream: TcpStream) -> Result<Client, Error> {
+        Client::greeted(stream, None)
+    }
+
+    /// Connects to the TLS port mapper of `host` at `addr` (a port mapper
+    /// of another host with `DaemonConfig::tls`), completes TLS's
+    /// handshake (its certificate must name `host`) and reads the greeting.
+    pub fn connect_tls(addr: SocketAddr, tls: &Tls, host: &str) -> Result<Client, Error> {
+        Client::from_stream_tls(TcpStream::connect_timeout(&addr, IO_TIMEOUT)?, tls, host)
+    }
+
+    /// [`Client::connect_tls`] over a connected stream.
+    pub fn from_stream_tls(mut stream: TcpStream, tls: &Tls, host: &str) -> Result<Client, Error> {
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        let session = tls
+            .dial(host)
+            .map_err(|why| Error::Io(io::Error::new(io::ErrorKind::InvalidInput, why)))?;
+        session.handshake(&mut stream)?;
+        Client::greeted(stream, Some(session))
+    }
+
+    fn greeted(stream: TcpStream, tls: Option<Session>) -> Result<Client, Error> {
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
         stream.set_nodelay(true)?;
         let mut client = Client {
             stream,
+            tls,
             challenge: [0; CHALLENGE_BYTES],
         };
         match client.read_reply()? {
@@ -150,6 +176,13 @@ impl Client {
     /// returned value (and its connection).
     pub fn register(mut self, name: &str, port: u16) -> Result<Registration, Error> {
         validate_name(name).map_err(Error::InvalidName)?;
+        if self.tls.is_some() {
+            // A port mapper takes registrations from its own host only,
+            // which never speaks TLS to it.
+            return Err(Error::Protocol(
+                "registration goes to this host's port mapper, not over TLS".to_owned(),
+            ));
+        }
         match self.request(&Request::Register {
             name: name.to_owned(),
             port,
@@ -169,20 +202,42 @@ impl Client {
     fn request(&mut self, request: &Request) -> Result<Reply, Error> {
         let mut out = Vec::new();
         request.encode(&mut out);
-        self.stream.write_all(&out)?;
+        match &self.tls {
+            None => self.stream.write_all(&out)?,
+            Some(session) => {
+                let mut stream = Blocking {
+                    session,
+                    socket: &mut self.stream,
+                };
+                stream.write_all(&out)?;
+                stream.flush()?;
+            }
+        }
         self.read_reply()
+    }
+
+    /// Fills `buffer` from the socket, through TLS if the client runs it.
+    fn read_exact(&mut self, buffer: &mut [u8]) -> io::Result<()> {
+        match &self.tls {
+            None => self.stream.read_exact(buffer),
+            Some(session) => Blocking {
+                session,
+                socket: &mut self.stream,
+            }
+            .read_exact(buffer),
+        }
     }
 
     fn read_reply(&mut self) -> Result<Reply, Error> {
         let mut header = [0u8; HEADER_BYTES];
-        self.stream.read_exact(&mut header)?;
+        self.read_exact(&mut header)?;
         let length = match frame::parse(&header, REPLY_BODY_BYTES_MAX) {
             Ok(_) => u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize,
             Err(error) => return Err(Error::Protocol(error.to_string())),
         };
         let kind = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let mut body = vec![0u8; length];
-        self.stream.read_exact(&mut body)?;
+        self.read_exact(&mut body)?;
         let reply = Reply::decode(kind, &body).map_err(|e| Error::Protocol(e.to_string()))?;
         if let Reply::Error { code, description } = reply {
             return Err(Error::Refused {

@@ -100,6 +100,11 @@ pub struct DaemonConfig {
     /// hosts that run Erlang nodes without Erlang's own epmd. Usually
     /// `127.0.0.1:4369`; `None` (the default) serves only our protocol.
     pub epmd: Option<SocketAddr>,
+    /// Serve clients of other hosts over TLS only (tls.rs: mutual
+    /// certificates from the cluster's CA), with the cookie's proof still
+    /// asked inside; loopback clients (this host's nodes) stay plain.
+    /// `None` (the default): plain TCP for everyone.
+    pub tls: Option<crate::tls::TlsOptions>,
 }
 
 impl Default for DaemonConfig {
@@ -113,6 +118,7 @@ impl Default for DaemonConfig {
             idle_timeout: IDLE_TIMEOUT_DEFAULT,
             backlog: BACKLOG_DEFAULT,
             epmd: None,
+            tls: None,
         }
     }
 }
@@ -121,3 +127,13 @@ const _: () = assert!(NAME_BYTES_MAX + 8 <= REQUEST_BODY_BYTES_MAX);
 const _: () = assert!(PROOF_BYTES <= REQUEST_BODY_BYTES_MAX);
 const _: () = assert!(NAMES_MAX_DEFAULT <= NAMES_MAX_LIMIT);
 const _: () = assert!(CONNECTIONS_MAX_DEFAULT > NAMES_MAX_DEFAULT);
+
+/// Plaintext bytes moved into a TLS session at a time (tls.rs step 4): one
+/// record's worth (TLS's maximum record is 16 KiB), so at most a record of
+/// ciphertext waits inside the session and the rest stays in the outbox's
+/// buffer, where backpressure counts it.
+///
+/// ```
+/// assert_eq!(erlangen_portmap::config::TLS_RECORD_PLAINTEXT_BYTES, 16 * 1024);
+/// ```
+pub const TLS_RECORD_PLAINTEXT_BYTES: usize = 16 * 1024;

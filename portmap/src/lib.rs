@@ -37,6 +37,7 @@ pub mod frame;
 pub mod listener;
 pub mod log_limit;
 pub mod server;
+pub mod tls;
 pub mod wire;
 
 pub use crate::client::{Client, Error, KeepRegistered, Registration};

@@ -130,6 +130,9 @@ struct Conn {
     last_request: Instant,
     /// An Erlang node on the epmd listener (module docs, "epmd").
     epmd: bool,
+    /// The TLS session every byte goes through: a client of another host
+    /// when the daemon runs TLS (tls.rs).
+    tls: Option<crate::tls::Session>,
 }
 
 /// The daemon core, to run on the calling thread.
@@ -161,6 +164,8 @@ pub struct Server {
     epmd_names: HashMap<String, (crate::epmd::Entry, usize)>,
     /// The creation of the next Erlang registration.
     next_creation: u32,
+    /// TLS for clients of other hosts (`DaemonConfig::tls`).
+    tls: Option<crate::tls::Tls>,
 }
 
 /// Whether `ip` is this host's loopback address.
@@ -219,6 +224,13 @@ impl Server {
         };
         let mut creation = [0u8; 4];
         getrandom::fill(&mut creation).map_err(|e| io::Error::other(e.to_string()))?;
+        let tls = match &config.tls {
+            None => None,
+            Some(options) => Some(
+                crate::tls::Tls::load(options)
+                    .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?,
+            ),
+        };
         Ok(Server {
             poll,
             listener,
@@ -236,6 +248,7 @@ impl Server {
             epmd_listener,
             epmd_names: HashMap::new(),
             next_creation: u32::from_ne_bytes(creation).max(1),
+            tls,
         })
     }
 
@@ -412,6 +425,17 @@ impl Server {
                 return;
             }
         };
+        // A client of another host speaks TLS when the daemon runs it.
+        let tls = match &self.tls {
+            Some(tls) if !epmd && !is_trusted(peer.ip()) => match tls.accept() {
+                Ok(session) => Some(session),
+                Err(why) => {
+                    tracing::warn!(why, "erlangen-port-mapper: connection refused");
+                    return;
+                }
+            },
+            _ => None,
+        };
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
@@ -447,6 +471,7 @@ impl Server {
             write_started: None,
             last_request: now,
             epmd,
+            tls,
         };
         if !epmd {
             Reply::Hello {
@@ -537,7 +562,11 @@ impl Server {
             let room = frame_max.saturating_sub(conn.read.len());
             let mut chunk = [0u8; 1024];
             let want = room.min(chunk.len()).max(1);
-            match conn.stream.read(&mut chunk[..want]) {
+            let read = match &conn.tls {
+                None => conn.stream.read(&mut chunk[..want]),
+                Some(tls) => tls.read(&mut conn.stream, &mut chunk[..want]),
+            };
+            match read {
                 Ok(0) => {
                     let reason = (!conn.read.is_empty())
                         .then(|| "peer closed in the middle of a frame".to_string());
@@ -550,7 +579,16 @@ impl Server {
                     }
                     conn.read.extend_from_slice(&chunk[..n]);
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    // What TLS made of the read (its handshake's answers)
+                    // goes out now: no request will flush it.
+                    if conn.tls.is_some() {
+                        if let Err(error) = flush(conn) {
+                            self.close(index, Some(format!("write failed: {error}")));
+                        }
+                    }
+                    return;
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
                     let reason = format!("read failed: {error}");
@@ -838,12 +876,23 @@ fn busy_reply() -> Vec<u8> {
 /// full, wait for writable.
 fn flush(conn: &mut Conn) -> io::Result<bool> {
     while conn.written < conn.write.len() {
-        match conn.stream.write(&conn.write[conn.written..]) {
+        let pending = &conn.write[conn.written..];
+        let wrote = match &conn.tls {
+            None => conn.stream.write(pending),
+            Some(tls) => tls.write(&mut conn.stream, pending),
+        };
+        match wrote {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed")),
             Ok(n) => conn.written += n,
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
+        }
+    }
+    // TLS's own records (the handshake's, or a reply's tail) go out too.
+    if let Some(tls) = &conn.tls {
+        if !tls.write_held(&mut conn.stream)?.0 {
+            return Ok(false);
         }
     }
     conn.write.clear();

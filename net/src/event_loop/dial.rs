@@ -72,6 +72,16 @@ impl EventLoop {
         purpose: Purpose,
         request: erlangen_portmap::wire::Request,
     ) -> Result<(), String> {
+        let remote = addr != self.shared.port_mapper;
+        // To another host's port mapper over TLS if the node runs it; the
+        // certificate must name the host in the looked-up node's name.
+        let tls = match (&self.shared.tls, &purpose) {
+            (Some(tls), Purpose::Lookup { node }) if remote => {
+                let host = node.split('/').next().unwrap_or_default();
+                Some(tls.dial(host)?)
+            }
+            _ => None,
+        };
         let mut stream =
             TcpStream::connect(addr).map_err(|e| format!("port mapper {addr}: {e}"))?;
         let token = Token(self.next_token);
@@ -90,7 +100,8 @@ impl EventLoop {
                 read: Vec::new(),
                 // Another host's port mapper serves only a client that
                 // proves the cookie; ours serves us as a loopback client.
-                prove: (addr != self.shared.port_mapper).then(|| self.shared.cookie.clone()),
+                prove: remote.then(|| self.shared.cookie.clone()),
+                tls,
                 stage: Stage::Greeting,
             },
         );

@@ -153,7 +153,7 @@ struct Connection {
     stream: TcpStream,
     /// The TLS session every byte goes through, if the node runs TLS
     /// (tls.rs; the outbox holds it too, for writes).
-    tls: Option<Arc<crate::tls::Session>>,
+    tls: Option<Arc<erlangen_portmap::tls::Session>>,
     role: Role,
     phase: Phase,
     /// The node we dialled, or the node that said hello.

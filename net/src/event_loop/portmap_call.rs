@@ -13,6 +13,11 @@
 //!    is acknowledged.
 //! 3. The first reply after the request (or an error, or the peer closing)
 //!    ends the call; the loop then drops the connection.
+//!
+//! To another host's port mapper, a node that runs TLS speaks TLS
+//! (portmap's tls.rs; that port mapper asks it of every client not on its
+//! own host): every byte of steps 2 and 3 goes through the session, whose
+//! own records go out on each readiness.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -42,6 +47,8 @@ pub(super) struct PortMapperCall {
     pub(super) read: Vec<u8>,
     /// The cookie to prove before asking (a port mapper of another host).
     pub(super) prove: Option<Vec<u8>>,
+    /// TLS to another host's port mapper, if the node runs it.
+    pub(super) tls: Option<erlangen_portmap::tls::Session>,
     /// How far the call is.
     pub(super) stage: Stage,
 }
@@ -57,15 +64,25 @@ pub(super) enum Stage {
     Asked,
 }
 
+/// How a call ended (its reply, or why not), or `None` while it goes on.
+pub(super) type Outcome = Option<Result<erlangen_portmap::wire::Reply, String>>;
+
 impl PortMapperCall {
     /// Reads what arrived and answers the greeting; the reply, an error,
     /// or `None` while it goes on.
-    pub(super) fn advance(&mut self) -> Option<Result<erlangen_portmap::wire::Reply, String>> {
+    pub(super) fn advance(&mut self) -> Outcome {
         use erlangen_portmap::config::REPLY_BODY_BYTES_MAX;
         use erlangen_portmap::wire::Reply;
+        if let Err(error) = self.write_held() {
+            return error;
+        }
         let mut chunk = [0u8; 4096];
         loop {
-            match self.stream.read(&mut chunk) {
+            let read = match &self.tls {
+                None => self.stream.read(&mut chunk),
+                Some(tls) => tls.read(&mut self.stream, &mut chunk),
+            };
+            match read {
                 Ok(0) => return Some(Err("the port mapper closed the connection".to_owned())),
                 Ok(n) => self.read.extend_from_slice(&chunk[..n]),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
@@ -76,6 +93,10 @@ impl PortMapperCall {
             if self.read.len() > REPLY_BODY_BYTES_MAX {
                 return Some(Err("the port mapper sent too much".to_owned()));
             }
+        }
+        // What TLS made of the reads (its handshake's answers).
+        if let Err(error) = self.write_held() {
+            return error;
         }
         loop {
             let (reply, used) =
@@ -125,8 +146,39 @@ impl PortMapperCall {
     fn write(&mut self, request: &Request) -> Result<(), String> {
         let mut out = Vec::new();
         request.encode(&mut out);
-        self.stream
-            .write_all(&out)
-            .map_err(|error| format!("port mapper: {error}"))
+        let written = match &self.tls {
+            None => self.stream.write_all(&out),
+            Some(tls) => {
+                let mut rest = out.as_slice();
+                loop {
+                    match tls.write(&mut self.stream, rest) {
+                        Ok(n) if n == rest.len() => break Ok(()),
+                        Ok(n) => rest = &rest[n..],
+                        Err(error) => break Err(error),
+                    }
+                }
+            }
+        };
+        written.map_err(|error| format!("port mapper: {error}"))
+    }
+
+    /// Writes the records the TLS session holds, if any; an error ends the
+    /// call (`Err(Some(…))`), a socket still connecting waits (`Err(None)`).
+    fn write_held(&mut self) -> Result<(), Outcome> {
+        let Some(tls) = &self.tls else {
+            return Ok(());
+        };
+        match tls.write_held(&mut self.stream) {
+            Ok(_) => Ok(()),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::NotConnected | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                Err(None)
+            }
+            Err(error) => Err(Some(Err(format!("port mapper: {error}")))),
+        }
     }
 }

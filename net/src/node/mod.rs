@@ -73,7 +73,7 @@ pub struct NodeBuilder {
     types: Types,
     functions: Functions,
     erlang: Option<crate::erlang::ErlangOptions>,
-    tls: Option<crate::tls::TlsOptions>,
+    tls: Option<erlangen_portmap::tls::TlsOptions>,
 }
 
 impl NodeBuilder {
@@ -109,7 +109,7 @@ impl NodeBuilder {
     ///     .start(&rt);
     /// assert!(matches!(refused, Err(NetError::Tls(_))));
     /// ```
-    pub fn tls(mut self, options: crate::tls::TlsOptions) -> NodeBuilder {
+    pub fn tls(mut self, options: erlangen_portmap::tls::TlsOptions) -> NodeBuilder {
         self.tls = Some(options);
         self
     }
@@ -254,7 +254,12 @@ impl NodeBuilder {
                 "the heartbeat timeout must exceed a non-zero interval".to_owned(),
             ));
         }
-        let tls = self.tls.as_ref().map(crate::tls::Tls::load).transpose()?;
+        let tls = match &self.tls {
+            None => None,
+            Some(options) => {
+                Some(erlangen_portmap::tls::Tls::load(options).map_err(NetError::Tls)?)
+            }
+        };
         let descriptors = erlangen_portmap::listener::raise_descriptor_limit();
         tracing::debug!(descriptors, "erlangen: descriptor limit");
         let listener = erlangen_portmap::listener::Listener::bind(

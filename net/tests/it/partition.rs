@@ -14,7 +14,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use erlangen_net::Node;
+use std::path::{Path, PathBuf};
+
+use erlangen_net::{Node, TlsOptions};
 use erlangen_portmap::{Daemon, DaemonConfig};
 use erlangen_runtime::{Runtime, WatchDown};
 
@@ -22,6 +24,8 @@ use crate::support::{types, COOKIE, HANG_GUARD};
 
 /// Set in a child: the address of its half (its host and listen address).
 const CHILD_ADDRESS: &str = "ERLANGEN_TEST_PARTITION_ADDRESS";
+/// Set in a child that runs TLS: the directory of `certificates`.
+const CHILD_TLS: &str = "ERLANGEN_TEST_PARTITION_TLS";
 /// The cluster-wide name both halves take.
 const NAME: &str = "leader";
 
@@ -52,9 +56,14 @@ struct Network {
 }
 
 impl Network {
+    /// A network of its own (names and subnet unique to this call), or
+    /// why namespaces cannot be made here: only the first namespace's
+    /// refusal counts as that; any later failure is the test's.
     fn make() -> Result<Network, String> {
-        let id = std::process::id();
-        let subnet = id % 250 + 1;
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}{n}", std::process::id());
+        let subnet = (std::process::id() * 4 + n) % 250 + 1;
         let network = Network {
             halves: [format!("erlp-a-{id}"), format!("erlp-b-{id}")],
             bridge_ns: format!("erlp-br-{id}"),
@@ -63,21 +72,22 @@ impl Network {
         };
         ip(&["netns", "add", &network.bridge_ns])?;
         let br = network.bridge_ns.as_str();
-        ip(&["-n", br, "link", "add", "br0", "type", "bridge"])?;
-        ip(&["-n", br, "link", "set", "br0", "up"])?;
+        let made = |args: &[&str]| ip(args).expect("the test's network is made");
+        made(&["-n", br, "link", "add", "br0", "type", "bridge"]);
+        made(&["-n", br, "link", "set", "br0", "up"]);
         for half in 0..2 {
             let ns = network.halves[half].as_str();
             let outer = network.links[half].as_str();
-            ip(&["netns", "add", ns])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            ip(&[
+            made(&["netns", "add", ns]);
+            made(&["-n", ns, "link", "set", "lo", "up"]);
+            made(&[
                 "-n", br, "link", "add", outer, "type", "veth", "peer", "name", "eth0", "netns", ns,
-            ])?;
-            ip(&["-n", br, "link", "set", outer, "master", "br0"])?;
-            ip(&["-n", br, "link", "set", outer, "up"])?;
+            ]);
+            made(&["-n", br, "link", "set", outer, "master", "br0"]);
+            made(&["-n", br, "link", "set", outer, "up"]);
             let address = format!("{}/24", network.addresses[half]);
-            ip(&["-n", ns, "addr", "add", &address, "dev", "eth0"])?;
-            ip(&["-n", ns, "link", "set", "eth0", "up"])?;
+            made(&["-n", ns, "addr", "add", &address, "dev", "eth0"]);
+            made(&["-n", ns, "link", "set", "eth0", "up"]);
         }
         Ok(network)
     }
@@ -115,20 +125,21 @@ struct Half {
 }
 
 impl Half {
-    fn start(network: &Network, half: usize) -> Half {
-        let mut child = Command::new("ip")
+    /// Runs `test` (this module's test that called it) as the child of
+    /// `half`, with TLS from `tls` if given.
+    fn start(network: &Network, half: usize, test: &str, tls: Option<&Path>) -> Half {
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", &network.halves[half]])
             .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "partition::after_a_partition_heals_one_holder_of_a_cluster_name_survives",
-                "--nocapture",
-            ])
+            .args(["--exact", &format!("partition::{test}"), "--nocapture"])
             .env(CHILD_ADDRESS, &network.addresses[half])
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the child starts");
+            .stdout(Stdio::piped());
+        if let Some(dir) = tls {
+            command.env(CHILD_TLS, dir);
+        }
+        let mut child = command.spawn().expect("the child starts");
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
@@ -193,20 +204,34 @@ impl Drop for Half {
 }
 
 /// The child: a node on its half's address with its own port mapper on
-/// the default port (in its namespace), serving line commands:
-/// `name`, `connect NODE`, `nodes`, `register`, `whereis`.
+/// the default port (in its namespace), both on TLS if `CHILD_TLS` is set,
+/// serving line commands: `name`, `connect NODE`, `nodes`, `register`,
+/// `whereis`.
 fn child(address: &str) {
+    let tls = std::env::var_os(CHILD_TLS).map(|dir| {
+        let dir = PathBuf::from(dir);
+        TlsOptions::new(
+            dir.join("ca.pem"),
+            dir.join(format!("{address}.pem")),
+            dir.join(format!("{address}.key")),
+        )
+    });
     let mapper = Daemon::start(DaemonConfig {
         listen: format!("0.0.0.0:{}", erlangen_portmap::PORT_DEFAULT)
             .parse()
             .unwrap(),
         // The other half looks names up here: it proves this cookie.
         cookie: Some(COOKIE.to_vec()),
+        tls: tls.clone(),
         ..DaemonConfig::default()
     })
     .expect("a port mapper in the namespace");
     let rt = Runtime::builder().workers(1).build().unwrap();
-    let node = Node::builder("half")
+    let mut node = Node::builder("half");
+    if let Some(tls) = tls {
+        node = node.tls(tls);
+    }
+    let node = node
         .host(address)
         .listen(address.parse().unwrap())
         .cookie(COOKIE)
@@ -268,7 +293,11 @@ fn after_a_partition_heals_one_holder_of_a_cluster_name_survives() {
             return;
         }
     };
-    let mut halves = [Half::start(&network, 0), Half::start(&network, 1)];
+    let test = "after_a_partition_heals_one_holder_of_a_cluster_name_survives";
+    let mut halves = [
+        Half::start(&network, 0, test, None),
+        Half::start(&network, 1, test, None),
+    ];
     let names = [halves[0].name.clone(), halves[1].name.clone()];
 
     // Met, then cut apart until each has lost the other.
@@ -311,4 +340,58 @@ fn after_a_partition_heals_one_holder_of_a_cluster_name_survives() {
         assert_eq!(half.ask("nodes", "nodes "), "1");
     }
     assert!(halves[keeper].ends.is_empty(), "{:?}", halves[keeper].ends);
+}
+
+/// A CA (`ca.pem`) and, for each address, a certificate naming it
+/// (`ADDRESS.pem`, `ADDRESS.key`), in `dir`.
+fn certificates(dir: &Path, addresses: &[String]) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    std::fs::create_dir_all(dir).unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    for address in addresses {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![address.clone()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        std::fs::write(dir.join(format!("{address}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{address}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+/// Two hosts on TLS: each node looks the other up at the other host's
+/// port mapper over TLS (with the cookie's proof inside) and connects to
+/// it over TLS; each certificate names its host's address.
+#[test]
+fn nodes_on_two_hosts_meet_over_tls_through_each_others_port_mappers() {
+    if let Ok(address) = std::env::var(CHILD_ADDRESS) {
+        child(&address);
+        return;
+    }
+    let network = match Network::make() {
+        Ok(network) => network,
+        Err(why) => {
+            println!("skipped: network namespaces are not available here ({why})");
+            return;
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("erlangen-partition-tls-{}", std::process::id()));
+    certificates(&dir, &network.addresses);
+    let test = "nodes_on_two_hosts_meet_over_tls_through_each_others_port_mappers";
+    let mut halves = [
+        Half::start(&network, 0, test, Some(&dir)),
+        Half::start(&network, 1, test, Some(&dir)),
+    ];
+    let other = halves[1].name.clone();
+    halves[0].ask(&format!("connect {other}"), "connecting");
+    halves[0].until("nodes", "nodes ", "1");
+    halves[1].until("nodes", "nodes ", "1");
+    // A name taken on one host is found from the other, over TLS.
+    assert_eq!(halves[1].ask("register", "registered "), "true");
+    halves[0].until("whereis", "holder ", &other);
+    drop(halves);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -47,6 +47,16 @@ struct Args {
     /// Pending connects the listening socket holds.
     #[arg(long, default_value_t = erlangen_portmap::config::BACKLOG_DEFAULT)]
     backlog: u32,
+    /// Serve clients of other hosts over TLS only: the cluster's CA (PEM);
+    /// needs --tls-cert and --tls-key. Loopback clients stay plain.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    /// This host's certificate chain (PEM), issued by the CA of --tls-ca.
+    #[arg(long, requires = "tls_ca")]
+    tls_cert: Option<PathBuf>,
+    /// This host's private key (PEM).
+    #[arg(long, requires = "tls_ca")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -60,12 +70,15 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(error) => {
-            // One line, not clap's usage block.
+            // One line, not clap's usage block: what precedes it (a list
+            // of missing arguments included).
             let text = error.to_string();
-            eprintln!(
-                "erlangen-port-mapper: {} (see --help)",
-                text.lines().next().unwrap_or("bad arguments")
-            );
+            let what: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|line| !line.is_empty() && !line.starts_with("Usage:"))
+                .collect();
+            eprintln!("erlangen-port-mapper: {} (see --help)", what.join(" "));
             return ExitCode::from(2);
         }
     };
@@ -85,6 +98,12 @@ fn main() -> ExitCode {
         idle_timeout: Duration::from_secs(args.idle_timeout_s),
         backlog: args.backlog,
         epmd: args.epmd,
+        tls: match (&args.tls_ca, &args.tls_cert, &args.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => {
+                Some(erlangen_portmap::tls::TlsOptions::new(ca, cert, key))
+            }
+            _ => None,
+        },
     };
     let server = match Server::bind(config) {
         Ok(server) => server,

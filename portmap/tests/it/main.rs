@@ -9,3 +9,4 @@ mod parser_fuzz;
 mod register_lookup;
 mod restart;
 mod support;
+mod tls;

@@ -1,32 +1,37 @@
-//! TLS for connections between our nodes (rustls, with its default
-//! provider, aws-lc-rs): the only module that imports rustls.
+//! TLS for connections between our nodes and for lookups at another host's
+//! port mapper (rustls, with its default provider, aws-lc-rs): the only
+//! module of the workspace that imports rustls (the net crate uses it from
+//! here).
 //!
-//! 1. A node built with [`TlsOptions`] loads its CA, its certificate chain
-//!    and its key once (`Tls::load`): a client configuration that presents
-//!    the node's certificate and checks the peer's against the CA and the
-//!    host in the peer's node name, and a server configuration that
+//! 1. A node or port mapper given [`TlsOptions`] loads its CA, its
+//!    certificate chain and its key once ([`Tls::load`]): a client
+//!    configuration that presents the certificate and checks the peer's
+//!    against the CA and the host dialled, and a server configuration that
 //!    requires a client certificate issued by the CA (mutual TLS).
-//! 2. Each connection of our protocol gets a `Session` when the loop takes
-//!    it in: a dial a client session, an accepted socket a server session.
-//!    Nothing is read from or written to that socket except through it.
+//! 2. Each connection gets a [`Session`] when it is taken in: a dial a
+//!    client session, an accepted socket a server session. Nothing is read
+//!    from or written to that socket except through it.
 //! 3. The loop reads: `Session::read` takes ciphertext from the socket,
 //!    checks it and hands out plaintext, like a socket's read (0 at the
 //!    end, `WouldBlock` when nothing more is there). A record that fails
 //!    (a certificate the CA did not sign, a name that does not match,
 //!    plaintext where TLS is expected) is an error, and the loop closes
 //!    the connection as it closes any that misbehaves.
-//! 4. Whoever writes (the loop, or a sender's worker under the outbox's
-//!    lock; outbox.rs) first writes the ciphertext the session holds, and
-//!    only when that is all out moves at most one record of plaintext in
-//!    (`Session::encrypt`). So at most a record waits inside the session;
-//!    the rest stays in the outbox's buffer, where backpressure counts it.
-//! 5. Our own handshake (hello, HMAC proofs over the transcript) runs
-//!    inside, unchanged: the certificates prove the hosts, the cookie
-//!    proves the cluster. The Erlang distribution is not covered (Erlang's
-//!    own `inet_tls` is a different protocol); nor is the port mapper.
+//! 4. Whoever writes (a node's loop, or a sender's worker under the
+//!    outbox's lock; the port mapper's loop) calls [`Session::write`] like a
+//!    socket's write: it first writes the ciphertext the session holds, and
+//!    only when that is all out takes at most one record of plaintext in.
+//!    So at most a record waits inside the session; the rest stays in the
+//!    writer's buffer, where backpressure counts it. A writer whose buffer
+//!    is empty still calls [`Session::write_held`] on a writable edge.
+//! 5. The protocols run inside unchanged (the nodes' hello and HMAC
+//!    proofs, the port mapper's AUTH): the certificates prove the hosts,
+//!    the cookie proves the cluster. The Erlang distribution and the epmd
+//!    listener are not covered (Erlang's own `inet_tls` is a different
+//!    protocol).
 //!
-//! Lock order: the outbox's lock, then the session's. The loop's read takes
-//! only the session's.
+//! Lock order in a node: the outbox's lock, then the session's. The loop's
+//! read takes only the session's.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -40,13 +45,12 @@ use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerCo
 use rustls::{ServerConnection, DEFAULT_VERSIONS};
 
 use crate::config::TLS_RECORD_PLAINTEXT_BYTES;
-use crate::error::NetError;
 
 /// Where a node's TLS material is: PEM files of the cluster's CA, of the
 /// node's certificate chain (its own first) and of its private key.
 ///
 /// ```
-/// let options = erlangen_net::TlsOptions::new("ca.pem", "node.pem", "node.key");
+/// let options = erlangen_portmap::tls::TlsOptions::new("ca.pem", "node.pem", "node.key");
 /// assert!(format!("{options:?}").contains("node.key"));
 /// ```
 #[derive(Clone, Debug)]
@@ -67,18 +71,25 @@ impl TlsOptions {
     }
 }
 
-/// Step 1: a node's two configurations.
+/// Step 1: the two configurations of a node or a port mapper.
 #[derive(Debug)]
-pub(crate) struct Tls {
+pub struct Tls {
     client: Arc<ClientConfig>,
     server: Arc<ServerConfig>,
 }
 
 impl Tls {
-    /// Step 1: reads the files and builds both configurations.
-    pub(crate) fn load(options: &TlsOptions) -> Result<Tls, NetError> {
+    /// Step 1: reads the files and builds both configurations; the error
+    /// names the file and what is wrong with it.
+    ///
+    /// ```
+    /// use erlangen_portmap::tls::{Tls, TlsOptions};
+    /// let missing = Tls::load(&TlsOptions::new("/nonexistent/ca.pem", "n.pem", "n.key"));
+    /// assert!(missing.unwrap_err().contains("/nonexistent/ca.pem"));
+    /// ```
+    pub fn load(options: &TlsOptions) -> Result<Tls, String> {
         let fail = |what: &str, path: &Path, error: &dyn std::fmt::Display| {
-            NetError::Tls(format!("{what} {}: {error}", path.display()))
+            format!("{what} {}: {error}", path.display())
         };
         let mut roots = RootCertStore::empty();
         let cas = CertificateDer::pem_file_iter(&options.ca)
@@ -109,16 +120,16 @@ impl Tls {
         let provider = Arc::new(default_provider());
         let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
-            .map_err(|e| NetError::Tls(format!("the client verifier: {e}")))?;
+            .map_err(|e| format!("the client verifier: {e}"))?;
         let server = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(DEFAULT_VERSIONS)
-            .map_err(|e| NetError::Tls(e.to_string()))?
+            .map_err(|e| e.to_string())?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain.clone(), key.clone_key())
             .map_err(|e| fail("the key file", &options.key, &e))?;
         let client = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(DEFAULT_VERSIONS)
-            .map_err(|e| NetError::Tls(e.to_string()))?
+            .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
             .with_client_auth_cert(chain, key)
             .map_err(|e| fail("the key file", &options.key, &e))?;
@@ -128,9 +139,9 @@ impl Tls {
         })
     }
 
-    /// Step 2: a dial of a node on `host` (a DNS name or an address, as
-    /// in the node's name), which its certificate must name.
-    pub(crate) fn dial(&self, host: &str) -> Result<Session, String> {
+    /// Step 2: a dial of `host` (a DNS name or an address, as in a node's
+    /// name), which its certificate must name.
+    pub fn dial(&self, host: &str) -> Result<Session, String> {
         let name = ServerName::try_from(host.to_owned())
             .map_err(|e| format!("TLS: the host {host:?} cannot be checked: {e}"))?;
         let session =
@@ -139,17 +150,17 @@ impl Tls {
     }
 
     /// Step 2: an accepted connection.
-    pub(crate) fn accept(&self) -> Result<Session, String> {
+    pub fn accept(&self) -> Result<Session, String> {
         let session =
             ServerConnection::new(self.server.clone()).map_err(|e| format!("TLS: {e}"))?;
         Ok(Session(Mutex::new(session.into())))
     }
 }
 
-/// One connection's TLS state, shared by the loop (reads) and whoever
-/// writes (steps 3 and 4).
+/// One connection's TLS state, shared by its reader and whoever writes
+/// (steps 3 and 4).
 #[derive(Debug)]
-pub(crate) struct Session(Mutex<Connection>);
+pub struct Session(Mutex<Connection>);
 
 impl Session {
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -159,11 +170,7 @@ impl Session {
     }
 
     /// Step 3: plaintext into `buffer`, like a socket's read.
-    pub(crate) fn read<S: Read + Write>(
-        &self,
-        socket: &mut S,
-        buffer: &mut [u8],
-    ) -> io::Result<usize> {
+    pub fn read<S: Read + Write>(&self, socket: &mut S, buffer: &mut [u8]) -> io::Result<usize> {
         let mut session = self.lock();
         loop {
             match session.reader().read(buffer) {
@@ -187,9 +194,9 @@ impl Session {
         }
     }
 
-    /// Step 4: writes the ciphertext the session holds; `true` once all of
-    /// it is out, `false` if the socket would block first.
-    pub(crate) fn write_held(&self, socket: &mut impl Write) -> io::Result<(bool, usize)> {
+    /// Step 4: writes the ciphertext the session holds: whether all of it
+    /// is out (else the socket would block), and the bytes written.
+    pub fn write_held(&self, socket: &mut impl Write) -> io::Result<(bool, usize)> {
         let mut session = self.lock();
         let mut written = 0;
         while session.wants_write() {
@@ -206,10 +213,61 @@ impl Session {
         Ok((true, written))
     }
 
-    /// Step 4: moves at most one record of `plaintext` in; how much it
-    /// took (0 while the handshake holds its limit's worth already).
-    pub(crate) fn encrypt(&self, plaintext: &[u8]) -> io::Result<usize> {
+    /// Step 4, like a socket's write: the plaintext bytes taken from
+    /// `plaintext` (at most a record's), once what the session held is out
+    /// (`WouldBlock` if it is not, or if the handshake holds all it will
+    /// take already).
+    pub fn write(&self, socket: &mut impl Write, plaintext: &[u8]) -> io::Result<usize> {
+        if !self.write_held(socket)?.0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let take = plaintext.len().min(TLS_RECORD_PLAINTEXT_BYTES);
-        self.lock().writer().write(&plaintext[..take])
+        let taken = self.lock().writer().write(&plaintext[..take])?;
+        if taken == 0 && take > 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        // Out as far as the socket takes it; a remainder waits in the
+        // session for the next write or writable edge.
+        self.write_held(socket)?;
+        Ok(taken)
+    }
+
+    /// Completes the handshake on a blocking `socket` (a blocking client;
+    /// the event loops let it run with their reads and writes).
+    pub fn handshake<S: Read + Write>(&self, socket: &mut S) -> io::Result<()> {
+        let mut session = self.lock();
+        while session.is_handshaking() {
+            session
+                .complete_io(socket)
+                .map_err(|error| io::Error::new(error.kind(), format!("TLS handshake: {error}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// A session over a blocking socket, as one stream (the blocking port
+/// mapper client).
+#[derive(Debug)]
+pub struct Blocking<'a, S> {
+    /// The session.
+    pub session: &'a Session,
+    /// The socket under it.
+    pub socket: &'a mut S,
+}
+
+impl<S: Read + Write> Read for Blocking<'_, S> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        self.session.read(self.socket, buffer)
+    }
+}
+
+impl<S: Read + Write> Write for Blocking<'_, S> {
+    fn write(&mut self, plaintext: &[u8]) -> io::Result<usize> {
+        self.session.write(self.socket, plaintext)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.session.write_held(self.socket)?.0 {}
+        self.socket.flush()
     }
 }
