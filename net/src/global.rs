@@ -11,16 +11,53 @@
 //!    `config::GROUP_SWEEP_INTERVAL`), when it is released, or when its
 //!    node is lost.
 //! 3. **Conflicts.** Two nodes that took the same name apart (partitioned,
-//!    or in the same instant) find out when one tells the other. The rule,
-//!    the same on every node: the holder on the node whose name sorts first
-//!    keeps it; the other holder is killed with the reason
-//!    `global name conflict: NAME` (Erlang's default kills one of the two
-//!    too). Until the loser's node has acted, every lookup already answers
-//!    the winner.
+//!    or in the same instant) find out when one tells the other. Each node
+//!    asks its [`ConflictResolver`] (the same function on every node; it
+//!    is given the name and both holders, the one on the node whose name
+//!    sorts first first) which holder keeps the name, and acts only on
+//!    its own holder: if it is not kept, it is killed with the reason
+//!    `global name conflict: NAME` and the name is released. The default
+//!    keeps the first (Erlang's default kills one of the two too); with
+//!    it, every lookup answers the winner even before the loser's node has
+//!    acted. A resolver may keep the second, or neither (both die).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use erlangen_runtime::Pid;
+
+use crate::id::AgentId;
+
+/// Settles a cluster-wide name that two nodes took apart (module docs,
+/// step 3): given the name and the two holders (the one on the node whose
+/// name sorts first, then the other), the holder that keeps it, or `None`
+/// for neither. Every node of a cluster must be given the same function:
+/// each applies it on its own and acts only on its own holder. It runs on
+/// the node's event loop: it must not block.
+pub type ConflictResolver = Arc<dyn Fn(&str, &AgentId, &AgentId) -> Option<AgentId> + Send + Sync>;
+
+/// A node's [`ConflictResolver`], as its builder and shared state hold it.
+#[derive(Clone)]
+pub(crate) struct Resolver(pub(crate) ConflictResolver);
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConflictResolver")
+    }
+}
+
+/// The default [`ConflictResolver`]: the holder on the node whose name
+/// sorts first keeps the name.
+///
+/// ```
+/// use erlangen_net::{keep_first, AgentId};
+/// let first: AgentId = "localhost/a/1#7".parse().unwrap();
+/// let second: AgentId = "localhost/b/1#9".parse().unwrap();
+/// assert_eq!(keep_first("leader", &first, &second), Some(first));
+/// ```
+pub fn keep_first(_name: &str, first: &AgentId, _second: &AgentId) -> Option<AgentId> {
+    Some(first.clone())
+}
 
 /// A peer's names as it last said.
 #[derive(Debug, Default)]

@@ -71,7 +71,12 @@
 //!   Process groups ([`Node::join_group`], Erlang's `pg`) and cluster-wide
 //!   names ([`Node::register_global`], Erlang's `global`) span the mesh;
 //!   a name taken twice apart keeps the holder on the node whose name
-//!   sorts first (the other is killed with `global name conflict: NAME`).
+//!   sorts first (the other is killed with `global name conflict: NAME`),
+//!   unless the nodes are given another rule
+//!   ([`NodeBuilder::global_conflict_resolver`], Erlang's resolve
+//!   function: it may keep the second, or neither). Unlike Erlang's, which
+//!   runs on one node, ours runs on both nodes, so it must be the same
+//!   function everywhere and may only choose.
 //!
 //! # Names
 //!
@@ -93,7 +98,8 @@
 //! are read by one rule everywhere (trailing whitespace trimmed). Traffic
 //! after the handshake is not encrypted unless the node runs TLS
 //! ([`NodeBuilder::tls`]: rustls, mutual certificates from one CA, our
-//! handshake inside); without it, listen on loopback (the default) or a
+//! handshake inside; lookups at another host's port mapper go over TLS
+//! too, with the cookie's proof inside); without it, listen on loopback (the default) or a
 //! trusted network.
 
 pub mod config;
@@ -126,6 +132,7 @@ mod types;
 pub use crate::cookie::{cookie_path, default_cookie};
 pub use crate::error::NetError;
 pub use crate::functions::Functions;
+pub use crate::global::{keep_first, ConflictResolver};
 pub use crate::groups::GroupEvent;
 pub use crate::id::{AgentId, IdError, NodeName};
 pub use crate::kernel::Kernel;

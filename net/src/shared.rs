@@ -69,6 +69,8 @@ pub(crate) struct NodeShared {
     pub(crate) spawn_timeout: Duration,
     /// How long the loop polls without sleeping after activity.
     pub(crate) poll_spin: Duration,
+    /// Settles cluster-wide names taken twice (global.rs step 3).
+    pub(crate) global_resolver: crate::global::Resolver,
     /// TLS for connections to our nodes (tls.rs), if the node runs it.
     pub(crate) tls: Option<erlangen_portmap::tls::Tls>,
     pub(crate) runtime: RuntimeHandle,

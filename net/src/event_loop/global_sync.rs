@@ -64,7 +64,7 @@ impl EventLoop {
             ));
         }
         let ours = self.shared.name.to_string();
-        let mut lost = Vec::new();
+        let mut contested = Vec::new();
         {
             let mut global = crate::sync::lock(&self.shared.global);
             let theirs = global.remote.entry(peer.to_owned()).or_default();
@@ -80,13 +80,44 @@ impl EventLoop {
             for (name, serial) in &registered {
                 theirs.names.insert(name.clone(), *serial);
             }
-            // Step 3: a name both hold goes to the node that sorts first.
-            for (name, _) in &registered {
-                if ours.as_str() > peer {
-                    if let Some(pid) = global.local.remove(name) {
-                        lost.push((name.clone(), pid));
-                    }
+            for (name, serial) in &registered {
+                if let Some(pid) = global.local.get(name) {
+                    contested.push((name.clone(), pid.clone(), *serial));
                 }
+            }
+        }
+        // Step 3, outside the lock (the resolver is the user's code).
+        let peer_name: crate::id::NodeName = peer
+            .parse()
+            .map_err(|e| format!("{peer} is not a node name: {e}"))?;
+        let mut lost = Vec::new();
+        for (name, pid, serial) in contested {
+            let mine = crate::id::AgentId {
+                node: self.shared.name.clone(),
+                incarnation: self.shared.incarnation,
+                serial: pid.serial(),
+            };
+            let other = crate::id::AgentId {
+                node: peer_name.clone(),
+                incarnation,
+                serial,
+            };
+            let (first, second) = if ours.as_str() < peer {
+                (&mine, &other)
+            } else {
+                (&other, &mine)
+            };
+            if (self.shared.global_resolver.0)(&name, first, second).as_ref() == Some(&mine) {
+                continue;
+            }
+            let mut global = crate::sync::lock(&self.shared.global);
+            if global
+                .local
+                .get(&name)
+                .is_some_and(|held| held.serial() == pid.serial())
+            {
+                global.local.remove(&name);
+                lost.push((name, pid));
             }
         }
         if lost.is_empty() {

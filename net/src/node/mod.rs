@@ -74,6 +74,7 @@ pub struct NodeBuilder {
     functions: Functions,
     erlang: Option<crate::erlang::ErlangOptions>,
     tls: Option<erlangen_portmap::tls::TlsOptions>,
+    global_resolver: crate::global::Resolver,
 }
 
 impl NodeBuilder {
@@ -111,6 +112,30 @@ impl NodeBuilder {
     /// ```
     pub fn tls(mut self, options: erlangen_portmap::tls::TlsOptions) -> NodeBuilder {
         self.tls = Some(options);
+        self
+    }
+
+    /// How this node settles a cluster-wide name that two nodes took apart
+    /// (Erlang's `global:register_name/3` resolve function): given the name
+    /// and both holders (the one on the node whose name sorts first
+    /// first), the holder to keep, or `None` for neither; a holder not
+    /// kept is killed with `global name conflict: NAME`. Give every node of
+    /// a cluster the same function (each acts only on its own holder). The
+    /// default is [`crate::keep_first`].
+    ///
+    /// ```
+    /// use erlangen_net::Node;
+    /// // The holder on the node whose name sorts last keeps the name.
+    /// let builder = Node::builder("alpha").global_conflict_resolver(|_name, _first, second| {
+    ///     Some(second.clone())
+    /// });
+    /// let _ = builder;
+    /// ```
+    pub fn global_conflict_resolver(
+        mut self,
+        resolver: impl Fn(&str, &AgentId, &AgentId) -> Option<AgentId> + Send + Sync + 'static,
+    ) -> NodeBuilder {
+        self.global_resolver = crate::global::Resolver(Arc::new(resolver));
         self
     }
 
@@ -285,6 +310,7 @@ impl NodeBuilder {
             spawn_timeout: self.spawn_timeout,
             poll_spin: self.poll_spin,
             tls,
+            global_resolver: self.global_resolver,
             runtime: runtime.handle(),
             types: self.types,
             functions: self.functions,
@@ -409,6 +435,7 @@ impl Node {
             functions: Functions::new(),
             erlang: None,
             tls: None,
+            global_resolver: crate::global::Resolver(Arc::new(crate::global::keep_first)),
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use erlangen_net::AgentId;
 use erlangen_runtime::{Runtime, WatchDown};
 
 use crate::support::{name_of, node, port_mapper, unique, HANG_GUARD};
@@ -110,5 +111,93 @@ fn a_name_taken_twice_apart_keeps_one_holder_when_the_nodes_meet() {
         let (x, y) = (a.whereis_global("leader"), b.whereis_global("leader"));
         x.is_some_and(|p| p.serial() == winner.serial())
             && y.is_some_and(|p| p.serial() == winner.serial())
+    });
+}
+
+/// A node like `support::node`'s, settling name conflicts with `resolver`.
+fn node_resolving(
+    mapper: &erlangen_portmap::Daemon,
+    name: &str,
+    resolver: fn(&str, &AgentId, &AgentId) -> Option<AgentId>,
+) -> (Runtime, Arc<erlangen_net::Node>) {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let node = erlangen_net::Node::builder(name)
+        .cookie(crate::support::COOKIE)
+        .port_mapper(mapper.local_addr())
+        .types(crate::support::types())
+        .global_conflict_resolver(resolver)
+        .start(&rt)
+        .unwrap();
+    (rt, Arc::new(node))
+}
+
+/// Watches `pid` on `rt`; its end's reason arrives on the receiver.
+fn end_of(rt: &Runtime, pid: &erlangen_runtime::Pid) -> mpsc::Receiver<Option<String>> {
+    let (tx, rx) = mpsc::channel();
+    let (ready_tx, ready) = mpsc::channel();
+    let watched = pid.clone();
+    rt.spawn(move |ctx| {
+        ctx.watch(&watched).unwrap();
+        ready_tx.send(()).unwrap();
+        let down = ctx.receive().downcast::<WatchDown>().unwrap();
+        let _ = tx.send(down.status.reason().map(ToString::to_string));
+    });
+    ready.recv_timeout(HANG_GUARD).unwrap();
+    rx
+}
+
+#[test]
+fn a_conflict_resolver_given_to_every_node_decides_which_holder_keeps_the_name() {
+    let mapper = port_mapper();
+    // The holder on the node whose name sorts last keeps the name.
+    let keep_second: fn(&str, &AgentId, &AgentId) -> Option<AgentId> =
+        |_, _, second| Some(second.clone());
+    let (rt_a, a) = node_resolving(&mapper, &unique("ra"), keep_second);
+    let (rt_b, b) = node_resolving(&mapper, &unique("rb"), keep_second);
+    let (tx, _rx) = mpsc::channel();
+    let (on_a, on_b) = (holder(&rt_a, tx.clone()), holder(&rt_b, tx));
+    a.register_global(&on_a, "leader").unwrap();
+    b.register_global(&on_b, "leader").unwrap();
+    let a_first = name_of(&a).to_string() < name_of(&b).to_string();
+    let (kept, gone) = if a_first {
+        ((&on_b, &rt_b), (&on_a, &rt_a))
+    } else {
+        ((&on_a, &rt_a), (&on_b, &rt_b))
+    };
+    let kept_end = end_of(kept.1, kept.0);
+    let gone_end = end_of(gone.1, gone.0);
+    b.connect(&name_of(&a));
+    assert_eq!(
+        gone_end.recv_timeout(HANG_GUARD).unwrap().as_deref(),
+        Some("global name conflict: leader")
+    );
+    eventually("both nodes answer the kept holder", || {
+        let (x, y) = (a.whereis_global("leader"), b.whereis_global("leader"));
+        x.is_some_and(|p| p.serial() == kept.0.serial())
+            && y.is_some_and(|p| p.serial() == kept.0.serial())
+    });
+    assert!(kept_end.try_recv().is_err(), "the kept holder lives");
+}
+
+#[test]
+fn a_conflict_resolver_that_keeps_neither_ends_both_holders() {
+    let mapper = port_mapper();
+    let neither: fn(&str, &AgentId, &AgentId) -> Option<AgentId> = |_, _, _| None;
+    let (rt_a, a) = node_resolving(&mapper, &unique("na"), neither);
+    let (rt_b, b) = node_resolving(&mapper, &unique("nb"), neither);
+    let (tx, _rx) = mpsc::channel();
+    let (on_a, on_b) = (holder(&rt_a, tx.clone()), holder(&rt_b, tx));
+    a.register_global(&on_a, "leader").unwrap();
+    b.register_global(&on_b, "leader").unwrap();
+    let (end_a, end_b) = (end_of(&rt_a, &on_a), end_of(&rt_b, &on_b));
+    b.connect(&name_of(&a));
+    for end in [end_a, end_b] {
+        assert_eq!(
+            end.recv_timeout(HANG_GUARD).unwrap().as_deref(),
+            Some("global name conflict: leader")
+        );
+    }
+    eventually("the name is free everywhere", || {
+        a.whereis_global("leader").is_none() && b.whereis_global("leader").is_none()
     });
 }
