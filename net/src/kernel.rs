@@ -274,6 +274,13 @@ impl Kernel {
         let port_mapper = embedded
             .as_ref()
             .map_or(args.port_mapper, |d| d.local_addr());
+        // A port mapper on every address is this host's on loopback, where
+        // registration is allowed.
+        let port_mapper = if port_mapper.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], port_mapper.port()))
+        } else {
+            port_mapper
+        };
         let mut runtime = Runtime::builder();
         if let Some(workers) = args.workers {
             runtime = runtime.workers(workers);
@@ -300,6 +307,7 @@ impl Kernel {
                 });
         let mut builder = Node::builder(&args.name)
             .host(&args.host)
+            .listen(args.listen)
             .cookie(&cookie)
             .port_mapper(port_mapper)
             .types(self.types)
@@ -386,9 +394,15 @@ struct KernelArgs {
     /// A file that holds the cookie.
     #[arg(long)]
     cookie_file: Option<PathBuf>,
-    /// The port mapper to register with.
+    /// The port mapper to register with (with --start-port-mapper, where
+    /// it listens: 0.0.0.0:10001 lets other hosts look names up here).
     #[arg(long, default_value = "127.0.0.1:10001")]
     port_mapper: SocketAddr,
+    /// The address the node listens on (its port is ephemeral): loopback by
+    /// default; the address other hosts reach it at, for a cluster across
+    /// hosts.
+    #[arg(long, default_value = "127.0.0.1")]
+    listen: std::net::IpAddr,
     /// Start a port mapper in this process at --port-mapper.
     #[arg(long)]
     start_port_mapper: bool,

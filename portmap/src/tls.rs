@@ -69,6 +69,21 @@ impl TlsOptions {
             key: key.as_ref().to_owned(),
         }
     }
+
+    /// The CA file.
+    pub fn ca(&self) -> &Path {
+        &self.ca
+    }
+
+    /// The certificate chain's file.
+    pub fn cert(&self) -> &Path {
+        &self.cert
+    }
+
+    /// The key's file.
+    pub fn key(&self) -> &Path {
+        &self.key
+    }
 }
 
 /// Step 1: the two configurations of a node or a port mapper.

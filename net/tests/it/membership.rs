@@ -17,7 +17,7 @@ const KERNEL: &str = env!("CARGO_BIN_EXE_erlangen-kernel");
 const KERNELS: usize = 16;
 
 /// A kernel process, killed when dropped.
-struct Kernel(Child);
+pub(crate) struct Kernel(Child);
 
 impl Drop for Kernel {
     fn drop(&mut self) {
@@ -33,7 +33,7 @@ fn kernel(mapper: &erlangen_portmap::Daemon, name: &str, seed: Option<&str>) -> 
 }
 
 /// `kernel`, with more arguments.
-fn kernel_with(
+pub(crate) fn kernel_with(
     mapper: &erlangen_portmap::Daemon,
     name: &str,
     seed: Option<&str>,
@@ -64,7 +64,7 @@ fn kernel_with(
 }
 
 /// Polls `check` until it holds (a hang guard, not a timing assertion).
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let started = Instant::now();
     while !check() {
         assert!(started.elapsed() < HANG_GUARD * 4, "never: {what}");
@@ -73,7 +73,7 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 /// The peers `kernel` reports, by the kernel's `nodes` function.
-fn peers_of(rt: &Runtime, node: &Arc<Node>, kernel: &NodeName) -> Vec<String> {
+pub(crate) fn peers_of(rt: &Runtime, node: &Arc<Node>, kernel: &NodeName) -> Vec<String> {
     let (node, kernel) = (node.clone(), kernel.clone());
     rt.run(move |ctx| {
         let child = node

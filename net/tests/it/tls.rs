@@ -221,3 +221,48 @@ fn a_plain_tcp_node_cannot_join_a_tls_cluster() {
         "nothing reached the plain node"
     );
 }
+
+#[test]
+fn kernels_started_with_tls_flags_form_a_mesh_over_tls() {
+    use crate::membership::{eventually, kernel_with, peers_of};
+    let dir = TempDir::new();
+    let ca = Authority::new(&dir.0, "ca");
+    let mapper = port_mapper();
+    let names: Vec<String> = (0..3).map(|i| unique(&format!("k{i}"))).collect();
+    let mut kernels = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let options = ca.node_options(&dir.0, name, &ca);
+        let files: Vec<String> = [&options.ca(), &options.cert(), &options.key()]
+            .iter()
+            .map(|path| path.display().to_string())
+            .collect();
+        let seed = (i > 0).then(|| names[0].as_str());
+        kernels.push(kernel_with(
+            &mapper,
+            name,
+            seed,
+            &[
+                "--tls-ca",
+                &files[0],
+                "--tls-cert",
+                &files[1],
+                "--tls-key",
+                &files[2],
+            ],
+        ));
+    }
+    let me = unique("asker");
+    let (rt, node) = node(&mapper, &me, Some(ca.node_options(&dir.0, &me, &ca)));
+    let full: Vec<NodeName> = names
+        .iter()
+        .map(|name| format!("localhost/{name}").parse().unwrap())
+        .collect();
+    for kernel in &full {
+        eventually(&format!("{kernel} sees the two others"), || {
+            let peers = peers_of(&rt, &node, kernel);
+            full.iter()
+                .filter(|k| *k != kernel)
+                .all(|k| peers.contains(&k.to_string()))
+        });
+    }
+}
