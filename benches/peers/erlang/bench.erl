@@ -501,8 +501,15 @@ start_peers(Prefix, Count) ->
     [wait_for(Peer, 400) || {Peer, _} <- Peers],
     Peers.
 
+%% Halts the peers and waits until each is gone: one left behind would
+%% hold the runner's output pipe open.
 stop_peers(Peers) ->
-    [begin rpc:cast(Peer, erlang, halt, []), catch port_close(Port) end || {Peer, Port} <- Peers].
+    [begin
+         erlang:monitor_node(Peer, true),
+         rpc:cast(Peer, erlang, halt, []),
+         receive {nodedown, Peer} -> ok after 10000 -> ok end,
+         catch port_close(Port)
+     end || {Peer, Port} <- Peers].
 
 %% Connects to Seed, then waits until Count other nodes are visible: the
 %% µs it took.
