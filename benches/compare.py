@@ -107,7 +107,7 @@ ROWS = [
     # What a cluster costs (issue 23): 16 nodes meshed through one, each its own process with
     # its defaults (ours: a worker per core; Erlang: a scheduler per core, connect_all).
     ("B13 cluster of 16: memory per node", "cluster_mesh", "", "rss_kib_per_node", "KiB", [], ["erlang"]),
-    ("B13 cluster of 16: idle CPU per node", "cluster_mesh", "", "idle_cpu_pct_per_node", "%", [], ["erlang"]),
+    ("B13 cluster of 16: idle CPU per node (ms of CPU per second)", "cluster_mesh", "", "idle_cpu_ms_per_s", "ms/s", [], ["erlang"]),
     ("B13 cluster of 16: a 17th node joins (until it sees all 16)", "cluster_mesh", "", "join_ms", "ms", [], ["erlang"]),
     ("B13 group send to 1,000 members on 4 nodes, per broadcast (Erlang: pg)", "cluster_group_send", "", "per_broadcast_us", "µs", [], ["erlang"]),
     ("B9 parallel map 2w", "parallel_map", "", "parallel_ms", "ms", [("peer", "rayon", 1.1)], ["rayon"]),
