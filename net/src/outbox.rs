@@ -39,6 +39,10 @@
 //!    are held behind the buffer, and closes it before it drops the
 //!    connection.
 //!
+//! With TLS (portmap's tls.rs), every write, the loop's and the workers',
+//! goes through the connection's session (taken after this lock), and what
+//! the session holds is written first.
+//!
 //! The lock is held for encoding into the buffer and for non-blocking
 //! writes only: a worker never waits for the network, and waits for the
 //! lock at most `config::OUTBOX_LOCK_SPIN` (spinning) before it leaves the

@@ -282,7 +282,11 @@ impl<S: Read + Write> Write for Blocking<'_, S> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        while !self.session.write_held(self.socket)?.0 {}
+        // A blocking socket "would block" only when its write timeout ran
+        // out.
+        if !self.session.write_held(self.socket)?.0 {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
         self.socket.flush()
     }
 }
