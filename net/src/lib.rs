@@ -101,6 +101,16 @@
 //! handshake inside; lookups at another host's port mapper go over TLS
 //! too, with the cookie's proof inside); without it, listen on loopback (the default) or a
 //! trusted network.
+//!
+//! # Platforms
+//!
+//! Linux only (built and tested on x86-64; kernel 6.13 or later for the
+//! cheapest stack guards, older kernels fall back): it sits on erlangen-
+//! runtime, which is Linux-only. On any other target the crate refuses to
+//! build with a message that says so.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("erlangen-net runs on Linux only (see the crate docs, \"Platforms\")");
 
 pub mod config;
 pub mod erlang;

@@ -27,6 +27,18 @@
 //! assert_eq!(client.names().unwrap(), vec![("alpha".to_string(), 4000)]);
 //! drop(registration); // the name is released with its connection
 //! ```
+//!
+//! # Platforms
+//!
+//! Linux only (built and tested on x86-64; kernel 6.13 or later for the
+//! cheapest stack guards, older kernels fall back): its listener's
+//! descriptor handling (the reserve descriptor that keeps accepting after
+//! `EMFILE`, the raised limit) is written and tested against Linux only,
+//! and the nodes built on it are Linux-only. On any other target the crate
+//! refuses to build with a message that says so.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("erlangen-portmap runs on Linux only (see the crate docs, \"Platforms\")");
 
 pub mod auth;
 pub mod client;

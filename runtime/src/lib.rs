@@ -132,8 +132,20 @@
 //! 5. An agent that waits long can hibernate ([`Ctx::hibernate`]): it gives
 //!    its stack back and runs a continuation on a fresh one when a message
 //!    comes.
+//!
+//! # Platforms
+//!
+//! Linux only (built and tested on x86-64; kernel 6.13 or later for the
+//! cheapest stack guards, older kernels fall back): its stacks are slabs
+//! guarded with `MADV_GUARD_INSTALL` (`process_madvise` where the kernel
+//! has it), its workers pinned with `sched_setaffinity`, and its overflow
+//! handler reads Linux signal frames. On any other target the crate refuses
+//! to build with a message that says so.
 
 #![warn(missing_docs)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("erlangen-runtime runs on Linux only (see the crate docs, \"Platforms\")");
 
 // The loom models (sync.rs says how to run them).
 #[cfg(loom)]

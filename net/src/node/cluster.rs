@@ -36,7 +36,7 @@ impl Node {
     }
 
     /// `pid` (a local agent) hears each time `node` comes up or goes down,
-    /// as a [`NodeEvent`] (Erlang's `monitor_node`, with `nodeup` too);
+    /// as a [`NodeEvent`](crate::NodeEvent) (Erlang's `monitor_node`, with `nodeup` too);
     /// the node is connected to if it is not. The monitor lasts until
     /// [`Node::demonitor_node`] or the agent's end.
     pub fn monitor_node(&self, pid: &Pid, node: &NodeName) {

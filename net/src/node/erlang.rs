@@ -87,7 +87,7 @@ pub(super) fn start_erlang(
 
 impl Node {
     /// This node's Erlang name (`alive@host`), if it joined Erlang's
-    /// distribution ([`NodeBuilder::erlang`]).
+    /// distribution ([`NodeBuilder::erlang`](crate::NodeBuilder::erlang)).
     pub fn erlang_name(&self) -> Option<&str> {
         self.shared
             .erlang
