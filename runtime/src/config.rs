@@ -221,3 +221,16 @@ const _: () = assert!(STACK_SIZE_BYTES_MAX <= u32::MAX as usize);
 /// The shortest period of `Ctx::send_interval` (a shorter one is raised to
 /// it): a periodic message more often than this is a busy loop.
 pub(crate) const INTERVAL_MIN: Duration = Duration::from_millis(1);
+
+/// The bounds of the mailbox-length histogram of
+/// [`RuntimeMetrics`](crate::RuntimeMetrics), in messages (Prometheus's
+/// `le`; `+Inf` is the number of agents), rising.
+pub(crate) const METRICS_MAILBOX_BUCKETS: [usize; 9] = [0, 1, 4, 16, 64, 256, 1024, 4096, 65_536];
+
+const _: () = {
+    let mut i = 1;
+    while i < METRICS_MAILBOX_BUCKETS.len() {
+        assert!(METRICS_MAILBOX_BUCKETS[i - 1] < METRICS_MAILBOX_BUCKETS[i]);
+        i += 1;
+    }
+};

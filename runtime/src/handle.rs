@@ -89,6 +89,12 @@ impl RuntimeHandle {
         true
     }
 
+    /// Counters and gauges of the runtime, for metrics
+    /// ([`crate::Runtime::metrics`]).
+    pub fn metrics(&self) -> crate::RuntimeMetrics {
+        crate::introspection::metrics(&self.shared)
+    }
+
     /// Whether the local agent `pid` is alive (`false` for one that exited,
     /// and for a remote pid).
     pub fn is_alive(&self, pid: &Pid) -> bool {

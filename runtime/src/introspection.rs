@@ -158,3 +158,164 @@ pub(crate) fn live_agents(shared: &Shared) -> Vec<Pid> {
     all.sort();
     all
 }
+
+/// How an agent ended, as metrics count it: the class of its
+/// [`ExitStatus`](crate::ExitStatus).
+///
+/// ```
+/// use erlangen_runtime::{ExitClass, ExitReason, ExitStatus};
+/// assert_eq!(ExitClass::of(&ExitStatus::Exit(ExitReason::Kill)).name(), "kill");
+/// assert_eq!(ExitClass::ALL.len(), ExitClass::COUNT);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExitClass {
+    /// Its function returned.
+    Returned,
+    /// Killed (`ExitReason::Kill`).
+    Kill,
+    /// It panicked.
+    Panic,
+    /// A linked agent's end took it.
+    Linked,
+    /// Its node or runtime was lost.
+    NoConnection,
+    /// Asked to stop (`ExitReason::Shutdown`).
+    Shutdown,
+    /// Any other reason (its own, a timeout, `noproc`, a system limit).
+    Other,
+}
+
+impl ExitClass {
+    /// How many classes there are.
+    pub const COUNT: usize = 7;
+    /// Every class, in a fixed order.
+    pub const ALL: [ExitClass; ExitClass::COUNT] = [
+        ExitClass::Returned,
+        ExitClass::Kill,
+        ExitClass::Panic,
+        ExitClass::Linked,
+        ExitClass::NoConnection,
+        ExitClass::Shutdown,
+        ExitClass::Other,
+    ];
+
+    /// The class of `status`.
+    pub fn of(status: &crate::ExitStatus) -> ExitClass {
+        use crate::{ExitReason, ExitStatus};
+        match status {
+            ExitStatus::Ok(_) => ExitClass::Returned,
+            ExitStatus::Exit(ExitReason::Kill) => ExitClass::Kill,
+            ExitStatus::Exit(ExitReason::Panic(_)) => ExitClass::Panic,
+            ExitStatus::Exit(ExitReason::Linked(_)) => ExitClass::Linked,
+            ExitStatus::Exit(ExitReason::NoConnection) => ExitClass::NoConnection,
+            ExitStatus::Exit(ExitReason::Shutdown) => ExitClass::Shutdown,
+            ExitStatus::Exit(_) => ExitClass::Other,
+        }
+    }
+
+    /// Its name in metrics (a label value).
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitClass::Returned => "returned",
+            ExitClass::Kill => "kill",
+            ExitClass::Panic => "panic",
+            ExitClass::Linked => "linked",
+            ExitClass::NoConnection => "noconnection",
+            ExitClass::Shutdown => "shutdown",
+            ExitClass::Other => "other",
+        }
+    }
+}
+
+/// A snapshot of a runtime's counters and gauges, for metrics
+/// ([`Runtime::metrics`](crate::Runtime::metrics)). Counters count from the
+/// runtime's start. Taking one walks the live agents once (for the mailbox
+/// histogram and the per-agent sums): about as costly as
+/// [`Runtime::agents`](crate::Runtime::agents), and it never stops a worker.
+///
+/// ```
+/// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+/// rt.run(|_ctx| ()).unwrap();
+/// let metrics = rt.metrics();
+/// assert_eq!((metrics.workers, metrics.spawned_total), (1, 1));
+/// assert_eq!(metrics.exited_total[0], (erlangen_runtime::ExitClass::Returned, 1));
+/// ```
+#[derive(Clone, Debug)]
+pub struct RuntimeMetrics {
+    /// Worker threads.
+    pub workers: usize,
+    /// Of them, parked now.
+    pub parked_workers: usize,
+    /// Agents alive now.
+    pub agents: usize,
+    /// Agents spawned so far.
+    pub spawned_total: u64,
+    /// Agents ended so far, by class.
+    pub exited_total: Vec<(ExitClass, u64)>,
+    /// Agents waiting to run, per worker (its stealable deque and its
+    /// inbox; the agents it holds privately are not counted).
+    pub run_queue_lengths: Vec<usize>,
+    /// Batches of agents workers took from one another.
+    pub steals_total: u64,
+    /// Panics outside agents caught on workers.
+    pub contained_panics_total: u64,
+    /// Live agents by mailbox length: for each bound (0, 1, 4, 16, 64, 256,
+    /// 1,024, 4,096 and 65,536 messages), the agents whose mailbox holds at
+    /// most that many (cumulative, as Prometheus histograms are).
+    pub mailbox_buckets: Vec<(usize, u64)>,
+    /// Messages waiting in live agents' mailboxes, in all.
+    pub mailbox_messages: u64,
+    /// Messages live agents' mailboxes refused (full or closed).
+    pub dropped_by_live_agents: u64,
+    /// Watchdog warnings of live agents.
+    pub watchdog_warnings_of_live_agents: u64,
+}
+
+pub(crate) fn metrics(shared: &Shared) -> RuntimeMetrics {
+    use crate::config::METRICS_MAILBOX_BUCKETS;
+    let (spawned_total, exited) = shared.live.counts();
+    let mut buckets = vec![0u64; METRICS_MAILBOX_BUCKETS.len()];
+    let (mut messages, mut dropped, mut warnings) = (0u64, 0u64, 0u64);
+    let live = shared.live.snapshot();
+    for cell in &live {
+        let queued = cell.mailbox.len();
+        messages += queued as u64;
+        dropped += cell.mailbox.dropped();
+        warnings += u64::from(cell.watchdog_warnings.load(Ordering::Relaxed));
+        for (bucket, &bound) in buckets.iter_mut().zip(METRICS_MAILBOX_BUCKETS.iter()) {
+            if queued <= bound {
+                *bucket += 1;
+            }
+        }
+    }
+    RuntimeMetrics {
+        workers: shared.workers.len(),
+        parked_workers: shared
+            .workers
+            .iter()
+            .filter(|w| w.parker.is_parked())
+            .count(),
+        agents: live.len(),
+        spawned_total,
+        exited_total: ExitClass::ALL.iter().copied().zip(exited).collect(),
+        run_queue_lengths: shared
+            .workers
+            .iter()
+            .map(|w| w.stealer.len() + w.inbox.len())
+            .collect(),
+        steals_total: shared
+            .workers
+            .iter()
+            .map(|w| w.steals.load(Ordering::Relaxed))
+            .sum(),
+        contained_panics_total: shared.contained_panics.load(Ordering::Relaxed),
+        mailbox_buckets: METRICS_MAILBOX_BUCKETS
+            .iter()
+            .copied()
+            .zip(buckets)
+            .collect(),
+        mailbox_messages: messages,
+        dropped_by_live_agents: dropped,
+        watchdog_warnings_of_live_agents: warnings,
+    }
+}

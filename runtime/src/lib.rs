@@ -186,7 +186,7 @@ pub use crate::error::Error;
 pub use crate::exit::{Down, ExitReason, ExitStatus, Timeout, Value};
 pub use crate::gather::{Gather, GatherError, PartWriter};
 pub use crate::handle::{RuntimeHandle, WeakPid};
-pub use crate::introspection::{AgentStats, AgentTree};
+pub use crate::introspection::{AgentStats, AgentTree, ExitClass, RuntimeMetrics};
 pub use crate::message::Message;
 pub use crate::pid::Pid;
 pub use crate::polite_spin::PoliteSpin;

@@ -653,6 +653,11 @@ impl Runtime {
             .count()
     }
 
+    /// Counters and gauges of this runtime, for metrics ([`RuntimeMetrics`]).
+    pub fn metrics(&self) -> crate::RuntimeMetrics {
+        crate::introspection::metrics(&self.shared)
+    }
+
     /// A snapshot of scheduler state, for diagnosing a hang.
     #[doc(hidden)]
     pub fn debug_state(&self) -> String {

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::agent::AgentCell;
 use crate::config::LIVE_SHARDS;
+use crate::introspection::ExitClass;
 use crate::sync::lock;
 
 /// One shard.
@@ -22,6 +23,11 @@ struct Shard {
     slots: Vec<Option<Arc<AgentCell>>>,
     /// Indices of free slots.
     free: Vec<usize>,
+    /// Agents inserted so far (metrics; counted under the lock insert
+    /// takes anyway).
+    inserted: u64,
+    /// Agents removed so far, by how they ended (`ExitClass` as index).
+    exited: [u64; ExitClass::COUNT],
 }
 
 /// The live agents.
@@ -62,13 +68,14 @@ impl LiveTable {
                 shard.slots.len() - 1
             }
         };
+        shard.inserted += 1;
         // Relaxed: read back only under the same shard lock.
         cell.live_index.store(index, Ordering::Relaxed);
     }
 
-    /// Removes an agent that exited. Returns the table's reference to it, so
-    /// the caller can drop it outside the lock.
-    pub(crate) fn remove(&self, cell: &AgentCell) -> Option<Arc<AgentCell>> {
+    /// Removes an agent that exited as `class` says. Returns the table's
+    /// reference to it, so the caller can drop it outside the lock.
+    pub(crate) fn remove(&self, cell: &AgentCell, class: ExitClass) -> Option<Arc<AgentCell>> {
         let mut shard = lock(self.shard(cell));
         let index = cell.live_index.load(Ordering::Relaxed);
         let slot = shard.slots.get_mut(index)?;
@@ -76,10 +83,25 @@ impl LiveTable {
             Some(held) if std::ptr::eq(&**held, cell) => {
                 let held = slot.take();
                 shard.free.push(index);
+                shard.exited[class as usize] += 1;
                 held
             }
             _ => None,
         }
+    }
+
+    /// Agents inserted so far, and removed so far by how they ended.
+    pub(crate) fn counts(&self) -> (u64, [u64; ExitClass::COUNT]) {
+        let mut inserted = 0;
+        let mut exited = [0; ExitClass::COUNT];
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            inserted += shard.inserted;
+            for (total, n) in exited.iter_mut().zip(shard.exited) {
+                *total += n;
+            }
+        }
+        (inserted, exited)
     }
 
     /// The live agent with `serial` of runtime `runtime`, if any (scans the

@@ -84,6 +84,9 @@ pub(crate) struct WorkerShared {
     pub(crate) resumes: AtomicU64,
     /// Serial of the agent running now, 0 if none (watchdog.rs).
     pub(crate) running: AtomicU64,
+    /// Batches this worker stole from others (written by this worker only;
+    /// read by metrics).
+    pub(crate) steals: AtomicU64,
 }
 
 /// Everything the workers and the runtime handle share.
@@ -143,6 +146,7 @@ impl Shared {
                 died: AtomicBool::new(false),
                 resumes: AtomicU64::new(0),
                 running: AtomicU64::new(0),
+                steals: AtomicU64::new(0),
             })
             .collect();
         Shared {

@@ -298,7 +298,9 @@ impl Shared {
         }
         cell.set_died();
         cell.state.transition_to_done();
-        let held = self.live.remove(cell);
+        let held = self
+            .live
+            .remove(cell, crate::introspection::ExitClass::of(&status));
         for peer in &farewell.kill {
             let reason = ExitReason::Linked(Box::new(status.clone()));
             self.fire_edge(&me, peer, Fired::Exit(reason), from);

@@ -326,6 +326,9 @@ impl WorkerContext {
                 continue;
             }
             if let Some(task) = retry(|| victim.stealer.steal_batch_and_pop(&self.stealable)) {
+                // A plain store: this worker is the only writer.
+                let steals = &self.shared.workers[self.index].steals;
+                steals.store(steals.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
                 return Some(task);
             }
         }
