@@ -460,3 +460,27 @@ pub const GROUP_NAME_BYTES_MAX: usize = 255;
 /// assert_eq!(erlangen_net::config::GROUP_SWEEP_INTERVAL.as_millis(), 100);
 /// ```
 pub const GROUP_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The largest request head the metrics endpoint reads, in bytes
+/// (metrics_http.rs step 1); a longer one is answered 400.
+///
+/// ```
+/// assert_eq!(erlangen_net::config::METRICS_REQUEST_BYTES_MAX, 8 * 1024);
+/// ```
+pub const METRICS_REQUEST_BYTES_MAX: usize = 8 * 1024;
+
+/// How long the metrics endpoint waits for a request head, and for its
+/// answer to be taken (metrics_http.rs step 1).
+///
+/// ```
+/// assert_eq!(erlangen_net::config::METRICS_REQUEST_TIMEOUT.as_secs(), 2);
+/// ```
+pub const METRICS_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the metrics endpoint reads and drops of a request after answering,
+/// at most, in bytes (metrics_http.rs step 2).
+///
+/// ```
+/// assert!(erlangen_net::config::METRICS_DRAIN_BYTES_MAX >= erlangen_net::config::METRICS_REQUEST_BYTES_MAX);
+/// ```
+pub const METRICS_DRAIN_BYTES_MAX: usize = 64 * 1024;

@@ -325,6 +325,9 @@ impl Kernel {
         if let Some(tls) = &tls {
             builder = builder.tls(tls.clone());
         }
+        if let Some(addr) = args.metrics_listen {
+            builder = builder.metrics_listen(addr);
+        }
         let node = builder.start(&runtime).map_err(|e| e.to_string())?;
         let node = Arc::new(node);
         let _ = this_node.set(Arc::downgrade(&node));
@@ -358,6 +361,9 @@ impl Kernel {
             node.name(),
             node.local_addr()
         );
+        if let Some(addr) = node.metrics_addr() {
+            println!("erlangen-kernel: metrics at http://{addr}/metrics");
+        }
         if let Some(name) = node.erlang_name() {
             println!("erlangen-kernel: Erlang nodes reach it as '{name}'");
         }
@@ -439,6 +445,11 @@ struct KernelArgs {
     /// This node's private key (PEM).
     #[arg(long, requires = "tls_ca")]
     tls_key: Option<PathBuf>,
+    /// Serve metrics in Prometheus's text format at http://ADDR/metrics
+    /// (port 0: a free one, printed at start). Read-only and without the
+    /// cookie: bind it where only the scraper reaches.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// The nodes registered with the port mapper of `host` (`--discover`): at

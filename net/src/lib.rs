@@ -130,6 +130,8 @@ mod functions;
 mod global;
 mod groups;
 mod id;
+mod metrics;
+mod metrics_http;
 mod node;
 mod outbox;
 mod peer_stats;

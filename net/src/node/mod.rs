@@ -75,6 +75,7 @@ pub struct NodeBuilder {
     erlang: Option<crate::erlang::ErlangOptions>,
     tls: Option<erlangen_portmap::tls::TlsOptions>,
     global_resolver: crate::global::Resolver,
+    metrics: Option<SocketAddr>,
 }
 
 impl NodeBuilder {
@@ -136,6 +137,21 @@ impl NodeBuilder {
         resolver: impl Fn(&str, &AgentId, &AgentId) -> Option<AgentId> + Send + Sync + 'static,
     ) -> NodeBuilder {
         self.global_resolver = crate::global::Resolver(Arc::new(resolver));
+        self
+    }
+
+    /// Serves the node's and its runtime's metrics in Prometheus's text
+    /// format at `http://ADDR/metrics` (a port of 0 picks a free one;
+    /// [`Node::metrics_addr`] says which). The endpoint only reads, asks
+    /// for no cookie and answers one request at a time: bind it where only
+    /// the scraper reaches. Each scrape walks the live agents once.
+    ///
+    /// ```
+    /// let builder = erlangen_net::Node::builder("alpha").metrics_listen("127.0.0.1:0".parse().unwrap());
+    /// let _ = builder;
+    /// ```
+    pub fn metrics_listen(mut self, addr: SocketAddr) -> NodeBuilder {
+        self.metrics = Some(addr);
         self
     }
 
@@ -351,10 +367,19 @@ impl NodeBuilder {
             .stack_size(crate::event_loop::LOOP_STACK_BYTES)
             .spawn(move || event_loop.run())?;
         tracing::info!(node = %shared.name, addr = %local_addr, "erlangen: node listening");
-        Ok(Node {
+        let mut node = Node {
             shared,
             thread: Some(thread),
-        })
+            metrics: None,
+        };
+        if let Some(addr) = self.metrics {
+            // On failure the node is dropped, and so stopped.
+            let endpoint =
+                crate::metrics_http::Endpoint::start(addr, Arc::downgrade(&node.shared))?;
+            tracing::info!(addr = %endpoint.addr(), "erlangen: metrics served");
+            node.metrics = Some(endpoint);
+        }
+        Ok(node)
     }
 }
 
@@ -411,6 +436,8 @@ impl NodeBuilder {
 pub struct Node {
     shared: Arc<NodeShared>,
     thread: Option<JoinHandle<()>>,
+    /// The metrics endpoint, if asked for.
+    metrics: Option<crate::metrics_http::Endpoint>,
 }
 
 impl Node {
@@ -436,6 +463,7 @@ impl Node {
             erlang: None,
             tls: None,
             global_resolver: crate::global::Resolver(Arc::new(crate::global::keep_first)),
+            metrics: None,
         }
     }
 
@@ -861,7 +889,18 @@ impl Node {
         self.stop_now();
     }
 
+    /// Where the metrics endpoint listens, if the node serves one
+    /// ([`NodeBuilder::metrics_listen`]).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .map(crate::metrics_http::Endpoint::addr)
+    }
+
     fn stop_now(&mut self) {
+        if let Some(mut metrics) = self.metrics.take() {
+            metrics.stop();
+        }
         self.shared.stopped.store(true, Ordering::Release);
         self.shared.push(Command::Stop);
         if let Some(thread) = self.thread.take() {

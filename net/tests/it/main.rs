@@ -11,6 +11,7 @@ mod groups;
 mod hostile;
 mod hostile_host;
 mod membership;
+mod metrics;
 mod nodes;
 mod partition;
 mod raw;

@@ -19,6 +19,18 @@ const KERNELS: usize = 16;
 /// A kernel process, killed when dropped.
 pub(crate) struct Kernel(Child);
 
+impl Kernel {
+    /// Starts `command` as a kernel process (killed when dropped).
+    pub(crate) fn spawn(command: &mut Command) -> Kernel {
+        Kernel(command.spawn().expect("the kernel starts"))
+    }
+
+    /// Its standard output (piped by the caller).
+    pub(crate) fn stdout(&mut self) -> std::process::ChildStdout {
+        self.0.stdout.take().expect("a piped stdout")
+    }
+}
+
 impl Drop for Kernel {
     fn drop(&mut self) {
         let _ = self.0.kill();
