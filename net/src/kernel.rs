@@ -231,10 +231,7 @@ impl Kernel {
                 return ExitCode::from(2);
             }
         };
-        let _ = tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_target(false)
-            .try_init();
+        erlangen_portmap::logging::init(args.log_format);
         match self.run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -450,6 +447,10 @@ struct KernelArgs {
     /// cookie: bind it where only the scraper reaches.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// How logs are written to stderr: text, or one JSON object per line
+    /// (with the node's span).
+    #[arg(long, value_enum, default_value_t = erlangen_portmap::logging::LogFormat::Text)]
+    log_format: erlangen_portmap::logging::LogFormat,
 }
 
 /// The nodes registered with the port mapper of `host` (`--discover`): at

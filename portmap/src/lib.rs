@@ -48,6 +48,7 @@ pub mod epmd;
 pub mod frame;
 pub mod listener;
 pub mod log_limit;
+pub mod logging;
 pub mod server;
 pub mod tls;
 pub mod wire;

@@ -30,6 +30,9 @@ struct Args {
     /// The port mapper (with --remote).
     #[arg(long, default_value = "127.0.0.1:10001")]
     port_mapper: std::net::SocketAddr,
+    /// How logs are written to stderr: text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = erlangen_portmap::logging::LogFormat::Text)]
+    log_format: erlangen_portmap::logging::LogFormat,
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         eprintln!("erlangen-ring-benchmark: n-agents must be at least 2");
         return ExitCode::from(2);
     }
+    erlangen_portmap::logging::init(args.log_format);
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

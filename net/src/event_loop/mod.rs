@@ -354,6 +354,9 @@ impl EventLoop {
 
     /// The thread's body.
     pub(crate) fn run(mut self) {
+        // Every event of the loop is logged inside the node's span.
+        let span = tracing::info_span!("node", node = %self.shared.name);
+        let _entered = span.enter();
         let mut events = Events::with_capacity(256);
         while !self.stopping {
             if self.accept_retry_at.is_some_and(|at| at <= Instant::now()) {

@@ -171,3 +171,57 @@ fn a_cookie_file_with_a_trailing_newline_holds_the_same_cookie_as_the_environmen
         "{stdout}"
     );
 }
+
+#[test]
+fn a_kernel_with_log_format_json_writes_one_json_object_per_line_inside_its_node_span() {
+    use std::io::BufRead;
+    let mapper = crate::support::port_mapper();
+    let name = crate::support::unique("json-log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_erlangen-kernel"))
+        .args(["--name", &name, "--workers", "1", "--log-format", "json"])
+        .args(["--port-mapper", &mapper.local_addr().to_string()])
+        .env(
+            "ERLANGEN_COOKIE",
+            std::str::from_utf8(crate::support::COOKIE).unwrap(),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // A node connects: the kernel's loop logs it.
+    let (_rt, node) = crate::support::node(&mapper, &crate::support::unique("visitor"));
+    let kernel: erlangen_net::NodeName = format!("localhost/{name}").parse().unwrap();
+    let started = std::time::Instant::now();
+    let line = loop {
+        node.connect(&kernel);
+        match lines.recv_timeout(std::time::Duration::from_millis(200)) {
+            Ok(line) if line.contains("erlangen: connected") => break line,
+            Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(error) => panic!("the kernel's log ended: {error}"),
+        }
+        assert!(
+            started.elapsed() < crate::support::HANG_GUARD,
+            "no connection logged"
+        );
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
+    assert!(line.contains("\"level\":\"INFO\""), "{line}");
+    assert!(
+        line.contains("\"name\":\"node\"") && line.contains(&format!("\"localhost/{name}\"")),
+        "inside the node's span: {line}"
+    );
+}

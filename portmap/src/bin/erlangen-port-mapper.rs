@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use erlangen_portmap::logging::LogFormat;
 use erlangen_portmap::{DaemonConfig, Server, LISTEN_DEFAULT};
 
 /// The Erlangen port mapper: maps node names to ports on this host.
@@ -57,12 +58,12 @@ struct Args {
     /// This host's private key (PEM).
     #[arg(long, requires = "tls_ca")]
     tls_key: Option<PathBuf>,
+    /// How logs are written to stderr: text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(error) if !error.use_stderr() => {
@@ -82,6 +83,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    erlangen_portmap::logging::init(args.log_format);
     let cookie = match read_cookie(&args) {
         Ok(cookie) => cookie,
         Err(error) => {
