@@ -653,7 +653,7 @@ impl Runtime {
             .count()
     }
 
-    /// Counters and gauges of this runtime, for metrics ([`RuntimeMetrics`]).
+    /// Counters and gauges of this runtime, for metrics ([`RuntimeMetrics`](crate::RuntimeMetrics)).
     pub fn metrics(&self) -> crate::RuntimeMetrics {
         crate::introspection::metrics(&self.shared)
     }
