@@ -88,6 +88,16 @@ pub(crate) fn render(runtime: &RuntimeMetrics, node: &NodeFigures) -> String {
     );
     out.sample("erlangen_steals_total", &[], runtime.steals_total as f64);
     out.family(
+        "erlangen_messages_sent_total",
+        "counter",
+        "Messages sent by agents and from outside the runtime.",
+    );
+    out.sample(
+        "erlangen_messages_sent_total",
+        &[],
+        runtime.messages_sent_total as f64,
+    );
+    out.family(
         "erlangen_contained_panics_total",
         "counter",
         "Panics outside agents caught on workers.",

@@ -257,6 +257,10 @@ pub struct RuntimeMetrics {
     pub run_queue_lengths: Vec<usize>,
     /// Batches of agents workers took from one another.
     pub steals_total: u64,
+    /// Messages sent (to local and remote agents, delivered or refused);
+    /// a worker's count is published after each resume, so an agent that
+    /// is running now has its sends counted when it yields.
+    pub messages_sent_total: u64,
     /// Panics outside agents caught on workers.
     pub contained_panics_total: u64,
     /// Live agents by mailbox length: for each bound (0, 1, 4, 16, 64, 256,
@@ -308,6 +312,12 @@ pub(crate) fn metrics(shared: &Shared) -> RuntimeMetrics {
             .iter()
             .map(|w| w.steals.load(Ordering::Relaxed))
             .sum(),
+        messages_sent_total: shared
+            .workers
+            .iter()
+            .map(|w| w.sent.load(Ordering::Relaxed))
+            .sum::<u64>()
+            + shared.sent_outside.load(Ordering::Relaxed),
         contained_panics_total: shared.contained_panics.load(Ordering::Relaxed),
         mailbox_buckets: METRICS_MAILBOX_BUCKETS
             .iter()

@@ -118,6 +118,8 @@ fn a_scrape_reports_agents_exits_mailboxes_and_peers_by_prometheus_conventions()
         assert!(families.contains_key(family), "{key} has no family");
     }
     assert_eq!(samples["erlangen_workers"], 2.0);
+    // The 100 sent to the hot agent from outside, at least.
+    assert!(samples["erlangen_messages_sent_total"] >= 100.0);
     assert!(samples["erlangen_agents_exited_total{class=\"returned\"}"] >= 3.0);
     let live = samples["erlangen_agents"];
     assert!(samples["erlangen_agents_spawned_total"] >= live + 4.0);

@@ -87,6 +87,9 @@ pub(crate) struct WorkerShared {
     /// Batches this worker stole from others (written by this worker only;
     /// read by metrics).
     pub(crate) steals: AtomicU64,
+    /// Messages sent from this worker, as of its last resume's end (written
+    /// by this worker only; read by metrics).
+    pub(crate) sent: AtomicU64,
 }
 
 /// Everything the workers and the runtime handle share.
@@ -99,6 +102,8 @@ pub(crate) struct Shared {
     /// returned value, a leftover message, a panic payload) that were
     /// caught and logged (containment.rs).
     pub(crate) contained_panics: AtomicU64,
+    /// Messages sent from threads that are not workers (metrics).
+    pub(crate) sent_outside: AtomicU64,
     /// When a full mailbox was last reported, and how many reports were
     /// held back since (signal.rs `report_full`).
     pub(crate) full_log: Mutex<(Option<std::time::Instant>, u64)>,
@@ -147,11 +152,13 @@ impl Shared {
                 resumes: AtomicU64::new(0),
                 running: AtomicU64::new(0),
                 steals: AtomicU64::new(0),
+                sent: AtomicU64::new(0),
             })
             .collect();
         Shared {
             id: directory::next_id(),
             contained_panics: AtomicU64::new(0),
+            sent_outside: AtomicU64::new(0),
             full_log: Mutex::new((None, 0)),
             config,
             injector: Injector::new(),

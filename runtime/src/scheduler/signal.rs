@@ -82,6 +82,13 @@ impl Shared {
         slot: &mut Option<Message>,
         from: Option<&WorkerContext>,
     ) -> Result<(), Error> {
+        match from {
+            Some(worker) => worker.sent.set(worker.sent.get() + 1),
+            None => {
+                self.sent_outside
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         let PidKind::Local(cell) = &to.kind else {
             return send_remote(to, slot, from);
         };

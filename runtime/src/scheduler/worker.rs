@@ -78,6 +78,9 @@ pub(crate) struct WorkerContext {
     /// Invariant: non-null only while `run_agent` (or `teardown`) holds a
     /// `Task` for it (the live table keeps the cell alive) or an `Arc`.
     current: Cell<*const AgentCell>,
+    /// Messages sent from this worker so far (metrics): counted here, where
+    /// no other thread looks, and published after each resume.
+    pub(crate) sent: Cell<u64>,
     /// Next serial number of this worker's block, and the block's end.
     serials: Cell<(u64, u64)>,
     /// Scratch list of due timers.
@@ -111,6 +114,7 @@ impl WorkerContext {
             stack_cache: RefCell::new(StackCache::new(stack_bytes)),
             tick: Cell::new(0),
             current: Cell::new(std::ptr::null()),
+            sent: Cell::new(0),
             serials: Cell::new((0, 0)),
             due: RefCell::new(Vec::new()),
             returns: ReturnBatches::new(shared_workers),
@@ -388,6 +392,7 @@ impl WorkerContext {
         activity.running.store(task.serial, Ordering::Relaxed);
         let resumed = coroutine.resume(self.as_resume_arg());
         activity.running.store(0, Ordering::Relaxed);
+        activity.sent.store(self.sent.get(), Ordering::Relaxed);
         self.current.set(std::ptr::null());
         overflow::leave();
         let status = match resumed {

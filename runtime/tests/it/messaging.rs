@@ -356,3 +356,24 @@ fn a_full_mailbox_is_reported_in_a_rate_limited_warning_that_names_the_agent() {
         ours.len()
     );
 }
+
+#[test]
+fn metrics_count_every_message_sent_from_agents_and_from_outside() {
+    let rt = erlangen_runtime::Runtime::builder().workers(2).build().unwrap();
+    let before = rt.metrics().messages_sent_total;
+    let sink = rt.spawn(|ctx| loop {
+        ctx.receive();
+    });
+    for n in 0..10u64 {
+        rt.send(&sink, n);
+    }
+    let to = sink.clone();
+    rt.run(move |ctx| {
+        for n in 0..25u64 {
+            ctx.send(&to, n);
+        }
+    })
+    .unwrap();
+    // The root agent's worker published its count when the agent ended.
+    assert_eq!(rt.metrics().messages_sent_total - before, 35);
+}
