@@ -359,7 +359,10 @@ fn a_full_mailbox_is_reported_in_a_rate_limited_warning_that_names_the_agent() {
 
 #[test]
 fn metrics_count_every_message_sent_from_agents_and_from_outside() {
-    let rt = erlangen_runtime::Runtime::builder().workers(2).build().unwrap();
+    let rt = erlangen_runtime::Runtime::builder()
+        .workers(2)
+        .build()
+        .unwrap();
     let before = rt.metrics().messages_sent_total;
     let sink = rt.spawn(|ctx| loop {
         ctx.receive();
