@@ -15,10 +15,8 @@ use crate::peer_stats::PeerStats;
 
 /// The text of `node` and its runtime now.
 pub(crate) fn text(node: &crate::shared::NodeShared) -> String {
-    let mut peers: Vec<PeerStats> = crate::sync::lock(&node.stats).values().cloned().collect();
-    peers.sort_by(|a, b| a.node.cmp(&b.node));
     let figures = NodeFigures {
-        peers,
+        peers: node.peer_stats(),
         dropped: node.dropped.load(std::sync::atomic::Ordering::Relaxed),
         backlog_bytes: node
             .backlog_bytes

@@ -131,6 +131,15 @@ impl fmt::Debug for NodeShared {
 }
 
 impl NodeShared {
+    /// Every peer's connection stats, by node name (`Node::peers`, the
+    /// metrics).
+    pub(crate) fn peer_stats(&self) -> Vec<crate::peer_stats::PeerStats> {
+        let stats = crate::sync::lock(&self.stats);
+        let mut all: Vec<_> = stats.values().cloned().collect();
+        all.sort_by(|a, b| a.node.cmp(&b.node));
+        all
+    }
+
     /// Queues a command for the loop and wakes it if it may be asleep.
     pub(crate) fn push(&self, command: Command) {
         if command.is_backlog() {

@@ -294,11 +294,7 @@ pub(crate) fn metrics(shared: &Shared) -> RuntimeMetrics {
     }
     RuntimeMetrics {
         workers: shared.workers.len(),
-        parked_workers: shared
-            .workers
-            .iter()
-            .filter(|w| w.parker.is_parked())
-            .count(),
+        parked_workers: shared.parked_workers(),
         agents: live.len(),
         spawned_total,
         exited_total: ExitClass::ALL.iter().copied().zip(exited).collect(),

@@ -646,11 +646,7 @@ impl Runtime {
     /// assert!(rt.parked_workers() <= 2);
     /// ```
     pub fn parked_workers(&self) -> usize {
-        self.shared
-            .workers
-            .iter()
-            .filter(|w| w.parker.is_parked())
-            .count()
+        self.shared.parked_workers()
     }
 
     /// Counters and gauges of this runtime, for metrics ([`RuntimeMetrics`](crate::RuntimeMetrics)).

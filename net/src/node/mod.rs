@@ -806,10 +806,7 @@ impl Node {
     /// assert!(node.peers().is_empty()); // no peer yet
     /// ```
     pub fn peers(&self) -> Vec<PeerStats> {
-        let stats = crate::sync::lock(&self.shared.stats);
-        let mut all: Vec<PeerStats> = stats.values().cloned().collect();
-        all.sort_by(|a, b| a.node.cmp(&b.node));
-        all
+        self.shared.peer_stats()
     }
 
     /// Messages dropped by this node: to stale or unknown ids, of types not

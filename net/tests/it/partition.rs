@@ -345,20 +345,10 @@ fn after_a_partition_heals_one_holder_of_a_cluster_name_survives() {
 /// A CA (`ca.pem`) and, for each address, a certificate naming it
 /// (`ADDRESS.pem`, `ADDRESS.key`), in `dir`.
 fn certificates(dir: &Path, addresses: &[String]) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     std::fs::create_dir_all(dir).unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let ca = crate::tls::Authority::new(dir, "ca");
     for address in addresses {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec![address.clone()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        std::fs::write(dir.join(format!("{address}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{address}.key")), key.serialize_pem()).unwrap();
+        ca.issue(dir, address, std::slice::from_ref(address));
     }
 }
 

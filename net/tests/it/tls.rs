@@ -33,13 +33,13 @@ impl Drop for TempDir {
 }
 
 /// A certificate authority whose certificate is `ca.pem` in `dir`.
-struct Authority {
+pub(crate) struct Authority {
     issuer: CertifiedIssuer<'static, KeyPair>,
     ca_file: PathBuf,
 }
 
 impl Authority {
-    fn new(dir: &Path, name: &str) -> Authority {
+    pub(crate) fn new(dir: &Path, name: &str) -> Authority {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
@@ -51,19 +51,26 @@ impl Authority {
         Authority { issuer, ca_file }
     }
 
-    /// A certificate for `localhost` and 127.0.0.1 issued by this
-    /// authority, and a node that trusts `trusted`'s CA.
-    fn node_options(&self, dir: &Path, node: &str, trusted: &Authority) -> TlsOptions {
-        let params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    /// A certificate naming `names` that this authority issued, and its
+    /// key: `STEM.pem` and `STEM.key` in `dir`.
+    pub(crate) fn issue(&self, dir: &Path, stem: &str, names: &[String]) -> (PathBuf, PathBuf) {
+        let params = CertificateParams::new(names.to_vec()).unwrap();
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         let (cert_file, key_file) = (
-            dir.join(format!("{node}.pem")),
-            dir.join(format!("{node}.key")),
+            dir.join(format!("{stem}.pem")),
+            dir.join(format!("{stem}.key")),
         );
         std::fs::write(&cert_file, cert.pem()).unwrap();
         std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        (cert_file, key_file)
+    }
+
+    /// A certificate for `localhost` and 127.0.0.1 issued by this
+    /// authority, and a node that trusts `trusted`'s CA.
+    fn node_options(&self, dir: &Path, node: &str, trusted: &Authority) -> TlsOptions {
+        let names = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let (cert_file, key_file) = self.issue(dir, node, &names);
         TlsOptions::new(&trusted.ca_file, cert_file, key_file)
     }
 }

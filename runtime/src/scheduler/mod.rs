@@ -189,6 +189,11 @@ impl Shared {
         }
     }
 
+    /// Workers parked now.
+    pub(crate) fn parked_workers(&self) -> usize {
+        self.workers.iter().filter(|w| w.parker.is_parked()).count()
+    }
+
     /// Nanoseconds since the runtime started (monotonic).
     pub(crate) fn clock_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
