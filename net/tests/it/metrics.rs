@@ -86,6 +86,8 @@ fn a_scrape_reports_agents_exits_mailboxes_and_peers_by_prometheus_conventions()
     })
     .unwrap();
 
+    let peer_name = name_of(&peer).to_string();
+    let sent_to_peer = format!("erlangen_peer_sent_bytes_total{{peer=\"{peer_name}\"}}");
     let started = Instant::now();
     let (samples, families) = loop {
         let (samples, families) = scrape(addr);
@@ -93,7 +95,10 @@ fn a_scrape_reports_agents_exits_mailboxes_and_peers_by_prometheus_conventions()
         let peer_up = samples
             .iter()
             .any(|(k, v)| k.starts_with("erlangen_peer_connected{") && *v == 1.0);
-        if killed == Some(&1.0) && peer_up {
+        // The peer is up once its handshake is done; the message sent to it
+        // is counted when the loop has written it, which may be a little later.
+        let peer_written = samples.get(&sent_to_peer).is_some_and(|bytes| *bytes > 0.0);
+        if killed == Some(&1.0) && peer_up && peer_written {
             break (samples, families);
         }
         assert!(started.elapsed() < HANG_GUARD, "{samples:?}");
@@ -130,8 +135,10 @@ fn a_scrape_reports_agents_exits_mailboxes_and_peers_by_prometheus_conventions()
     assert_eq!(bucket("+Inf"), live);
     assert_eq!(samples["erlangen_agent_mailbox_messages_count"], live);
     assert!(samples["erlangen_agent_mailbox_messages_sum"] >= 100.0);
-    let peer_name = name_of(&peer).to_string();
-    assert!(samples[&format!("erlangen_peer_sent_bytes_total{{peer=\"{peer_name}\"}}")] > 0.0);
+    assert_eq!(
+        samples[&format!("erlangen_peer_connected{{peer=\"{peer_name}\"}}")],
+        1.0
+    );
 }
 
 #[test]
