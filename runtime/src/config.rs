@@ -154,6 +154,13 @@ pub(crate) const FULL_MAILBOX_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// Shards of the live-agent table (a power of two).
 pub(crate) const LIVE_SHARDS: usize = 64;
 
+/// Most agents on one page of a listing (`AgentQuery::limit`).
+pub const AGENT_PAGE_LEN_MAX: usize = 1000;
+
+/// Live-table slots a listing copies under one shard lock
+/// (agent_list.rs step 1), and agents it reads between two yields.
+pub(crate) const AGENT_LIST_CHUNK_LEN: usize = 256;
+
 /// Most worker threads one runtime may have.
 pub(crate) const WORKERS_MAX: usize = 256;
 

@@ -95,6 +95,11 @@ impl RuntimeHandle {
         crate::introspection::metrics(&self.shared)
     }
 
+    /// One page of the live agents ([`crate::Runtime::agents_page`]).
+    pub fn agents_page(&self, query: &crate::AgentQuery) -> crate::AgentPage {
+        crate::agent_list::agents_page(&self.shared, query, || {})
+    }
+
     /// Whether the local agent `pid` is alive (`false` for one that exited,
     /// and for a remote pid).
     pub fn is_alive(&self, pid: &Pid) -> bool {

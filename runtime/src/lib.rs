@@ -152,6 +152,7 @@ compile_error!("erlangen-runtime runs on Linux only (see the crate docs, \"Platf
 mod loom_models;
 
 mod agent;
+mod agent_list;
 mod config;
 mod context;
 mod error;
@@ -177,9 +178,12 @@ mod timer;
 mod watch;
 
 pub use crate::agent::stack::StackPoolStats;
+pub use crate::agent_list::{
+    AgentCursor, AgentInfo, AgentOrder, AgentPage, AgentQuery, AgentState,
+};
 pub use crate::config::{
-    MAILBOX_LEN_DEFAULT, MAILBOX_LEN_MAX, STACK_SIZE_BYTES_DEFAULT, STACK_SIZE_BYTES_MAX,
-    STACK_SIZE_BYTES_MIN,
+    AGENT_PAGE_LEN_MAX, MAILBOX_LEN_DEFAULT, MAILBOX_LEN_MAX, STACK_SIZE_BYTES_DEFAULT,
+    STACK_SIZE_BYTES_MAX, STACK_SIZE_BYTES_MIN,
 };
 pub use crate::context::Ctx;
 pub use crate::error::Error;

@@ -581,6 +581,27 @@ impl Runtime {
         live_agents(&self.shared)
     }
 
+    /// One page of the live agents, sorted and filtered as `query` says
+    /// (agent_list.rs; what `erlangen-top` lists). The walk takes each
+    /// live-table shard's lock for one chunk of slots at a time; from an
+    /// agent, [`Ctx::agents_page`](crate::Ctx::agents_page) also yields
+    /// between chunks.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let busy = rt.spawn(|ctx| ctx.sleep(std::time::Duration::from_secs(60)));
+    /// rt.send(&busy, 1u8);
+    /// let page = rt.agents_page(&AgentQuery::new().order(AgentOrder::Mailbox).limit(1));
+    /// assert_eq!((page.agents[0].pid.clone(), page.agents[0].queued), (busy.clone(), 1));
+    /// rt.kill(&busy, ExitReason::Kill);
+    /// ```
+    pub fn agents_page(&self, query: &crate::AgentQuery) -> crate::AgentPage {
+        crate::agent_list::agents_page(&self.shared, query, || {})
+    }
+
     /// Number of live agents.
     ///
     /// # Example

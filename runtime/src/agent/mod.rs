@@ -29,7 +29,7 @@ pub(crate) mod stack;
 pub(crate) mod state;
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -98,6 +98,12 @@ pub(crate) struct AgentCell {
     pub(crate) watchdog_warnings: AtomicU32,
     /// Times the agent hibernated (`Ctx::hibernate`).
     pub(crate) hibernations: AtomicU32,
+    /// Times a worker resumed it (wrapping); written only by the worker
+    /// that holds it RUNNING.
+    pub(crate) slices: AtomicU32,
+    /// Whether it is hibernated now: set when it hibernates, cleared when
+    /// it starts again.
+    pub(crate) hibernated: AtomicBool,
     /// The body or coroutine (rule BODY-OWNER).
     body: UnsafeCell<Stage>,
 }
@@ -157,6 +163,8 @@ impl AgentCell {
             live_index: AtomicUsize::new(usize::MAX),
             watchdog_warnings: AtomicU32::new(0),
             hibernations: AtomicU32::new(0),
+            slices: AtomicU32::new(0),
+            hibernated: AtomicBool::new(false),
             body: UnsafeCell::new(Stage::Unstarted(body)),
         }
     }

@@ -135,6 +135,29 @@ impl Ctx {
         AgentTree::of(pid)
     }
 
+    /// One page of the live agents, sorted and filtered as `query` says
+    /// ([`Runtime::agents_page`](crate::Runtime::agents_page)); the calling
+    /// agent yields between chunks of the walk, so a page over a million
+    /// agents never holds its worker for long.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use erlangen_runtime::*;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let found = rt.run(|ctx| {
+    ///     ctx.register("me").unwrap();
+    ///     ctx.agents_page(&AgentQuery::new().filter("me")).agents[0].names.clone()
+    /// });
+    /// assert_eq!(found.unwrap(), ["me"]);
+    /// ```
+    pub fn agents_page(&self, query: &crate::AgentQuery) -> crate::AgentPage {
+        // A counted reference: the walk suspends between chunks, and the
+        // worker's context must not be held across a suspend.
+        let shared = self.worker().shared.clone();
+        crate::agent_list::agents_page(&shared, query, || self.yield_now())
+    }
+
     /// Every live agent of the runtime.
     ///
     /// # Example

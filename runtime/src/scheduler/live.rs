@@ -126,6 +126,37 @@ impl LiveTable {
         all
     }
 
+    /// Visits every live agent in chunks: for each shard, up to `len`
+    /// slots at a time are copied into `chunk` under the shard's lock, and
+    /// `visit` runs on them after the lock is released
+    /// (agent_list.rs step 1). Slots never move (a free list reuses
+    /// them), so a walk that resumes at a slot index misses no agent that
+    /// stayed alive.
+    pub(crate) fn visit_chunks(
+        &self,
+        len: usize,
+        chunk: &mut Vec<Arc<AgentCell>>,
+        mut visit: impl FnMut(&mut Vec<Arc<AgentCell>>),
+    ) {
+        for shard in self.shards.iter() {
+            let mut start = 0;
+            loop {
+                let end = {
+                    let shard = lock(shard);
+                    let end = (start + len).min(shard.slots.len());
+                    if start >= end {
+                        break;
+                    }
+                    chunk.extend(shard.slots[start..end].iter().flatten().cloned());
+                    end
+                };
+                visit(chunk);
+                chunk.clear();
+                start = end;
+            }
+        }
+    }
+
     /// The number of live agents.
     pub(crate) fn len(&self) -> usize {
         self.shards

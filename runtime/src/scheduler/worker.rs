@@ -389,6 +389,10 @@ impl WorkerContext {
         // is the only writer.
         let resumes = activity.resumes.load(Ordering::Relaxed);
         activity.resumes.store(resumes + 1, Ordering::Relaxed);
+        // A plain store too: only the worker holding the agent RUNNING
+        // writes its slice count (agent_list.rs reads it).
+        let slices = task.slices.load(Ordering::Relaxed);
+        task.slices.store(slices.wrapping_add(1), Ordering::Relaxed);
         activity.running.store(task.serial, Ordering::Relaxed);
         let resumed = coroutine.resume(self.as_resume_arg());
         activity.running.store(0, Ordering::Relaxed);
@@ -454,6 +458,7 @@ impl WorkerContext {
                 .give_hibernated(slot, &mut self.stack_cache.borrow_mut());
         }
         task.hibernations.fetch_add(1, Ordering::Relaxed);
+        task.hibernated.store(true, Ordering::Relaxed);
     }
 
     /// Gives an agent that has not started its stack and coroutine, and a
@@ -491,6 +496,7 @@ impl WorkerContext {
         // SAFETY: BODY-OWNER, as above; the reference ends with this statement.
         *unsafe { task.stage() } = Stage::Started(AgentCoroutine::new(stack, body));
         task.home.store(self.index, Ordering::Release);
+        task.hibernated.store(false, Ordering::Relaxed);
         true
     }
 

@@ -5,6 +5,7 @@ mod erlangen_suite;
 mod gather;
 mod hibernate;
 mod links_monitors;
+mod listing;
 mod messaging;
 mod panics;
 mod receive;
