@@ -131,7 +131,7 @@ impl AgentOrder {
 pub struct AgentQuery {
     /// The sort.
     pub order: AgentOrder,
-    /// Only agents with a registered name, or a pid text (`<7>`), that
+    /// Only agents with a registered name, or a pid text (`<1f>`), that
     /// contains this.
     pub filter: Option<String>,
     /// The page starts after this agent of the sort (`AgentPage::next`).
@@ -253,7 +253,7 @@ pub(crate) fn agents_page(
     let pid_filter = query.filter.as_deref().filter(|filter| {
         filter
             .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'<' || b == b'>')
+            .all(|b| b.is_ascii_hexdigit() || b == b'<' || b == b'>')
     });
     let mut chunk = Vec::with_capacity(AGENT_LIST_CHUNK_LEN);
     shared
@@ -268,12 +268,7 @@ pub(crate) fn agents_page(
                     continue;
                 }
                 matched += 1;
-                let figures = Figures {
-                    queued: cell.mailbox.len(),
-                    received: cell.mailbox.received(),
-                    dropped: cell.mailbox.dropped(),
-                    slices: u64::from(cell.slices.load(Ordering::Relaxed)),
-                };
+                let figures = figures(&cell);
                 let rank = (std::cmp::Reverse(query.order.key(&figures)), cell.serial);
                 if after.is_some_and(|after| rank <= after) {
                     continue;
@@ -311,11 +306,34 @@ pub(crate) fn agents_page(
 /// Whether a name of the agent, or its pid text, contains `filter` (the
 /// pid text is only made when `filter` could be part of one).
 fn matches_filter(cell: &AgentCell, filter: &str, pid_like: bool) -> bool {
-    (pid_like && format!("<{}>", cell.serial).contains(filter))
+    (pid_like && format!("<{:x}>", cell.serial).contains(filter))
         || lock(&cell.links)
             .names
             .iter()
             .any(|name| name.contains(filter))
+}
+
+/// What a listing shows of the local agent `pid`, if it is alive.
+pub(crate) fn info_of(pid: &Pid) -> Option<AgentInfo> {
+    let cell = pid.cell()?.clone();
+    if cell.has_exited() {
+        return None;
+    }
+    let figures = figures(&cell);
+    Some(info(Candidate {
+        rank: (std::cmp::Reverse(0), cell.serial),
+        cell,
+        figures,
+    }))
+}
+
+fn figures(cell: &AgentCell) -> Figures {
+    Figures {
+        queued: cell.mailbox.len(),
+        received: cell.mailbox.received(),
+        dropped: cell.mailbox.dropped(),
+        slices: u64::from(cell.slices.load(Ordering::Relaxed)),
+    }
 }
 
 /// Step 4: what the page shows of a candidate.

@@ -92,12 +92,36 @@ impl RuntimeHandle {
     /// Counters and gauges of the runtime, for metrics
     /// ([`crate::Runtime::metrics`]).
     pub fn metrics(&self) -> crate::RuntimeMetrics {
-        crate::introspection::metrics(&self.shared)
+        crate::introspection::metrics(&self.shared, || {})
     }
 
     /// One page of the live agents ([`crate::Runtime::agents_page`]).
     pub fn agents_page(&self, query: &crate::AgentQuery) -> crate::AgentPage {
         crate::agent_list::agents_page(&self.shared, query, || {})
+    }
+
+    /// The live agent of this runtime with serial number `serial` (what
+    /// `<serial>` names, in hexadecimal), if any. Scans the live table: for rare lookups,
+    /// such as an operator's request about one agent.
+    pub fn find_agent(&self, serial: u64) -> Option<Pid> {
+        self.shared
+            .live
+            .find(serial, self.shared.id)
+            .map(Pid::from_cell)
+    }
+
+    /// What a listing shows of the local agent `pid` ([`crate::AgentInfo`]),
+    /// if it is alive.
+    pub fn agent_info(&self, pid: &Pid) -> Option<crate::AgentInfo> {
+        crate::agent_list::info_of(pid)
+    }
+
+    /// The agents that monitor the local agent `pid` (they get its
+    /// `Down`); empty for a remote pid.
+    pub fn monitors_of(&self, pid: &Pid) -> Vec<Pid> {
+        pid.cell()
+            .map(|cell| crate::sync::lock(&cell.links).notify.clone())
+            .unwrap_or_default()
     }
 
     /// Whether the local agent `pid` is alive (`false` for one that exited,

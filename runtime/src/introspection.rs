@@ -275,27 +275,36 @@ pub struct RuntimeMetrics {
     pub watchdog_warnings_of_live_agents: u64,
 }
 
-pub(crate) fn metrics(shared: &Shared) -> RuntimeMetrics {
-    use crate::config::METRICS_MAILBOX_BUCKETS;
+/// The runtime's counters and gauges ([`RuntimeMetrics`]). The per-agent
+/// figures come from a walk of the live table in chunks
+/// (agent_list.rs step 1); `between_chunks` runs after each.
+pub(crate) fn metrics(shared: &Shared, mut between_chunks: impl FnMut()) -> RuntimeMetrics {
+    use crate::config::{AGENT_LIST_CHUNK_LEN, METRICS_MAILBOX_BUCKETS};
     let (spawned_total, exited) = shared.live.counts();
     let mut buckets = vec![0u64; METRICS_MAILBOX_BUCKETS.len()];
-    let (mut messages, mut dropped, mut warnings) = (0u64, 0u64, 0u64);
-    let live = shared.live.snapshot();
-    for cell in &live {
-        let queued = cell.mailbox.len();
-        messages += queued as u64;
-        dropped += cell.mailbox.dropped();
-        warnings += u64::from(cell.watchdog_warnings.load(Ordering::Relaxed));
-        for (bucket, &bound) in buckets.iter_mut().zip(METRICS_MAILBOX_BUCKETS.iter()) {
-            if queued <= bound {
-                *bucket += 1;
+    let (mut agents, mut messages, mut dropped, mut warnings) = (0usize, 0u64, 0u64, 0u64);
+    let mut chunk = Vec::with_capacity(AGENT_LIST_CHUNK_LEN);
+    shared
+        .live
+        .visit_chunks(AGENT_LIST_CHUNK_LEN, &mut chunk, |chunk| {
+            for cell in chunk.iter() {
+                let queued = cell.mailbox.len();
+                agents += 1;
+                messages += queued as u64;
+                dropped += cell.mailbox.dropped();
+                warnings += u64::from(cell.watchdog_warnings.load(Ordering::Relaxed));
+                for (bucket, &bound) in buckets.iter_mut().zip(METRICS_MAILBOX_BUCKETS.iter()) {
+                    if queued <= bound {
+                        *bucket += 1;
+                    }
+                }
             }
-        }
-    }
+            between_chunks();
+        });
     RuntimeMetrics {
         workers: shared.workers.len(),
         parked_workers: shared.parked_workers(),
-        agents: live.len(),
+        agents,
         spawned_total,
         exited_total: ExitClass::ALL.iter().copied().zip(exited).collect(),
         run_queue_lengths: shared

@@ -672,7 +672,7 @@ impl Runtime {
 
     /// Counters and gauges of this runtime, for metrics ([`RuntimeMetrics`](crate::RuntimeMetrics)).
     pub fn metrics(&self) -> crate::RuntimeMetrics {
-        crate::introspection::metrics(&self.shared)
+        crate::introspection::metrics(&self.shared, || {})
     }
 
     /// A snapshot of scheduler state, for diagnosing a hang.

@@ -158,6 +158,14 @@ impl Ctx {
         crate::agent_list::agents_page(&shared, query, || self.yield_now())
     }
 
+    /// The runtime's counters and gauges
+    /// ([`Runtime::metrics`](crate::Runtime::metrics)); the calling agent
+    /// yields between chunks of the walk over the live agents.
+    pub fn metrics(&self) -> crate::RuntimeMetrics {
+        let shared = self.worker().shared.clone();
+        crate::introspection::metrics(&shared, || self.yield_now())
+    }
+
     /// Every live agent of the runtime.
     ///
     /// # Example
