@@ -484,3 +484,28 @@ pub const METRICS_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// assert!(erlangen_net::config::METRICS_DRAIN_BYTES_MAX >= erlangen_net::config::METRICS_REQUEST_BYTES_MAX);
 /// ```
 pub const METRICS_DRAIN_BYTES_MAX: usize = 64 * 1024;
+
+/// Capacity of a node's observer's mailbox (observer.rs): requests past it
+/// are dropped and their calls time out.
+pub const OBSERVER_MAILBOX_LEN: usize = 64;
+
+/// Most agents (or peers, or ids in a detail's lists) in one observer
+/// reply; longer listings are paged.
+///
+/// ```
+/// assert!(erlangen_net::config::OBSERVE_PAGE_LEN_MAX <= erlangen_runtime::AGENT_PAGE_LEN_MAX);
+/// ```
+pub const OBSERVE_PAGE_LEN_MAX: usize = 500;
+
+/// Most registered names in one observer reply.
+pub const OBSERVE_NAMES_MAX: usize = 1000;
+
+/// Most names of one agent in an observer's row.
+pub const OBSERVE_NAMES_PER_AGENT_MAX: usize = 8;
+
+/// Longest name or filter an observer echoes, in bytes (longer ones are
+/// cut, with a marker).
+pub const OBSERVE_TEXT_BYTES_MAX: usize = 128;
+
+/// Longest printed agent tree in an observer's reply, in bytes.
+pub const OBSERVE_TREE_BYTES_MAX: usize = 16 * 1024;

@@ -133,6 +133,8 @@ mod id;
 mod metrics;
 mod metrics_http;
 mod node;
+mod observation;
+mod observer;
 mod outbox;
 mod peer_stats;
 mod registration;
@@ -149,6 +151,10 @@ pub use crate::groups::GroupEvent;
 pub use crate::id::{AgentId, IdError, NodeName};
 pub use crate::kernel::Kernel;
 pub use crate::node::{Node, NodeBuilder};
+pub use crate::observation::{
+    AgentDetail, AgentRow, AgentsRequest, Observe, Observed, PeerRow, SortBy, Totals,
+};
+pub use crate::observer::OBSERVER_NAME;
 pub use crate::peer_stats::PeerStats;
 pub use crate::pid::WirePid;
 pub use crate::shared::NodeEvent;

@@ -98,6 +98,8 @@ impl Types {
             .register::<Vec<f64>>("Vec<f64>")
             .register::<Vec<String>>("Vec<String>")
             .register::<crate::pid::WirePid>("erlangen/wire-pid")
+            .register_call::<crate::observation::Observe>("erlangen/observe")
+            .register::<crate::observation::Observed>("erlangen/observed")
             .with_pid()
             .with_bytes()
     }

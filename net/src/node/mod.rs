@@ -30,7 +30,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use erlangen_runtime::server::{Server, ServerRef};
-use erlangen_runtime::{Attach, CallError, Ctx, Message, Pid, Runtime, SpawnOptions};
+use erlangen_runtime::{
+    Attach, CallError, Ctx, ExitReason, ExitStatus, Message, Pid, Runtime, SpawnOptions,
+};
 use serde::Serialize;
 
 use crate::command::Command;
@@ -39,6 +41,7 @@ use crate::error::NetError;
 use crate::event_loop::EventLoop;
 use crate::functions::Functions;
 use crate::id::{AgentId, NodeName};
+use crate::observation::{Observe, Observed};
 use crate::outbox::Outboxes;
 use crate::peer_stats::PeerStats;
 use crate::route::PeerRoute;
@@ -367,10 +370,12 @@ impl NodeBuilder {
             .stack_size(crate::event_loop::LOOP_STACK_BYTES)
             .spawn(move || event_loop.run())?;
         tracing::info!(node = %shared.name, addr = %local_addr, "erlangen: node listening");
+        let observer = crate::observer::start(runtime, Arc::downgrade(&shared));
         let mut node = Node {
             shared,
             thread: Some(thread),
             metrics: None,
+            observer,
         };
         if let Some(addr) = self.metrics {
             // On failure the node is dropped, and so stopped.
@@ -438,6 +443,9 @@ pub struct Node {
     thread: Option<JoinHandle<()>>,
     /// The metrics endpoint, if asked for.
     metrics: Option<crate::metrics_http::Endpoint>,
+    /// The node's observer (observer.rs), unless another node of the
+    /// runtime runs one.
+    observer: Option<Pid>,
 }
 
 impl Node {
@@ -675,6 +683,26 @@ impl Node {
         ctx.call(&server, request, left)
     }
 
+    /// Asks the observer of `node` (observer.rs) what `request` asks: a
+    /// page of its agents, one agent in detail, its registry, its peers,
+    /// its totals, or to kill one of its agents. What `erlangen-top` uses.
+    /// Errors as [`Node::call_named`]. `node` may be this node.
+    pub fn observe(
+        &self,
+        ctx: &Ctx,
+        node: &NodeName,
+        request: Observe,
+        timeout: Duration,
+    ) -> Result<Observed, CallError> {
+        let answer =
+            self.call_named(ctx, node, crate::observer::OBSERVER_NAME, request, timeout)?;
+        answer.downcast::<Observed>().map_err(|_| {
+            CallError::Exit(ExitStatus::Exit(ExitReason::Other(
+                "not an observer's answer".into(),
+            )))
+        })
+    }
+
     /// A typed handle on the server `S` registered as `name` on `node`
     /// (looked up once, [`Node::whereis`]; errors as [`Node::call_named`]).
     pub fn server<S: Server>(
@@ -897,6 +925,9 @@ impl Node {
     fn stop_now(&mut self) {
         if let Some(mut metrics) = self.metrics.take() {
             metrics.stop();
+        }
+        if let Some(observer) = self.observer.take() {
+            self.shared.runtime.kill(&observer, ExitReason::Kill);
         }
         self.shared.stopped.store(true, Ordering::Release);
         self.shared.push(Command::Stop);

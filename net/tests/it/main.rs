@@ -13,6 +13,7 @@ mod hostile_host;
 mod membership;
 mod metrics;
 mod nodes;
+mod observe;
 mod partition;
 mod raw;
 mod structure;
