@@ -23,8 +23,20 @@ pub enum LogFormat {
 /// tracing::info!(answer = 42, "logged as JSON");
 /// ```
 pub fn init(format: LogFormat) {
+    init_at(format, tracing::Level::INFO);
+}
+
+/// Installs the program's log writer at `level` and above (a tool whose
+/// output is for scripts logs only warnings: `erlangen-top --once`).
+///
+/// ```
+/// use erlangen_portmap::logging::{init_at, LogFormat};
+/// init_at(LogFormat::Text, tracing::Level::WARN);
+/// ```
+pub fn init_at(format: LogFormat, level: tracing::Level) {
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_max_level(level)
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

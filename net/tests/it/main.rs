@@ -19,4 +19,5 @@ mod raw;
 mod structure;
 mod support;
 mod tls;
+mod top;
 mod transport;
