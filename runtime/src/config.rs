@@ -200,6 +200,8 @@ pub(crate) struct Config {
     pub(crate) spin_before_park: Duration,
     /// How long an agent may hold its worker before the watchdog names it.
     pub(crate) watchdog_threshold: Duration,
+    /// Where finished spans go (trace.rs), if anywhere.
+    pub(crate) span_sink: Option<crate::trace::SinkRef>,
 }
 
 impl Default for Config {
@@ -211,6 +213,7 @@ impl Default for Config {
             mailbox_len: MAILBOX_LEN_DEFAULT,
             spin_before_park: SPIN_BEFORE_PARK,
             watchdog_threshold: WATCHDOG_THRESHOLD_DEFAULT,
+            span_sink: None,
         }
     }
 }

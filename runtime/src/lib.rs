@@ -175,6 +175,7 @@ mod spawn;
 pub mod supervisor;
 mod sync;
 mod timer;
+mod trace;
 mod watch;
 
 pub use crate::agent::stack::StackPoolStats;
@@ -200,6 +201,7 @@ pub use crate::runtime::{Builder, Runtime};
 pub use crate::scheduler::signal::Attach;
 pub use crate::spawn::SpawnOptions;
 pub use crate::timer::IntervalRef;
+pub use crate::trace::{SpanKind, SpanRecord, SpanSink, TraceContext, Traced};
 pub use crate::watch::{WatchDown, WatchRef};
 
 /// Types that must be `Send` and `Sync` for the runtime to be usable from

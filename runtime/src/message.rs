@@ -21,6 +21,7 @@ use std::fmt;
 use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 
 use crate::exit::Down;
+use crate::trace::{TraceContext, Traced};
 
 /// Room for the payload.
 type Words = [usize; 2];
@@ -156,15 +157,104 @@ impl Message {
         (self.table.type_name)()
     }
 
-    /// Whether the message holds a `T`.
+    /// Whether the message holds a `T` (looking through a trace context,
+    /// trace.rs).
     #[inline]
     pub fn is<T: Any>(&self) -> bool {
-        self.table.type_id == TypeId::of::<T>()
+        self.table.type_id == TypeId::of::<T>() || self.traced_is::<T>()
     }
 
-    /// The value, if it is a `T`; otherwise the message back.
+    /// Whether this is a traced message around a `T`.
+    #[cold]
+    #[inline(never)]
+    fn traced_is<T: Any>(&self) -> bool {
+        self.traced_ref()
+            .is_some_and(|traced| traced.message.is::<T>())
+    }
+
+    /// Whether the message carries a trace context (trace.rs).
+    #[inline]
+    pub(crate) fn is_traced(&self) -> bool {
+        self.table.type_id == TypeId::of::<Traced>()
+    }
+
+    /// The trace context and the message, if it carries one.
+    fn traced_ref(&self) -> Option<&Traced> {
+        if !self.is_traced() {
+            return None;
+        }
+        // SAFETY: rule PAYLOAD: a Traced is larger than the data words, so
+        // it is boxed (type checked above).
+        Some(unsafe { &**self.data.as_ptr().cast::<Box<Traced>>() })
+    }
+
+    /// `message` with a trace context (trace.rs step 2): what the nodes
+    /// layer delivers when a traced message arrives.
+    ///
+    /// ```
+    /// use erlangen_runtime::{Message, TraceContext};
+    /// let context = TraceContext { trace_id: 1, span_id: 2, sampled: true };
+    /// let traced = Message::traced(context, Message::new(7u8));
+    /// assert!(traced.is::<u8>());
+    /// assert_eq!(traced.trace_context(), Some(context));
+    /// assert_eq!(traced.downcast::<u8>().unwrap(), 7);
+    /// ```
+    pub fn traced(context: TraceContext, message: Message) -> Message {
+        let message = message.split_trace().1;
+        Message::new(Traced { context, message })
+    }
+
+    /// The trace context the message carries, if any.
+    pub fn trace_context(&self) -> Option<TraceContext> {
+        self.traced_ref().map(|traced| traced.context)
+    }
+
+    /// The message without its trace context, and that context.
+    ///
+    /// ```
+    /// use erlangen_runtime::Message;
+    /// let (context, message) = Message::new(7u8).split_trace();
+    /// assert_eq!((context, message.downcast::<u8>().unwrap()), (None, 7));
+    /// ```
+    pub fn split_trace(self) -> (Option<TraceContext>, Message) {
+        if !self.is_traced() {
+            return (None, self);
+        }
+        match self.downcast_exact::<Traced>() {
+            Ok(traced) => (Some(traced.context), traced.message),
+            Err(message) => (None, message),
+        }
+    }
+
+    /// The message without its trace context, by reference.
+    pub fn untraced(&self) -> &Message {
+        self.traced_ref().map_or(self, |traced| &traced.message)
+    }
+
+    /// The value, if it is a `T` (looking through a trace context);
+    /// otherwise the message back.
     pub fn downcast<T: Any>(self) -> Result<T, Message> {
-        if !self.is::<T>() {
+        if self.table.type_id != TypeId::of::<T>() && self.is_traced() {
+            return self.downcast_traced();
+        }
+        self.downcast_exact()
+    }
+
+    /// `downcast` of a traced message: the inner message's value, or the
+    /// traced message back.
+    #[cold]
+    #[inline(never)]
+    fn downcast_traced<T: Any>(self) -> Result<T, Message> {
+        let (context, message) = self.split_trace();
+        message.downcast_exact().map_err(|message| match context {
+            Some(context) => Message::traced(context, message),
+            None => message,
+        })
+    }
+
+    /// The value, if the message holds exactly a `T`.
+    fn downcast_exact<T: Any>(self) -> Result<T, Message> {
+        if self.table.type_id != TypeId::of::<T>() {
             return Err(self);
         }
         let this = ManuallyDrop::new(self);
@@ -179,10 +269,13 @@ impl Message {
         }
     }
 
-    /// A reference to the value, if it is a `T`.
+    /// A reference to the value, if it is a `T` (looking through a trace
+    /// context).
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        if !self.is::<T>() {
-            return None;
+        if self.table.type_id != TypeId::of::<T>() {
+            return self
+                .traced_ref()
+                .and_then(|traced| traced.message.downcast_ref::<T>());
         }
         if self.table.boxed {
             // SAFETY: rule PAYLOAD: a Box<T> (type checked above).

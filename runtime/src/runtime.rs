@@ -73,6 +73,27 @@ impl Builder {
         self
     }
 
+    /// Records the spans of traced messages in `sink` (trace.rs; default:
+    /// none — traces pass through this runtime unrecorded).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use erlangen_runtime::{SpanRecord, SpanSink};
+    /// #[derive(Default)]
+    /// struct Keep(Mutex<Vec<SpanRecord>>);
+    /// impl SpanSink for Keep {
+    ///     fn record(&self, span: SpanRecord) { self.0.lock().unwrap().push(span); }
+    /// }
+    /// let kept = Arc::new(Keep::default());
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).span_sink(kept.clone()).build().unwrap();
+    /// rt.run(|ctx| { ctx.start_trace("hello"); }).unwrap();
+    /// assert_eq!(kept.0.lock().unwrap()[0].name, "hello");
+    /// ```
+    pub fn span_sink(mut self, sink: std::sync::Arc<dyn crate::SpanSink>) -> Builder {
+        self.config.span_sink = Some(crate::trace::SinkRef(sink));
+        self
+    }
+
     /// Whether to pin each worker to a core (default: yes).
     pub fn pin_workers(mut self, pin: bool) -> Builder {
         self.config.pin_workers = pin;

@@ -52,6 +52,7 @@ mod call;
 mod links;
 mod receive;
 mod registry;
+mod trace;
 
 /// The panic payload that carries an exit through the agent's stack.
 struct ExitUnwind;
@@ -113,6 +114,8 @@ pub struct Ctx {
     reductions: Cell<u32>,
     /// The next call tag this agent makes (reply.rs).
     next_tag: Cell<u64>,
+    /// Its current span, if it is in a trace (trace.rs).
+    trace: trace::TraceState,
     /// `Ctx` must stay on its agent's stack.
     _not_send: PhantomData<*mut ()>,
 }
@@ -168,6 +171,7 @@ where
         let mut ctx = Ctx::new(suspender, arg);
         ctx.root.set(true);
         let result = catch_unwind(AssertUnwindSafe(|| f(&mut ctx)));
+        ctx.end_span();
         let status = match result {
             Ok(value) => {
                 report(Ok(value));
@@ -202,6 +206,7 @@ impl Ctx {
             root: Cell::new(false),
             reductions: Cell::new(REDUCTIONS_PER_SLICE),
             next_tag: Cell::new(1),
+            trace: trace::TraceState::default(),
             _not_send: PhantomData,
         }
     }
@@ -284,6 +289,7 @@ impl Ctx {
         R: Any + Send + Sync + fmt::Debug,
     {
         let result = catch_unwind(AssertUnwindSafe(|| f(self)));
+        self.end_span();
         let ending = match result {
             Ok(value) => Ending::Exit(ExitStatus::Ok(Value::new(value))),
             Err(payload) if payload.is::<HibernateUnwind>() => {
@@ -528,10 +534,11 @@ impl Ctx {
         if to.is_remote() {
             return self.try_send_remote(to, message);
         }
+        let message = self.outgoing(to, Message::new(message));
         let worker = self.worker();
         worker
             .shared
-            .deliver_from(to, &mut Some(Message::new(message)), Some(worker))
+            .deliver_from(to, &mut Some(message), Some(worker))
     }
 
     /// `try_send` to a remote `to`: waits while its route is busy, sends,
@@ -541,10 +548,11 @@ impl Ctx {
     #[inline(never)]
     fn try_send_remote<M: Any + Send>(&self, to: &Pid, message: M) -> Result<(), Error> {
         self.wait_for_route(to);
+        let message = self.outgoing(to, Message::new(message));
         let worker = self.worker();
         let sent = worker
             .shared
-            .deliver_from(to, &mut Some(Message::new(message)), Some(worker));
+            .deliver_from(to, &mut Some(message), Some(worker));
         self.after_remote_send(to, worker.take_last_sent());
         sent
     }

@@ -77,14 +77,17 @@ impl Ctx {
     /// ```
     pub fn receive(&self) -> Message {
         self.charge();
+        self.before_receive();
         if self.saved_control.borrow().is_empty() && self.saved_data.borrow().is_empty() {
             // Fast path: nothing was skipped by an earlier selective receive,
             // so the mailbox's own order is the answer.
             loop {
                 match self.cell().mailbox.pop() {
-                    Some(Item::Message(message)) => return message,
-                    Some(Item::Signal(Signal::Down(down))) => return Message::new(down),
-                    Some(Item::Signal(Signal::Notice(notice))) => return notice,
+                    Some(Item::Message(message)) => return self.taken(message),
+                    Some(Item::Signal(Signal::Down(down))) => {
+                        return self.taken(Message::new(down));
+                    }
+                    Some(Item::Signal(Signal::Notice(notice))) => return self.taken(notice),
                     Some(Item::Signal(Signal::Exit(reason))) => self.die(reason),
                     None => {
                         self.suspend(Suspend::Wait);
@@ -168,11 +171,12 @@ impl Ctx {
         deadline: Option<Instant>,
     ) -> Result<Message, Timeout> {
         self.charge();
+        self.before_receive();
         let mut armed = false;
         let mut look_at_saved = true;
         let result = loop {
             if let Some(message) = self.take_match(matches, look_at_saved) {
-                break Ok(message);
+                break Ok(self.taken(message));
             }
             look_at_saved = false;
             if let Some(deadline) = deadline {
@@ -387,10 +391,11 @@ impl Ctx {
             // Its node files it under the tag (refused ones were counted
             // by the route).
             let worker = self.worker();
-            if let Ok(sent) = id
-                .route()
-                .reply_from_worker(id, to.tag.0, Message::new(message))
-            {
+            if let Ok(sent) = id.route().reply_from_worker(
+                id,
+                to.tag.0,
+                self.outgoing(&to.pid, Message::new(message)),
+            ) {
                 if sent.flush {
                     worker.owe_flush(id.route());
                 }
@@ -400,9 +405,12 @@ impl Ctx {
         }
         self.charge();
         let worker = self.worker();
-        worker
-            .shared
-            .deliver_reply(&to.pid, to.tag.0, Message::new(message), Some(worker));
+        worker.shared.deliver_reply(
+            &to.pid,
+            to.tag.0,
+            self.outgoing(&to.pid, Message::new(message)),
+            Some(worker),
+        );
     }
 
     /// Waits for the reply to this agent's call `tag`, taking it without
@@ -429,7 +437,14 @@ impl Ctx {
         let mut armed = false;
         let result = loop {
             if let Some(reply) = mailbox.take_reply(tag.0) {
-                break Ok(reply);
+                // A traced reply continues the trace as any traced message;
+                // an untraced one leaves the caller's span as it is (the
+                // call is part of the caller's work).
+                break Ok(if reply.is_traced() {
+                    self.taken(reply)
+                } else {
+                    reply
+                });
             }
             if Instant::now() >= deadline {
                 break Err(Timeout);

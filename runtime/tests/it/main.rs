@@ -19,3 +19,4 @@ mod supervisors;
 mod support;
 mod threads;
 mod timers;
+mod traces;
