@@ -282,6 +282,13 @@ impl Kernel {
         if let Some(workers) = args.workers {
             runtime = runtime.workers(workers);
         }
+        if let Some(path) = &args.trace_spans {
+            let service = crate::id::NodeName::new(&args.host, &args.name)
+                .map_or_else(|_| args.name.clone(), |name| name.to_string());
+            let spans = crate::span_export::JsonLinesSpans::create(path, &service)
+                .map_err(|e| format!("cannot write spans to {}: {e}", path.display()))?;
+            runtime = runtime.span_sink(Arc::new(spans));
+        }
         let runtime = runtime.build().map_err(|e| e.to_string())?;
         let signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGINT,
@@ -447,6 +454,11 @@ struct KernelArgs {
     /// cookie: bind it where only the scraper reaches.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// Record the spans of traced messages (Ctx::start_trace) to this
+    /// file, one JSON object per line; without it, traces pass through
+    /// the kernel unrecorded.
+    #[arg(long, value_name = "FILE")]
+    trace_spans: Option<PathBuf>,
     /// How logs are written to stderr: text, or one JSON object per line
     /// (with the node's span).
     #[arg(long, value_enum, default_value_t = erlangen_portmap::logging::LogFormat::Text)]

@@ -140,6 +140,7 @@ mod peer_stats;
 mod registration;
 mod route;
 mod shared;
+mod span_export;
 mod sync;
 mod types;
 
@@ -158,5 +159,6 @@ pub use crate::observer::OBSERVER_NAME;
 pub use crate::peer_stats::PeerStats;
 pub use crate::pid::WirePid;
 pub use crate::shared::NodeEvent;
+pub use crate::span_export::JsonLinesSpans;
 pub use crate::types::Types;
 pub use erlangen_portmap::tls::TlsOptions;

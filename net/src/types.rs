@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use erlangen_runtime::{Call, Cast, ExitReason, ExitStatus, Message, Pid, ReplyTo, Tag, Value};
+use erlangen_runtime::{
+    Call, Cast, ExitReason, ExitStatus, Message, Pid, ReplyTo, Tag, TraceContext, Value,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -102,6 +104,27 @@ impl Types {
             .register::<crate::observation::Observed>("erlangen/observed")
             .with_pid()
             .with_bytes()
+            .with_traced()
+    }
+
+    /// Traced messages (the runtime's trace.rs) travel as
+    /// [`TRACED_TYPE_NAME`]: the context and the inner message's wire form
+    /// (`encode_message`). Its entry is announced in the handshake, so a
+    /// peer that cannot take traced messages drops and counts them as any
+    /// unknown type; it is never looked up by type id.
+    fn with_traced(mut self) -> Types {
+        self.by_name.insert(
+            TRACED_TYPE_NAME.to_owned(),
+            Arc::new(Entry {
+                name: TRACED_TYPE_NAME.to_owned(),
+                fingerprint: fingerprint::<WireTraced>(TRACED_TYPE_NAME),
+                encode_message: |_| Err(DecodeError("encoded by Types::encode_message".into())),
+                encode_value: no_value,
+                decode_message: |_| Err(DecodeError("decoded by Types::decode_message".into())),
+                decode_value: no_value_back,
+            }),
+        );
+        self
     }
 
     /// `Vec<u8>` travels as bytes (one copy, not one visit per byte), in
@@ -304,6 +327,9 @@ impl Types {
     /// registered, it does not encode, or it encodes larger than
     /// `MESSAGE_BODY_BYTES_MAX`.
     pub(crate) fn encode_message(&self, message: &Message) -> Result<WireMessage, Unsendable> {
+        if let Some(context) = message.trace_context() {
+            return self.encode_traced(context, message.untraced());
+        }
         let entry = self
             .by_id
             .get(&message.value_type_id())
@@ -319,8 +345,48 @@ impl Types {
         })
     }
 
+    /// A traced message's wire form: the context beside the inner
+    /// message's wire form, within the same body limit.
+    fn encode_traced(
+        &self,
+        context: TraceContext,
+        message: &Message,
+    ) -> Result<WireMessage, Unsendable> {
+        let traced = WireTraced {
+            trace_id: ((context.trace_id >> 64) as u64, context.trace_id as u64),
+            span_id: context.span_id,
+            sampled: context.sampled,
+            message: self.encode_message(message)?,
+        };
+        let body = wire::encode(&traced).map_err(|e| Unsendable::Unencodable(e.to_string()))?;
+        if body.len() > MESSAGE_BODY_BYTES_MAX {
+            return Err(Unsendable::TooLarge(body.len()));
+        }
+        Ok(WireMessage {
+            type_name: TRACED_TYPE_NAME.to_owned(),
+            body,
+        })
+    }
+
     /// A message from its wire form.
     pub(crate) fn decode_message(&self, wire: &WireMessage) -> Result<Message, DecodeError> {
+        if wire.type_name == TRACED_TYPE_NAME {
+            let traced = wire::decode_value::<Plain<WireTraced>>(&wire.body)?.0;
+            let trace_id = (u128::from(traced.trace_id.0) << 64) | u128::from(traced.trace_id.1);
+            if trace_id == 0 || traced.span_id == 0 || traced.message.type_name == TRACED_TYPE_NAME
+            {
+                return Err(DecodeError("a malformed trace context".into()));
+            }
+            let context = TraceContext {
+                trace_id,
+                span_id: traced.span_id,
+                sampled: traced.sampled,
+            };
+            return Ok(Message::traced(
+                context,
+                self.decode_message(&traced.message)?,
+            ));
+        }
         let entry = self
             .by_name
             .get(&wire.type_name)
@@ -591,5 +657,18 @@ impl wire::Bounded for OwnedBytes {}
 #[derive(serde::Deserialize)]
 #[serde(transparent)]
 struct Plain<T>(T);
+
+/// The wire name of a traced message.
+pub(crate) const TRACED_TYPE_NAME: &str = "erlangen/traced";
+
+/// A traced message's body: its trace context (the trace id as two
+/// halves, high first) and the inner message's wire form.
+#[derive(Serialize, serde::Deserialize)]
+struct WireTraced {
+    trace_id: (u64, u64),
+    span_id: u64,
+    sampled: bool,
+    message: WireMessage,
+}
 
 impl<T> wire::Bounded for Plain<T> {}

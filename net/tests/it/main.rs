@@ -20,4 +20,5 @@ mod structure;
 mod support;
 mod tls;
 mod top;
+mod traces;
 mod transport;
