@@ -40,6 +40,7 @@ const CASES: &[Case] = &[
     ("ping_pong_1w", ping_pong_1w),
     ("ping_pong_2w", ping_pong_2w),
     ("ping_pong_2w_cross", ping_pong_2w_cross),
+    ("ping_pong_traced_1w", ping_pong_traced_1w),
     ("counting_1w", counting_1w),
     ("counting_2w", counting_2w),
     ("ring_100", ring_100),
@@ -186,8 +187,13 @@ fn maps_count() -> usize {
 // ---- B1 ping-pong -------------------------------------------------------
 
 fn ping_pong(workers: usize, cross: bool, divisor: u64, label: &str) {
+    ping_pong_on(runtime(workers), cross, false, divisor, label);
+}
+
+/// B1 on `rt`; with `traced`, the pinger starts a trace first, so every
+/// ping and pong carries it (every message sampled).
+fn ping_pong_on(rt: Runtime, cross: bool, traced: bool, divisor: u64, label: &str) {
     let rounds = 1_000_000 / divisor;
-    let rt = runtime(workers);
     let elapsed = rt
         .run(move |ctx| {
             let me = ctx.pid();
@@ -210,6 +216,9 @@ fn ping_pong(workers: usize, cross: bool, divisor: u64, label: &str) {
             let pinger = ctx
                 .spawn_with(options(0), move |ctx| {
                     ctx.send(&ponger, ctx.pid());
+                    if traced {
+                        ctx.start_trace("B1");
+                    }
                     let started = Instant::now();
                     for _ in 0..rounds {
                         ctx.send(&ponger, ());
@@ -241,6 +250,27 @@ fn ping_pong_2w(d: u64) {
 }
 fn ping_pong_2w_cross(d: u64) {
     ping_pong(2, true, d, "2w-cross");
+}
+
+/// Counts finished spans, as cheaply as a sink can: what tracing costs the
+/// runtime itself, without an exporter's.
+struct CountSpans(std::sync::atomic::AtomicU64);
+
+impl erlangen::SpanSink for CountSpans {
+    fn record(&self, _span: erlangen::SpanRecord) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// B1 with every message traced and sampled (issue 24: the cost of
+/// tracing on), spans counted by a sink.
+fn ping_pong_traced_1w(d: u64) {
+    let rt = Runtime::builder()
+        .workers(1)
+        .span_sink(std::sync::Arc::new(CountSpans(Default::default())))
+        .build()
+        .expect("runtime starts");
+    ping_pong_on(rt, false, true, d, "1w traced");
 }
 
 // ---- B2 counting --------------------------------------------------------
