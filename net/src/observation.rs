@@ -32,6 +32,12 @@ pub enum Observe {
         /// The agent's serial number.
         serial: u64,
     },
+    /// Trace one of its agents: its work on the next message it takes
+    /// starts a sampled trace, recorded where the node records spans.
+    Trace {
+        /// The agent's serial number.
+        serial: u64,
+    },
 }
 
 /// Which agents a page lists.
@@ -128,6 +134,14 @@ pub enum Observed {
     Killed {
         /// It was, and is now killed.
         found: bool,
+    },
+    /// Whether the agent to trace was alive, and whether the node records
+    /// spans (a kernel started with `--trace-spans`).
+    Tracing {
+        /// It was, and its next message starts a trace.
+        found: bool,
+        /// The node records spans.
+        recording: bool,
     },
 }
 

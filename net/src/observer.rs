@@ -89,6 +89,16 @@ fn answer(ctx: &Ctx, node: &NodeShared, request: Observe) -> Observed {
                 found: target.is_some(),
             }
         }
+        Observe::Trace { serial } => {
+            let found = node
+                .runtime
+                .find_agent(serial)
+                .is_some_and(|pid| node.runtime.trace_next(&pid));
+            Observed::Tracing {
+                found,
+                recording: node.runtime.records_spans(),
+            }
+        }
     }
 }
 

@@ -116,6 +116,27 @@ impl RuntimeHandle {
         crate::agent_list::info_of(pid)
     }
 
+    /// Makes the local agent `pid` start a sampled trace with its work on
+    /// the next message it takes (trace.rs), as an operator's "trace this
+    /// agent" (`erlangen-top`'s `t`). `false` if it is not a live agent of
+    /// this runtime.
+    pub fn trace_next(&self, pid: &Pid) -> bool {
+        match pid.cell() {
+            Some(cell) if self.shared.owns(pid) && !cell.has_exited() => {
+                cell.trace_next
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether this runtime records spans (it has a
+    /// [`SpanSink`](crate::SpanSink)).
+    pub fn records_spans(&self) -> bool {
+        self.shared.config.span_sink.is_some()
+    }
+
     /// The agents that monitor the local agent `pid` (they get its
     /// `Down`); empty for a remote pid.
     pub fn monitors_of(&self, pid: &Pid) -> Vec<Pid> {

@@ -110,6 +110,19 @@
 //!   watches work the same across nodes.
 //! * A reply to a call tag that is not open (its wait ended) is refused and
 //!   counted as dropped.
+//! * **Causal tracing** (neither Erlangen nor Erlang's `seq_trace` exports
+//!   one): [`Ctx::start_trace`] puts an agent in a trace; what it sends
+//!   carries a [`TraceContext`], and each agent that takes such a message
+//!   continues the trace until its next receive. Spans (a root, each send,
+//!   each agent's work on a traced message) go to the runtime's
+//!   [`SpanSink`] ([`Builder::span_sink`]); a runtime without one records
+//!   nothing and passes the context on unchanged. Off, it costs a flag
+//!   test per send and per receive and carries nothing (the crate's
+//!   trace.rs has the protocol).
+//! * **Listing agents** ([`Runtime::agents_page`]): a paged, sorted,
+//!   filtered view of the live agents (state, worker, mailbox, slices,
+//!   drops, hibernation), built in chunks that never stall a worker; what
+//!   `erlangen-top` shows.
 //!
 //! # Agent rules
 //!

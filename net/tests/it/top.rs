@@ -4,11 +4,13 @@
 //! `$CARGO_TARGET_TMPDIR/erlangen-top/` (the README shows them).
 
 use std::process::Command;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use erlangen_net::Node;
-use erlangen_runtime::{Down, ExitReason, ExitStatus, Runtime, SpawnOptions};
+use erlangen_runtime::{
+    Down, ExitReason, ExitStatus, Runtime, SpanKind, SpanRecord, SpanSink, SpawnOptions,
+};
 
 use crate::support::{name_of, port_mapper, types, unique, COOKIE, HANG_GUARD};
 
@@ -82,6 +84,16 @@ fn keep(view: &str, pane: &str) {
     std::fs::write(dir.join(format!("{view}.txt")), text.join("\n").trim_end()).unwrap();
 }
 
+/// Spans the observed node records.
+#[derive(Default)]
+struct KeptSpans(Mutex<Vec<SpanRecord>>);
+
+impl SpanSink for KeptSpans {
+    fn record(&self, span: SpanRecord) {
+        self.0.lock().unwrap().push(span);
+    }
+}
+
 /// The first row of the agent table (the line after its header).
 fn first_row(pane: &str) -> &str {
     let mut lines = pane.lines().skip_while(|line| !line.starts_with("PID"));
@@ -90,9 +102,15 @@ fn first_row(pane: &str) -> &str {
 }
 
 #[test]
-fn erlangen_top_shows_the_hot_agent_first_its_links_and_kills_it_when_confirmed() {
+fn erlangen_top_shows_the_hot_agent_first_with_its_links_kills_it_and_traces_another_when_confirmed(
+) {
     let mapper = port_mapper();
-    let rt = Runtime::builder().workers(2).build().unwrap();
+    let spans = Arc::new(KeptSpans::default());
+    let rt = Runtime::builder()
+        .workers(2)
+        .span_sink(spans.clone())
+        .build()
+        .unwrap();
     let node = Node::builder(&unique("top-target"))
         .cookie(COOKIE)
         .port_mapper(mapper.local_addr())
@@ -113,6 +131,14 @@ fn erlangen_top_shows_the_hot_agent_first_its_links_and_kills_it_when_confirmed(
     let sink = rt.spawn(|ctx| loop {
         ctx.receive();
     });
+    // An agent to trace: it answers what it takes to `echo-reply`.
+    let echo = rt.spawn(|ctx| loop {
+        let n = ctx.receive().downcast::<u64>().unwrap();
+        if let Some(to) = ctx.whereis("echo-reply") {
+            ctx.send(&to, n);
+        }
+    });
+    rt.register("echo", &echo).unwrap();
     rt.spawn(move |ctx| loop {
         ctx.send(&sink, 1u64);
         ctx.sleep(Duration::from_millis(5));
@@ -187,7 +213,8 @@ fn erlangen_top_shows_the_hot_agent_first_its_links_and_kills_it_when_confirmed(
         "detail of the selected agent",
         "nodes: the observed node's connections",
         "kill the selected agent",
-        "confirm or cancel a kill",
+        "confirm or cancel a kill or a trace",
+        "trace the selected agent's next message",
         "refresh now",
         "Esc",
     ] {
@@ -246,6 +273,46 @@ fn erlangen_top_shows_the_hot_agent_first_its_links_and_kills_it_when_confirmed(
     tmux.wait_for("the status line", |pane| {
         pane.contains(&format!("killed {hot}"))
     });
+
+    // Trace, confirmed: found by a filter, the echo agent's next message
+    // starts a trace that the node records.
+    tmux.key("/");
+    for c in ["e", "c", "h", "o"] {
+        tmux.key(c);
+    }
+    tmux.key("Enter");
+    tmux.wait_for("the filtered table", |pane| {
+        pane.contains("filter \"echo\"") && first_row(pane).contains("echo")
+    });
+    tmux.key("t");
+    let pane = tmux.wait_for("the trace confirmation", |pane| {
+        pane.contains(&format!("trace {echo}'s next message? y to confirm"))
+    });
+    keep("trace", &pane);
+    tmux.key("y");
+    tmux.wait_for("the trace's status", |pane| {
+        pane.contains(&format!("tracing {echo}'s next message"))
+    });
+    assert!(spans.0.lock().unwrap().is_empty());
+    let (answers, answer) = mpsc::channel();
+    let replier = rt.spawn(move |ctx| {
+        let n = ctx.receive().downcast::<u64>().unwrap();
+        answers.send((n, ctx.trace())).unwrap();
+    });
+    rt.register("echo-reply", &replier).unwrap();
+    rt.send(&echo, 7u64);
+    let (n, context) = answer.recv_timeout(HANG_GUARD).expect("the echo's answer");
+    assert_eq!(n, 7);
+    let root = spans
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|span| span.agent == echo.serial() && span.kind == SpanKind::Send)
+        .cloned()
+        .expect("the echo's traced send");
+    // The answer came in the trace the operator started.
+    assert_eq!(context.map(|c| c.trace_id), Some(root.trace_id));
 
     tmux.key("q");
     let started = Instant::now();

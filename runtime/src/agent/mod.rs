@@ -104,6 +104,9 @@ pub(crate) struct AgentCell {
     /// Whether it is hibernated now: set when it hibernates, cleared when
     /// it starts again.
     pub(crate) hibernated: AtomicBool,
+    /// Set by an operator (`RuntimeHandle::trace_next`): the agent's work
+    /// on the next message it takes starts a trace (trace.rs).
+    pub(crate) trace_next: AtomicBool,
     /// The body or coroutine (rule BODY-OWNER).
     body: UnsafeCell<Stage>,
 }
@@ -165,6 +168,7 @@ impl AgentCell {
             hibernations: AtomicU32::new(0),
             slices: AtomicU32::new(0),
             hibernated: AtomicBool::new(false),
+            trace_next: AtomicBool::new(false),
             body: UnsafeCell::new(Stage::Unstarted(body)),
         }
     }

@@ -3,6 +3,7 @@
 //! message, and the wrapping of what it sends while it has one.
 
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::Ordering;
 
 use crate::message::Message;
 use crate::pid::Pid;
@@ -144,7 +145,7 @@ impl Ctx {
     /// gets.
     #[inline(always)]
     pub(super) fn taken(&self, message: Message) -> Message {
-        if message.is_traced() {
+        if message.is_traced() || self.cell().trace_next.load(Ordering::Relaxed) {
             return self.traced_taken(message);
         }
         message
@@ -155,6 +156,25 @@ impl Ctx {
     fn traced_taken(&self, message: Message) -> Message {
         self.end_span();
         let (context, message) = message.split_trace();
+        if self.cell().trace_next.swap(false, Ordering::Relaxed) {
+            // An operator asked to trace this agent: its work on this
+            // message is the root of a new trace (an incoming trace is
+            // left for this one).
+            let recording = self.shared().config.span_sink.is_some();
+            self.enter_span(Current {
+                context: TraceContext {
+                    trace_id: fresh_trace_id(),
+                    span_id: fresh_id(),
+                    sampled: true,
+                },
+                recording,
+                parent: None,
+                kind: SpanKind::Root,
+                name: format!("traced on request: {}", message.value_type_name()),
+                start_unix_ns: now_unix_ns(),
+            });
+            return message;
+        }
         let Some(incoming) = context else {
             return message;
         };

@@ -10,7 +10,7 @@ use erlangen_net::{AgentDetail, AgentRow, AgentsRequest, PeerRow, SortBy, Totals
 pub(crate) const HISTORY_LEN: usize = 120;
 
 /// Every key and what it does, as the help screen lists them.
-pub(crate) const KEYS: [(&str, &str); 12] = [
+pub(crate) const KEYS: [(&str, &str); 13] = [
     ("q, Ctrl-C", "quit"),
     ("?", "this help (any key closes it)"),
     ("Up, Down, k, j", "select an agent"),
@@ -29,7 +29,11 @@ pub(crate) const KEYS: [(&str, &str); 12] = [
         "nodes: the observed node's connections and their traffic",
     ),
     ("x", "kill the selected agent (asks to confirm with y)"),
-    ("y, n", "confirm or cancel a kill"),
+    (
+        "t",
+        "trace the selected agent's next message (asks to confirm with y)",
+    ),
+    ("y, n", "confirm or cancel a kill or a trace"),
     ("r", "refresh now"),
     ("Esc", "back to the agent table"),
 ];
@@ -50,6 +54,11 @@ pub(crate) enum Screen {
         /// The agent's serial.
         serial: u64,
     },
+    /// A trace waits for `y` or `n`.
+    ConfirmTrace {
+        /// The agent's serial.
+        serial: u64,
+    },
     /// A filter is being typed.
     Filter {
         /// What was typed so far.
@@ -66,6 +75,8 @@ pub(crate) enum Action {
     Refresh,
     /// Kill this agent, then refresh.
     Kill(u64),
+    /// Trace this agent's next message.
+    Trace(u64),
     /// Leave.
     Quit,
 }
@@ -208,6 +219,16 @@ impl App {
                     }
                 }
             }
+            Screen::ConfirmTrace { serial } => {
+                self.screen = Screen::Agents;
+                match key {
+                    Key::Char('y') => Action::Trace(serial),
+                    _ => {
+                        self.status = "trace cancelled".to_owned();
+                        Action::None
+                    }
+                }
+            }
             Screen::Filter { mut typed } => match key {
                 Key::Enter => {
                     self.filter = (!typed.is_empty()).then_some(typed);
@@ -306,13 +327,17 @@ impl App {
                 }
                 None => Action::None,
             },
-            Key::Char('x') => {
+            Key::Char(c @ ('x' | 't')) => {
                 let target = match self.screen {
                     Screen::Detail => self.following,
                     _ => self.selected_agent().map(|agent| agent.serial),
                 };
                 if let Some(serial) = target {
-                    self.screen = Screen::ConfirmKill { serial };
+                    self.screen = if c == 'x' {
+                        Screen::ConfirmKill { serial }
+                    } else {
+                        Screen::ConfirmTrace { serial }
+                    };
                 }
                 Action::None
             }

@@ -290,6 +290,20 @@ fn live(
                 refresh(app, source);
                 refreshed = Instant::now();
             }
+            Action::Trace(serial) => {
+                app.status = match source.ask(Observe::Trace { serial }) {
+                    Ok(Observed::Tracing {
+                        found: true,
+                        recording: true,
+                    }) => format!("tracing <{serial:x}>'s next message: spans go where the node records them"),
+                    Ok(Observed::Tracing {
+                        found: true,
+                        recording: false,
+                    }) => format!("tracing <{serial:x}>'s next message, but the node records no spans (start it with --trace-spans)"),
+                    Ok(_) => format!("<{serial:x}> is not alive"),
+                    Err(error) => error,
+                };
+            }
             Action::Quit => return Ok(()),
         }
     }

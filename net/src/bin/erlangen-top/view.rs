@@ -19,7 +19,10 @@ pub(crate) fn draw(frame: &mut Frame<'_>, app: &App) {
     .areas(frame.area());
     frame.render_widget(Paragraph::new(header_lines(app)), header);
     match &app.screen {
-        Screen::Agents | Screen::ConfirmKill { .. } | Screen::Filter { .. } => {
+        Screen::Agents
+        | Screen::ConfirmKill { .. }
+        | Screen::ConfirmTrace { .. }
+        | Screen::Filter { .. } => {
             agents(frame, app, body);
         }
         Screen::Detail => detail(frame, app, body),
@@ -28,6 +31,9 @@ pub(crate) fn draw(frame: &mut Frame<'_>, app: &App) {
     }
     let line = match &app.screen {
         Screen::ConfirmKill { serial } => format!("kill <{serial:x}>? y to confirm, n to cancel"),
+        Screen::ConfirmTrace { serial } => {
+            format!("trace <{serial:x}>'s next message? y to confirm, n to cancel")
+        }
         Screen::Filter { typed } => format!("filter: {typed}_  (Enter applies, Esc clears)"),
         _ if !app.status.is_empty() => app.status.clone(),
         _ => "? help  q quit".to_owned(),
