@@ -332,7 +332,7 @@ fn figures(cell: &AgentCell) -> Figures {
         queued: cell.mailbox.len(),
         received: cell.mailbox.received(),
         dropped: cell.mailbox.dropped(),
-        slices: u64::from(cell.slices.load(Ordering::Relaxed)),
+        slices: u64::from(cell.state.slices()),
     }
 }
 

@@ -116,15 +116,15 @@ impl RuntimeHandle {
         crate::agent_list::info_of(pid)
     }
 
-    /// Makes the local agent `pid` start a sampled trace with its work on
-    /// the next message it takes (trace.rs), as an operator's "trace this
-    /// agent" (`erlangen-top`'s `t`). `false` if it is not a live agent of
-    /// this runtime.
+    /// Makes the local agent `pid` start a sampled trace (trace.rs): a
+    /// control signal that it takes at its next receive, ahead of its
+    /// messages; the root span covers its wait and its work on the message
+    /// it takes next. An operator's "trace this agent" (`erlangen-top`'s
+    /// `t`). `false` if it is not a live agent of this runtime.
     pub fn trace_next(&self, pid: &Pid) -> bool {
         match pid.cell() {
-            Some(cell) if self.shared.owns(pid) && !cell.has_exited() => {
-                cell.trace_next
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            Some(cell) if self.shared.owns(pid) && cell.mailbox.push_trace_next() => {
+                self.shared.wake(cell, None);
                 true
             }
             _ => false,

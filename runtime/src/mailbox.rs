@@ -40,6 +40,9 @@ pub(crate) enum Signal {
     /// A notification already made a message (an observing monitor's
     /// `WatchDown`, watch.rs).
     Notice(Message),
+    /// An operator asked to trace the agent (`RuntimeHandle::trace_next`):
+    /// it starts a trace when it takes this (trace.rs).
+    TraceNext,
 }
 
 /// Why a mailbox refused a message.
@@ -272,6 +275,18 @@ impl Mailbox {
         lanes.control.push_back(Signal::Notice(notice));
         self.publish_len(&lanes);
         Ok(())
+    }
+
+    /// Appends an operator's request to trace the agent to the control
+    /// lane; `false` if the mailbox is closed.
+    pub(crate) fn push_trace_next(&self) -> bool {
+        let mut lanes = self.lanes.lock();
+        if lanes.closed {
+            return false;
+        }
+        lanes.control.push_back(Signal::TraceNext);
+        self.publish_len(&lanes);
+        true
     }
 
     /// Takes the queued control signals for which `matches` holds out of

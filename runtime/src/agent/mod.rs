@@ -98,15 +98,9 @@ pub(crate) struct AgentCell {
     pub(crate) watchdog_warnings: AtomicU32,
     /// Times the agent hibernated (`Ctx::hibernate`).
     pub(crate) hibernations: AtomicU32,
-    /// Times a worker resumed it (wrapping); written only by the worker
-    /// that holds it RUNNING.
-    pub(crate) slices: AtomicU32,
     /// Whether it is hibernated now: set when it hibernates, cleared when
     /// it starts again.
     pub(crate) hibernated: AtomicBool,
-    /// Set by an operator (`RuntimeHandle::trace_next`): the agent's work
-    /// on the next message it takes starts a trace (trace.rs).
-    pub(crate) trace_next: AtomicBool,
     /// The body or coroutine (rule BODY-OWNER).
     body: UnsafeCell<Stage>,
 }
@@ -166,9 +160,7 @@ impl AgentCell {
             live_index: AtomicUsize::new(usize::MAX),
             watchdog_warnings: AtomicU32::new(0),
             hibernations: AtomicU32::new(0),
-            slices: AtomicU32::new(0),
             hibernated: AtomicBool::new(false),
-            trace_next: AtomicBool::new(false),
             body: UnsafeCell::new(Stage::Unstarted(body)),
         }
     }

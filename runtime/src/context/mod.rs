@@ -361,6 +361,7 @@ impl Ctx {
                         .borrow_mut()
                         .push_back(Message::new(down)),
                     Signal::Notice(notice) => self.saved_control.borrow_mut().push_back(notice),
+                    Signal::TraceNext => self.start_requested_trace(),
                 }
             }
         }

@@ -83,11 +83,16 @@ impl Ctx {
             // so the mailbox's own order is the answer.
             loop {
                 match self.cell().mailbox.pop() {
-                    Some(Item::Message(message)) => return self.taken(message),
-                    Some(Item::Signal(Signal::Down(down))) => {
-                        return self.taken(Message::new(down));
+                    Some(Item::Message(message)) => {
+                        if message.is_traced() {
+                            return self.traced_taken(message);
+                        }
+                        return message;
                     }
-                    Some(Item::Signal(Signal::Notice(notice))) => return self.taken(notice),
+                    // Notifications are made here, never traced.
+                    Some(Item::Signal(Signal::Down(down))) => return Message::new(down),
+                    Some(Item::Signal(Signal::Notice(notice))) => return notice,
+                    Some(Item::Signal(Signal::TraceNext)) => self.start_requested_trace(),
                     Some(Item::Signal(Signal::Exit(reason))) => self.die(reason),
                     None => {
                         self.suspend(Suspend::Wait);
@@ -249,6 +254,10 @@ impl Ctx {
             Signal::Exit(reason) => self.die(reason),
             Signal::Down(down) => self.offer(Message::new(down), matches),
             Signal::Notice(notice) => self.offer(notice, matches),
+            Signal::TraceNext => {
+                self.start_requested_trace();
+                None
+            }
         }
     }
 

@@ -3,7 +3,6 @@
 //! message, and the wrapping of what it sends while it has one.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::Ordering;
 
 use crate::message::Message;
 use crate::pid::Pid;
@@ -141,40 +140,46 @@ impl Ctx {
         }
     }
 
-    /// Step 3, inlined into every receive's end: the message the agent
-    /// gets.
+    /// An operator asked to trace this agent (the control signal of
+    /// `RuntimeHandle::trace_next`): a root span begins, which covers the
+    /// wait and the work on the message the agent takes next.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn start_requested_trace(&self) {
+        self.end_span();
+        let recording = self.shared().config.span_sink.is_some();
+        self.enter_span(Current {
+            context: TraceContext {
+                trace_id: fresh_trace_id(),
+                span_id: fresh_id(),
+                sampled: true,
+            },
+            recording,
+            parent: None,
+            kind: SpanKind::Root,
+            name: "traced on request".to_owned(),
+            start_unix_ns: now_unix_ns(),
+        });
+    }
+
+    /// Step 3, at a receive's end (the fast path of `receive` tests
+    /// `is_traced` itself, so that the message moves as before): the
+    /// message the agent gets.
     #[inline(always)]
     pub(super) fn taken(&self, message: Message) -> Message {
-        if message.is_traced() || self.cell().trace_next.load(Ordering::Relaxed) {
+        if message.is_traced() {
             return self.traced_taken(message);
         }
         message
     }
 
+    /// A traced message is taken: a receive span begins (an operator's
+    /// root span, if one was begun, gives way to the incoming trace).
     #[cold]
     #[inline(never)]
-    fn traced_taken(&self, message: Message) -> Message {
+    pub(super) fn traced_taken(&self, message: Message) -> Message {
         self.end_span();
         let (context, message) = message.split_trace();
-        if self.cell().trace_next.swap(false, Ordering::Relaxed) {
-            // An operator asked to trace this agent: its work on this
-            // message is the root of a new trace (an incoming trace is
-            // left for this one).
-            let recording = self.shared().config.span_sink.is_some();
-            self.enter_span(Current {
-                context: TraceContext {
-                    trace_id: fresh_trace_id(),
-                    span_id: fresh_id(),
-                    sampled: true,
-                },
-                recording,
-                parent: None,
-                kind: SpanKind::Root,
-                name: format!("traced on request: {}", message.value_type_name()),
-                start_unix_ns: now_unix_ns(),
-            });
-            return message;
-        }
         let Some(incoming) = context else {
             return message;
         };

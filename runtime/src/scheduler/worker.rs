@@ -389,10 +389,7 @@ impl WorkerContext {
         // is the only writer.
         let resumes = activity.resumes.load(Ordering::Relaxed);
         activity.resumes.store(resumes + 1, Ordering::Relaxed);
-        // A plain store too: only the worker holding the agent RUNNING
-        // writes its slice count (agent_list.rs reads it).
-        let slices = task.slices.load(Ordering::Relaxed);
-        task.slices.store(slices.wrapping_add(1), Ordering::Relaxed);
+        task.state.count_slice();
         activity.running.store(task.serial, Ordering::Relaxed);
         let resumed = coroutine.resume(self.as_resume_arg());
         activity.running.store(0, Ordering::Relaxed);
