@@ -289,6 +289,14 @@ impl Kernel {
                 .map_err(|e| format!("cannot write spans to {}: {e}", path.display()))?;
             runtime = runtime.span_sink(Arc::new(spans));
         }
+        #[cfg(feature = "otlp")]
+        if let Some(endpoint) = &args.otlp_endpoint {
+            let service = crate::id::NodeName::new(&args.host, &args.name)
+                .map_or_else(|_| args.name.clone(), |name| name.to_string());
+            let spans = crate::otel::OtelSpans::otlp_http(endpoint, &service)
+                .map_err(|e| format!("cannot export spans to {endpoint}: {e}"))?;
+            runtime = runtime.span_sink(Arc::new(spans));
+        }
         let runtime = runtime.build().map_err(|e| e.to_string())?;
         let signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGINT,
@@ -459,6 +467,11 @@ struct KernelArgs {
     /// the kernel unrecorded.
     #[arg(long, value_name = "FILE")]
     trace_spans: Option<PathBuf>,
+    /// Export the spans of traced messages to an OpenTelemetry collector
+    /// over OTLP/HTTP (its traces URL: http://HOST:4318/v1/traces).
+    #[cfg(feature = "otlp")]
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
     /// How logs are written to stderr: text, or one JSON object per line
     /// (with the node's span).
     #[arg(long, value_enum, default_value_t = erlangen_portmap::logging::LogFormat::Text)]

@@ -135,6 +135,8 @@ mod metrics_http;
 mod node;
 mod observation;
 mod observer;
+#[cfg(feature = "otel")]
+mod otel;
 mod outbox;
 mod peer_stats;
 mod registration;
@@ -156,6 +158,8 @@ pub use crate::observation::{
     AgentDetail, AgentRow, AgentsRequest, Observe, Observed, PeerRow, SortBy, Totals,
 };
 pub use crate::observer::OBSERVER_NAME;
+#[cfg(feature = "otel")]
+pub use crate::otel::OtelSpans;
 pub use crate::peer_stats::PeerStats;
 pub use crate::pid::WirePid;
 pub use crate::shared::NodeEvent;

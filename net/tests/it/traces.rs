@@ -197,3 +197,69 @@ fn a_traced_chain_across_three_node_processes_is_one_trace_with_correct_parents(
     }
     drop(node);
 }
+
+/// Reads one HTTP request (headers and a body of `content-length` bytes)
+/// from `stream`, answers 200, and returns the request.
+fn one_request(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::{Read, Write};
+    stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
+    let mut request = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).expect("the exporter's request");
+        assert!(n > 0, "the exporter closed early");
+        request.extend_from_slice(&chunk[..n]);
+        let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .map_or(0, |n| n.trim().parse().unwrap());
+        if request.len() >= end + 4 + length {
+            break;
+        }
+    }
+    stream
+        .write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
+        )
+        .unwrap();
+    request
+}
+
+#[test]
+fn spans_reach_an_otlp_collector_over_http_with_the_nodes_name_as_service() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let collector = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        one_request(&mut stream)
+    });
+    let spans =
+        Arc::new(erlangen_net::OtelSpans::otlp_http(&endpoint, "localhost/otlp-test").unwrap());
+    let rt = Runtime::builder()
+        .workers(1)
+        .span_sink(spans.clone())
+        .build()
+        .unwrap();
+    rt.run(|ctx| {
+        ctx.start_trace("otlp-root");
+        ctx.send(&ctx.pid(), 1u8);
+        ctx.receive();
+        ctx.end_trace();
+    })
+    .unwrap();
+    spans.flush().unwrap();
+    let request = collector.join().unwrap();
+    let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
+    assert!(head.starts_with("post /v1/traces http/1.1"), "{head}");
+    assert!(
+        head.contains("content-type: application/x-protobuf"),
+        "{head}"
+    );
+    // Protobuf keeps strings as they are: the span names and the service.
+    let has = |text: &[u8]| request.windows(text.len()).any(|w| w == text);
+    assert!(has(b"otlp-root") && has(b"receive u8") && has(b"localhost/otlp-test"));
+}
