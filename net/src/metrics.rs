@@ -216,6 +216,17 @@ pub(crate) fn render(runtime: &RuntimeMetrics, node: &NodeFigures) -> String {
             out.sample(name, &[("peer", &peer.node)], value(peer));
         }
     }
+    let name = "erlangen_peer_round_trip_seconds";
+    out.family(
+        name,
+        "gauge",
+        "The last round trip of a probe to the peer (once per heartbeat interval, behind what the connection queues).",
+    );
+    for peer in &node.peers {
+        if let Some(round_trip) = peer.round_trip {
+            out.sample(name, &[("peer", &peer.node)], round_trip.as_secs_f64());
+        }
+    }
     out.0
 }
 

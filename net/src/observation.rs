@@ -208,6 +208,8 @@ pub struct PeerRow {
     pub last_heard_ms: Option<u64>,
     /// Connections to it that ended in an error.
     pub errors: u64,
+    /// The last round trip measured on the connection, in µs.
+    pub round_trip_us: Option<u64>,
 }
 
 /// Runtime and node totals.

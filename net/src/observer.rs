@@ -195,6 +195,9 @@ fn peers(node: &NodeShared) -> Vec<PeerRow> {
                 .last_heard
                 .map(|at| now.saturating_duration_since(at).as_millis() as u64),
             errors: peer.errors,
+            round_trip_us: peer
+                .round_trip
+                .map(|rtt| u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX)),
         })
         .collect()
 }

@@ -32,4 +32,8 @@ pub struct PeerStats {
     pub last_heard: Option<Instant>,
     /// Connections to it that ended in an error.
     pub errors: u64,
+    /// The last round trip measured on the connection (a probe the loop
+    /// sends once per heartbeat interval, answered by the peer's loop;
+    /// behind whatever the connection queues, so it shows queueing too).
+    pub round_trip: Option<std::time::Duration>,
 }

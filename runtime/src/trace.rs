@@ -25,6 +25,10 @@
 //!    continues after it, its spans parented to the last recorded one.
 //! 5. Across nodes the context travels inside the message's wire form (the
 //!    nodes layer), and only for traced messages.
+//! 6. An operator can put an agent in a new trace from outside
+//!    (`RuntimeHandle::trace_next`): a control signal that the agent takes
+//!    at a receive, ahead of its messages; a root span then covers its wait
+//!    and its work on the next message it takes.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -101,6 +101,7 @@ impl EventLoop {
             bytes_in: 0,
             started: now,
             last_read: now,
+            probe: super::probe::Probe::default(),
         };
         if role == Role::Acceptor {
             self.send_hello(&mut connection);
@@ -341,7 +342,7 @@ impl EventLoop {
         match (kind, phase_up) {
             (KIND_HELLO, false) => self.on_hello(token, body),
             (KIND_AUTH, false) => self.on_auth(token, body),
-            (KIND_TICK, true) => Ok(()),
+            (KIND_TICK, true) => self.on_tick(token, body),
             (KIND_PACKET, true) => {
                 if let Some(connection) = self.connections.get_mut(&token) {
                     connection.packets_in += 1;

@@ -64,6 +64,7 @@ mod large;
 mod membership;
 mod packets;
 mod portmap_call;
+mod probe;
 mod whereis;
 
 use std::collections::{HashMap, VecDeque};
@@ -191,6 +192,9 @@ struct Connection {
     bytes_in: u64,
     started: Instant,
     last_read: Instant,
+    /// Round-trip probes (probe.rs): the one in flight, when the last went
+    /// out, and the last round trip measured.
+    probe: probe::Probe,
 }
 
 /// A node to dial again (`EventLoop::dial_failed`).
@@ -531,6 +535,7 @@ impl EventLoop {
         let timeout = self.shared.heartbeat_timeout;
         let mut lost = Vec::new();
         let mut ticks = Vec::new();
+        let mut probes = Vec::new();
         for (&token, connection) in &self.connections {
             let (unwritten, last_progress, last_write) = {
                 let out = connection.outbox.lock();
@@ -548,6 +553,9 @@ impl EventLoop {
                 Phase::Up => {
                     if now.duration_since(connection.last_read) >= timeout {
                         lost.push((token, Loss::Silent));
+                    } else if connection.probe.due(now, interval) {
+                        // A probe is a tick too.
+                        probes.push(token);
                     } else if now.duration_since(last_write) >= interval {
                         ticks.push(token);
                     }
@@ -567,6 +575,15 @@ impl EventLoop {
             if let Some(connection) = self.connections.get(&token) {
                 let mut out = connection.outbox.lock();
                 frame::encode(KIND_TICK, &[], &mut out.write);
+                out.last_write = now;
+            }
+            self.flush(token);
+        }
+        for token in probes {
+            if let Some(connection) = self.connections.get_mut(&token) {
+                let body = connection.probe.send(now);
+                let mut out = connection.outbox.lock();
+                frame::encode(KIND_TICK, &body, &mut out.write);
                 out.last_write = now;
             }
             self.flush(token);
@@ -637,6 +654,7 @@ impl EventLoop {
                     entry.direct_packets_out = out.direct_out;
                     entry.bytes_in = connection.bytes_in;
                     entry.bytes_out = out.bytes_out;
+                    entry.round_trip = connection.probe.round_trip();
                 }
             }
         }

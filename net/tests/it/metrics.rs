@@ -98,7 +98,11 @@ fn a_scrape_reports_agents_exits_mailboxes_and_peers_by_prometheus_conventions()
         // The peer is up once its handshake is done; the message sent to it
         // is counted when the loop has written it, which may be a little later.
         let peer_written = samples.get(&sent_to_peer).is_some_and(|bytes| *bytes > 0.0);
-        if killed == Some(&1.0) && peer_up && peer_written {
+        // A probe goes out once per heartbeat interval.
+        let round_trip = samples.get(&format!(
+            "erlangen_peer_round_trip_seconds{{peer=\"{peer_name}\"}}"
+        ));
+        if killed == Some(&1.0) && peer_up && peer_written && round_trip.is_some() {
             break (samples, families);
         }
         assert!(started.elapsed() < HANG_GUARD, "{samples:?}");
@@ -139,6 +143,14 @@ fn a_scrape_reports_agents_exits_mailboxes_and_peers_by_prometheus_conventions()
         samples[&format!("erlangen_peer_connected{{peer=\"{peer_name}\"}}")],
         1.0
     );
+    let round_trip = samples[&format!("erlangen_peer_round_trip_seconds{{peer=\"{peer_name}\"}}")];
+    assert!(
+        round_trip > 0.0 && round_trip < HANG_GUARD.as_secs_f64(),
+        "{round_trip}"
+    );
+    let peers = node.peers();
+    let stats = peers.iter().find(|p| p.node == peer_name).unwrap();
+    assert!(stats.round_trip.is_some());
 }
 
 #[test]

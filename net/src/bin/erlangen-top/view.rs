@@ -195,6 +195,7 @@ fn nodes(frame: &mut Frame<'_>, app: &App, area: Rect) {
         "BYTES OUT",
         "BYTES IN",
         "BUFFERED",
+        "RTT",
         "HEARD",
         "ERRORS",
     ])
@@ -208,6 +209,8 @@ fn nodes(frame: &mut Frame<'_>, app: &App, area: Rect) {
             p.bytes_out.to_string(),
             p.bytes_in.to_string(),
             p.buffered_bytes.to_string(),
+            p.round_trip_us
+                .map_or("-".to_owned(), |us| format!("{us} µs")),
             p.last_heard_ms
                 .map_or("-".to_owned(), |ms| format!("{ms} ms ago")),
             p.errors.to_string(),
@@ -221,6 +224,7 @@ fn nodes(frame: &mut Frame<'_>, app: &App, area: Rect) {
         Constraint::Length(12),
         Constraint::Length(12),
         Constraint::Length(9),
+        Constraint::Length(10),
         Constraint::Length(12),
         Constraint::Length(7),
     ];
