@@ -162,7 +162,7 @@ pub struct AgentRow {
     pub received: u64,
     /// Messages refused because its mailbox was full.
     pub dropped: u64,
-    /// Times a worker resumed it.
+    /// Times a worker resumed it (sampled: the runtime's `AgentInfo`).
     pub slices: u64,
     /// Times the watchdog named it for holding its worker.
     pub watchdog_warnings: u64,

@@ -80,7 +80,9 @@ pub struct AgentInfo {
     pub received: u64,
     /// Messages refused because its mailbox was full or closed.
     pub dropped: u64,
-    /// Times a worker resumed it (its slices of run time).
+    /// Times a worker resumed it (its slices of run time), sampled: every
+    /// 61st resume of a worker counts 61 for the agent it resumes, so the
+    /// figure is an estimate, good for agents that run often.
     pub slices: u64,
     /// Times the watchdog named it for holding its worker.
     pub watchdog_warnings: u64,
@@ -332,7 +334,7 @@ fn figures(cell: &AgentCell) -> Figures {
         queued: cell.mailbox.len(),
         received: cell.mailbox.received(),
         dropped: cell.mailbox.dropped(),
-        slices: u64::from(cell.state.slices()),
+        slices: u64::from(cell.slices.load(Ordering::Relaxed)),
     }
 }
 

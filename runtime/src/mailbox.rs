@@ -43,6 +43,9 @@ pub(crate) enum Signal {
     /// An operator asked to trace the agent (`RuntimeHandle::trace_next`):
     /// it starts a trace when it takes this (trace.rs).
     TraceNext,
+    /// A traced message of the data lane, as `pop` hands it out (never
+    /// queued in the control lane): the receive unwraps it (trace.rs).
+    Traced(Message),
 }
 
 /// Why a mailbox refused a message.
@@ -70,6 +73,9 @@ struct Lanes {
     data: DataLane,
     /// Set at kill or death: every later push is dropped and counted.
     closed: bool,
+    /// Traced messages in the data lane (trace.rs): while there are none,
+    /// a pop looks at no message.
+    traced: usize,
     /// Replies, by their call's tag (reply.rs); they count against the
     /// capacity with the data lane.
     /// Made on the first reply (most agents never get one: an empty
@@ -171,6 +177,17 @@ impl Mailbox {
     /// outside the lock), counts it as dropped and says which it was.
     #[inline(always)]
     pub(crate) fn push_from(&self, slot: &mut Option<Message>) -> Result<(), Refused> {
+        self.push_with::<false>(slot)
+    }
+
+    /// `push_from` of a traced message (trace.rs): counted, so that pops
+    /// look for it.
+    pub(crate) fn push_traced_from(&self, slot: &mut Option<Message>) -> Result<(), Refused> {
+        self.push_with::<true>(slot)
+    }
+
+    #[inline(always)]
+    fn push_with<const TRACED: bool>(&self, slot: &mut Option<Message>) -> Result<(), Refused> {
         let mut lanes = self.lanes.lock();
         let refused = if lanes.closed {
             Refused::Closed
@@ -179,6 +196,9 @@ impl Mailbox {
         } else {
             if let Some(message) = slot.take() {
                 lanes.data.push_back(message);
+                if TRACED {
+                    lanes.traced += 1;
+                }
             }
             self.publish_len(&lanes);
             return Ok(());
@@ -371,7 +391,13 @@ impl Mailbox {
         let item = if let Some(signal) = lanes.control.pop_front() {
             Item::Signal(signal)
         } else {
-            Item::Message(lanes.data.pop_front()?)
+            let message = lanes.data.pop_front()?;
+            if lanes.traced != 0 && message.is_traced() {
+                lanes.traced -= 1;
+                Item::Signal(Signal::Traced(message))
+            } else {
+                Item::Message(message)
+            }
         };
         self.publish_len(&lanes);
         drop(lanes);

@@ -101,6 +101,10 @@ pub(crate) struct AgentCell {
     /// Whether it is hibernated now: set when it hibernates, cleared when
     /// it starts again.
     pub(crate) hibernated: AtomicBool,
+    /// Resumes so far, sampled (worker.rs: every `FAIRNESS_TICKS`-th resume
+    /// of a worker adds `FAIRNESS_TICKS` to the agent it resumes; wrapping),
+    /// read by listings (agent_list.rs).
+    pub(crate) slices: AtomicU32,
     /// The body or coroutine (rule BODY-OWNER).
     body: UnsafeCell<Stage>,
 }
@@ -161,6 +165,7 @@ impl AgentCell {
             watchdog_warnings: AtomicU32::new(0),
             hibernations: AtomicU32::new(0),
             hibernated: AtomicBool::new(false),
+            slices: AtomicU32::new(0),
             body: UnsafeCell::new(Stage::Unstarted(body)),
         }
     }

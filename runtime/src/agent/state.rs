@@ -40,16 +40,10 @@ pub(crate) const NOTIFIED: u32 = 8;
 /// `WAITING` into `SCHEDULED` is the one that saw `WAITING` before it.
 pub(crate) const SCHEDULED: u32 = WAITING | NOTIFIED;
 
-/// The agent's lifecycle word, and beside it (so that counting costs no
-/// cache line the transitions do not touch anyway) the number of times a
-/// worker resumed the agent.
+/// The agent's lifecycle word.
 #[derive(Debug)]
 pub(crate) struct State {
     word: AtomicU32,
-    /// Resumes so far (wrapping): written only by the worker that holds
-    /// the agent RUNNING, read by listings (agent_list.rs). No part of the
-    /// protocol.
-    slices: AtomicU32,
 }
 
 /// What a worker must do after [`State::transition_to_waiting`].
@@ -66,7 +60,6 @@ impl State {
     pub(crate) fn new_scheduled() -> State {
         State {
             word: AtomicU32::new(SCHEDULED),
-            slices: AtomicU32::new(0),
         }
     }
 
@@ -143,19 +136,6 @@ impl State {
     /// The agent finished (or is torn down by its worker at shutdown).
     pub(crate) fn transition_to_done(&self) {
         self.word.store(DONE, Ordering::Release);
-    }
-
-    /// Counts one resume; only the worker that holds the agent RUNNING
-    /// calls it (a plain store: no other writer).
-    #[inline(always)]
-    pub(crate) fn count_slice(&self) {
-        let slices = self.slices.load(Ordering::Relaxed);
-        self.slices.store(slices.wrapping_add(1), Ordering::Relaxed);
-    }
-
-    /// Resumes so far (wrapping at 2^32).
-    pub(crate) fn slices(&self) -> u32 {
-        self.slices.load(Ordering::Relaxed)
     }
 
     /// The raw word, for diagnostics.

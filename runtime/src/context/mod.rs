@@ -57,6 +57,11 @@ mod trace;
 /// The panic payload that carries an exit through the agent's stack.
 struct ExitUnwind;
 
+/// `Ctx::hints`: the agent began to exit or to hibernate.
+const HINT_LEAVING: u8 = 1;
+/// `Ctx::hints`: the agent is in a trace (trace.rs).
+const HINT_TRACING: u8 = 2;
+
 /// The panic payload that carries a hibernation through the agent's stack.
 struct HibernateUnwind;
 
@@ -105,9 +110,11 @@ pub struct Ctx {
     saved_data: RefCell<VecDeque<Message>>,
     /// Set when the agent has begun to exit or to hibernate.
     leaving: RefCell<Option<Leaving>>,
-    /// `leaving.is_some()`, kept beside it (`set_leaving`) so that the
-    /// per-call check reads one flag instead of borrowing the cell.
-    is_leaving: Cell<bool>,
+    /// Flags that send a runtime call off its fast path, in one byte so
+    /// that the per-call check reads one: `HINT_LEAVING` (`leaving.is_some()`,
+    /// kept beside it by `set_leaving`) and `HINT_TRACING` (the agent is in
+    /// a trace: trace.rs).
+    hints: Cell<u8>,
     /// Whether this is `Runtime::run`'s root agent (it cannot hibernate).
     root: Cell<bool>,
     /// Runtime calls left before the agent yields its worker.
@@ -202,7 +209,7 @@ impl Ctx {
             saved_control: RefCell::new(VecDeque::new()),
             saved_data: RefCell::new(VecDeque::new()),
             leaving: RefCell::new(None),
-            is_leaving: Cell::new(false),
+            hints: Cell::new(0),
             root: Cell::new(false),
             reductions: Cell::new(REDUCTIONS_PER_SLICE),
             next_tag: Cell::new(1),
@@ -234,8 +241,15 @@ impl Ctx {
 
     /// Replaces `leaving` (and its flag); returns the old value.
     fn set_leaving(&self, leaving: Option<Leaving>) -> Option<Leaving> {
-        self.is_leaving.set(leaving.is_some());
+        self.set_hint(HINT_LEAVING, leaving.is_some());
         self.leaving.replace(leaving)
+    }
+
+    /// Sets or clears one of `hints`' flags.
+    fn set_hint(&self, hint: u8, on: bool) {
+        let hints = self.hints.get();
+        self.hints
+            .set(if on { hints | hint } else { hints & !hint });
     }
 
     /// Switches out, then picks up the context of the worker resuming us.
@@ -330,11 +344,18 @@ impl Ctx {
         }
     }
 
-    /// Whether an exit signal may be pending or the agent began to leave:
-    /// two plain loads, so that it costs nothing measurable per call.
+    /// Whether an exit signal may be pending or the agent began to leave.
     #[inline(always)]
     fn exit_hint(&self) -> bool {
-        self.cell().mailbox.exit_pending() || self.is_leaving.get()
+        self.cell().mailbox.exit_pending() || self.hints.get() & HINT_LEAVING != 0
+    }
+
+    /// Whether a runtime call must leave its fast path: an exit may be
+    /// pending, the agent began to leave, or it is in a trace. Two plain
+    /// loads, so that it costs nothing measurable per call.
+    #[inline(always)]
+    fn call_hint(&self) -> bool {
+        self.cell().mailbox.exit_pending() || self.hints.get() != 0
     }
 
     /// The slow path of `check_exit`.
@@ -362,6 +383,7 @@ impl Ctx {
                         .push_back(Message::new(down)),
                     Signal::Notice(notice) => self.saved_control.borrow_mut().push_back(notice),
                     Signal::TraceNext => self.start_requested_trace(),
+                    Signal::Traced(_) => unreachable!("pop_signal takes the control lane only"),
                 }
             }
         }
@@ -370,11 +392,22 @@ impl Ctx {
     /// Counts one runtime call against the slice; yields when it is used up.
     #[inline(always)]
     fn charge(&self) {
-        let left = self.reductions.get();
-        if left != 0 && !self.exit_hint() {
-            self.reductions.set(left - 1);
-        } else {
+        if !self.charge_fast() {
             self.charge_slow();
+        }
+    }
+
+    /// `charge`'s fast path: `false` (and nothing charged) when the slice
+    /// is spent or `call_hint` holds, and the caller must take its slow
+    /// path, which calls `charge_slow`.
+    #[inline(always)]
+    fn charge_fast(&self) -> bool {
+        let left = self.reductions.get();
+        if left != 0 && !self.call_hint() {
+            self.reductions.set(left - 1);
+            true
+        } else {
+            false
         }
     }
 
@@ -530,13 +563,32 @@ impl Ctx {
         // The charge and the remote check are inlined into the caller; the
         // push and the wake are one out-of-line call (`deliver_from`), which
         // takes the message where the caller built it. A remote pid costs
-        // one predictable branch, its backpressure wait is out of line.
-        self.charge();
+        // one predictable branch, its backpressure wait is out of line; so
+        // does an agent in a trace (its message is wrapped, trace.rs).
         if to.is_remote() {
             return self.try_send_remote(to, message);
         }
-        let message = self.outgoing(to, Message::new(message));
+        if !self.charge_fast() {
+            return self.try_send_slow(to, Message::new(message));
+        }
         let worker = self.worker();
+        worker
+            .shared
+            .deliver_from(to, &mut Some(Message::new(message)), Some(worker))
+    }
+
+    /// `try_send` to a local `to` off the fast path: the slice is spent, an
+    /// exit may be pending, or the agent is in a trace.
+    #[inline(never)]
+    fn try_send_slow(&self, to: &Pid, message: Message) -> Result<(), Error> {
+        self.charge_slow();
+        let message = self.outgoing(to, message);
+        let worker = self.worker();
+        if message.is_traced() {
+            return worker
+                .shared
+                .deliver_traced_from(to, &mut Some(message), Some(worker));
+        }
         worker
             .shared
             .deliver_from(to, &mut Some(message), Some(worker))
@@ -548,6 +600,7 @@ impl Ctx {
     /// large messages adds at most one beyond the mark.
     #[inline(never)]
     fn try_send_remote<M: Any + Send>(&self, to: &Pid, message: M) -> Result<(), Error> {
+        self.charge();
         self.wait_for_route(to);
         let message = self.outgoing(to, Message::new(message));
         let worker = self.worker();

@@ -76,18 +76,18 @@ impl Ctx {
     /// assert_eq!(got.unwrap(), 3);
     /// ```
     pub fn receive(&self) -> Message {
-        self.charge();
-        self.before_receive();
+        if !self.charge_fast() {
+            self.charge_slow();
+            self.before_receive();
+        }
         if self.saved_control.borrow().is_empty() && self.saved_data.borrow().is_empty() {
             // Fast path: nothing was skipped by an earlier selective receive,
             // so the mailbox's own order is the answer.
             loop {
                 match self.cell().mailbox.pop() {
-                    Some(Item::Message(message)) => {
-                        if message.is_traced() {
-                            return self.traced_taken(message);
-                        }
-                        return message;
+                    Some(Item::Message(message)) => return message,
+                    Some(Item::Signal(Signal::Traced(message))) => {
+                        return self.traced_taken(message);
                     }
                     // Notifications are made here, never traced.
                     Some(Item::Signal(Signal::Down(down))) => return Message::new(down),
@@ -256,6 +256,18 @@ impl Ctx {
             Signal::Notice(notice) => self.offer(notice, matches),
             Signal::TraceNext => {
                 self.start_requested_trace();
+                None
+            }
+            // A traced message the selective receive looks at: as any
+            // message (`Message::is` looks through its context), and saved
+            // in the data queue if it does not match; `receive_until` unwraps
+            // the one it takes.
+            Signal::Traced(message) => {
+                if matches(&message) {
+                    return Some(message);
+                }
+                self.saved_data.borrow_mut().push_back(message);
+                self.charge_skipped(1);
                 None
             }
         }

@@ -2,13 +2,13 @@
 //! the agent's current span, started by `start_trace` or by taking a traced
 //! message, and the wrapping of what it sends while it has one.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
 use crate::message::Message;
 use crate::pid::Pid;
 use crate::trace::{fresh_id, fresh_trace_id, now_unix_ns, SpanKind, SpanRecord, TraceContext};
 
-use super::Ctx;
+use super::{Ctx, HINT_TRACING};
 
 /// The span an agent is in.
 #[derive(Debug)]
@@ -24,11 +24,11 @@ pub(super) struct Current {
     start_unix_ns: u64,
 }
 
-/// The agent's place in a trace: `active` mirrors `current.is_some()` so
-/// that the send and receive paths test one flag.
+/// The agent's place in a trace; `HINT_TRACING` in `Ctx::hints` mirrors
+/// `current.is_some()`, so that the send and receive paths leave their
+/// fast path on the flag test they make anyway (`Ctx::charge_fast`).
 #[derive(Debug, Default)]
 pub(super) struct TraceState {
-    active: Cell<bool>,
     current: RefCell<Option<Current>>,
 }
 
@@ -92,7 +92,7 @@ impl Ctx {
     /// Step 2, inlined into every send: `message` as it goes out.
     #[inline(always)]
     pub(super) fn outgoing(&self, to: &Pid, message: Message) -> Message {
-        if self.trace.active.get() {
+        if self.in_trace() {
             return self.traced_outgoing(to, message);
         }
         message
@@ -135,7 +135,7 @@ impl Ctx {
     /// its last message is done.
     #[inline(always)]
     pub(super) fn before_receive(&self) {
-        if self.trace.active.get() {
+        if self.in_trace() {
             self.end_span();
         }
     }
@@ -213,17 +213,23 @@ impl Ctx {
 
     fn enter_span(&self, current: Current) {
         *self.trace.current.borrow_mut() = Some(current);
-        self.trace.active.set(true);
+        self.set_hint(HINT_TRACING, true);
+    }
+
+    /// Whether the agent is in a trace.
+    #[inline(always)]
+    fn in_trace(&self) -> bool {
+        self.hints.get() & HINT_TRACING != 0
     }
 
     /// Ends the current span, recording it (step 4), and leaves the trace.
     #[cold]
     #[inline(never)]
     pub(super) fn end_span(&self) {
-        if !self.trace.active.get() {
+        if !self.in_trace() {
             return;
         }
-        self.trace.active.set(false);
+        self.set_hint(HINT_TRACING, false);
         let Some(current) = self.trace.current.borrow_mut().take() else {
             return;
         };

@@ -66,7 +66,14 @@ impl Shared {
     /// mailbox drops the message and counts it. A remote `to` gets it
     /// through its route.
     pub(crate) fn deliver_message(&self, to: &Pid, message: Message, from: Option<&WorkerContext>) {
-        let _ = self.deliver_from(to, &mut Some(message), from);
+        // From outside an agent's send (a node's loop, a timer, a thread):
+        // a traced message, such as one from another node, is counted as
+        // one.
+        let _ = if message.is_traced() {
+            self.deliver_traced_from(to, &mut Some(message), from)
+        } else {
+            self.deliver_from(to, &mut Some(message), from)
+        };
     }
 
     /// `deliver_message` of the message in `slot`, saying whether it was
@@ -82,6 +89,27 @@ impl Shared {
         slot: &mut Option<Message>,
         from: Option<&WorkerContext>,
     ) -> Result<(), Error> {
+        self.deliver_with::<false>(to, slot, from)
+    }
+
+    /// `deliver_from` of a traced message (trace.rs): its mailbox counts
+    /// it, so that the receive looks for it.
+    pub(crate) fn deliver_traced_from(
+        &self,
+        to: &Pid,
+        slot: &mut Option<Message>,
+        from: Option<&WorkerContext>,
+    ) -> Result<(), Error> {
+        self.deliver_with::<true>(to, slot, from)
+    }
+
+    #[inline(always)]
+    fn deliver_with<const TRACED: bool>(
+        &self,
+        to: &Pid,
+        slot: &mut Option<Message>,
+        from: Option<&WorkerContext>,
+    ) -> Result<(), Error> {
         match from {
             Some(worker) => worker.sent.set(worker.sent.get() + 1),
             None => {
@@ -92,7 +120,12 @@ impl Shared {
         let PidKind::Local(cell) = &to.kind else {
             return send_remote(to, slot, from);
         };
-        match cell.mailbox.push_from(slot) {
+        let pushed = if TRACED {
+            cell.mailbox.push_traced_from(slot)
+        } else {
+            cell.mailbox.push_from(slot)
+        };
+        match pushed {
             Ok(()) => {
                 self.wake(cell, from);
                 Ok(())

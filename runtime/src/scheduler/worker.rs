@@ -242,10 +242,15 @@ impl WorkerContext {
             }
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
-            if tick.is_multiple_of(FAIRNESS_TICKS) {
+            // Every FAIRNESS_TICKS-th resume is sampled: the agent it runs
+            // is counted FAIRNESS_TICKS slices (agent_list.rs), an estimate
+            // that costs the other resumes nothing.
+            let sampled = tick.is_multiple_of(FAIRNESS_TICKS);
+            if sampled {
                 self.fire_timers();
                 self.returns.free_returned(&self.shared, self.index);
                 if let Some(task) = self.overdue_yielded(tick).or_else(|| self.next_shared()) {
+                    task.slices.fetch_add(FAIRNESS_TICKS, Ordering::Relaxed);
                     self.run_agent(task, own);
                     continue;
                 }
@@ -255,7 +260,12 @@ impl WorkerContext {
                 .or_else(|| self.next_shared())
                 .or_else(|| self.next_yielded());
             match next {
-                Some(task) => self.run_agent(task, own),
+                Some(task) => {
+                    if sampled {
+                        task.slices.fetch_add(FAIRNESS_TICKS, Ordering::Relaxed);
+                    }
+                    self.run_agent(task, own);
+                }
                 None => self.idle(),
             }
         }
@@ -389,7 +399,6 @@ impl WorkerContext {
         // is the only writer.
         let resumes = activity.resumes.load(Ordering::Relaxed);
         activity.resumes.store(resumes + 1, Ordering::Relaxed);
-        task.state.count_slice();
         activity.running.store(task.serial, Ordering::Relaxed);
         let resumed = coroutine.resume(self.as_resume_arg());
         activity.running.store(0, Ordering::Relaxed);

@@ -116,8 +116,6 @@ fn a_listing_shows_each_agents_state_worker_slices_and_hibernation() {
         .unwrap();
     assert_eq!(waiting.state, AgentState::Waiting);
     assert_eq!(waiting.worker, Some(0));
-    // Its first slice, three after each yield.
-    assert_eq!(waiting.slices, 4);
     assert!(!waiting.hibernated);
     assert_eq!(
         waiting.stack_bytes,
@@ -166,4 +164,38 @@ fn a_listing_from_an_agent_yields_its_worker_between_chunks() {
     for pid in &sleepers {
         rt.kill(pid, ExitReason::Kill);
     }
+}
+
+#[test]
+fn an_agent_that_runs_many_slices_is_counted_many_and_a_waiting_one_few() {
+    // Slices are sampled: every 61st resume of a worker counts 61 for the
+    // agent it resumes.
+    let rt = runtime(1);
+    let (busy, idle) = rt
+        .run(|ctx| {
+            let me = ctx.pid();
+            let idle = ctx.spawn(|ctx| {
+                ctx.receive();
+            });
+            let busy = ctx.spawn(move |ctx| {
+                for _ in 0..6100 {
+                    ctx.yield_now();
+                }
+                ctx.send(&me, ());
+                ctx.receive();
+            });
+            ctx.receive();
+            let page = ctx.agents_page(&AgentQuery::new().order(AgentOrder::Slices).limit(2));
+            let slices = |pid: &Pid| page.agents.iter().find(|a| a.pid == *pid).map(|a| a.slices);
+            let found = (slices(&busy), slices(&idle));
+            ctx.kill(&busy, ExitReason::Kill);
+            ctx.kill(&idle, ExitReason::Kill);
+            found
+        })
+        .unwrap();
+    // The busy one leads the sort by slices; the idle one, if it made the
+    // page of two, was sampled once at most.
+    let busy = busy.expect("the busy agent leads");
+    assert!(busy >= 1000, "{busy}");
+    assert!(idle.is_none_or(|idle| idle <= 61), "{idle:?}");
 }
