@@ -258,10 +258,16 @@ impl Message {
     /// The value, if it is a `T` (looking through a trace context);
     /// otherwise the message back.
     pub fn downcast<T: Any>(self) -> Result<T, Message> {
-        if self.table.type_id != TypeId::of::<T>() && self.is_traced() {
+        // One `TypeId` compare on the common path (it costs more than a
+        // pointer compare); the trace's look is on the mismatch path only.
+        if self.table.type_id == TypeId::of::<T>() {
+            // SAFETY: the type was checked just above.
+            return Ok(unsafe { self.into_value::<T>() });
+        }
+        if self.is_traced() {
             return self.downcast_traced();
         }
-        self.downcast_exact()
+        Err(self)
     }
 
     /// `downcast` of a traced message: the inner message's value, or the
@@ -281,15 +287,26 @@ impl Message {
         if self.table.type_id != TypeId::of::<T>() {
             return Err(self);
         }
+        // SAFETY: the type was checked just above.
+        Ok(unsafe { self.into_value::<T>() })
+    }
+
+    /// The value, moved out.
+    ///
+    /// # Safety
+    ///
+    /// The message holds exactly a `T` (its table's type id is `T`'s).
+    #[inline(always)]
+    unsafe fn into_value<T: Any>(self) -> T {
         let this = ManuallyDrop::new(self);
         if this.table.boxed {
-            // SAFETY: rule PAYLOAD: a Box<T> (type checked above), moved out
+            // SAFETY: rule PAYLOAD: a Box<T> (the caller checked the type), moved out
             // once; `this` is never dropped.
             let boxed = unsafe { this.data.as_ptr().cast::<Box<T>>().read() };
-            Ok(*boxed)
+            *boxed
         } else {
             // SAFETY: rule PAYLOAD: an unboxed T, moved out once.
-            Ok(unsafe { this.data.as_ptr().cast::<T>().read() })
+            unsafe { this.data.as_ptr().cast::<T>().read() }
         }
     }
 
