@@ -291,6 +291,9 @@ impl Kernel {
         }
         #[cfg(feature = "otlp")]
         if let Some(endpoint) = &args.otlp_endpoint {
+            if args.trace_spans.is_some() {
+                return Err("give --trace-spans or --otlp-endpoint, not both".to_owned());
+            }
             let service = crate::id::NodeName::new(&args.host, &args.name)
                 .map_or_else(|_| args.name.clone(), |name| name.to_string());
             let spans = crate::otel::OtelSpans::otlp_http(endpoint, &service)

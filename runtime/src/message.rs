@@ -201,7 +201,10 @@ impl Message {
     }
 
     /// `message` with a trace context (trace.rs step 2): what the nodes
-    /// layer delivers when a traced message arrives.
+    /// layer delivers when a traced message arrives. Delivered by
+    /// `Runtime::send` or `RuntimeHandle::send`, the receiver continues its
+    /// trace; sent by an agent that is in no trace, it arrives as an
+    /// ordinary message whose type is seen through.
     ///
     /// ```
     /// use erlangen_runtime::{Message, TraceContext};
