@@ -231,7 +231,7 @@ impl Kernel {
                 return ExitCode::from(2);
             }
         };
-        erlangen_portmap::logging::init(args.log_format);
+        erlangen_portmap::logging::init_at(args.log_format, args.log_level);
         match self.run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -479,6 +479,10 @@ struct KernelArgs {
     /// (with the node's span).
     #[arg(long, value_enum, default_value_t = erlangen_portmap::logging::LogFormat::Text)]
     log_format: erlangen_portmap::logging::LogFormat,
+    /// The least level logged: error, warn, info or debug (debug also puts
+    /// what agents log inside an `agent` span naming the agent).
+    #[arg(long, default_value = "info")]
+    log_level: tracing::Level,
 }
 
 /// The nodes registered with the port mapper of `host` (`--discover`): at

@@ -74,6 +74,11 @@ pub(crate) struct WorkerContext {
     stack_cache: RefCell<StackCache>,
     /// Scheduling ticks, for the fairness check.
     tick: Cell<u32>,
+    /// Whether agents run inside an `agent` span for logs (a subscriber
+    /// wants target `erlangen::agent` at DEBUG): asked when the worker
+    /// starts and again at each fairness tick, so that a resume tests one
+    /// flag of its own worker.
+    agent_spans: Cell<bool>,
     /// The agent being resumed (read by a new agent's body at its start).
     /// Invariant: non-null only while `run_agent` (or `teardown`) holds a
     /// `Task` for it (the live table keeps the cell alive) or an `Arc`.
@@ -113,6 +118,7 @@ impl WorkerContext {
             lifo_runs: Cell::new(0),
             stack_cache: RefCell::new(StackCache::new(stack_bytes)),
             tick: Cell::new(0),
+            agent_spans: Cell::new(agent_spans_wanted()),
             current: Cell::new(std::ptr::null()),
             sent: Cell::new(0),
             serials: Cell::new((0, 0)),
@@ -247,6 +253,7 @@ impl WorkerContext {
             // that costs the other resumes nothing.
             let sampled = tick.is_multiple_of(FAIRNESS_TICKS);
             if sampled {
+                self.agent_spans.set(agent_spans_wanted());
                 self.fire_timers();
                 self.returns.free_returned(&self.shared, self.index);
                 if let Some(task) = self.overdue_yielded(tick).or_else(|| self.next_shared()) {
@@ -400,7 +407,11 @@ impl WorkerContext {
         let resumes = activity.resumes.load(Ordering::Relaxed);
         activity.resumes.store(resumes + 1, Ordering::Relaxed);
         activity.running.store(task.serial, Ordering::Relaxed);
-        let resumed = coroutine.resume(self.as_resume_arg());
+        let resumed = if self.agent_spans.get() {
+            self.resume_in_span(task.serial, coroutine)
+        } else {
+            coroutine.resume(self.as_resume_arg())
+        };
         activity.running.store(0, Ordering::Relaxed);
         activity.sent.store(self.sent.get(), Ordering::Relaxed);
         self.current.set(std::ptr::null());
@@ -448,6 +459,21 @@ impl WorkerContext {
         if let Some(cell) = self.shared.finish(&task, status, Some(self)) {
             self.returns.give(&self.shared, self.index, cell);
         }
+    }
+
+    /// Resumes an agent inside an `agent` span naming it, so that what its
+    /// code logs says which agent it was (the span is entered on this
+    /// thread for the slice only, never across a suspend).
+    #[cold]
+    #[inline(never)]
+    fn resume_in_span(&self, serial: u64, coroutine: &mut AgentCoroutine) -> Resumed {
+        let span = tracing::debug_span!(
+            target: "erlangen::agent",
+            "agent",
+            agent = %format_args!("<{serial:x}>")
+        );
+        let _entered = span.enter();
+        coroutine.resume(self.as_resume_arg())
     }
 
     /// An agent hibernated (`Ctx::hibernate`): its finished coroutine's stack
@@ -671,4 +697,10 @@ fn retry<T>(mut steal: impl FnMut() -> Steal<T>) -> Option<T> {
             Steal::Retry => std::hint::spin_loop(),
         }
     }
+}
+
+/// Whether a log subscriber wants agents' spans (target `erlangen::agent`,
+/// level DEBUG).
+fn agent_spans_wanted() -> bool {
+    tracing::enabled!(target: "erlangen::agent", tracing::Level::DEBUG)
 }

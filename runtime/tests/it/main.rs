@@ -6,6 +6,7 @@ mod gather;
 mod hibernate;
 mod links_monitors;
 mod listing;
+mod logs;
 mod messaging;
 mod panics;
 mod receive;

@@ -304,60 +304,6 @@ fn a_busy_pair_does_not_starve_an_agent_woken_from_another_worker() {
 }
 
 #[test]
-fn a_full_mailbox_is_reported_in_a_rate_limited_warning_that_names_the_agent() {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    // The warning comes from a worker thread: a process-wide subscriber
-    // (this binary's only one; other tests' warnings land here too).
-    let _ = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .try_init();
-    let rt = crate::support::runtime(1);
-    let (serial, refused) = rt
-        .run(|ctx| {
-            let full = ctx
-                .spawn_with(
-                    erlangen_runtime::SpawnOptions::new().mailbox_len(1),
-                    |ctx| {
-                        ctx.receive_match(|m| m.downcast_ref::<&str>() == Some(&"never"));
-                    },
-                )
-                .unwrap();
-            let refused = (0..1_000u32)
-                .filter(|n| ctx.try_send(&full, *n).is_err())
-                .count();
-            (full.serial(), refused)
-        })
-        .unwrap();
-    assert_eq!(refused, 999);
-    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    let ours: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("full mailbox") && l.contains(&format!("<{serial:x}>")))
-        .collect();
-    assert!(!ours.is_empty(), "the agent was named: {log}");
-    assert!(
-        ours.len() < 10,
-        "and the warnings were rate-limited: {}",
-        ours.len()
-    );
-}
-
-#[test]
 fn metrics_count_every_message_sent_from_agents_and_from_outside() {
     let rt = erlangen_runtime::Runtime::builder()
         .workers(2)
