@@ -31,7 +31,6 @@
 //!    and its work on the next message it takes.
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -85,8 +84,8 @@ pub struct SpanRecord {
     pub parent_span_id: Option<u64>,
     /// What it stands for.
     pub kind: SpanKind,
-    /// A name for people: `receive u64`, `send u64 to <3>`, or the name the
-    /// trace was started with.
+    /// A name for people: `receive u64`, `send u64`, or the name the trace
+    /// was started with.
     pub name: String,
     /// The serial number of the agent it happened in.
     pub agent: u64,
@@ -125,18 +124,28 @@ pub struct Traced {
     pub message: Message,
 }
 
-/// A fresh id: never 0, unpredictable enough for trace ids (std's
-/// randomly seeded SipHash over a process-wide counter).
+/// A fresh id: never 0, unpredictable enough for trace ids: a per-thread
+/// xorshift64* generator seeded from std's random hasher keys (no shared
+/// counter: two workers making spans touch no common cache line). Called
+/// within one runtime call, never across a suspend, so an agent that moves
+/// between threads cannot observe the thread-local change.
 pub(crate) fn fresh_id() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    loop {
-        let mut hasher = std::hash::RandomState::new().build_hasher();
-        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        let id = hasher.finish();
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new(
+            std::hash::RandomState::new().build_hasher().finish() | 1,
+        );
+    }
+    STATE.with(|state| loop {
+        let mut x = state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        let id = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
         if id != 0 {
             return id;
         }
-    }
+    })
 }
 
 /// A fresh trace id (never 0).

@@ -582,7 +582,7 @@ impl Ctx {
     #[inline(never)]
     fn try_send_slow(&self, to: &Pid, message: Message) -> Result<(), Error> {
         self.charge_slow();
-        let message = self.outgoing(to, message);
+        let message = self.outgoing(message);
         let worker = self.worker();
         if message.is_traced() {
             return worker
@@ -602,7 +602,7 @@ impl Ctx {
     fn try_send_remote<M: Any + Send>(&self, to: &Pid, message: M) -> Result<(), Error> {
         self.charge();
         self.wait_for_route(to);
-        let message = self.outgoing(to, Message::new(message));
+        let message = self.outgoing(Message::new(message));
         let worker = self.worker();
         let sent = worker
             .shared

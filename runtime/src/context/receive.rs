@@ -412,11 +412,10 @@ impl Ctx {
             // Its node files it under the tag (refused ones were counted
             // by the route).
             let worker = self.worker();
-            if let Ok(sent) = id.route().reply_from_worker(
-                id,
-                to.tag.0,
-                self.outgoing(&to.pid, Message::new(message)),
-            ) {
+            if let Ok(sent) =
+                id.route()
+                    .reply_from_worker(id, to.tag.0, self.outgoing(Message::new(message)))
+            {
                 if sent.flush {
                     worker.owe_flush(id.route());
                 }
@@ -429,7 +428,7 @@ impl Ctx {
         worker.shared.deliver_reply(
             &to.pid,
             to.tag.0,
-            self.outgoing(&to.pid, Message::new(message)),
+            self.outgoing(Message::new(message)),
             Some(worker),
         );
     }

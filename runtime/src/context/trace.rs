@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 
 use crate::message::Message;
-use crate::pid::Pid;
 use crate::trace::{fresh_id, fresh_trace_id, now_unix_ns, SpanKind, SpanRecord, TraceContext};
 
 use super::{Ctx, HINT_TRACING};
@@ -91,16 +90,16 @@ impl Ctx {
 
     /// Step 2, inlined into every send: `message` as it goes out.
     #[inline(always)]
-    pub(super) fn outgoing(&self, to: &Pid, message: Message) -> Message {
+    pub(super) fn outgoing(&self, message: Message) -> Message {
         if self.in_trace() {
-            return self.traced_outgoing(to, message);
+            return self.traced_outgoing(message);
         }
         message
     }
 
     #[cold]
     #[inline(never)]
-    fn traced_outgoing(&self, to: &Pid, message: Message) -> Message {
+    fn traced_outgoing(&self, message: Message) -> Message {
         let Some((context, recording)) = self
             .trace
             .current
@@ -123,7 +122,7 @@ impl Ctx {
             span_id: send.span_id,
             parent_span_id: Some(context.span_id),
             kind: SpanKind::Send,
-            name: format!("send {} to {to}", message.untraced().value_type_name()),
+            name: format!("send {}", message.untraced().value_type_name()),
             agent: self.pid.serial(),
             start_unix_ns: now,
             end_unix_ns: now,
