@@ -88,7 +88,8 @@ impl Ctx {
         self.end_span();
     }
 
-    /// Step 2, inlined into every send: `message` as it goes out.
+    /// Step 2, on a send's slow path (an agent in a trace always takes it:
+    /// `HINT_TRACING` fails `Ctx::charge_fast`): `message` as it goes out.
     #[inline(always)]
     pub(super) fn outgoing(&self, message: Message) -> Message {
         if self.in_trace() {
@@ -130,8 +131,8 @@ impl Ctx {
         Message::traced(send, message)
     }
 
-    /// Step 3, inlined into every receive's start: the agent's work on
-    /// its last message is done.
+    /// Step 3, at a receive's start, on its slow path (as above): the
+    /// agent's work on its last message is done.
     #[inline(always)]
     pub(super) fn before_receive(&self) {
         if self.in_trace() {
