@@ -225,18 +225,21 @@ impl Ctx {
         }
         while let Some(item) = self.cell().mailbox.pop() {
             match item {
-                Item::Signal(signal) => {
-                    if let Some(message) = self.consider_signal(signal, matches) {
-                        return Some(message);
-                    }
-                }
-                Item::Message(message) => {
+                // A traced message is a data message here: `Message::is`
+                // looks through its context, and `receive_until` unwraps
+                // the one it takes.
+                Item::Message(message) | Item::Signal(Signal::Traced(message)) => {
                     if matches(&message) {
                         return Some(message);
                     }
                     self.saved_data.borrow_mut().push_back(message);
                     // Each skipped message counts against the slice.
                     self.charge_skipped(1);
+                }
+                Item::Signal(signal) => {
+                    if let Some(message) = self.consider_signal(signal, matches) {
+                        return Some(message);
+                    }
                 }
             }
         }
@@ -258,18 +261,7 @@ impl Ctx {
                 self.start_requested_trace();
                 None
             }
-            // A traced message the selective receive looks at: as any
-            // message (`Message::is` looks through its context), and saved
-            // in the data queue if it does not match; `receive_until` unwraps
-            // the one it takes.
-            Signal::Traced(message) => {
-                if matches(&message) {
-                    return Some(message);
-                }
-                self.saved_data.borrow_mut().push_back(message);
-                self.charge_skipped(1);
-                None
-            }
+            Signal::Traced(_) => unreachable!("take_match takes traced messages as messages"),
         }
     }
 
@@ -460,11 +452,7 @@ impl Ctx {
                 // A traced reply continues the trace as any traced message;
                 // an untraced one leaves the caller's span as it is (the
                 // call is part of the caller's work).
-                break Ok(if reply.is_traced() {
-                    self.taken(reply)
-                } else {
-                    reply
-                });
+                break Ok(self.taken(reply));
             }
             if Instant::now() >= deadline {
                 break Err(Timeout);

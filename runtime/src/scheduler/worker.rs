@@ -252,18 +252,16 @@ impl WorkerContext {
             // is counted FAIRNESS_TICKS slices (agent_list.rs), an estimate
             // that costs the other resumes nothing.
             let sampled = tick.is_multiple_of(FAIRNESS_TICKS);
-            if sampled {
+            let fair = if sampled {
                 self.agent_spans.set(agent_spans_wanted());
                 self.fire_timers();
                 self.returns.free_returned(&self.shared, self.index);
-                if let Some(task) = self.overdue_yielded(tick).or_else(|| self.next_shared()) {
-                    task.slices.fetch_add(FAIRNESS_TICKS, Ordering::Relaxed);
-                    self.run_agent(task, own);
-                    continue;
-                }
-            }
-            let next = self
-                .next_local()
+                self.overdue_yielded(tick).or_else(|| self.next_shared())
+            } else {
+                None
+            };
+            let next = fair
+                .or_else(|| self.next_local())
                 .or_else(|| self.next_shared())
                 .or_else(|| self.next_yielded());
             match next {
