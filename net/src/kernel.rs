@@ -282,9 +282,10 @@ impl Kernel {
         if let Some(workers) = args.workers {
             runtime = runtime.workers(workers);
         }
+        // Spans carry the node's name as their service.
+        let service = crate::id::NodeName::new(&args.host, &args.name)
+            .map_or_else(|_| args.name.clone(), |name| name.to_string());
         if let Some(path) = &args.trace_spans {
-            let service = crate::id::NodeName::new(&args.host, &args.name)
-                .map_or_else(|_| args.name.clone(), |name| name.to_string());
             let spans = crate::span_export::JsonLinesSpans::create(path, &service)
                 .map_err(|e| format!("cannot write spans to {}: {e}", path.display()))?;
             runtime = runtime.span_sink(Arc::new(spans));
@@ -294,8 +295,6 @@ impl Kernel {
             if args.trace_spans.is_some() {
                 return Err("give --trace-spans or --otlp-endpoint, not both".to_owned());
             }
-            let service = crate::id::NodeName::new(&args.host, &args.name)
-                .map_or_else(|_| args.name.clone(), |name| name.to_string());
             let spans = crate::otel::OtelSpans::otlp_http(endpoint, &service)
                 .map_err(|e| format!("cannot export spans to {endpoint}: {e}"))?;
             runtime = runtime.span_sink(Arc::new(spans));

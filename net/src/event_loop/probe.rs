@@ -44,8 +44,8 @@ pub(super) struct Probe {
 }
 
 impl Probe {
-    /// Step 1: whether a probe is due (none in flight, or the one in flight
-    /// is older than the interval: its answer was lost with its bytes).
+    /// Step 1: whether a probe is due: an interval has passed since the
+    /// last one (whose answer, if it never came, is then given up).
     pub(super) fn due(&self, now: Instant, interval: Duration) -> bool {
         self.last_sent
             .is_none_or(|sent| now.duration_since(sent) >= interval)
