@@ -244,3 +244,15 @@ const _: () = {
         i += 1;
     }
 };
+
+/// Simulation: the least virtual time one resume of an agent costs, in ns
+/// (simulation/mod.rs step 3). A drawn cost, so that seeds also differ in
+/// when timers fire against messages.
+pub(crate) const SIM_RESUME_COST_NS_MIN: u64 = 200;
+
+/// Simulation: the most virtual time one resume costs, in ns.
+pub(crate) const SIM_RESUME_COST_NS_MAX: u64 = 5_000;
+
+/// Simulation harness: seeds run when `ERLANGEN_SEEDS` is not set and the
+/// caller gives no count (simulation/harness.rs).
+pub(crate) const SIM_SEEDS_DEFAULT: u64 = 100;

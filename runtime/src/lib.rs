@@ -184,6 +184,7 @@ mod reply;
 mod runtime;
 mod scheduler;
 pub mod server;
+pub mod simulation;
 mod spawn;
 pub mod supervisor;
 mod sync;

@@ -36,7 +36,7 @@ use crate::agent::overflow;
 use crate::agent::stack::StackPoolStats;
 use crate::agent::Stage;
 use crate::config::{Config, WORKERS_MAX};
-use crate::context::{agent_body, deadline_after, root_body, Ctx};
+use crate::context::{agent_body, root_body, Ctx};
 use crate::error::Error;
 use crate::exit::{ExitReason, ExitStatus};
 use crate::introspection::{live_agents, AgentStats, AgentTree};
@@ -125,8 +125,8 @@ impl Builder {
         self
     }
 
-    /// Starts the runtime.
-    pub fn build(self) -> Result<Runtime, Error> {
+    /// The configuration, checked.
+    fn checked_config(self) -> Result<Config, Error> {
         let mut config = self.config;
         if config.workers == 0 || config.workers > WORKERS_MAX {
             return Err(Error::InvalidConfig(format!(
@@ -143,6 +143,39 @@ impl Builder {
         }
         config.mailbox_len = mailbox_len(config.mailbox_len)?;
         config.stack_size_bytes = stack_size(config.stack_size_bytes)?;
+        Ok(config)
+    }
+
+    /// A runtime that is node `sim.index` of a simulation: one worker,
+    /// whose context the simulation keeps and runs on its own thread; no
+    /// threads, no watchdog (simulation/mod.rs).
+    pub(crate) fn build_simulated(
+        mut self,
+        sim: Arc<crate::simulation::NodeSim>,
+    ) -> Result<(Runtime, WorkerContext), Error> {
+        self.config.workers = 1;
+        self.config.pin_workers = false;
+        let config = self.checked_config()?;
+        overflow::install();
+        overflow::ensure_alt_stack();
+        crate::agent::panic_report::install();
+        let deque = Worker::new_lifo();
+        let mut shared = Shared::new(config, vec![deque.stealer()]);
+        shared.simulated = Some(sim);
+        let shared = Arc::new(shared);
+        directory::insert(&shared);
+        let worker = WorkerContext::new(0, shared.clone(), deque);
+        let runtime = Runtime {
+            shared,
+            threads: Vec::new(),
+            watchdog: None,
+        };
+        Ok((runtime, worker))
+    }
+
+    /// Starts the runtime.
+    pub fn build(self) -> Result<Runtime, Error> {
+        let config = self.checked_config()?;
         let cores = if config.pin_workers {
             core_affinity::get_core_ids().unwrap_or_default()
         } else {
@@ -289,6 +322,12 @@ impl Runtime {
     /// ```
     pub fn new() -> Result<Runtime, Error> {
         Builder::default().build()
+    }
+
+    /// The shared state (the simulation drives a simulated runtime's worker
+    /// through it).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// A cloneable handle for threads that serve this runtime from outside
@@ -477,7 +516,7 @@ impl Runtime {
             message: Message::new(message),
         };
         self.shared
-            .arm_timer(0, deadline_after(delay), action, None);
+            .arm_timer(0, self.shared.deadline_after(delay), action, None);
     }
 
     /// Sends `to` an exit signal (see [`Ctx::kill`]).

@@ -203,6 +203,12 @@ pub(crate) fn spawn_agent_then(
         before_run(&pid);
     }
     shared.live.insert(&cell);
+    if let Some(sim) = &shared.simulated {
+        sim.record(&crate::simulation::SimEvent::Spawn {
+            node: sim.index,
+            agent: serial,
+        });
+    }
     // SAFETY: LIVE-QUEUED step 1: just inserted in the live table, never run.
     shared.schedule(unsafe { crate::scheduler::Task::new(&cell) }, from);
     Ok(pid)

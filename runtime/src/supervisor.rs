@@ -420,7 +420,7 @@ impl Supervisor {
     /// Counts a restart of child `index`; past the intensity within the
     /// period the supervisor stops every child and ends (step 3).
     fn count_restart(&mut self, ctx: &Ctx, index: usize) {
-        let now = Instant::now();
+        let now = ctx.now();
         self.restarts
             .retain(|at| now.duration_since(*at) < self.period);
         self.restarts.push(now);

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use crate::agent::body::{Body, Ending};
 use crate::agent::coroutine::{ResumeArg, Suspend, Suspender};
 use crate::agent::AgentCell;
-use crate::config::{REDUCTIONS_PER_SLICE, REMOTE_BUSY_POLL, TIMER_HORIZON};
+use crate::config::{REDUCTIONS_PER_SLICE, REMOTE_BUSY_POLL};
 use crate::error::Error;
 use crate::exit::{panic_message, ExitReason, ExitStatus, Value};
 use crate::mailbox::Signal;
@@ -61,6 +61,10 @@ struct ExitUnwind;
 const HINT_LEAVING: u8 = 1;
 /// `Ctx::hints`: the agent is in a trace (trace.rs).
 const HINT_TRACING: u8 = 2;
+/// `Ctx::hints`: the agent runs in a simulation (simulation/mod.rs), which
+/// records each send: set for the agent's life, so its calls take their
+/// slow paths, and a real runtime's agents pay nothing for it.
+const HINT_SIMULATED: u8 = 4;
 
 /// The panic payload that carries a hibernation through the agent's stack.
 struct HibernateUnwind;
@@ -209,7 +213,14 @@ impl Ctx {
             saved_control: RefCell::new(VecDeque::new()),
             saved_data: RefCell::new(VecDeque::new()),
             leaving: RefCell::new(None),
-            hints: Cell::new(0),
+            hints: Cell::new(
+                // SAFETY: as above: the resuming worker's context.
+                if unsafe { worker.as_ref() }.shared.simulated.is_some() {
+                    HINT_SIMULATED
+                } else {
+                    0
+                },
+            ),
             root: Cell::new(false),
             reductions: Cell::new(REDUCTIONS_PER_SLICE),
             next_tag: Cell::new(1),
@@ -584,6 +595,13 @@ impl Ctx {
         self.charge_slow();
         let message = self.outgoing(message);
         let worker = self.worker();
+        if let Some(sim) = &worker.shared.simulated {
+            sim.record(&crate::simulation::SimEvent::Send {
+                node: sim.index,
+                from: self.pid.serial(),
+                to: to.serial(),
+            });
+        }
         if message.is_traced() {
             return worker
                 .shared
@@ -688,7 +706,7 @@ impl Ctx {
     pub fn send_after<M: Any + Send>(&self, to: &Pid, message: M, delay: Duration) {
         self.charge();
         let worker = self.worker();
-        let deadline = deadline_after(delay);
+        let deadline = self.shared().deadline_after(delay);
         let action = TimerAction::Send {
             to: to.clone(),
             message: Message::new(message),
@@ -726,7 +744,7 @@ impl Ctx {
         self.charge();
         let worker = self.worker();
         let every = every.max(crate::config::INTERVAL_MIN);
-        let due = deadline_after(every);
+        let due = self.shared().deadline_after(every);
         let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let interval = crate::timer::Interval {
             to: to.clone(),
@@ -773,6 +791,10 @@ impl Ctx {
     {
         type Slot<R> = std::sync::Mutex<Option<std::thread::Result<R>>>;
         self.charge();
+        if self.shared().simulated.is_some() {
+            // A simulation has one thread: the job runs here, in order.
+            return f();
+        }
         let slot: std::sync::Arc<Slot<R>> = std::sync::Arc::new(std::sync::Mutex::new(None));
         let shared = self.worker().shared.clone();
         let cell = self.cell().clone();
@@ -871,11 +893,35 @@ impl Ctx {
         self.suspend(Suspend::Yield);
         self.check_exit();
     }
-}
 
-/// `now + delay`, clamped to the timer horizon.
-pub(crate) fn deadline_after(delay: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(delay.min(TIMER_HORIZON))
-        .unwrap_or(now + TIMER_HORIZON)
+    /// The runtime's monotonic clock: `Instant::now()`, or the node's
+    /// virtual clock in a simulation. Agent code that measures time with
+    /// it runs unchanged under both.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = erlangen_runtime::Runtime::builder().workers(1).build().unwrap();
+    /// let waited = rt.run(|ctx| {
+    ///     let start = ctx.now();
+    ///     ctx.sleep(Duration::from_millis(2));
+    ///     ctx.now() - start
+    /// });
+    /// assert!(waited.unwrap() >= Duration::from_millis(2));
+    /// ```
+    pub fn now(&self) -> Instant {
+        self.shared().now()
+    }
+
+    /// The simulation this agent runs in, if it is simulated: its seeded
+    /// generator and clock (`SimHandle`). `None` on a real runtime.
+    pub fn simulation(&self) -> Option<crate::simulation::SimHandle> {
+        self.shared()
+            .simulated
+            .as_ref()
+            .map(|sim| crate::simulation::SimHandle {
+                world: sim.world.clone(),
+            })
+    }
 }

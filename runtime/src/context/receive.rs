@@ -15,7 +15,7 @@ use crate::mailbox::{Item, Signal};
 use crate::message::Message;
 use crate::timer::TimerAction;
 
-use super::{deadline_after, Ctx};
+use super::Ctx;
 
 impl Ctx {
     /// Takes the first message of `queue` (a saved queue: only this agent
@@ -120,7 +120,7 @@ impl Ctx {
     /// assert!(got.unwrap());
     /// ```
     pub fn receive_timeout(&self, timeout: Duration) -> Result<Message, Timeout> {
-        self.receive_until(&mut |_| true, Some(deadline_after(timeout)))
+        self.receive_until(&mut |_| true, Some(self.shared().deadline_after(timeout)))
     }
 
     /// Takes the first message for which `matches` is true, leaving the
@@ -166,7 +166,7 @@ impl Ctx {
         mut matches: impl FnMut(&Message) -> bool,
         timeout: Duration,
     ) -> Result<Message, Timeout> {
-        self.receive_until(&mut matches, Some(deadline_after(timeout)))
+        self.receive_until(&mut matches, Some(self.shared().deadline_after(timeout)))
     }
 
     /// The receive loop shared by every variant.
@@ -185,7 +185,7 @@ impl Ctx {
             }
             look_at_saved = false;
             if let Some(deadline) = deadline {
-                if Instant::now() >= deadline {
+                if self.shared().now() >= deadline {
                     break Err(Timeout);
                 }
                 if !armed {
@@ -336,9 +336,9 @@ impl Ctx {
     /// ```
     pub fn sleep(&self, duration: Duration) {
         self.check_exit();
-        let deadline = deadline_after(duration);
+        let deadline = self.shared().deadline_after(duration);
         self.arm_wake(deadline);
-        while Instant::now() < deadline {
+        while self.shared().now() < deadline {
             self.suspend(Suspend::Wait);
             self.check_exit();
         }
@@ -444,7 +444,7 @@ impl Ctx {
         timeout: Duration,
     ) -> Result<Message, Timeout> {
         self.charge();
-        let deadline = deadline_after(timeout);
+        let deadline = self.shared().deadline_after(timeout);
         let mailbox = &self.cell().mailbox;
         let mut armed = false;
         let result = loop {
@@ -454,7 +454,7 @@ impl Ctx {
                 // call is part of the caller's work).
                 break Ok(self.taken(reply));
             }
-            if Instant::now() >= deadline {
+            if self.shared().now() >= deadline {
                 break Err(Timeout);
             }
             if !armed {

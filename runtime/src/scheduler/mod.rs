@@ -130,6 +130,10 @@ pub(crate) struct Shared {
     next_serial: AtomicU64,
     /// When the runtime started: the origin of `clock_ns`.
     epoch: std::time::Instant,
+    /// The simulation this runtime is a node of, if it is simulated
+    /// (simulation/mod.rs): its clock is virtual, and its one worker runs
+    /// on the simulation's thread.
+    pub(crate) simulated: Option<Arc<crate::simulation::NodeSim>>,
 }
 
 /// Serial numbers a worker reserves at a time.
@@ -171,6 +175,7 @@ impl Shared {
             blocking: Arc::new(blocking::BlockingPool::default()),
             next_serial: AtomicU64::new(1),
             epoch: std::time::Instant::now(),
+            simulated: None,
         }
     }
 
@@ -197,6 +202,23 @@ impl Shared {
     /// Nanoseconds since the runtime started (monotonic).
     pub(crate) fn clock_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// The runtime's clock: `Instant::now()`, or the node's virtual clock
+    /// under simulation. Every deadline is computed from it.
+    #[inline]
+    pub(crate) fn now(&self) -> std::time::Instant {
+        match &self.simulated {
+            None => std::time::Instant::now(),
+            Some(sim) => sim.now(),
+        }
+    }
+
+    /// `now + delay`, clamped to the timer horizon.
+    pub(crate) fn deadline_after(&self, delay: std::time::Duration) -> std::time::Instant {
+        let now = self.now();
+        let horizon = crate::config::TIMER_HORIZON;
+        now.checked_add(delay.min(horizon)).unwrap_or(now + horizon)
     }
 
     /// Takes `n` fresh serial numbers; returns the first.
@@ -304,7 +326,7 @@ impl Shared {
         if worker.n_timers.load(Ordering::Acquire) == 0 {
             return false;
         }
-        let now = std::time::Instant::now();
+        let now = self.now();
         {
             let mut timers = lock(&worker.timers);
             match timers.next_deadline() {

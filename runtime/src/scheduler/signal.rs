@@ -330,6 +330,13 @@ impl Shared {
         status: ExitStatus,
         from: Option<&WorkerContext>,
     ) -> Option<Arc<AgentCell>> {
+        if let Some(sim) = &self.simulated {
+            sim.record(&crate::simulation::SimEvent::Exit {
+                node: sim.index,
+                agent: cell.serial,
+                how: format!("{:?}", crate::introspection::ExitClass::of(&status)),
+            });
+        }
         let me = Pid::from_cell(cell.to_arc());
         let leftovers = cell.mailbox.close();
         let farewell = lock(&cell.links).take_for_exit();

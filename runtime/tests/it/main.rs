@@ -15,6 +15,7 @@ mod remote;
 mod scale;
 mod servers;
 mod shutdown;
+mod simulation;
 mod soundness;
 mod supervisors;
 mod support;
