@@ -118,6 +118,7 @@ pub mod frame;
 pub mod handshake;
 pub mod kernel;
 pub mod pid;
+pub mod simulation;
 pub mod wire;
 
 mod command;

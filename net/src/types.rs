@@ -15,7 +15,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use erlangen_runtime::{
-    Call, Cast, ExitReason, ExitStatus, Message, Pid, ReplyTo, Tag, TraceContext, Value,
+    Call, Cast, ExitReason, ExitStatus, Message, Pid, RemoteSignal, ReplyTo, Tag, TraceContext,
+    Value,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -24,7 +25,9 @@ use sha2::{Digest, Sha256};
 use crate::config::{
     ERROR_TEXT_BYTES_MAX, MESSAGE_BODY_BYTES_MAX, REASON_TEXT_BYTES_MAX, WIRE_DEPTH_MAX,
 };
-use crate::wire::{self, DecodeError, WireLeaf, WireMessage, WireReason, WireStatus, WireValue};
+use crate::wire::{
+    self, DecodeError, WireLeaf, WireMessage, WireReason, WireSignal, WireStatus, WireValue,
+};
 
 /// Encodes a message holding this entry's type.
 type EncodeMessage = fn(&Message) -> Result<Vec<u8>, DecodeError>;
@@ -421,6 +424,43 @@ impl Types {
                 (entry.decode_value)(&message.body)
             }
         }
+    }
+
+    /// A signal's wire form (`None` for a kind this protocol does not
+    /// carry: dropped, never sent as something else).
+    pub(crate) fn encode_signal(&self, signal: &RemoteSignal) -> Option<WireSignal> {
+        Some(match signal {
+            RemoteSignal::Link => WireSignal::Link,
+            RemoteSignal::Monitor => WireSignal::Monitor,
+            RemoteSignal::Unlink => WireSignal::Unlink,
+            RemoteSignal::Kill(reason) => WireSignal::Kill(self.encode_reason(reason)),
+            RemoteSignal::EdgeExit(reason) => WireSignal::EdgeExit(self.encode_reason(reason)),
+            RemoteSignal::Down(status) => WireSignal::Down(self.encode_status(status)),
+            RemoteSignal::Watch { id } => WireSignal::Watch(*id),
+            RemoteSignal::Unwatch { id } => WireSignal::Unwatch(*id),
+            RemoteSignal::WatchDown { id, status } => {
+                WireSignal::WatchDown(*id, self.encode_status(status))
+            }
+            _ => return None,
+        })
+    }
+
+    /// A signal from its wire form.
+    pub(crate) fn decode_signal(&self, signal: WireSignal) -> Result<RemoteSignal, DecodeError> {
+        Ok(match signal {
+            WireSignal::Link => RemoteSignal::Link,
+            WireSignal::Monitor => RemoteSignal::Monitor,
+            WireSignal::Unlink => RemoteSignal::Unlink,
+            WireSignal::Kill(reason) => RemoteSignal::Kill(self.decode_reason(&reason)?),
+            WireSignal::EdgeExit(reason) => RemoteSignal::EdgeExit(self.decode_reason(&reason)?),
+            WireSignal::Down(status) => RemoteSignal::Down(self.decode_status(&status)?),
+            WireSignal::Watch(id) => RemoteSignal::Watch { id },
+            WireSignal::Unwatch(id) => RemoteSignal::Unwatch { id },
+            WireSignal::WatchDown(id, status) => RemoteSignal::WatchDown {
+                id,
+                status: self.decode_status(&status)?,
+            },
+        })
     }
 
     /// An exit status's wire form. A value that cannot be encoded becomes

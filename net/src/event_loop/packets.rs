@@ -208,21 +208,7 @@ impl EventLoop {
     /// A signal's wire form (`None` for a kind this protocol does not
     /// carry: dropped, never sent as something else).
     pub(super) fn wire_signal(&self, signal: &RemoteSignal) -> Option<WireSignal> {
-        let types = &self.shared.types;
-        Some(match signal {
-            RemoteSignal::Link => WireSignal::Link,
-            RemoteSignal::Monitor => WireSignal::Monitor,
-            RemoteSignal::Unlink => WireSignal::Unlink,
-            RemoteSignal::Kill(reason) => WireSignal::Kill(types.encode_reason(reason)),
-            RemoteSignal::EdgeExit(reason) => WireSignal::EdgeExit(types.encode_reason(reason)),
-            RemoteSignal::Down(status) => WireSignal::Down(types.encode_status(status)),
-            RemoteSignal::Watch { id } => WireSignal::Watch(*id),
-            RemoteSignal::Unwatch { id } => WireSignal::Unwatch(*id),
-            RemoteSignal::WatchDown { id, status } => {
-                WireSignal::WatchDown(*id, types.encode_status(status))
-            }
-            _ => return None,
-        })
+        self.shared.types.encode_signal(signal)
     }
 
     /// A command for our own node: only ids of ours that did not resolve
@@ -394,27 +380,11 @@ impl EventLoop {
         to: u64,
         signal: WireSignal,
     ) -> Result<(), String> {
-        let types = &self.shared.types;
-        let signal = match signal {
-            WireSignal::Link => RemoteSignal::Link,
-            WireSignal::Monitor => RemoteSignal::Monitor,
-            WireSignal::Unlink => RemoteSignal::Unlink,
-            WireSignal::Kill(reason) => {
-                RemoteSignal::Kill(types.decode_reason(&reason).map_err(|e| e.to_string())?)
-            }
-            WireSignal::EdgeExit(reason) => {
-                RemoteSignal::EdgeExit(types.decode_reason(&reason).map_err(|e| e.to_string())?)
-            }
-            WireSignal::Down(status) => {
-                RemoteSignal::Down(types.decode_status(&status).map_err(|e| e.to_string())?)
-            }
-            WireSignal::Watch(id) => RemoteSignal::Watch { id },
-            WireSignal::Unwatch(id) => RemoteSignal::Unwatch { id },
-            WireSignal::WatchDown(id, status) => RemoteSignal::WatchDown {
-                id,
-                status: types.decode_status(&status).map_err(|e| e.to_string())?,
-            },
-        };
+        let signal = self
+            .shared
+            .types
+            .decode_signal(signal)
+            .map_err(|e| e.to_string())?;
         let from = match from {
             Some(id) if id.node.to_string() == peer => Some(self.shared.pid_of(&id)),
             Some(_) => return Err("a signal from an agent of another node".to_owned()),

@@ -16,6 +16,7 @@ mod nodes;
 mod observe;
 mod partition;
 mod raw;
+mod simulation;
 mod structure;
 mod support;
 mod tls;

@@ -49,6 +49,30 @@ pub struct CheckReport {
 /// assert!(report.seeds >= 1);
 /// ```
 pub fn check(name: &str, seeds: Option<u64>, body: impl Fn(&mut Simulation)) -> CheckReport {
+    check_with(name, seeds, |sim| sim, body)
+}
+
+/// What [`check_with`] runs a body in: a simulation, or something built
+/// around one (the nodes layer's simulated network).
+pub trait Simulated {
+    /// The simulation inside.
+    fn simulation(&mut self) -> &mut Simulation;
+}
+
+impl Simulated for Simulation {
+    fn simulation(&mut self) -> &mut Simulation {
+        self
+    }
+}
+
+/// [`check`], with each seed's simulation first made into a `W` by `make`
+/// (a simulated network around it, say).
+pub fn check_with<W: Simulated>(
+    name: &str,
+    seeds: Option<u64>,
+    make: impl Fn(Simulation) -> W,
+    body: impl Fn(&mut W),
+) -> CheckReport {
     let (range, replay) = match env_u64("ERLANGEN_SEED") {
         Some(seed) => (seed..seed.saturating_add(1), true),
         None => {
@@ -65,8 +89,9 @@ pub fn check(name: &str, seeds: Option<u64>, body: impl Fn(&mut Simulation)) -> 
         if replay {
             sim.set_trace(true);
         }
+        let mut sim = make(sim);
         let outcome = catch_unwind(AssertUnwindSafe(|| body(&mut sim)));
-        let hash = sim.trace_hash();
+        let hash = sim.simulation().trace_hash();
         drop(sim);
         match outcome {
             Ok(()) => {

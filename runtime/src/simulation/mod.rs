@@ -60,7 +60,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use self::events::SimEvent;
-pub use self::harness::{check, CheckReport};
+pub use self::harness::{check, check_with, CheckReport, Simulated};
 pub(crate) use self::world::NodeSim;
 pub use self::world::SimHandle;
 
