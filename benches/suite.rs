@@ -28,6 +28,8 @@ mod dist;
 mod interop;
 #[path = "suite/mixed.rs"]
 mod mixed;
+#[path = "suite/simulation.rs"]
+mod simulation;
 
 /// Longest a case may take before it is killed as hung.
 const CASE_TIME_MAX: Duration = Duration::from_secs(300);
@@ -71,6 +73,7 @@ const CASES: &[Case] = &[
     ("erl_oneway_1", interop::erl_oneway_1),
     ("cluster_mesh", cluster::cluster_mesh),
     ("cluster_group_send", cluster::cluster_group_send),
+    ("sim_3x10k", simulation::sim_3x10k),
 ];
 
 /// Cases run only as a child of another case.

@@ -123,6 +123,18 @@
 //!   filtered view of the live agents (state, worker, mailbox, slices,
 //!   drops, hibernation), built in chunks that never stall a worker; what
 //!   `erlangen-top` shows.
+//! * **Deterministic simulation** (no actor runtime has one; FoundationDB's
+//!   and TigerBeetle's way, madsim/turmoil's for tokio): [`simulation`]
+//!   runs the agents of one or more simulated nodes on the calling
+//!   thread, draws the next agent to run from a seed, and runs every
+//!   deadline on a virtual clock that jumps when nothing can run; a seed
+//!   names a run, its trace hash proves a replay identical, and
+//!   [`simulation::check`] runs a test body across many seeds and prints
+//!   the first failing one with the command that replays it. The same
+//!   agent code runs under both runtimes (read time with [`Ctx::now`]).
+//!   `erlangen_net::simulation` adds the network between simulated nodes.
+//!   A real runtime pays nothing for it: simulation is a different
+//!   builder.
 //!
 //! # Agent rules
 //!
@@ -145,6 +157,9 @@
 //! 5. An agent that waits long can hibernate ([`Ctx::hibernate`]): it gives
 //!    its stack back and runs a continuation on a fresh one when a message
 //!    comes.
+//! 6. Code meant to run under [`simulation`] too reads time with
+//!    [`Ctx::now`] and randomness from [`Ctx::simulation`], and starts no
+//!    threads of its own.
 //!
 //! # Platforms
 //!
