@@ -397,3 +397,72 @@ fn a_seed_replays_a_run_with_drawn_resets_and_seeds_give_distinct_runs() {
     assert!(distinct.len() >= 900);
     assert!(with_losses > 0);
 }
+
+#[test]
+fn across_nodes_a_monitor_fires_once_none_comes_after_unlink_and_links_fire_on_normal_exit_across_seeds(
+) {
+    let faults = Faults::default().delay(Duration::from_micros(1), Duration::from_millis(1));
+    SimNet::check("edges_across_nodes", Some(PROPERTY_SEEDS), &faults, |net| {
+        let (a, b) = two_nodes(net);
+        let idle = |ctx: &mut Ctx| {
+            ctx.receive();
+        };
+        // At most one notification per edge: a kill from `a` races the
+        // agent's own return on `b`; its monitor on `a` hears one `Down`.
+        let racer = net.sim().spawn(b, |ctx| {
+            ctx.yield_now();
+        });
+        // None after unlink: monitored, unlinked, then told to exit.
+        let unlinked = net.sim().spawn(b, idle);
+        // Links fire on normal exit: an agent of `a` links to one of `b`
+        // that returns; the link's exit ends the agent of `a`.
+        let returner = net.sim().spawn(b, |ctx| {
+            ctx.receive();
+        });
+        let (racer, unlinked, returner) = (
+            net.pid_on(a, &racer).unwrap(),
+            net.pid_on(a, &unlinked).unwrap(),
+            net.pid_on(a, &returner).unwrap(),
+        );
+        let (downs, after_unlink, linked_status) = net
+            .sim()
+            .block_on(a, move |ctx| {
+                ctx.monitor(&racer).unwrap();
+                let target = racer.clone();
+                ctx.spawn(move |ctx| ctx.kill(&target, ExitReason::Kill));
+                ctx.monitor(&unlinked).unwrap();
+                ctx.unlink(&unlinked).unwrap();
+                ctx.send(&unlinked, Numbered { sender: 0, n: 0 });
+                let to_return = returner.clone();
+                let linked = ctx
+                    .spawn_with(SpawnOptions::new().monitor(), move |ctx| {
+                        ctx.link(&to_return).unwrap();
+                        ctx.send(&to_return, Numbered { sender: 1, n: 1 });
+                        ctx.receive();
+                    })
+                    .unwrap();
+                let (mut downs, mut after_unlink, mut linked_status) = (0, 0, None);
+                while let Ok(message) = ctx.receive_timeout(Duration::from_secs(1)) {
+                    let down = message.downcast::<Down>().unwrap();
+                    if down.pid == racer {
+                        downs += 1;
+                    } else if down.pid == unlinked {
+                        after_unlink += 1;
+                    } else {
+                        assert_eq!(down.pid, linked);
+                        linked_status = Some(down.status);
+                    }
+                }
+                (downs, after_unlink, linked_status)
+            })
+            .unwrap();
+        assert_eq!(downs, 1, "one notification for the raced monitor");
+        assert_eq!(after_unlink, 0, "no notification after unlink");
+        match linked_status {
+            Some(ExitStatus::Exit(ExitReason::Linked(inner))) => {
+                assert!(matches!(*inner, ExitStatus::Ok(_)), "{inner:?}");
+            }
+            other => panic!("the link across nodes did not fire on a normal exit: {other:?}"),
+        }
+    });
+}

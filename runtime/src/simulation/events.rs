@@ -40,6 +40,15 @@ pub enum SimEvent {
         /// The receiver's serial (0 if it is not an agent of this node).
         to: u64,
     },
+    /// An agent took messages from its mailbox during a resume.
+    Receive {
+        /// Its node.
+        node: u32,
+        /// Its serial.
+        agent: u64,
+        /// How many it took.
+        messages: u64,
+    },
     /// An agent exited.
     Exit {
         /// Its node.
@@ -90,6 +99,16 @@ impl SimEvent {
                 hash.u64(*from);
                 hash.u64(*to);
             }
+            SimEvent::Receive {
+                node,
+                agent,
+                messages,
+            } => {
+                hash.byte(8);
+                hash.u64(u64::from(*node));
+                hash.u64(*agent);
+                hash.u64(*messages);
+            }
             SimEvent::Exit { node, agent, how } => {
                 hash.byte(4);
                 hash.u64(u64::from(*node));
@@ -122,6 +141,11 @@ impl fmt::Display for SimEvent {
             SimEvent::Send { node, from, to } => {
                 write!(f, "send    n{node} <{from:x}> -> <{to:x}>")
             }
+            SimEvent::Receive {
+                node,
+                agent,
+                messages,
+            } => write!(f, "receive n{node} <{agent:x}> took {messages}"),
             SimEvent::Exit { node, agent, how } => write!(f, "exit    n{node} <{agent:x}> {how}"),
             SimEvent::Advance { to_ns } => write!(f, "advance to {to_ns} ns"),
             SimEvent::Network { from, to, what } => write!(f, "net     n{from} -> n{to} {what}"),

@@ -32,8 +32,9 @@
 //! 2. On every node that is up, fire the timers due by its clock and move
 //!    every agent it could run into the node's ready list.
 //! 3. If any agent is ready, draw one uniformly among all nodes' ready
-//!    agents, record `Run`, resume it for one slice, and advance the clock
-//!    by a drawn resume cost.
+//!    agents, record `Run`, resume it for one slice, record `Receive` with
+//!    the messages it took (its mailbox counts them), and advance the
+//!    clock by a drawn resume cost.
 //! 4. Otherwise jump the clock to the earliest deadline of any node or
 //!    action, recording `Advance`; with none, the simulation is quiet.
 //!
@@ -445,12 +446,22 @@ impl Simulation {
                 })
                 .expect("the draw is below the total");
             let task = node.ready.swap_remove(pick);
+            let (serial, cell) = (task.serial, task.to_arc());
             self.world.record(&SimEvent::Run {
                 node: index as u32,
-                agent: task.serial,
+                agent: serial,
             });
             let running = node.up.as_ref().expect("a node with ready agents is up");
+            let received = cell.mailbox.received();
             running.worker.sim_run(task);
+            let taken = cell.mailbox.received() - received;
+            if taken > 0 {
+                self.world.record(&SimEvent::Receive {
+                    node: index as u32,
+                    agent: serial,
+                    messages: taken,
+                });
+            }
             self.steps += 1;
             let cost = self
                 .world
