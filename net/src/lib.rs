@@ -78,6 +78,17 @@
 //!   runs on one node, ours runs on both nodes, so it must be the same
 //!   function everywhere and may only choose.
 //!
+//! # Simulated nodes
+//!
+//! [`simulation::SimNet`] runs several nodes in one deterministic
+//! simulation (`erlangen_runtime::simulation`): one thread, virtual time,
+//! and an in-memory network with the semantics above (order per pair,
+//! `noconnection` on every edge of a lost connection, `noproc` for an old
+//! incarnation) and faults drawn from the seed or scripted (delays,
+//! resets, partitions, crashes and restarts). Messages cross it encoded
+//! with each node's [`Types`], as over TCP. A seed replays a run bit for
+//! bit; `SimNet::check` runs a test across many seeds.
+//!
 //! # Names
 //!
 //! A node is `host/name`: each part 1 to 255 bytes of UTF-8 without `/`,

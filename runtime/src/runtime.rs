@@ -161,7 +161,7 @@ impl Builder {
         crate::agent::panic_report::install();
         let deque = Worker::new_lifo();
         let mut shared = Shared::new(config, vec![deque.stealer()]);
-        shared.simulated = Some(sim);
+        shared.simulate(sim);
         let shared = Arc::new(shared);
         directory::insert(&shared);
         let worker = WorkerContext::new(0, shared.clone(), deque);

@@ -203,7 +203,7 @@ pub(crate) fn spawn_agent_then(
         before_run(&pid);
     }
     shared.live.insert(&cell);
-    if let Some(sim) = &shared.simulated {
+    if let Some(sim) = shared.simulated() {
         sim.record(&crate::simulation::SimEvent::Spawn {
             node: sim.index,
             agent: serial,

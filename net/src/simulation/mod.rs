@@ -39,6 +39,7 @@ mod network;
 mod node;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use erlangen_runtime::simulation::{check_with, CheckReport, NodeId, Simulated, Simulation};
 use erlangen_runtime::{Pid, Runtime};
@@ -147,6 +148,52 @@ impl SimNet {
     /// Ends a partition between `a` and `b`.
     pub fn heal(&mut self, a: NodeId, b: NodeId) {
         self.network.heal(a.index(), b.index());
+    }
+
+    /// Draws partitions from the seed: from now until `until` (virtual
+    /// time from the start), about every `every` a drawn pair of nodes is
+    /// partitioned for a drawn time within `lasting`, then healed. Short
+    /// ones only delay packets; ones past the heartbeat timeout lose the
+    /// connection. Returns how many were scheduled.
+    pub fn draw_partitions(
+        &mut self,
+        every: Duration,
+        lasting: (Duration, Duration),
+        until: Duration,
+    ) -> usize {
+        let n = self.sim.nodes().len() as u64;
+        if n < 2 || every.is_zero() {
+            return 0;
+        }
+        let handle = self.sim.handle();
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let (every, until) = (nanos(every), nanos(until));
+        let (shortest, longest) = (nanos(lasting.0), nanos(lasting.1).max(nanos(lasting.0)));
+        let mut at = nanos(self.sim.now());
+        let mut scheduled = 0;
+        loop {
+            at = at.saturating_add(1 + handle.random_below(2 * every));
+            if at >= until {
+                return scheduled;
+            }
+            let a = handle.random_below(n) as u32;
+            let b = ((u64::from(a) + 1 + handle.random_below(n - 1)) % n) as u32;
+            let lasts = shortest + handle.random_below(longest - shortest + 1);
+            let start = Duration::from_nanos(at - nanos(self.sim.now()));
+            let network = self.network.weak();
+            handle.after(start, move || {
+                if let Some(network) = network.upgrade() {
+                    network.partition(a, b);
+                }
+            });
+            let network = self.network.weak();
+            handle.after(start + Duration::from_nanos(lasts), move || {
+                if let Some(network) = network.upgrade() {
+                    network.heal(a, b);
+                }
+            });
+            scheduled += 1;
+        }
     }
 
     /// Resets the connection between `a` and `b` now (what is in flight is

@@ -466,3 +466,72 @@ fn across_nodes_a_monitor_fires_once_none_comes_after_unlink_and_links_fire_on_n
         }
     });
 }
+
+#[test]
+fn under_drawn_partitions_nothing_is_reordered_or_duplicated_and_every_down_says_noconnection() {
+    let faults = Faults::default().delay(Duration::from_micros(10), Duration::from_millis(1));
+    let report = SimNet::check("drawn_partitions", Some(1000), &faults, |net| {
+        let nodes: Vec<NodeId> = ["a", "b", "c"]
+            .iter()
+            .map(|name| net.add_node(name, types()).unwrap())
+            .collect();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let downs = Arc::new(Mutex::new(Vec::new()));
+        let sinks: Vec<Pid> = nodes
+            .iter()
+            .map(|&node| {
+                let record = got.clone();
+                net.sim().spawn(node, move |ctx| {
+                    while let Ok(m) = ctx.receive_timeout(Duration::from_secs(30)) {
+                        let m = m.downcast::<Numbered>().unwrap();
+                        record.lock().unwrap().push((m.sender, m.n));
+                    }
+                })
+            })
+            .collect();
+        for (i, &from) in nodes.iter().enumerate() {
+            for (j, sink) in sinks.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                let to = net.pid_on(from, sink).unwrap();
+                let (sender, record) = ((i * 3 + j) as u32, downs.clone());
+                net.sim().spawn(from, move |ctx| {
+                    ctx.monitor(&to).unwrap();
+                    for n in 0..30u32 {
+                        ctx.send(&to, Numbered { sender, n });
+                        if let Ok(m) = ctx.receive_timeout(Duration::from_millis(50)) {
+                            record
+                                .lock()
+                                .unwrap()
+                                .push(m.downcast::<Down>().unwrap().status);
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+        let scheduled = net.draw_partitions(
+            Duration::from_millis(300),
+            (Duration::from_millis(100), Duration::from_secs(6)),
+            Duration::from_secs(2),
+        );
+        assert!(scheduled > 0);
+        assert_eq!(net.sim().run(), Stopped::Quiet);
+        let got = got.lock().unwrap().clone();
+        for sender in 0..9u32 {
+            let ns: Vec<u32> = got.iter().filter(|m| m.0 == sender).map(|m| m.1).collect();
+            assert!(
+                ns.windows(2).all(|w| w[0] < w[1]),
+                "sender {sender}: {ns:?}"
+            );
+        }
+        for status in downs.lock().unwrap().iter() {
+            assert!(
+                matches!(status, ExitStatus::Exit(ExitReason::NoConnection)),
+                "{status:?}"
+            );
+        }
+    });
+    eprintln!("drawn partitions: {report:?}");
+}

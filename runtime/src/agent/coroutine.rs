@@ -124,6 +124,7 @@ impl AgentCoroutine {
     /// Runs the agent until it suspends or returns. A panic that escapes the
     /// body (the body catches the agent's own panics) comes back as
     /// [`Resumed::Panicked`]; the coroutine is then done.
+    #[inline(always)]
     pub(crate) fn resume(&mut self, arg: ResumeArg) -> Resumed {
         let result =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.coroutine.resume(arg)));

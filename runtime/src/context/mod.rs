@@ -215,7 +215,7 @@ impl Ctx {
             leaving: RefCell::new(None),
             hints: Cell::new(
                 // SAFETY: as above: the resuming worker's context.
-                if unsafe { worker.as_ref() }.shared.simulated.is_some() {
+                if unsafe { worker.as_ref() }.shared.simulated().is_some() {
                     HINT_SIMULATED
                 } else {
                     0
@@ -595,7 +595,7 @@ impl Ctx {
         self.charge_slow();
         let message = self.outgoing(message);
         let worker = self.worker();
-        if let Some(sim) = &worker.shared.simulated {
+        if let Some(sim) = worker.shared.simulated() {
             sim.record(&crate::simulation::SimEvent::Send {
                 node: sim.index,
                 from: self.pid.serial(),
@@ -791,7 +791,7 @@ impl Ctx {
     {
         type Slot<R> = std::sync::Mutex<Option<std::thread::Result<R>>>;
         self.charge();
-        if self.shared().simulated.is_some() {
+        if self.shared().simulated().is_some() {
             // A simulation has one thread: the job runs here, in order.
             return f();
         }
@@ -918,8 +918,7 @@ impl Ctx {
     /// generator and clock (`SimHandle`). `None` on a real runtime.
     pub fn simulation(&self) -> Option<crate::simulation::SimHandle> {
         self.shared()
-            .simulated
-            .as_ref()
+            .simulated()
             .map(|sim| crate::simulation::SimHandle {
                 world: sim.world.clone(),
             })

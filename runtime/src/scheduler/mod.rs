@@ -128,12 +128,21 @@ pub(crate) struct Shared {
     /// Next serial number handed to a spawn outside a worker, or a block of
     /// serials handed to a worker.
     next_serial: AtomicU64,
-    /// When the runtime started: the origin of `clock_ns`.
-    epoch: std::time::Instant,
-    /// The simulation this runtime is a node of, if it is simulated
-    /// (simulation/mod.rs): its clock is virtual, and its one worker runs
-    /// on the simulation's thread.
-    pub(crate) simulated: Option<Arc<crate::simulation::NodeSim>>,
+    /// The runtime's clock: real, or a simulation's (simulation/mod.rs:
+    /// then its one worker runs on the simulation's thread). In the place
+    /// and size of the real clock's epoch alone (`Instant` has a niche),
+    /// so that a real runtime's layout is what it was before simulation.
+    clock: Clock,
+}
+
+/// Where a runtime's time comes from.
+#[derive(Debug)]
+pub(crate) enum Clock {
+    /// The OS's monotonic clock; the instant the runtime started (the
+    /// origin of `clock_ns`).
+    Real(std::time::Instant),
+    /// The virtual clock of a simulated node.
+    Simulated(Arc<crate::simulation::NodeSim>),
 }
 
 /// Serial numbers a worker reserves at a time.
@@ -174,8 +183,7 @@ impl Shared {
             stacks: StackPool::new(),
             blocking: Arc::new(blocking::BlockingPool::default()),
             next_serial: AtomicU64::new(1),
-            epoch: std::time::Instant::now(),
-            simulated: None,
+            clock: Clock::Real(std::time::Instant::now()),
         }
     }
 
@@ -201,16 +209,33 @@ impl Shared {
 
     /// Nanoseconds since the runtime started (monotonic).
     pub(crate) fn clock_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
+        match &self.clock {
+            Clock::Real(epoch) => epoch.elapsed().as_nanos() as u64,
+            Clock::Simulated(sim) => sim.world.now_ns(),
+        }
+    }
+
+    /// The simulation this runtime is a node of, if it is simulated.
+    #[inline]
+    pub(crate) fn simulated(&self) -> Option<&Arc<crate::simulation::NodeSim>> {
+        match &self.clock {
+            Clock::Real(_) => None,
+            Clock::Simulated(sim) => Some(sim),
+        }
+    }
+
+    /// Makes this (not yet shared) runtime a node of a simulation.
+    pub(crate) fn simulate(&mut self, sim: Arc<crate::simulation::NodeSim>) {
+        self.clock = Clock::Simulated(sim);
     }
 
     /// The runtime's clock: `Instant::now()`, or the node's virtual clock
     /// under simulation. Every deadline is computed from it.
     #[inline]
     pub(crate) fn now(&self) -> std::time::Instant {
-        match &self.simulated {
-            None => std::time::Instant::now(),
-            Some(sim) => sim.now(),
+        match &self.clock {
+            Clock::Real(_) => std::time::Instant::now(),
+            Clock::Simulated(sim) => sim.now(),
         }
     }
 

@@ -330,7 +330,7 @@ impl Shared {
         status: ExitStatus,
         from: Option<&WorkerContext>,
     ) -> Option<Arc<AgentCell>> {
-        if let Some(sim) = &self.simulated {
+        if let Some(sim) = self.simulated() {
             sim.record(&crate::simulation::SimEvent::Exit {
                 node: sim.index,
                 agent: cell.serial,

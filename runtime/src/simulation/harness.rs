@@ -92,6 +92,9 @@ pub fn check_with<W: Simulated>(
         let mut sim = make(sim);
         let outcome = catch_unwind(AssertUnwindSafe(|| body(&mut sim)));
         let hash = sim.simulation().trace_hash();
+        if replay {
+            eprintln!("simulation `{name}` seed {seed}: trace hash {hash:016x}");
+        }
         drop(sim);
         match outcome {
             Ok(()) => {
@@ -114,7 +117,7 @@ pub fn check_with<W: Simulated>(
         }
     }
     if replay {
-        eprintln!("simulation `{name}`: seed passed");
+        eprintln!("simulation `{name}`: the seed passed");
     }
     CheckReport {
         seeds: passed,
