@@ -430,6 +430,24 @@ pub const ERLANG_HANDSHAKE_BYTES_MAX: usize = 2048;
 /// ```
 pub const OUTBOX_LOCK_SPIN: Duration = Duration::from_micros(20);
 
+/// Buckets of the per-sender count of queued commands (unsettled.rs):
+/// agents whose serials fall in one bucket wait for each other's queued
+/// commands before they write directly.
+///
+/// ```
+/// assert_eq!(erlangen_net::config::UNSETTLED_BUCKETS, 64);
+/// ```
+pub const UNSETTLED_BUCKETS: usize = 64;
+
+/// Most bytes of packets a connection's pending lane holds (outbox.rs
+/// step 2b): senders that find its lock held leave packets there; past
+/// this, they go to the loop as before.
+///
+/// ```
+/// assert_eq!(erlangen_net::config::OUTBOX_PENDING_BYTES_MAX, 64 * 1024);
+/// ```
+pub const OUTBOX_PENDING_BYTES_MAX: usize = 64 * 1024;
+
 /// Most node names one `Peers` packet may list (net/PROTOCOL.md,
 /// "Membership"): a mesh is meant for tens of nodes, as Erlang's full mesh
 /// is; a longer list closes the connection.

@@ -157,6 +157,7 @@ mod shared;
 mod span_export;
 mod sync;
 mod types;
+mod unsettled;
 
 pub use crate::cookie::{cookie_path, default_cookie};
 pub use crate::error::NetError;

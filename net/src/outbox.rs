@@ -19,6 +19,25 @@
 //!    `NodeShared::unsettled`). Then every message and signal this agent
 //!    queued before is already in the buffer or the socket, and per-pair
 //!    order holds; otherwise it queues a command, as before.
+//!    2b. A sender on a worker that finds the lock held (another worker's
+//!    append or write, or the loop's) does not wait and does not go to the
+//!    loop: if the same rules hold by what it can read without the lock
+//!    (`direct`: open and nothing held, a mirror kept under the lock; the
+//!    incarnation and the accepted types, fixed while open; no unsettled
+//!    command) and the packet is small, it encodes the packet into the
+//!    outbox's **pending lane** (its own short lock) and owes a flush.
+//!    Whoever holds the state lock moves the pending lane into the buffer
+//!    when it takes the lock and again when it lets go (`OutboxGuard`):
+//!    after letting go it looks at the lane and, if it is not empty,
+//!    takes the lock again unless someone else holds it, who will look
+//!    when it lets go. So a packet never stays in the lane while nobody
+//!    holds the lock, and it reaches the buffer before anything its sender
+//!    sends later: every later direct send takes the lock first, and a
+//!    later command reaches the buffer only through the loop's lock.
+//!    (The lock was a point of contention with eight senders on two
+//!    workers: a sender that met it held went to the loop, and every send
+//!    of the node after it followed while that command was unsettled,
+//!    issue 21.)
 //! 3. A sender on a worker leaves the frame in the buffer and marks the
 //!    outbox owed a write (`Deferred`); its worker calls the route's flush
 //!    when the sending agent's slice ends, which writes every owed outbox
@@ -51,12 +70,13 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
 use crate::config::{
     CONNECTION_WRITE_BYTES_HIGH_WATER, FRAGMENT_BYTES, FRAGMENT_REFILL_BYTES, OUTBOX_LOCK_SPIN,
-    PACKET_BYTES_MAX, WORKER_WRITE_BYTES_MAX,
+    OUTBOX_PENDING_BYTES_MAX, PACKET_BYTES_MAX, WORKER_WRITE_BYTES_MAX,
 };
 use crate::fragments::{Held, Key, Outgoing};
 use crate::frame;
@@ -67,6 +87,66 @@ use erlangen_portmap::tls::Session;
 #[derive(Debug)]
 pub(crate) struct Outbox {
     state: Mutex<OutboxState>,
+    /// Step 2b: packets senders encoded while `state` was held, in send
+    /// order, with their keys; and their bytes.
+    pending: Mutex<Pending>,
+    /// Packets in `pending` (read without its lock).
+    pending_len: AtomicUsize,
+    /// Step 2b's mirror of `open && !held`, written under `state`'s lock.
+    direct: Arc<AtomicBool>,
+    /// The peer's incarnation, set by `open`.
+    incarnation: AtomicU64,
+    /// The type names the peer decodes, set by `open` (step 2b reads them
+    /// without the state lock).
+    accepted: RwLock<Arc<HashSet<String>>>,
+}
+
+/// Step 2b's lane: encoded packets with their keys, in send order, and
+/// their bytes.
+#[derive(Debug, Default)]
+struct Pending {
+    packets: Vec<(Key, Vec<u8>)>,
+    bytes: usize,
+}
+
+/// The state lock, held: what `Outbox::lock` gives. Moves the pending
+/// lane into the buffer when taken and when let go (step 2b).
+pub(crate) struct OutboxGuard<'a> {
+    outbox: &'a Outbox,
+    state: Option<MutexGuard<'a, OutboxState>>,
+}
+
+impl std::ops::Deref for OutboxGuard<'_> {
+    type Target = OutboxState;
+
+    fn deref(&self) -> &OutboxState {
+        self.state.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for OutboxGuard<'_> {
+    fn deref_mut(&mut self) -> &mut OutboxState {
+        self.state.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for OutboxGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(mut state) = self.state.take() {
+            self.outbox.take_pending(&mut state);
+            drop(state);
+        }
+        // Pairs with the fence in `Outbox::try_pending`.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        // Step 2b: a sender may have used the lane after our last look;
+        // if nobody else holds the lock, move it ourselves.
+        while self.outbox.pending_len.load(Ordering::SeqCst) > 0 {
+            let Some(mut state) = self.outbox.try_lock_raw() else {
+                return;
+            };
+            self.outbox.take_pending(&mut state);
+        }
+    }
 }
 
 /// What the lock guards.
@@ -79,8 +159,9 @@ pub(crate) struct OutboxState {
     outgoing: Outgoing,
     /// Direct writes are allowed (step 5).
     open: bool,
-    /// Commands are held behind the buffer (step 5; set by the loop).
-    pub(crate) held: bool,
+    /// Commands are held behind the buffer (step 5; set by the loop
+    /// through `set_held`).
+    held: bool,
     /// A sender left frames for its worker's flush (step 3).
     owed: bool,
     /// A second handle on the connection's socket (non-blocking, as the
@@ -92,7 +173,9 @@ pub(crate) struct OutboxState {
     /// The peer's incarnation.
     incarnation: u64,
     /// Type names the peer decodes with our fingerprint.
-    accepted: HashSet<String>,
+    accepted: Arc<HashSet<String>>,
+    /// Step 2b's mirror of `open && !held` (the outbox's `direct`).
+    direct: Arc<AtomicBool>,
     /// Counters, published to the node's stats by the loop.
     pub(crate) packets_out: u64,
     pub(crate) bytes_out: u64,
@@ -128,7 +211,13 @@ impl Outbox {
     /// A closed outbox with an empty buffer, writing through `tls` if
     /// given.
     pub(crate) fn new(now: Instant, tls: Option<Arc<Session>>) -> Outbox {
+        let direct = Arc::new(AtomicBool::new(false));
         Outbox {
+            pending: Mutex::new(Pending::default()),
+            pending_len: AtomicUsize::new(0),
+            direct: direct.clone(),
+            incarnation: AtomicU64::new(0),
+            accepted: RwLock::new(Arc::new(HashSet::new())),
             state: Mutex::new(OutboxState {
                 write: Vec::new(),
                 outgoing: Outgoing::default(),
@@ -138,7 +227,8 @@ impl Outbox {
                 stream: None,
                 tls,
                 incarnation: 0,
-                accepted: HashSet::new(),
+                accepted: Arc::new(HashSet::new()),
+                direct,
                 packets_out: 0,
                 bytes_out: 0,
                 direct_out: 0,
@@ -148,15 +238,91 @@ impl Outbox {
         }
     }
 
-    /// The state, for the loop's reads and writes.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, OutboxState> {
-        crate::sync::lock(&self.state)
+    /// The state, for the loop's reads and writes (the pending lane moved
+    /// into the buffer first, step 2b).
+    pub(crate) fn lock(&self) -> OutboxGuard<'_> {
+        self.guard(crate::sync::lock(&self.state))
+    }
+
+    /// `state` as a guard, the pending lane moved in.
+    fn guard<'a>(&'a self, mut state: MutexGuard<'a, OutboxState>) -> OutboxGuard<'a> {
+        self.take_pending(&mut state);
+        OutboxGuard {
+            outbox: self,
+            state: Some(state),
+        }
+    }
+
+    /// Step 2b: moves the pending lane into the buffer (or drops it, if the
+    /// outbox closed: it is lost with the connection, as the buffer is).
+    fn take_pending(&self, state: &mut OutboxState) {
+        if self.pending_len.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let taken = {
+            let mut pending = crate::sync::lock(&self.pending);
+            self.pending_len.store(0, Ordering::SeqCst);
+            pending.bytes = 0;
+            std::mem::take(&mut pending.packets)
+        };
+        if !state.open {
+            return;
+        }
+        if state.queued_bytes() == 0 {
+            state.last_progress = Instant::now();
+        }
+        for (key, bytes) in taken {
+            state.direct_out += 1;
+            state.append_encoded(key, bytes);
+        }
+        state.owed = true;
+    }
+
+    /// Whether the peer decodes `type_name` (step 2b).
+    fn accepts(&self, type_name: &str) -> bool {
+        crate::sync::read(&self.accepted).contains(type_name)
+    }
+
+    /// Step 2b: `packet` into the pending lane, if the rules hold by what
+    /// can be read without the state lock (else `false`: it goes to the
+    /// loop).
+    fn try_pending(
+        &self,
+        packet: &Packet,
+        incarnation: u64,
+        settled: impl FnOnce() -> bool,
+    ) -> bool {
+        let (Packet::Message { message, .. } | Packet::Reply { message, .. }) = packet else {
+            return false;
+        };
+        if !self.direct.load(Ordering::SeqCst)
+            || self.incarnation.load(Ordering::Acquire) != incarnation
+            || crate::fragments::is_large(message)
+            || !self.accepts(&message.type_name)
+            || !settled()
+        {
+            return false;
+        }
+        let Ok(bytes) = wire::encode(packet) else {
+            return false;
+        };
+        let mut pending = crate::sync::lock(&self.pending);
+        if pending.bytes + bytes.len() > OUTBOX_PENDING_BYTES_MAX {
+            return false;
+        }
+        pending.bytes += bytes.len();
+        pending.packets.push((Key::of(packet), bytes));
+        self.pending_len.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `OutboxGuard::drop`: either our caller's
+        // next `try_lock` finds the lock free, or its holder sees the lane.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        true
     }
 
     /// The state if nobody holds it (a sender's worker never waits).
     /// The lock, if it comes free within `spin` (spinning, never
     /// sleeping).
-    fn lock_within(&self, spin: std::time::Duration) -> Option<MutexGuard<'_, OutboxState>> {
+    fn lock_within(&self, spin: std::time::Duration) -> Option<OutboxGuard<'_>> {
         if let Some(state) = self.try_lock() {
             return Some(state);
         }
@@ -174,7 +340,11 @@ impl Outbox {
         }
     }
 
-    fn try_lock(&self) -> Option<MutexGuard<'_, OutboxState>> {
+    fn try_lock(&self) -> Option<OutboxGuard<'_>> {
+        self.try_lock_raw().map(|state| self.guard(state))
+    }
+
+    fn try_lock_raw(&self) -> Option<MutexGuard<'_, OutboxState>> {
         match self.state.try_lock() {
             Ok(state) => Some(state),
             Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
@@ -188,8 +358,11 @@ impl Outbox {
         let mut state = self.lock();
         state.stream = Some(stream);
         state.incarnation = incarnation;
-        state.accepted = accepted;
+        state.accepted = Arc::new(accepted);
+        *crate::sync::write(&self.accepted) = state.accepted.clone();
+        self.incarnation.store(incarnation, Ordering::Release);
         state.open = true;
+        state.mirror();
     }
 
     /// Step 5: no more direct writes; the second handle is dropped.
@@ -197,6 +370,7 @@ impl Outbox {
         let mut state = self.lock();
         state.open = false;
         state.stream = None;
+        state.mirror();
     }
 
     /// Steps 2 to 4 for `packet` (a message or a reply; anything else is
@@ -210,10 +384,23 @@ impl Outbox {
         defer: bool,
         settled: impl FnOnce() -> bool,
     ) -> Direct {
-        // A worker waits for the lock at most `OUTBOX_LOCK_SPIN` (another
-        // worker's append or write, or the loop's): then the packet goes
-        // to the loop.
-        let Some(mut state) = self.lock_within(OUTBOX_LOCK_SPIN) else {
+        // Held by another (a worker's append or write, or the loop's): a
+        // worker's packet takes the pending lane (step 2b); else a sender
+        // waits for the lock at most `OUTBOX_LOCK_SPIN`, then the packet
+        // goes to the loop.
+        let state = match self.try_lock() {
+            Some(state) => Some(state),
+            None if defer => {
+                if !self.try_pending(&packet, incarnation, settled) {
+                    return Direct::Refused(packet);
+                }
+                // Step 2b: make sure a holder moves it in.
+                drop(self.try_lock());
+                return Direct::Deferred;
+            }
+            None => self.lock_within(OUTBOX_LOCK_SPIN),
+        };
+        let Some(mut state) = state else {
             return Direct::Refused(packet);
         };
         let decoded = match &packet {
@@ -267,6 +454,23 @@ impl Outbox {
 }
 
 impl OutboxState {
+    /// Keeps step 2b's mirror of `open && !held`.
+    pub(crate) fn mirror(&self) {
+        self.direct.store(self.open && !self.held, Ordering::SeqCst);
+    }
+
+    /// Whether commands are held behind the buffer.
+    pub(crate) fn held(&self) -> bool {
+        self.held
+    }
+
+    /// Whether commands are held behind the buffer (set by the loop;
+    /// step 5), mirrored for step 2b.
+    pub(crate) fn set_held(&mut self, held: bool) {
+        self.held = held;
+        self.mirror();
+    }
+
     /// Bytes waiting to leave: the buffer, and the large packets and what
     /// waits behind them (fragments.rs), for the write budget.
     pub(crate) fn queued_bytes(&self) -> usize {
@@ -577,6 +781,66 @@ mod tests {
         assert!(ahead <= 2 * (FRAGMENT_BYTES + 64) + 64, "{ahead}");
         let arrived = transfer(&mut state);
         assert_eq!(arrived[0].1, 2);
+    }
+
+    /// A worker that finds the lock held leaves its packets in the pending
+    /// lane; the holder moves them into the buffer when it lets go, ahead
+    /// of what the same sender sends next.
+    #[test]
+    fn packets_left_in_the_pending_lane_reach_the_buffer_in_order_when_the_holder_lets_go() {
+        let outbox = Outbox::new(Instant::now(), None);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let accepted: HashSet<String> = ["Vec<u8>".to_owned()].into_iter().collect();
+        outbox.open(stream, 7, accepted);
+        let holder = outbox.lock();
+        for n in 1..=2 {
+            let result = outbox.try_write(message(1, n, 10), 7, true, || true);
+            assert!(matches!(result, Direct::Deferred), "{result:?}");
+        }
+        // Not for a packet of another incarnation, an unknown type, a
+        // large one, or with a command unsettled: those go to the loop.
+        assert!(matches!(
+            outbox.try_write(message(1, 9, 10), 8, true, || true),
+            Direct::Refused(_)
+        ));
+        assert!(matches!(
+            outbox.try_write(message(1, 9, 10), 7, true, || false),
+            Direct::Refused(_)
+        ));
+        assert!(matches!(
+            outbox.try_write(named(9), 7, true, || true),
+            Direct::Refused(_)
+        ));
+        assert_eq!(outbox.pending_len.load(Ordering::SeqCst), 2);
+        assert_eq!(holder.queued_bytes(), 0);
+        drop(holder);
+        assert_eq!(outbox.pending_len.load(Ordering::SeqCst), 0);
+        let mut state = outbox.lock();
+        state.append(&message(1, 3, 10)).unwrap();
+        let order: Vec<u8> = transfer(&mut state).iter().map(|a| a.1).collect();
+        assert_eq!(order, vec![1, 2, 3]);
+    }
+
+    /// While commands are held behind the buffer, nothing takes the lane.
+    #[test]
+    fn the_pending_lane_is_closed_while_commands_are_held() {
+        let outbox = Outbox::new(Instant::now(), None);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let accepted: HashSet<String> = ["Vec<u8>".to_owned()].into_iter().collect();
+        outbox.open(stream, 7, accepted);
+        let mut holder = outbox.lock();
+        holder.set_held(true);
+        assert!(matches!(
+            outbox.try_write(message(1, 1, 10), 7, true, || true),
+            Direct::Refused(_)
+        ));
+        holder.set_held(false);
+        assert!(matches!(
+            outbox.try_write(message(1, 1, 10), 7, true, || true),
+            Direct::Deferred
+        ));
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! else queues a command for the node's event loop and wakes it once per
 //! burst (node/mod.rs `push`).
 
-use std::sync::atomic::Ordering;
 use std::sync::Weak;
 
 use erlangen_runtime::{Error, Message, Pid, Remote, RemotePid, RemoteSignal, Sent};
@@ -30,21 +29,33 @@ impl Remote for PeerRoute {
     /// before anything is queued), then writes it or queues it for the
     /// loop.
     fn send(&self, to: &RemotePid, message: Message) -> Result<(), Error> {
-        self.send_message(to, None, message, false).map(|_| ())
+        self.send_message(0, to, None, message, false).map(|_| ())
     }
 
-    fn send_from_worker(&self, to: &RemotePid, message: Message) -> Result<Sent, Error> {
-        self.send_message(to, None, message, true)
+    fn send_from_worker(
+        &self,
+        sender: u64,
+        to: &RemotePid,
+        message: Message,
+    ) -> Result<Sent, Error> {
+        self.send_message(sender, to, None, message, true)
     }
 
     /// Encodes the reply here, as `send` does; its node files it under
     /// `tag`.
     fn reply(&self, to: &RemotePid, tag: u64, message: Message) -> Result<(), Error> {
-        self.send_message(to, Some(tag), message, false).map(|_| ())
+        self.send_message(0, to, Some(tag), message, false)
+            .map(|_| ())
     }
 
-    fn reply_from_worker(&self, to: &RemotePid, tag: u64, message: Message) -> Result<Sent, Error> {
-        self.send_message(to, Some(tag), message, true)
+    fn reply_from_worker(
+        &self,
+        sender: u64,
+        to: &RemotePid,
+        tag: u64,
+        message: Message,
+    ) -> Result<Sent, Error> {
+        self.send_message(sender, to, Some(tag), message, true)
     }
 
     /// The sender of a large message waits while the node holds more than
@@ -80,6 +91,7 @@ impl PeerRoute {
     /// many bytes of large messages.
     fn send_message(
         &self,
+        sender: u64,
         to: &RemotePid,
         tag: Option<u64>,
         message: Message,
@@ -92,7 +104,7 @@ impl PeerRoute {
         let bytes = message.body.len();
         let wait = fragments::is_large(&message)
             && shared.outboxes.large_bytes() > LARGE_BACKLOG_BYTES_HIGH_WATER;
-        let flush = self.write_or_queue(&shared, to, tag, message, defer);
+        let flush = self.write_or_queue(&shared, sender, to, tag, message, defer);
         Ok(Sent::new(flush, wait, bytes))
     }
 
@@ -101,6 +113,7 @@ impl PeerRoute {
     fn write_or_queue(
         &self,
         shared: &NodeShared,
+        sender: u64,
         to: &RemotePid,
         tag: Option<u64>,
         message: WireMessage,
@@ -119,10 +132,10 @@ impl PeerRoute {
             },
         };
         let Some(outbox) = shared.outboxes.get(&to.node) else {
-            shared.push(command_of(to, packet));
+            shared.push_from(sender, command_of(to, packet));
             return false;
         };
-        let settled = || shared.unsettled.load(Ordering::Acquire) == 0;
+        let settled = || shared.settled_for(sender);
         match outbox.try_write(packet, to.incarnation, defer, settled) {
             Direct::Sent => false,
             Direct::Deferred => {
@@ -135,7 +148,7 @@ impl PeerRoute {
                 false
             }
             Direct::Refused(packet) => {
-                shared.push(command_of(to, packet));
+                shared.push_from(sender, command_of(to, packet));
                 false
             }
         }

@@ -82,7 +82,7 @@ pub(crate) struct NodeShared {
     pub(crate) route: Arc<dyn Remote>,
     /// Commands for the event loop (agents and the handle push, the loop
     /// drains).
-    pub(crate) commands: Mutex<VecDeque<Command>>,
+    pub(crate) commands: Mutex<VecDeque<(crate::unsettled::Bucket, Command)>>,
     /// Wakes the loop; set once the loop's `Poll` exists.
     pub(crate) waker: Mutex<Option<Arc<mio::Waker>>>,
     /// Set by a pusher that woke the loop, cleared by the loop before it
@@ -97,7 +97,7 @@ pub(crate) struct NodeShared {
     /// Commands pushed and not yet processed by the loop (made bytes in a
     /// buffer, held, waiting or dropped): a direct write waits for zero
     /// (outbox.rs step 2).
-    pub(crate) unsettled: std::sync::atomic::AtomicUsize,
+    pub(crate) unsettled: crate::unsettled::Unsettled,
     /// The write sides of up connections, by peer (outbox.rs).
     pub(crate) outboxes: Outboxes,
     /// Outboxes owed a write by a worker's flush (outbox.rs step 3).
@@ -140,8 +140,21 @@ impl NodeShared {
         all
     }
 
-    /// Queues a command for the loop and wakes it if it may be asleep.
+    /// Queues a command of no known sender for the loop (it holds every
+    /// direct write back until the loop has it, unsettled.rs).
     pub(crate) fn push(&self, command: Command) {
+        self.push_from(0, command);
+    }
+
+    /// Whether the agent with serial `sender` (0: none) may write directly
+    /// (unsettled.rs step 3).
+    pub(crate) fn settled_for(&self, sender: u64) -> bool {
+        self.unsettled.settled_for(sender)
+    }
+
+    /// Queues a command of the agent with serial `sender` (0: none) for
+    /// the loop and wakes it if it may be asleep.
+    pub(crate) fn push_from(&self, sender: u64, command: Command) {
         if command.is_backlog() {
             let queued = self.backlog_commands.fetch_add(1, Ordering::Relaxed);
             if queued >= crate::config::BACKLOG_COMMANDS_MAX && command.is_message() {
@@ -155,8 +168,9 @@ impl NodeShared {
         }
         // Counted before it is visible to the loop, which counts it out
         // after processing it.
-        self.unsettled.fetch_add(1, Ordering::AcqRel);
-        crate::sync::lock(&self.commands).push_back(command);
+        let bucket = crate::unsettled::Unsettled::bucket(sender);
+        self.unsettled.add(bucket);
+        crate::sync::lock(&self.commands).push_back((bucket, command));
         // AcqRel: pairs with the loop's swap(false) before it drains, so
         // either the loop sees our command or we see the flag cleared.
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
@@ -335,11 +349,15 @@ impl NodeShared {
 
     /// Signals to a remote pid from a local one (route.rs).
     pub(crate) fn signal(&self, from: Option<&Pid>, to: &RemotePid, signal: RemoteSignal) {
-        self.push(Command::Signal {
-            from: from.cloned(),
-            to: Target::of(to),
-            signal,
-        });
+        let sender = from.filter(|pid| !pid.is_remote()).map_or(0, Pid::serial);
+        self.push_from(
+            sender,
+            Command::Signal {
+                from: from.cloned(),
+                to: Target::of(to),
+                signal,
+            },
+        );
     }
 }
 

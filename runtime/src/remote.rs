@@ -65,14 +65,30 @@ pub trait Remote: Send + Sync + fmt::Debug + 'static {
     /// [`Remote::flush`] on this route before it runs anything else (when
     /// the sending agent's slice ends): the route may keep it buffered until
     /// then, so that a burst of sends is one write. Says whether a flush is
-    /// owed, and whether the sender must wait (`Sent::wait`). The default
-    /// sends at once.
-    fn send_from_worker(&self, to: &RemotePid, message: Message) -> Result<Sent, Error> {
+    /// owed, and whether the sender must wait (`Sent::wait`). `sender` is
+    /// the serial of the sending agent (0 when none sends: a timer firing
+    /// on a worker): order need only hold per sender, so a route may let
+    /// one sender's message pass another's queued one. The default sends
+    /// at once.
+    fn send_from_worker(
+        &self,
+        sender: u64,
+        to: &RemotePid,
+        message: Message,
+    ) -> Result<Sent, Error> {
+        let _ = sender;
         self.send(to, message).map(|()| Sent::default())
     }
 
     /// [`Remote::reply`] from a worker, as [`Remote::send_from_worker`].
-    fn reply_from_worker(&self, to: &RemotePid, tag: u64, message: Message) -> Result<Sent, Error> {
+    fn reply_from_worker(
+        &self,
+        sender: u64,
+        to: &RemotePid,
+        tag: u64,
+        message: Message,
+    ) -> Result<Sent, Error> {
+        let _ = sender;
         self.reply(to, tag, message).map(|()| Sent::default())
     }
 

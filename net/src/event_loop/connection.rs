@@ -567,7 +567,7 @@ impl EventLoop {
         let mut out = connection.outbox.lock();
         if !connection.held.is_empty() || out.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER {
             // Senders' direct writes wait behind it (outbox.rs step 5).
-            out.held = true;
+            out.set_held(true);
             drop(out);
             connection.held.push_back(command);
         } else {
@@ -585,8 +585,8 @@ impl EventLoop {
             };
             {
                 let mut out = connection.outbox.lock();
-                out.held = !connection.held.is_empty();
-                if out.held && out.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER {
+                out.set_held(!connection.held.is_empty());
+                if out.held() && out.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER {
                     return;
                 }
             }

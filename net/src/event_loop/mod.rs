@@ -428,7 +428,7 @@ impl EventLoop {
         self.shared.wake_pending.store(false, Ordering::Release);
         let mut taken = 0;
         loop {
-            let batch: Vec<Command> = {
+            let batch: Vec<(crate::unsettled::Bucket, Command)> = {
                 let mut commands = crate::sync::lock(&self.shared.commands);
                 let n = commands.len().min(COMMANDS_PER_TURN_MAX - taken);
                 commands.drain(..n).collect()
@@ -437,11 +437,11 @@ impl EventLoop {
                 return;
             }
             taken += batch.len();
-            for command in batch {
+            for (bucket, command) in batch {
                 self.command(command);
-                // Release: what it wrote to a buffer is seen by a direct
-                // writer that reads zero (outbox.rs step 2).
-                self.shared.unsettled.fetch_sub(1, Ordering::Release);
+                // What it wrote to a buffer is seen by a direct writer
+                // that reads zero (unsettled.rs step 2).
+                self.shared.unsettled.settle(bucket);
             }
             // One write per connection per batch (design-notes §8.6).
             for token in std::mem::take(&mut self.dirty) {
@@ -681,10 +681,11 @@ impl EventLoop {
         }
         self.fail_lookups(None, "the node stopped");
         // Commands that arrived after the stop: answer spawns, drop the rest.
-        let late: Vec<Command> = crate::sync::lock(&self.shared.commands).drain(..).collect();
-        for command in late {
+        let late: Vec<(crate::unsettled::Bucket, Command)> =
+            crate::sync::lock(&self.shared.commands).drain(..).collect();
+        for (bucket, command) in late {
             self.drop_command(command, "the node stopped");
-            self.shared.unsettled.fetch_sub(1, Ordering::Release);
+            self.shared.unsettled.settle(bucket);
         }
         self.registration = None;
         *crate::sync::lock(&self.shared.waker) = None;

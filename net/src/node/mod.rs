@@ -342,7 +342,7 @@ impl NodeBuilder {
             dropped: AtomicU64::new(0),
             log: Mutex::new(Default::default()),
             backlog_commands: std::sync::atomic::AtomicUsize::new(0),
-            unsettled: std::sync::atomic::AtomicUsize::new(0),
+            unsettled: crate::unsettled::Unsettled::default(),
             outboxes: Outboxes::default(),
             owed: Mutex::new(Vec::new()),
             backlog_bytes: std::sync::atomic::AtomicUsize::new(0),

@@ -404,10 +404,12 @@ impl Ctx {
             // Its node files it under the tag (refused ones were counted
             // by the route).
             let worker = self.worker();
-            if let Ok(sent) =
-                id.route()
-                    .reply_from_worker(id, to.tag.0, self.outgoing(Message::new(message)))
-            {
+            if let Ok(sent) = id.route().reply_from_worker(
+                self.pid.serial(),
+                id,
+                to.tag.0,
+                self.outgoing(Message::new(message)),
+            ) {
                 if sent.flush {
                     worker.owe_flush(id.route());
                 }

@@ -49,7 +49,9 @@ fn send_remote(
 ) -> Result<(), Error> {
     match (to.as_remote(), slot.take(), from) {
         (Some(id), Some(message), Some(worker)) => {
-            let sent = id.route().send_from_worker(id, message)?;
+            let sent = id
+                .route()
+                .send_from_worker(worker.current_serial(), id, message)?;
             if sent.flush {
                 worker.owe_flush(id.route());
             }

@@ -178,6 +178,18 @@ impl WorkerContext {
         unsafe { super::task::counted(cell) }
     }
 
+    /// The serial of the agent being resumed, 0 if none is (a timer
+    /// fired between agents).
+    pub(crate) fn current_serial(&self) -> u64 {
+        let cell = self.current.get();
+        if cell.is_null() {
+            return 0;
+        }
+        // SAFETY: non-null only while this worker holds a Task or an `Arc`
+        // for the cell (field invariant), so it is alive.
+        unsafe { (*cell).serial }
+    }
+
     /// A fresh serial number from this worker's block.
     pub(crate) fn next_serial(&self) -> u64 {
         let (next, end) = self.serials.get();
