@@ -14,9 +14,9 @@
 //!    the outbox is open, nothing is held behind the buffer (the write
 //!    budget), the buffer is under its high-water mark, the packet is for
 //!    the peer's current incarnation and of a type the peer decodes, and
-//!    the node has no unsettled command (pushed and not yet made bytes in a
-//!    buffer, held, waiting or dropped by the loop:
-//!    `NodeShared::unsettled`). Then every message and signal this agent
+//!    the sender has no unsettled command (pushed and not yet made bytes
+//!    in a buffer, held, waiting or dropped by the loop: unsettled.rs,
+//!    counted per sending agent). Then every message and signal this agent
 //!    queued before is already in the buffer or the socket, and per-pair
 //!    order holds; otherwise it queues a command, as before.
 //!    2b. A sender on a worker that finds the lock held (another worker's
@@ -375,7 +375,7 @@ impl Outbox {
 
     /// Steps 2 to 4 for `packet` (a message or a reply; anything else is
     /// refused) to the peer's incarnation `incarnation`, written at once
-    /// unless `defer`; `settled` says whether the node has no unsettled
+    /// unless `defer`; `settled` says whether the sender has no unsettled
     /// command, read under the lock.
     pub(crate) fn try_write(
         &self,
