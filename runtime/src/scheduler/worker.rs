@@ -288,62 +288,6 @@ impl WorkerContext {
         }
     }
 
-    /// Simulation (simulation/mod.rs): moves every agent this worker could
-    /// run now into `ready`, in a fixed order (the simulation, not the
-    /// queues, picks which runs next).
-    pub(crate) fn sim_collect(&self, ready: &mut Vec<Task>) {
-        let own = &self.shared.workers[self.index];
-        ready.extend(self.lifo.borrow_mut().take());
-        ready.extend(self.run_queue.borrow_mut().drain(..));
-        ready.extend(self.yielded.borrow_mut().drain(..).map(|(_, task)| task));
-        while let Some(task) = self.stealable.pop() {
-            ready.push(task);
-        }
-        while let Some(task) = retry(|| own.inbox.steal()) {
-            ready.push(task);
-        }
-        while let Some(task) = retry(|| self.shared.injector.steal()) {
-            ready.push(task);
-        }
-    }
-
-    /// Simulation: runs `task` for one slice (steps 3 and the flushes
-    /// before the next), as the loop would.
-    pub(crate) fn sim_run(&self, task: Task) {
-        let tick = self.tick.get().wrapping_add(1);
-        self.tick.set(tick);
-        if tick.is_multiple_of(FAIRNESS_TICKS) {
-            task.slices.fetch_add(FAIRNESS_TICKS, Ordering::Relaxed);
-            self.returns.free_returned(&self.shared, self.index);
-        }
-        self.run_agent_outlined(task);
-        if !self.owed_flushes.borrow().is_empty() {
-            self.flush_routes();
-        }
-    }
-
-    /// `run_agent` out of line, for the simulation: the worker loop keeps
-    /// the one inlined copy (a second inlined copy changed how the loop
-    /// itself was compiled, and cost B3 3 %).
-    #[inline(never)]
-    fn run_agent_outlined(&self, task: Task) {
-        self.run_agent(task, &self.shared.workers[self.index]);
-    }
-
-    /// Simulation: fires this worker's due timers (by the node's virtual
-    /// clock). Returns whether any fired.
-    pub(crate) fn sim_fire_timers(&self) -> bool {
-        self.fire_timers()
-    }
-
-    /// Simulation: ends this worker (shutdown steps 2 to 4 on the
-    /// simulation's thread, the only worker there is).
-    pub(crate) fn sim_teardown(&self) {
-        self.returns.hand_over_all(&self.shared);
-        self.returns.free_returned(&self.shared, self.index);
-        self.teardown(&Barrier::new(1));
-    }
-
     /// Step 2, local part.
     #[inline(always)]
     fn next_local(&self) -> Option<Task> {
@@ -751,6 +695,62 @@ impl WorkerContext {
         self.run_queue.borrow_mut().clear();
         self.yielded.borrow_mut().clear();
         while self.stealable.pop().is_some() {}
+    }
+
+    /// Simulation (simulation/mod.rs): moves every agent this worker could
+    /// run now into `ready`, in a fixed order (the simulation, not the
+    /// queues, picks which runs next).
+    pub(crate) fn sim_collect(&self, ready: &mut Vec<Task>) {
+        let own = &self.shared.workers[self.index];
+        ready.extend(self.lifo.borrow_mut().take());
+        ready.extend(self.run_queue.borrow_mut().drain(..));
+        ready.extend(self.yielded.borrow_mut().drain(..).map(|(_, task)| task));
+        while let Some(task) = self.stealable.pop() {
+            ready.push(task);
+        }
+        while let Some(task) = retry(|| own.inbox.steal()) {
+            ready.push(task);
+        }
+        while let Some(task) = retry(|| self.shared.injector.steal()) {
+            ready.push(task);
+        }
+    }
+
+    /// Simulation: runs `task` for one slice (steps 3 and the flushes
+    /// before the next), as the loop would.
+    pub(crate) fn sim_run(&self, task: Task) {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick.is_multiple_of(FAIRNESS_TICKS) {
+            task.slices.fetch_add(FAIRNESS_TICKS, Ordering::Relaxed);
+            self.returns.free_returned(&self.shared, self.index);
+        }
+        self.run_agent_outlined(task);
+        if !self.owed_flushes.borrow().is_empty() {
+            self.flush_routes();
+        }
+    }
+
+    /// `run_agent` out of line, for the simulation: the worker loop keeps
+    /// the one inlined copy (a second inlined copy changed how the loop
+    /// itself was compiled, and cost B3 3 %).
+    #[inline(never)]
+    fn run_agent_outlined(&self, task: Task) {
+        self.run_agent(task, &self.shared.workers[self.index]);
+    }
+
+    /// Simulation: fires this worker's due timers (by the node's virtual
+    /// clock). Returns whether any fired.
+    pub(crate) fn sim_fire_timers(&self) -> bool {
+        self.fire_timers()
+    }
+
+    /// Simulation: ends this worker (shutdown steps 2 to 4 on the
+    /// simulation's thread, the only worker there is).
+    pub(crate) fn sim_teardown(&self) {
+        self.returns.hand_over_all(&self.shared);
+        self.returns.free_returned(&self.shared, self.index);
+        self.teardown(&Barrier::new(1));
     }
 }
 
