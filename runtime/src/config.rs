@@ -253,6 +253,12 @@ pub(crate) const SIM_RESUME_COST_NS_MIN: u64 = 200;
 /// Simulation: the most virtual time one resume costs, in ns.
 pub(crate) const SIM_RESUME_COST_NS_MAX: u64 = 5_000;
 
+/// Simulation: resumes one run call of a simulation makes at most before
+/// it stops with `Stopped::StepLimit` (a hang guard against an agent that
+/// never stops running; about three minutes at the measured speed;
+/// `Simulation::set_step_limit` changes it).
+pub(crate) const SIM_STEPS_MAX_DEFAULT: u64 = 100_000_000;
+
 /// Simulation harness: seeds run when `ERLANGEN_SEEDS` is not set and the
 /// caller gives no count (simulation/harness.rs).
 pub(crate) const SIM_SEEDS_DEFAULT: u64 = 100;

@@ -67,7 +67,7 @@ pub use self::world::SimHandle;
 
 use self::clock::NodeClock;
 use self::world::World;
-use crate::config::{SIM_RESUME_COST_NS_MAX, SIM_RESUME_COST_NS_MIN};
+use crate::config::{SIM_RESUME_COST_NS_MAX, SIM_RESUME_COST_NS_MIN, SIM_STEPS_MAX_DEFAULT};
 use crate::context::{agent_body, root_body, Ctx};
 use crate::error::Error;
 use crate::exit::ExitReason;
@@ -115,6 +115,9 @@ pub enum Stopped {
     Quiet,
     /// The virtual time limit was reached.
     TimeLimit,
+    /// One run call made as many resumes as its step limit allows
+    /// ([`Simulation::set_step_limit`]): an agent may never stop running.
+    StepLimit,
     /// The caller's condition held.
     Condition,
 }
@@ -165,6 +168,8 @@ pub struct Simulation {
     steps: u64,
     /// Stop at this virtual time (ns), if set.
     limit_ns: Option<u64>,
+    /// Resumes one run call may make.
+    step_limit: Option<u64>,
 }
 
 impl fmt::Debug for Simulation {
@@ -190,6 +195,7 @@ impl Simulation {
             nodes: Vec::new(),
             steps: 0,
             limit_ns: None,
+            step_limit: Some(SIM_STEPS_MAX_DEFAULT),
         }
     }
 
@@ -365,6 +371,13 @@ impl Simulation {
         self.limit_ns = limit.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
 
+    /// Stops each run call after `limit` resumes (`Stopped::StepLimit`);
+    /// `None` lifts the limit. The default (100 million, minutes of wall
+    /// time) guards against an agent that never stops running.
+    pub fn set_step_limit(&mut self, limit: Option<u64>) {
+        self.step_limit = limit;
+    }
+
     /// From now on, `node`'s clock runs `drift_ppm` parts per million fast
     /// (slow if negative): its timers fire early or late against the
     /// others'.
@@ -398,9 +411,15 @@ impl Simulation {
     /// Runs until `done` holds (checked before each step), the simulation
     /// is quiet, or the time limit.
     pub fn run_until(&mut self, mut done: impl FnMut(&Simulation) -> bool) -> Stopped {
+        let last_step = self
+            .step_limit
+            .map_or(u64::MAX, |limit| self.steps.saturating_add(limit));
         loop {
             if done(self) {
                 return Stopped::Condition;
+            }
+            if self.steps >= last_step {
+                return Stopped::StepLimit;
             }
             if let Some(stopped) = self.step() {
                 return stopped;

@@ -142,6 +142,18 @@ fn a_node_whose_clock_runs_fast_fires_its_timers_early() {
 }
 
 #[test]
+fn an_agent_that_never_stops_running_meets_the_step_limit() {
+    let mut sim = Simulation::new(0);
+    let node = sim.add_node("a").unwrap();
+    sim.set_step_limit(Some(10_000));
+    sim.spawn(node, |ctx| loop {
+        ctx.yield_now();
+    });
+    assert_eq!(sim.run(), Stopped::StepLimit);
+    assert_eq!(sim.steps(), 10_000);
+}
+
+#[test]
 fn an_agent_waiting_for_what_never_comes_stops_the_simulation_quiet() {
     let mut sim = Simulation::new(0);
     let node = sim.add_node("a").unwrap();
