@@ -37,11 +37,14 @@ fn run(seed: u64, trace: bool) -> (bool, u64) {
     let types = || Types::new().register::<Request>("example/request");
     let a = net.add_node("a", types()).expect("node a");
     let b = net.add_node("b", types()).expect("node b");
-    let server = net.sim().spawn(b, |ctx| {
-        let request = ctx.receive().downcast::<Request>().expect("a request");
-        ctx.send(&request.reply_to, 42u64);
-        ctx.sleep(Duration::from_micros(400)); // some work, then exit
-    });
+    let server = net
+        .sim()
+        .spawn(b, |ctx| {
+            let request = ctx.receive().downcast::<Request>().expect("a request");
+            ctx.send(&request.reply_to, 42u64);
+            ctx.sleep(Duration::from_micros(400)); // some work, then exit
+        })
+        .expect("a node that is up");
     let server = net.pid_on(a, &server).expect("both nodes are up");
     let answered = net
         .sim()

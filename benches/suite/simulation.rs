@@ -25,27 +25,30 @@ pub(crate) fn sim_3x10k(d: u64) {
     let pids: Vec<(usize, Pid)> = (0..agents)
         .map(|i| {
             let node = i % nodes.len();
-            let pid = net.sim().spawn(nodes[node], move |ctx| {
-                let peers = ctx.receive().downcast::<Vec<Pid>>().expect("peers");
-                let sim = ctx.simulation().expect("a simulated agent");
-                let (mut received, mut sent) = (0u64, 0u64);
-                loop {
-                    let wait = Duration::from_millis(10 + sim.random_below(91));
-                    match ctx.receive_timeout(wait) {
-                        Ok(message) => {
-                            if message.downcast_ref::<&str>().is_some() {
-                                return (received, sent);
+            let pid = net
+                .sim()
+                .spawn(nodes[node], move |ctx| {
+                    let peers = ctx.receive().downcast::<Vec<Pid>>().expect("peers");
+                    let sim = ctx.simulation().expect("a simulated agent");
+                    let (mut received, mut sent) = (0u64, 0u64);
+                    loop {
+                        let wait = Duration::from_millis(10 + sim.random_below(91));
+                        match ctx.receive_timeout(wait) {
+                            Ok(message) => {
+                                if message.downcast_ref::<&str>().is_some() {
+                                    return (received, sent);
+                                }
+                                received += 1;
                             }
-                            received += 1;
-                        }
-                        Err(_) => {
-                            let to = &peers[sim.random_below(peers.len() as u64) as usize];
-                            ctx.send(to, sent);
-                            sent += 1;
+                            Err(_) => {
+                                let to = &peers[sim.random_below(peers.len() as u64) as usize];
+                                ctx.send(to, sent);
+                                sent += 1;
+                            }
                         }
                     }
-                }
-            });
+                })
+                .expect("a node that is up");
             (node, pid)
         })
         .collect();

@@ -22,7 +22,7 @@
 //! let echo = net.sim().spawn(b, |ctx| {
 //!     let n = ctx.receive().downcast::<u64>().unwrap();
 //!     n
-//! });
+//! }).unwrap();
 //! let echo_from_a = net.pid_on(a, &echo).unwrap();
 //! let status = net
 //!     .sim()
@@ -221,8 +221,12 @@ impl SimNet {
         self.sim
             .restart(node)
             .map_err(|e| NetError::InvalidName(e.to_string()))?;
-        let name = NodeName::new(SIM_HOST, self.sim.name(node))
-            .map_err(|e| NetError::InvalidName(e.to_string()))?;
+        let name = self
+            .sim
+            .name(node)
+            .ok_or_else(|| NetError::InvalidName(format!("no simulated node {}", node.index())))?;
+        let name =
+            NodeName::new(SIM_HOST, name).map_err(|e| NetError::InvalidName(e.to_string()))?;
         let incarnation = self.incarnations_of(node) + 1;
         self.bring_up(node, name, incarnation);
         Ok(())

@@ -47,10 +47,13 @@ fn a_request_carrying_a_pid_crosses_the_simulated_network_and_is_answered() {
     let mut net = SimNet::new(1);
     let a = net.add_node("a", types()).unwrap();
     let b = net.add_node("b", types()).unwrap();
-    let server = net.sim().spawn(b, |ctx| {
-        let request = ctx.receive().downcast::<Request>().unwrap();
-        ctx.send(&request.reply_to, request.n * 2);
-    });
+    let server = net
+        .sim()
+        .spawn(b, |ctx| {
+            let request = ctx.receive().downcast::<Request>().unwrap();
+            ctx.send(&request.reply_to, request.n * 2);
+        })
+        .unwrap();
     let server_from_a = net.pid_on(a, &server).unwrap();
     assert!(server_from_a.is_remote());
     let answer = net
@@ -88,22 +91,27 @@ fn order_per_pair_holds_across_nodes_under_drawn_delays_across_seeds() {
             let (a, b) = two_nodes(net);
             let seen = Arc::new(Mutex::new(Vec::new()));
             let record = seen.clone();
-            let collector = net.sim().spawn(b, move |ctx| {
-                for _ in 0..45 {
-                    let m = ctx.receive().downcast::<Numbered>().unwrap();
-                    record.lock().unwrap().push(m);
-                }
-            });
+            let collector = net
+                .sim()
+                .spawn(b, move |ctx| {
+                    for _ in 0..45 {
+                        let m = ctx.receive().downcast::<Numbered>().unwrap();
+                        record.lock().unwrap().push(m);
+                    }
+                })
+                .unwrap();
             for sender in 0..3u32 {
                 let to = net.pid_on(a, &collector).unwrap();
-                net.sim().spawn(a, move |ctx| {
-                    for n in 0..15u32 {
-                        ctx.send(&to, Numbered { sender, n });
-                        if n % 4 == 3 {
-                            ctx.yield_now();
+                net.sim()
+                    .spawn(a, move |ctx| {
+                        for n in 0..15u32 {
+                            ctx.send(&to, Numbered { sender, n });
+                            if n % 4 == 3 {
+                                ctx.yield_now();
+                            }
                         }
-                    }
-                });
+                    })
+                    .unwrap();
             }
             assert_eq!(net.sim().run(), Stopped::Quiet);
             let seen = seen.lock().unwrap();
@@ -130,58 +138,67 @@ fn edges_across(net: &mut SimNet, a: NodeId, b: NodeId) -> (Arc<Mutex<Vec<String
     let idle = |ctx: &mut Ctx| {
         ctx.receive();
     };
-    let monitored_on_b = net.sim().spawn(b, idle);
-    let linked_on_b = net.sim().spawn(b, idle);
+    let monitored_on_b = net.sim().spawn(b, idle).unwrap();
+    let linked_on_b = net.sim().spawn(b, idle).unwrap();
     // The agent of `b` that monitors the agent of `a` it is sent.
-    let monitor_on_b = net.sim().spawn(b, |ctx| {
-        let WirePid(pid) = ctx.receive().downcast::<WirePid>().unwrap();
-        ctx.monitor(&pid).unwrap();
-        ctx.receive();
-    });
+    let monitor_on_b = net
+        .sim()
+        .spawn(b, |ctx| {
+            let WirePid(pid) = ctx.receive().downcast::<WirePid>().unwrap();
+            ctx.monitor(&pid).unwrap();
+            ctx.receive();
+        })
+        .unwrap();
     // 1. A monitor held on `a` of an agent of `b`.
     let (record, target) = (seen.clone(), net.pid_on(a, &monitored_on_b).unwrap());
-    net.sim().spawn(a, move |ctx| {
-        ctx.monitor(&target).unwrap();
-        let down = ctx.receive().downcast::<Down>().unwrap();
-        record
-            .lock()
-            .unwrap()
-            .push(format!("monitor {:?}", down.status));
-    });
+    net.sim()
+        .spawn(a, move |ctx| {
+            ctx.monitor(&target).unwrap();
+            let down = ctx.receive().downcast::<Down>().unwrap();
+            record
+                .lock()
+                .unwrap()
+                .push(format!("monitor {:?}", down.status));
+        })
+        .unwrap();
     // 2. A link from an agent of `a` to one of `b`: its exit signal kills
     //    the agent of `a`, whose local watcher reports why.
     let (record, target) = (seen.clone(), net.pid_on(a, &linked_on_b).unwrap());
-    net.sim().spawn(a, move |ctx| {
-        let linked = ctx
-            .spawn_with(SpawnOptions::new().monitor(), move |ctx| {
-                ctx.link(&target).unwrap();
-                ctx.receive();
-            })
-            .unwrap();
-        let down = ctx.receive().downcast::<Down>().unwrap();
-        assert_eq!(down.pid, linked);
-        record
-            .lock()
-            .unwrap()
-            .push(format!("link {:?}", down.status));
-    });
+    net.sim()
+        .spawn(a, move |ctx| {
+            let linked = ctx
+                .spawn_with(SpawnOptions::new().monitor(), move |ctx| {
+                    ctx.link(&target).unwrap();
+                    ctx.receive();
+                })
+                .unwrap();
+            let down = ctx.receive().downcast::<Down>().unwrap();
+            assert_eq!(down.pid, linked);
+            record
+                .lock()
+                .unwrap()
+                .push(format!("link {:?}", down.status));
+        })
+        .unwrap();
     // 3. An agent of `b` monitors one of `a`: when its monitor's node is
     //    lost, the monitored agent dies (Erlangen's rule), seen locally.
-    let watched = net.sim().spawn(a, idle);
+    let watched = net.sim().spawn(a, idle).unwrap();
     let (record, monitor, target) = (
         seen.clone(),
         net.pid_on(a, &monitor_on_b).unwrap(),
         watched.clone(),
     );
-    net.sim().spawn(a, move |ctx| {
-        ctx.monitor(&target).unwrap();
-        ctx.send(&monitor, WirePid(target.clone()));
-        let down = ctx.receive().downcast::<Down>().unwrap();
-        record
-            .lock()
-            .unwrap()
-            .push(format!("monitored {:?}", down.status));
-    });
+    net.sim()
+        .spawn(a, move |ctx| {
+            ctx.monitor(&target).unwrap();
+            ctx.send(&monitor, WirePid(target.clone()));
+            let down = ctx.receive().downcast::<Down>().unwrap();
+            record
+                .lock()
+                .unwrap()
+                .push(format!("monitored {:?}", down.status));
+        })
+        .unwrap();
     (seen, watched)
 }
 
@@ -231,25 +248,30 @@ fn a_partition_shorter_than_the_heartbeat_timeout_delays_messages_and_a_longer_o
         let (a, b) = two_nodes(&mut net);
         let got = Arc::new(Mutex::new(Vec::new()));
         let record = got.clone();
-        let sink = net.sim().spawn(b, move |ctx| loop {
-            let m = ctx.receive().downcast::<Numbered>().unwrap();
-            record.lock().unwrap().push(m.n);
-        });
+        let sink = net
+            .sim()
+            .spawn(b, move |ctx| loop {
+                let m = ctx.receive().downcast::<Numbered>().unwrap();
+                record.lock().unwrap().push(m.n);
+            })
+            .unwrap();
         let to = net.pid_on(a, &sink).unwrap();
         let downs = Arc::new(Mutex::new(None));
         let record_down = downs.clone();
-        net.sim().spawn(a, move |ctx| {
-            ctx.monitor(&to).unwrap();
-            for n in 0..10u32 {
-                ctx.send(&to, Numbered { sender: 0, n });
-                ctx.sleep(Duration::from_millis(100));
-            }
-            let down = ctx
-                .receive_timeout(Duration::from_secs(120))
-                .ok()
-                .and_then(|m| m.downcast::<Down>().ok());
-            *record_down.lock().unwrap() = Some(down.map(|down| down.status));
-        });
+        net.sim()
+            .spawn(a, move |ctx| {
+                ctx.monitor(&to).unwrap();
+                for n in 0..10u32 {
+                    ctx.send(&to, Numbered { sender: 0, n });
+                    ctx.sleep(Duration::from_millis(100));
+                }
+                let down = ctx
+                    .receive_timeout(Duration::from_secs(120))
+                    .ok()
+                    .and_then(|m| m.downcast::<Down>().ok());
+                *record_down.lock().unwrap() = Some(down.map(|down| down.status));
+            })
+            .unwrap();
         net.sim().run_for(Duration::from_millis(250));
         net.partition(a, b);
         net.sim().run_for(partition);
@@ -274,9 +296,12 @@ fn a_partition_shorter_than_the_heartbeat_timeout_delays_messages_and_a_longer_o
 fn a_restarted_node_is_a_new_incarnation_whose_old_ids_answer_noproc() {
     let mut net = SimNet::new(9);
     let (a, b) = two_nodes(&mut net);
-    let old = net.sim().spawn(b, |ctx| {
-        ctx.receive();
-    });
+    let old = net
+        .sim()
+        .spawn(b, |ctx| {
+            ctx.receive();
+        })
+        .unwrap();
     let old_from_a = net.pid_on(a, &old).unwrap();
     net.sim().run();
     net.crash(b);
@@ -284,7 +309,8 @@ fn a_restarted_node_is_a_new_incarnation_whose_old_ids_answer_noproc() {
     net.restart(b).unwrap();
     let fresh = net
         .sim()
-        .spawn(b, |ctx| ctx.receive().downcast::<u64>().unwrap());
+        .spawn(b, |ctx| ctx.receive().downcast::<u64>().unwrap())
+        .unwrap();
     let fresh_from_a = net.pid_on(a, &fresh).unwrap();
     assert_ne!(old_from_a, fresh_from_a);
     let status = net
@@ -314,10 +340,13 @@ fn a_restarted_node_is_a_new_incarnation_whose_old_ids_answer_noproc() {
 /// takes it for the answer. Returns whether the client got its answer.
 fn down_races_reply(net: &mut SimNet) -> bool {
     let (a, b) = two_nodes(net);
-    let server = net.sim().spawn(b, |ctx| {
-        let request = ctx.receive().downcast::<Request>().unwrap();
-        ctx.send(&request.reply_to, request.n + 1);
-    });
+    let server = net
+        .sim()
+        .spawn(b, |ctx| {
+            let request = ctx.receive().downcast::<Request>().unwrap();
+            ctx.send(&request.reply_to, request.n + 1);
+        })
+        .unwrap();
     let server_from_a = net.pid_on(a, &server).unwrap();
     net.sim()
         .block_on(a, move |ctx| {
@@ -360,21 +389,26 @@ fn a_seed_replays_a_run_with_drawn_resets_and_seeds_give_distinct_runs() {
         let (a, b) = two_nodes(&mut net);
         let got = Arc::new(Mutex::new(Vec::new()));
         let record = got.clone();
-        let sink = net.sim().spawn(b, move |ctx| {
-            while let Ok(m) = ctx.receive_timeout(Duration::from_secs(10)) {
-                if let Ok(m) = m.downcast::<Numbered>() {
-                    record.lock().unwrap().push((m.sender, m.n));
+        let sink = net
+            .sim()
+            .spawn(b, move |ctx| {
+                while let Ok(m) = ctx.receive_timeout(Duration::from_secs(10)) {
+                    if let Ok(m) = m.downcast::<Numbered>() {
+                        record.lock().unwrap().push((m.sender, m.n));
+                    }
                 }
-            }
-        });
+            })
+            .unwrap();
         for sender in 0..3u32 {
             let to = net.pid_on(a, &sink).unwrap();
-            net.sim().spawn(a, move |ctx| {
-                for n in 0..20u32 {
-                    ctx.send(&to, Numbered { sender, n });
-                    ctx.sleep(Duration::from_micros(300));
-                }
-            });
+            net.sim()
+                .spawn(a, move |ctx| {
+                    for n in 0..20u32 {
+                        ctx.send(&to, Numbered { sender, n });
+                        ctx.sleep(Duration::from_micros(300));
+                    }
+                })
+                .unwrap();
         }
         net.sim().run();
         let got = got.lock().unwrap().clone();
@@ -409,16 +443,22 @@ fn across_nodes_a_monitor_fires_once_none_comes_after_unlink_and_links_fire_on_n
         };
         // At most one notification per edge: a kill from `a` races the
         // agent's own return on `b`; its monitor on `a` hears one `Down`.
-        let racer = net.sim().spawn(b, |ctx| {
-            ctx.yield_now();
-        });
+        let racer = net
+            .sim()
+            .spawn(b, |ctx| {
+                ctx.yield_now();
+            })
+            .unwrap();
         // None after unlink: monitored, unlinked, then told to exit.
-        let unlinked = net.sim().spawn(b, idle);
+        let unlinked = net.sim().spawn(b, idle).unwrap();
         // Links fire on normal exit: an agent of `a` links to one of `b`
         // that returns; the link's exit ends the agent of `a`.
-        let returner = net.sim().spawn(b, |ctx| {
-            ctx.receive();
-        });
+        let returner = net
+            .sim()
+            .spawn(b, |ctx| {
+                ctx.receive();
+            })
+            .unwrap();
         let (racer, unlinked, returner) = (
             net.pid_on(a, &racer).unwrap(),
             net.pid_on(a, &unlinked).unwrap(),
@@ -481,12 +521,14 @@ fn under_drawn_partitions_nothing_is_reordered_or_duplicated_and_every_down_says
             .iter()
             .map(|&node| {
                 let record = got.clone();
-                net.sim().spawn(node, move |ctx| {
-                    while let Ok(m) = ctx.receive_timeout(Duration::from_secs(30)) {
-                        let m = m.downcast::<Numbered>().unwrap();
-                        record.lock().unwrap().push((m.sender, m.n));
-                    }
-                })
+                net.sim()
+                    .spawn(node, move |ctx| {
+                        while let Ok(m) = ctx.receive_timeout(Duration::from_secs(30)) {
+                            let m = m.downcast::<Numbered>().unwrap();
+                            record.lock().unwrap().push((m.sender, m.n));
+                        }
+                    })
+                    .unwrap()
             })
             .collect();
         for (i, &from) in nodes.iter().enumerate() {
@@ -496,19 +538,21 @@ fn under_drawn_partitions_nothing_is_reordered_or_duplicated_and_every_down_says
                 }
                 let to = net.pid_on(from, sink).unwrap();
                 let (sender, record) = ((i * 3 + j) as u32, downs.clone());
-                net.sim().spawn(from, move |ctx| {
-                    ctx.monitor(&to).unwrap();
-                    for n in 0..30u32 {
-                        ctx.send(&to, Numbered { sender, n });
-                        if let Ok(m) = ctx.receive_timeout(Duration::from_millis(50)) {
-                            record
-                                .lock()
-                                .unwrap()
-                                .push(m.downcast::<Down>().unwrap().status);
-                            return;
+                net.sim()
+                    .spawn(from, move |ctx| {
+                        ctx.monitor(&to).unwrap();
+                        for n in 0..30u32 {
+                            ctx.send(&to, Numbered { sender, n });
+                            if let Ok(m) = ctx.receive_timeout(Duration::from_millis(50)) {
+                                record
+                                    .lock()
+                                    .unwrap()
+                                    .push(m.downcast::<Down>().unwrap().status);
+                                return;
+                            }
                         }
-                    }
-                });
+                    })
+                    .unwrap();
             }
         }
         let scheduled = net.draw_partitions(

@@ -130,6 +130,10 @@ pub enum SimError {
     /// The simulation stopped first (went quiet: a deadlock, or waiting
     /// for a message that can never come; or reached its time limit).
     Stopped(Stopped),
+    /// The node is down (crashed and not restarted).
+    NodeDown(NodeId),
+    /// No node of this simulation has that id.
+    NoSuchNode(NodeId),
 }
 
 impl fmt::Display for SimError {
@@ -137,6 +141,8 @@ impl fmt::Display for SimError {
         match self {
             SimError::Exited(reason) => write!(f, "the agent exited: {reason:?}"),
             SimError::Stopped(why) => write!(f, "the simulation stopped first: {why:?}"),
+            SimError::NodeDown(node) => write!(f, "simulated node {} is down", node.0),
+            SimError::NoSuchNode(node) => write!(f, "no simulated node {}", node.0),
         }
     }
 }
@@ -244,9 +250,9 @@ impl Simulation {
         Ok(NodeId(index))
     }
 
-    /// A node's name.
-    pub fn name(&self, node: NodeId) -> &str {
-        &self.node(node).name
+    /// A node's name (`None` for a node of another simulation).
+    pub fn name(&self, node: NodeId) -> Option<&str> {
+        self.node(node).map(|n| n.name.as_str())
     }
 
     /// The nodes, in the order they were added.
@@ -254,13 +260,21 @@ impl Simulation {
         (0..self.nodes.len() as u32).map(NodeId).collect()
     }
 
-    fn node(&self, node: NodeId) -> &SimNode {
-        &self.nodes[node.0 as usize]
+    fn node(&self, node: NodeId) -> Option<&SimNode> {
+        self.nodes.get(node.0 as usize)
     }
 
     /// The node's runtime, if it is up.
     fn running(&self, node: NodeId) -> Option<&Running> {
-        self.node(node).up.as_ref()
+        self.node(node)?.up.as_ref()
+    }
+
+    /// The node's runtime, or why there is none.
+    fn up(&self, node: NodeId) -> Result<&Running, SimError> {
+        match self.node(node) {
+            None => Err(SimError::NoSuchNode(node)),
+            Some(slot) => slot.up.as_ref().ok_or(SimError::NodeDown(node)),
+        }
     }
 
     /// A handle on the node's runtime (send, kill, whereis, metrics),
@@ -275,34 +289,26 @@ impl Simulation {
     }
 
     /// Spawns an agent running `f` on `node` (it runs when the simulation
-    /// runs).
-    ///
-    /// # Panics
-    ///
-    /// If the node is down.
-    pub fn spawn<F, R>(&mut self, node: NodeId, f: F) -> Pid
+    /// runs); an error if the node is down or of another simulation.
+    pub fn spawn<F, R>(&mut self, node: NodeId, f: F) -> Result<Pid, SimError>
     where
         F: FnOnce(&mut Ctx) -> R + Send + 'static,
         R: Any + Send + Sync + fmt::Debug,
     {
-        let running = self.running(node).expect("spawn on a node that is up");
-        spawn_agent(
+        let running = self.up(node)?;
+        Ok(spawn_agent(
             running.runtime.shared(),
             None,
             &SpawnOptions::default(),
             agent_body(f),
             None,
         )
-        .expect("default spawn options are valid")
+        .expect("default spawn options are valid"))
     }
 
     /// Spawns an agent running `f` on `node` and runs the simulation until
     /// it has exited (its links fired): its return value, or why there is
-    /// none.
-    ///
-    /// # Panics
-    ///
-    /// If the node is down.
+    /// none (an error also if the node is down or of another simulation).
     pub fn block_on<F, R>(&mut self, node: NodeId, f: F) -> Result<R, SimError>
     where
         F: FnOnce(&mut Ctx) -> R + Send + 'static,
@@ -314,7 +320,7 @@ impl Simulation {
         let report = Box::new(move |result: Result<R, ExitReason>| {
             lock(&report_slot).0 = Some(result);
         });
-        let running = self.running(node).expect("block_on on a node that is up");
+        let running = self.up(node)?;
         let pid = spawn_agent(
             running.runtime.shared(),
             None,
@@ -381,12 +387,17 @@ impl Simulation {
     /// From now on, `node`'s clock runs `drift_ppm` parts per million fast
     /// (slow if negative): its timers fire early or late against the
     /// others'.
-    pub fn set_clock_drift(&mut self, node: NodeId, drift_ppm: i64) {
-        let sim = self.node(node).sim.clone();
+    pub fn set_clock_drift(&mut self, node: NodeId, drift_ppm: i64) -> Result<(), SimError> {
+        let sim = self
+            .node(node)
+            .ok_or(SimError::NoSuchNode(node))?
+            .sim
+            .clone();
         sim.clock.set_drift(self.world.now_ns(), drift_ppm);
         self.world.record(&SimEvent::Fault {
             what: format!("clock drift n{} {drift_ppm} ppm", node.0),
         });
+        Ok(())
     }
 
     /// Runs until nothing can run and no deadline is left (or the time
@@ -520,7 +531,9 @@ impl Simulation {
     /// `noconnection` (the runtime's own rule for agents of a runtime that
     /// is gone).
     pub fn crash(&mut self, node: NodeId) {
-        let slot = &mut self.nodes[node.0 as usize];
+        let Some(slot) = self.nodes.get_mut(node.0 as usize) else {
+            return;
+        };
         slot.ready.clear();
         if let Some(running) = slot.up.take() {
             self.world.record(&SimEvent::Fault {
@@ -533,7 +546,12 @@ impl Simulation {
     /// Brings a crashed `node` back as a new runtime (a new incarnation:
     /// its old agents stay dead; it starts with none).
     pub fn restart(&mut self, node: NodeId) -> Result<(), Error> {
-        let slot = &mut self.nodes[node.0 as usize];
+        let Some(slot) = self.nodes.get_mut(node.0 as usize) else {
+            return Err(Error::InvalidConfig(format!(
+                "no simulated node {}",
+                node.0
+            )));
+        };
         if slot.up.is_some() {
             return Ok(());
         }

@@ -112,7 +112,7 @@ fn a_node_whose_clock_runs_fast_fires_its_timers_early() {
     let mut sim = Simulation::new(5);
     let a = sim.add_node("a").unwrap();
     let b = sim.add_node("b").unwrap();
-    sim.set_clock_drift(b, 100_000); // 10 % fast
+    sim.set_clock_drift(b, 100_000).unwrap(); // 10 % fast
     let counter = |ctx: &mut Ctx| {
         let mut n = 0u32;
         loop {
@@ -125,8 +125,8 @@ fn a_node_whose_clock_runs_fast_fires_its_timers_early() {
             }
         }
     };
-    let on_a = sim.spawn(a, counter);
-    let on_b = sim.spawn(b, counter);
+    let on_a = sim.spawn(a, counter).unwrap();
+    let on_b = sim.spawn(b, counter).unwrap();
     sim.run_for(Duration::from_secs(100));
     let (n_a, n_b) = sim
         .block_on(a, move |ctx| {
@@ -142,13 +142,41 @@ fn a_node_whose_clock_runs_fast_fires_its_timers_early() {
 }
 
 #[test]
+fn a_crashed_or_unknown_node_is_an_error_not_a_panic() {
+    let mut sim = Simulation::new(0);
+    let node = sim.add_node("a").unwrap();
+    sim.crash(node);
+    assert!(matches!(
+        sim.spawn(node, |_| ()),
+        Err(SimError::NodeDown(_))
+    ));
+    assert!(matches!(
+        sim.block_on(node, |_| ()),
+        Err(SimError::NodeDown(_))
+    ));
+    let mut other = Simulation::new(0);
+    other.add_node("a").unwrap();
+    let stranger = other.add_node("b").unwrap();
+    assert!(matches!(
+        sim.spawn(stranger, |_| ()),
+        Err(SimError::NoSuchNode(_))
+    ));
+    assert!(sim.set_clock_drift(stranger, 1).is_err());
+    assert!(sim.restart(stranger).is_err());
+    assert_eq!(sim.name(stranger), None);
+    sim.restart(node).unwrap();
+    assert_eq!(sim.block_on(node, |_| 7).unwrap(), 7);
+}
+
+#[test]
 fn an_agent_that_never_stops_running_meets_the_step_limit() {
     let mut sim = Simulation::new(0);
     let node = sim.add_node("a").unwrap();
     sim.set_step_limit(Some(10_000));
     sim.spawn(node, |ctx| loop {
         ctx.yield_now();
-    });
+    })
+    .unwrap();
     assert_eq!(sim.run(), Stopped::StepLimit);
     assert_eq!(sim.steps(), 10_000);
 }
@@ -315,6 +343,7 @@ fn a_crashed_node_gives_noconnection_on_every_edge_to_it_across_seeds() {
                 sim.spawn(a, |ctx| {
                     ctx.receive();
                 })
+                .unwrap()
             })
             .collect();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -327,7 +356,8 @@ fn a_crashed_node_gives_noconnection_on_every_edge_to_it_across_seeds() {
                 let down = ctx.receive().downcast::<Down>().unwrap();
                 record.lock().unwrap().push(down.status);
             }
-        });
+        })
+        .unwrap();
         // Let the watcher attach (or not yet), then lose node a.
         let drawn = sim.handle().random_below(50);
         sim.run_until(|sim| sim.steps() >= 4 + drawn);
