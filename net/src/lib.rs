@@ -134,6 +134,7 @@ pub mod wire;
 
 mod command;
 mod cookie;
+mod edge_table;
 mod erlang_route;
 mod error;
 mod event_loop;

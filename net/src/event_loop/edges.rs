@@ -5,12 +5,12 @@
 
 use std::sync::atomic::Ordering;
 
-use erlangen_runtime::{ExitReason, ExitStatus, Pid, RemotePid, RemoteSignal};
+use erlangen_runtime::{Pid, RemotePid, RemoteSignal};
 
 use crate::command::Target;
 use crate::config::DEPARTED_PEERS_KEPT;
 
-use super::{Command, Edge, EventLoop, WatchEdge};
+use super::{Command, EventLoop};
 
 impl EventLoop {
     /// Remembers the local half of a link or monitor going out, and forgets
@@ -57,9 +57,7 @@ impl EventLoop {
     }
 
     /// Keeps the edge table in step with a signal between `local` and
-    /// `remote` (of node `peer`), either way: a link or monitor adds the
-    /// local half (`down`: fired as a `Down` on loss), an unlink or a fired
-    /// edge removes it.
+    /// `remote` (of node `peer`), either way (edge_table.rs `record`).
     pub(super) fn record_edge(
         &mut self,
         peer: &str,
@@ -68,21 +66,11 @@ impl EventLoop {
         signal: &RemoteSignal,
         down: bool,
     ) {
-        match signal {
-            RemoteSignal::Link | RemoteSignal::Monitor => {
-                self.remember_edge(peer, local, remote, down)
-            }
-            RemoteSignal::Unlink | RemoteSignal::EdgeExit(_) | RemoteSignal::Down(_) => {
-                self.forget_edge(peer, local, remote);
-            }
-            _ => {}
-        }
+        self.edges.record(peer, local, remote, signal, down);
     }
 
-    /// Keeps the watch table in step with a watch signal between `local`
-    /// and `remote` (of node `peer`): `outbound` when `local` sent it. A
-    /// watch going out (ours of theirs) or coming in (theirs of ours) is
-    /// remembered; an unwatch or a fired watch forgets it.
+    /// Keeps the watches in step with a watch signal (edge_table.rs
+    /// `record_watch`).
     pub(super) fn record_watch(
         &mut self,
         peer: &str,
@@ -91,48 +79,18 @@ impl EventLoop {
         signal: &RemoteSignal,
         outbound: bool,
     ) {
-        let (id, add, ours) = match signal {
-            RemoteSignal::Watch { id } => (*id, true, outbound),
-            RemoteSignal::Unwatch { id } => (*id, false, outbound),
-            // A WatchDown from the watched side ends the watcher's watch.
-            RemoteSignal::WatchDown { id, .. } => (*id, false, !outbound),
-            _ => return,
-        };
-        let watches = self.watches.entry(peer.to_owned()).or_default();
-        if add {
-            watches.push(WatchEdge {
-                local: local.clone(),
-                remote: remote.clone(),
-                id,
-                ours,
-            });
-        } else {
-            watches.retain(|w| {
-                !(w.id == id && w.ours == ours && w.local == *local && w.remote == *remote)
-            });
-        }
+        self.edges
+            .record_watch(peer, local, remote, signal, outbound);
     }
 
     /// Adds the local half of an edge (once).
     pub(super) fn remember_edge(&mut self, peer: &str, local: &Pid, remote: &Pid, down: bool) {
-        let edges = self.edges.entry(peer.to_owned()).or_default();
-        if !edges
-            .iter()
-            .any(|e| e.local == *local && e.remote == *remote)
-        {
-            edges.push(Edge {
-                local: local.clone(),
-                remote: remote.clone(),
-                down,
-            });
-        }
+        self.edges.remember(peer, local, remote, down);
     }
 
     /// Removes the local half of an edge.
     pub(super) fn forget_edge(&mut self, peer: &str, local: &Pid, remote: &Pid) {
-        if let Some(edges) = self.edges.get_mut(peer) {
-            edges.retain(|e| !(e.local == *local && e.remote == *remote));
-        }
+        self.edges.forget(peer, local, remote);
     }
 
     /// Remembers that `peer` left; past `DEPARTED_PEERS_KEPT`, the stats
@@ -161,30 +119,7 @@ impl EventLoop {
         }
         self.went_down(peer, why);
         self.redials.remove(peer);
-        for edge in self.edges.remove(peer).unwrap_or_default() {
-            let signal = if edge.down {
-                RemoteSignal::Down(ExitStatus::Exit(ExitReason::NoConnection))
-            } else {
-                RemoteSignal::EdgeExit(ExitReason::NoConnection)
-            };
-            self.shared
-                .runtime
-                .signal(&edge.remote, &edge.local, signal);
-        }
-        for watch in self.watches.remove(peer).unwrap_or_default() {
-            // Our watch of theirs fires `noconnection`; theirs of ours goes.
-            let signal = if watch.ours {
-                RemoteSignal::WatchDown {
-                    id: watch.id,
-                    status: ExitStatus::Exit(ExitReason::NoConnection),
-                }
-            } else {
-                RemoteSignal::Unwatch { id: watch.id }
-            };
-            self.shared
-                .runtime
-                .signal(&watch.remote, &watch.local, signal);
-        }
+        self.edges.take(peer).fire(&self.shared.runtime);
         let failed: Vec<u64> = self
             .spawns
             .iter()

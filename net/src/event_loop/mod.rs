@@ -205,25 +205,6 @@ struct Redial {
     at: Option<Instant>,
 }
 
-/// An observing monitor across nodes, kept by the node of its local agent.
-struct WatchEdge {
-    local: Pid,
-    remote: Pid,
-    /// The watch's id (the watcher's).
-    id: u64,
-    /// `local` watches `remote` (else `remote` watches `local`).
-    ours: bool,
-}
-
-/// One half of a link or monitor across nodes, kept by the node of its
-/// local agent (remote.rs "Edges across nodes").
-struct Edge {
-    local: Pid,
-    remote: Pid,
-    /// Fired as a `Down` (the local agent monitors the remote one).
-    down: bool,
-}
-
 /// The node's event loop (module docs).
 pub(crate) struct EventLoop {
     poll: Poll,
@@ -255,10 +236,8 @@ pub(crate) struct EventLoop {
     departed: VecDeque<String>,
     /// Commands waiting for a node's connection.
     waiting: HashMap<String, VecDeque<Command>>,
-    /// Edges across nodes, by remote node.
-    edges: HashMap<String, Vec<Edge>>,
-    /// Observing monitors across nodes, by remote node.
-    watches: HashMap<String, Vec<WatchEdge>>,
+    /// Edges and watches across nodes, by remote node.
+    edges: crate::edge_table::EdgeTable<String>,
     /// Remote spawns in flight: request → (node, caller, attach).
     spawns: HashMap<u64, (String, Pid, WireAttach)>,
     /// Large packets received: decoding off the loop, and what waits for
@@ -327,8 +306,7 @@ impl EventLoop {
             log: LogLimit::default(),
             departed: VecDeque::new(),
             waiting: HashMap::new(),
-            edges: HashMap::new(),
-            watches: HashMap::new(),
+            edges: Default::default(),
             spawns: HashMap::new(),
             lookups: HashMap::new(),
             large_in: large::LargeIn::default(),
@@ -671,7 +649,7 @@ impl EventLoop {
             self.flush(token);
             self.close(token, "the node stopped");
         }
-        let peers: Vec<String> = self.edges.keys().cloned().collect();
+        let peers: Vec<String> = self.edges.peers();
         for peer in peers {
             self.lose(&peer, "the node stopped");
         }

@@ -46,7 +46,7 @@ use erlangen_runtime::{Pid, Runtime};
 
 pub use self::network::Faults;
 
-use self::network::Network;
+use self::network::{nanos, Network};
 use self::node::SimNode;
 use crate::error::NetError;
 use crate::id::NodeName;
@@ -166,7 +166,6 @@ impl SimNet {
             return 0;
         }
         let handle = self.sim.handle();
-        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let (every, until) = (nanos(every), nanos(until));
         let (shortest, longest) = (nanos(lasting.0), nanos(lasting.1).max(nanos(lasting.0)));
         let mut at = nanos(self.sim.now());

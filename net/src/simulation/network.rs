@@ -43,10 +43,11 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use erlangen_runtime::simulation::{SimEvent, SimHandle};
-use erlangen_runtime::{Error, ExitReason, ExitStatus, Message, Pid, RemotePid, RemoteSignal, Tag};
+use erlangen_runtime::{Error, Message, Pid, RemotePid, RemoteSignal, Tag};
 
 use super::node::SimNode;
 use crate::config::{HEARTBEAT_INTERVAL_DEFAULT, HEARTBEAT_TIMEOUT_DEFAULT};
+use crate::edge_table::{EdgeTable, Lost};
 use crate::id::AgentId;
 use crate::pid::Resolve;
 use crate::sync::lock;
@@ -174,23 +175,6 @@ struct Pair {
     dirs: [Direction; 2],
 }
 
-/// The local half of a link or monitor with an agent of another node.
-struct Edge {
-    local: Pid,
-    remote: Pid,
-    /// Fired as a `Down` (the local agent monitors the remote one).
-    down: bool,
-}
-
-/// The local half of a watch.
-struct WatchEdge {
-    local: Pid,
-    remote: Pid,
-    id: u64,
-    /// The local agent watches the remote one.
-    ours: bool,
-}
-
 /// Guarded by the network's lock.
 struct NetState {
     /// Each node's current incarnation, `None` while it is down.
@@ -200,9 +184,8 @@ struct NetState {
     /// Each node's latest incarnation (kept while it is down).
     incarnations: Vec<u64>,
     pairs: BTreeMap<(u32, u32), Pair>,
-    /// By (local node, peer node).
-    edges: BTreeMap<(u32, u32), Vec<Edge>>,
-    watches: BTreeMap<(u32, u32), Vec<WatchEdge>>,
+    /// Each node's edges and watches, by peer node.
+    edges: BTreeMap<u32, EdgeTable<u32>>,
     faults: Faults,
     dropped: u64,
 }
@@ -229,7 +212,8 @@ fn pair_of(from: u32, to: u32) -> ((u32, u32), usize) {
     }
 }
 
-fn nanos(d: Duration) -> u64 {
+/// `d` in ns, saturating.
+pub(super) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
@@ -245,7 +229,6 @@ impl Network {
                 incarnations: Vec::new(),
                 pairs: BTreeMap::new(),
                 edges: BTreeMap::new(),
-                watches: BTreeMap::new(),
                 faults,
                 dropped: 0,
             }),
@@ -564,55 +547,10 @@ impl Network {
         outbound: bool,
     ) {
         let mut state = lock(&self.state);
-        match signal {
-            RemoteSignal::Link | RemoteSignal::Monitor => {
-                let edges = state.edges.entry((here, peer)).or_default();
-                if !edges
-                    .iter()
-                    .any(|e| e.local == *local && e.remote == *remote)
-                {
-                    edges.push(Edge {
-                        local: local.clone(),
-                        remote: remote.clone(),
-                        down: outbound && matches!(signal, RemoteSignal::Monitor),
-                    });
-                }
-            }
-            RemoteSignal::Unlink | RemoteSignal::EdgeExit(_) | RemoteSignal::Down(_) => {
-                if let Some(edges) = state.edges.get_mut(&(here, peer)) {
-                    edges.retain(|e| !(e.local == *local && e.remote == *remote));
-                }
-            }
-            RemoteSignal::Watch { id } | RemoteSignal::Unwatch { id } => {
-                let watches = state.watches.entry((here, peer)).or_default();
-                if matches!(signal, RemoteSignal::Watch { .. }) {
-                    watches.push(WatchEdge {
-                        local: local.clone(),
-                        remote: remote.clone(),
-                        id: *id,
-                        ours: outbound,
-                    });
-                } else {
-                    watches.retain(|w| {
-                        !(w.id == *id
-                            && w.ours == outbound
-                            && w.local == *local
-                            && w.remote == *remote)
-                    });
-                }
-            }
-            RemoteSignal::WatchDown { id, .. } => {
-                if let Some(watches) = state.watches.get_mut(&(here, peer)) {
-                    watches.retain(|w| {
-                        !(w.id == *id
-                            && w.ours != outbound
-                            && w.local == *local
-                            && w.remote == *remote)
-                    });
-                }
-            }
-            _ => {}
-        }
+        let table = state.edges.entry(here).or_default();
+        let down = outbound && matches!(signal, RemoteSignal::Monitor);
+        table.record(&peer, local, remote, signal, down);
+        table.record_watch(&peer, local, remote, signal, outbound);
     }
 
     /// Step 5 for the pair `key`: the connection is lost.
@@ -660,8 +598,11 @@ impl Network {
     fn take_side(&self, state: &mut NetState, here: u32, peer: u32) -> Side {
         Side {
             node: state.nodes.get(here as usize).cloned().flatten(),
-            edges: state.edges.remove(&(here, peer)).unwrap_or_default(),
-            watches: state.watches.remove(&(here, peer)).unwrap_or_default(),
+            lost: state
+                .edges
+                .get_mut(&here)
+                .map(|table| table.take(&peer))
+                .unwrap_or_default(),
         }
     }
 
@@ -733,41 +674,20 @@ impl Network {
         for key in keys {
             self.lose(key, "node down");
         }
-        let mut state = lock(&self.state);
-        state.edges.retain(|(here, _), _| *here != index);
-        state.watches.retain(|(here, _), _| *here != index);
+        lock(&self.state).edges.remove(&index);
     }
 }
 
 /// One side's edges and watches to fire on a loss.
 struct Side {
     node: Option<Arc<SimNode>>,
-    edges: Vec<Edge>,
-    watches: Vec<WatchEdge>,
+    lost: Lost,
 }
 
-/// Fires `side`'s edges and watches with `noconnection` (step 5).
+/// Fires `side`'s edges and watches with `noconnection` (step 5), if its
+/// node is up.
 fn fire(side: Side) {
-    let Some(node) = side.node else {
-        return;
-    };
-    for edge in side.edges {
-        let signal = if edge.down {
-            RemoteSignal::Down(ExitStatus::Exit(ExitReason::NoConnection))
-        } else {
-            RemoteSignal::EdgeExit(ExitReason::NoConnection)
-        };
-        node.runtime.signal(&edge.remote, &edge.local, signal);
-    }
-    for watch in side.watches {
-        let signal = if watch.ours {
-            RemoteSignal::WatchDown {
-                id: watch.id,
-                status: ExitStatus::Exit(ExitReason::NoConnection),
-            }
-        } else {
-            RemoteSignal::Unwatch { id: watch.id }
-        };
-        node.runtime.signal(&watch.remote, &watch.local, signal);
+    if let Some(node) = side.node {
+        side.lost.fire(&node.runtime);
     }
 }
