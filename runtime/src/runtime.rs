@@ -245,6 +245,74 @@ impl Builder {
 /// The result, and whether the agent's exit is complete.
 type ResultSlot<R> = (Mutex<(Option<Result<R, ExitReason>>, bool)>, Condvar);
 
+/// A root agent (`Runtime::run`, `Simulation::block_on`): its result, once
+/// its exit is complete (links fired, names released), so that what the
+/// caller sees next is settled.
+pub(crate) struct Root<R> {
+    slot: Arc<ResultSlot<R>>,
+}
+
+/// Spawns `f` as a root agent of `shared` from outside the runtime.
+pub(crate) fn spawn_root<F, R>(shared: &Shared, f: F) -> Result<Root<R>, ExitReason>
+where
+    F: FnOnce(&mut Ctx) -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let slot: Arc<ResultSlot<R>> = Arc::new((Mutex::new((None, false)), Condvar::new()));
+    let report_slot = slot.clone();
+    let report = Box::new(move |result: Result<R, ExitReason>| {
+        lock(&report_slot.0).0 = Some(result);
+    });
+    let pid = spawn_agent(
+        shared,
+        None,
+        &SpawnOptions::default(),
+        root_body(f, report),
+        None,
+    )
+    .map_err(|error| ExitReason::other(&error.to_string()))?;
+    let finished_slot = slot.clone();
+    let hook: crate::links::ExitHook = Box::new(move || {
+        lock(&finished_slot.0).1 = true;
+        finished_slot.1.notify_all();
+    });
+    {
+        let mut links = lock(&pid.local_cell().links);
+        if links.dead {
+            drop(links);
+            hook();
+        } else {
+            links.on_exit = Some(hook);
+        }
+    }
+    Ok(Root { slot })
+}
+
+impl<R> Root<R> {
+    /// Whether the root's exit is complete.
+    pub(crate) fn finished(&self) -> bool {
+        lock(&self.slot.0).1
+    }
+
+    /// The result of a finished root (`SystemLimit` if its body never ran:
+    /// no stack could be had for it); `None` while it runs.
+    pub(crate) fn result(&self) -> Option<Result<R, ExitReason>> {
+        let mut guard = lock(&self.slot.0);
+        guard
+            .1
+            .then(|| guard.0.take().unwrap_or(Err(ExitReason::SystemLimit)))
+    }
+
+    /// Blocks the calling thread until the root finished; its result.
+    fn wait(self) -> Result<R, ExitReason> {
+        let mut guard = lock(&self.slot.0);
+        while !guard.1 {
+            guard = self.slot.1.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+        guard.0.take().unwrap_or(Err(ExitReason::SystemLimit))
+    }
+}
+
 /// Pins the calling worker to `core`; logs once per process if refused.
 fn pin(core: Option<core_affinity::CoreId>, index: usize) {
     static REFUSED: std::sync::Once = std::sync::Once::new();
@@ -370,50 +438,7 @@ impl Runtime {
         F: FnOnce(&mut Ctx) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let slot: Arc<ResultSlot<R>> = Arc::new((Mutex::new((None, false)), Condvar::new()));
-        let report_slot = slot.clone();
-        let report = Box::new(move |result: Result<R, ExitReason>| {
-            lock(&report_slot.0).0 = Some(result);
-        });
-        let spawned = spawn_agent(
-            &self.shared,
-            None,
-            &SpawnOptions::default(),
-            root_body(f, report),
-            None,
-        );
-        let pid = match spawned {
-            Ok(pid) => pid,
-            Err(error) => return Err(ExitReason::other(&error.to_string())),
-        };
-        // Return only once the root's exit is complete (links fired, names
-        // released), so that what the caller sees next is settled.
-        let finished_slot = slot.clone();
-        let hook: crate::links::ExitHook = Box::new(move || {
-            lock(&finished_slot.0).1 = true;
-            finished_slot.1.notify_all();
-        });
-        {
-            let mut links = lock(&pid.local_cell().links);
-            if links.dead {
-                drop(links);
-                hook();
-            } else {
-                links.on_exit = Some(hook);
-            }
-        }
-        drop(pid);
-        let mut guard = lock(&slot.0);
-        loop {
-            if guard.1 {
-                if let Some(result) = guard.0.take() {
-                    return result;
-                }
-                // The body never ran: no stack could be had for it.
-                return Err(ExitReason::SystemLimit);
-            }
-            guard = slot.1.wait(guard).unwrap_or_else(|e| e.into_inner());
-        }
+        spawn_root(&self.shared, f)?.wait()
     }
 
     /// Spawns an agent from outside the runtime.

@@ -57,7 +57,7 @@ mod world;
 use std::any::Any;
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::events::SimEvent;
@@ -68,12 +68,12 @@ pub use self::world::SimHandle;
 use self::clock::NodeClock;
 use self::world::World;
 use crate::config::{SIM_RESUME_COST_NS_MAX, SIM_RESUME_COST_NS_MIN, SIM_STEPS_MAX_DEFAULT};
-use crate::context::{agent_body, root_body, Ctx};
+use crate::context::{agent_body, Ctx};
 use crate::error::Error;
 use crate::exit::ExitReason;
 use crate::handle::RuntimeHandle;
 use crate::pid::Pid;
-use crate::runtime::{Builder, Runtime};
+use crate::runtime::{spawn_root, Builder, Runtime};
 use crate::scheduler::worker::WorkerContext;
 use crate::scheduler::Task;
 use crate::spawn::{spawn_agent, SpawnOptions};
@@ -314,39 +314,11 @@ impl Simulation {
         F: FnOnce(&mut Ctx) -> R + Send + 'static,
         R: Send + 'static,
     {
-        type Slot<R> = Mutex<(Option<Result<R, ExitReason>>, bool)>;
-        let slot: Arc<Slot<R>> = Arc::new(Mutex::new((None, false)));
-        let report_slot = slot.clone();
-        let report = Box::new(move |result: Result<R, ExitReason>| {
-            lock(&report_slot).0 = Some(result);
-        });
-        let running = self.up(node)?;
-        let pid = spawn_agent(
-            running.runtime.shared(),
-            None,
-            &SpawnOptions::default(),
-            root_body(f, report),
-            None,
-        )
-        .expect("default spawn options are valid");
-        let finished = slot.clone();
-        let hook: crate::links::ExitHook = Box::new(move || lock(&finished).1 = true);
-        {
-            let mut links = lock(&pid.local_cell().links);
-            if links.dead {
-                drop(links);
-                hook();
-            } else {
-                links.on_exit = Some(hook);
-            }
-        }
-        drop(pid);
-        let stopped = self.run_until(|_| lock(&slot).1);
-        let mut guard = lock(&slot);
-        match (guard.1, guard.0.take()) {
-            (true, Some(result)) => result.map_err(SimError::Exited),
-            (true, None) => Err(SimError::Exited(ExitReason::SystemLimit)),
-            (false, _) => Err(SimError::Stopped(stopped)),
+        let root = spawn_root(self.up(node)?.runtime.shared(), f).map_err(SimError::Exited)?;
+        let stopped = self.run_until(|_| root.finished());
+        match root.result() {
+            Some(result) => result.map_err(SimError::Exited),
+            None => Err(SimError::Stopped(stopped)),
         }
     }
 
