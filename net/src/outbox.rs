@@ -98,7 +98,7 @@ pub(crate) struct Outbox {
     incarnation: AtomicU64,
     /// The type names the peer decodes, set by `open` (step 2b reads them
     /// without the state lock).
-    accepted: RwLock<Arc<HashSet<String>>>,
+    accepted: RwLock<HashSet<String>>,
 }
 
 /// Step 2b's lane: encoded packets with their keys, in send order, and
@@ -170,10 +170,6 @@ pub(crate) struct OutboxState {
     /// The connection's TLS session, if the node runs TLS: every write goes
     /// through it (tls.rs step 4).
     tls: Option<Arc<Session>>,
-    /// The peer's incarnation.
-    incarnation: u64,
-    /// Type names the peer decodes with our fingerprint.
-    accepted: Arc<HashSet<String>>,
     /// Step 2b's mirror of `open && !held` (the outbox's `direct`).
     direct: Arc<AtomicBool>,
     /// Counters, published to the node's stats by the loop.
@@ -217,7 +213,7 @@ impl Outbox {
             pending_len: AtomicUsize::new(0),
             direct: direct.clone(),
             incarnation: AtomicU64::new(0),
-            accepted: RwLock::new(Arc::new(HashSet::new())),
+            accepted: RwLock::new(HashSet::new()),
             state: Mutex::new(OutboxState {
                 write: Vec::new(),
                 outgoing: Outgoing::default(),
@@ -226,8 +222,6 @@ impl Outbox {
                 owed: false,
                 stream: None,
                 tls,
-                incarnation: 0,
-                accepted: Arc::new(HashSet::new()),
                 direct,
                 packets_out: 0,
                 bytes_out: 0,
@@ -357,9 +351,7 @@ impl Outbox {
     pub(crate) fn open(&self, stream: TcpStream, incarnation: u64, accepted: HashSet<String>) {
         let mut state = self.lock();
         state.stream = Some(stream);
-        state.incarnation = incarnation;
-        state.accepted = Arc::new(accepted);
-        *crate::sync::write(&self.accepted) = state.accepted.clone();
+        *crate::sync::write(&self.accepted) = accepted;
         self.incarnation.store(incarnation, Ordering::Release);
         state.open = true;
         state.mirror();
@@ -405,7 +397,7 @@ impl Outbox {
         };
         let decoded = match &packet {
             Packet::Message { message, .. } | Packet::Reply { message, .. } => {
-                state.accepted.contains(&message.type_name)
+                self.accepts(&message.type_name)
             }
             _ => false,
         };
@@ -414,7 +406,7 @@ impl Outbox {
             // Past the mark (large packets included) the loop decides:
             // it holds what must wait, and its count makes senders wait.
             || state.queued_bytes() >= CONNECTION_WRITE_BYTES_HIGH_WATER
-            || state.incarnation != incarnation
+            || self.incarnation.load(Ordering::Acquire) != incarnation
             || !decoded
             || !settled()
         {
