@@ -300,6 +300,34 @@ pub const FRAGMENT_BYTES: usize = 64 * 1024;
 /// ```
 pub const FRAGMENT_REFILL_BYTES: usize = 64 * 1024;
 
+/// A connection's socket takes more bytes from its writer only while it
+/// holds fewer than this many not yet sent (`TCP_NOTSENT_LOWAT`): what the
+/// writer cannot hand over waits in its outbox, where a small frame of
+/// another pair of agents goes ahead of the next fragment (fragments.rs
+/// step 4), instead of in the kernel behind megabytes of them.
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert!((SOCKET_UNSENT_BYTES_MAX as usize) < FRAGMENT_BYTES);
+/// ```
+pub const SOCKET_UNSENT_BYTES_MAX: u32 = 32 * 1024;
+
+/// Receive buffer of a connection to a peer on the same host (loopback),
+/// in bytes (`SO_RCVBUF`; the kernel doubles it for its bookkeeping). Two
+/// nodes on one host share its cores: while the receiving node's loop
+/// waits for a core, the sender fills whatever window it is offered, and a
+/// small frame written next waits behind all of it (megabytes with the
+/// kernel's autotuning: tens of milliseconds). A loopback round trip is
+/// microseconds, so this window still carries gigabytes per second.
+/// Connections to other hosts keep the kernel's autotuning, which sizes
+/// the window to the path's bandwidth and delay.
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert_eq!(LOOPBACK_RECEIVE_BUFFER_BYTES, FRAGMENT_BYTES);
+/// ```
+pub const LOOPBACK_RECEIVE_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Most fragmented packets in flight on one connection, received side.
 ///
 /// ```

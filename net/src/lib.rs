@@ -155,6 +155,7 @@ mod peer_stats;
 mod registration;
 mod route;
 mod shared;
+mod socket_options;
 mod span_export;
 mod sync;
 mod types;

@@ -189,7 +189,7 @@ impl EventLoop {
             }
         }
         for (stream, peer) in accepted {
-            let _ = stream.set_nodelay(true);
+            crate::socket_options::tune(&stream, peer);
             match self.add_connection(stream, Role::Acceptor, None, Some(peer)) {
                 Ok(token) => self.flush(token),
                 Err(why) => {
@@ -211,8 +211,8 @@ impl EventLoop {
         };
         if connection.phase == Phase::Connecting {
             match connection.stream.peer_addr() {
-                Ok(_) => {
-                    let _ = connection.stream.set_nodelay(true);
+                Ok(peer) => {
+                    crate::socket_options::tune(&connection.stream, peer);
                     connection.phase = Phase::Handshake;
                     let mut connection = self.connections.remove(&token).expect("present");
                     self.send_hello(&mut connection);

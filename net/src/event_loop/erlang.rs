@@ -301,7 +301,7 @@ impl ErlangSide {
                 continue;
             }
             let mut stream = stream;
-            let _ = stream.set_nodelay(true);
+            crate::socket_options::tune(&stream, peer);
             let token = self.token();
             if let Err(error) = registry.register(&mut stream, token, Interest::READABLE) {
                 tracing::warn!(%error, "erlangen: cannot watch an Erlang connection");
@@ -734,9 +734,9 @@ impl ErlangSide {
             return Ok(());
         }
         match connection.stream.peer_addr() {
-            Ok(_) => {
+            Ok(peer) => {
                 connection.connecting = false;
-                let _ = connection.stream.set_nodelay(true);
+                crate::socket_options::tune(&connection.stream, peer);
                 Ok(())
             }
             Err(error) if error.kind() == io::ErrorKind::NotConnected => {
