@@ -119,36 +119,38 @@ impl PeerRoute {
         message: WireMessage,
         defer: bool,
     ) -> bool {
-        let to = Target::of(to);
+        // The target is built (its node's name copied) only for the loop.
         let packet = match tag {
             Some(tag) => Packet::Reply {
-                to: to.serial,
+                to: to.serial(),
                 tag,
                 message,
             },
             None => Packet::Message {
-                to: to.serial,
+                to: to.serial(),
                 message,
             },
         };
-        let Some(outbox) = shared.outboxes.get(&to.node) else {
-            shared.push_from(sender, command_of(to, packet));
+        let Some(outbox) = shared.outboxes.get(to.node()) else {
+            shared.push_from(sender, command_of(Target::of(to), packet));
             return false;
         };
         let settled = || shared.settled_for(sender);
-        match outbox.try_write(packet, to.incarnation, defer, settled) {
+        match outbox.try_write(packet, to.incarnation(), defer, settled) {
             Direct::Sent => false,
             Direct::Deferred => {
-                shared.owe(&to.node, outbox);
+                shared.owe(to.node(), outbox);
                 true
             }
             Direct::Appended => true,
             Direct::Failed | Direct::HandOver => {
-                shared.push(Command::Flush { node: to.node });
+                shared.push(Command::Flush {
+                    node: to.node().to_owned(),
+                });
                 false
             }
             Direct::Refused(packet) => {
-                shared.push_from(sender, command_of(to, packet));
+                shared.push_from(sender, command_of(Target::of(to), packet));
                 false
             }
         }

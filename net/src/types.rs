@@ -372,9 +372,13 @@ impl Types {
     }
 
     /// A message from its wire form.
-    pub(crate) fn decode_message(&self, wire: &WireMessage) -> Result<Message, DecodeError> {
-        if wire.type_name == TRACED_TYPE_NAME {
-            let traced = wire::decode_value::<Plain<WireTraced>>(&wire.body)?.0;
+    pub(crate) fn decode_message(
+        &self,
+        type_name: &str,
+        body: &[u8],
+    ) -> Result<Message, DecodeError> {
+        if type_name == TRACED_TYPE_NAME {
+            let traced = wire::decode_value::<Plain<WireTraced>>(body)?.0;
             let trace_id = (u128::from(traced.trace_id.0) << 64) | u128::from(traced.trace_id.1);
             if trace_id == 0 || traced.span_id == 0 || traced.message.type_name == TRACED_TYPE_NAME
             {
@@ -387,14 +391,14 @@ impl Types {
             };
             return Ok(Message::traced(
                 context,
-                self.decode_message(&traced.message)?,
+                self.decode_message(&traced.message.type_name, &traced.message.body)?,
             ));
         }
         let entry = self
             .by_name
-            .get(&wire.type_name)
-            .ok_or_else(|| DecodeError(format!("unregistered type {:?}", wire.type_name)))?;
-        (entry.decode_message)(&wire.body)
+            .get(type_name)
+            .ok_or_else(|| DecodeError(format!("unregistered type {type_name:?}")))?;
+        (entry.decode_message)(body)
     }
 
     /// A returned value's wire form; a value of an unregistered type

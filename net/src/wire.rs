@@ -349,6 +349,102 @@ pub(crate) fn decode_large_packet(body: &[u8]) -> Result<Packet, DecodeError> {
     )
 }
 
+/// A message or a reply packet read in place: its type name and the
+/// message's bytes borrow from the frame, so the receiving loop decodes the
+/// value from the frame itself, with no copy of the packet and no
+/// allocation for it. It accepts exactly what [`decode`] accepts as a
+/// `Packet::Message` or `Packet::Reply`.
+///
+/// ```
+/// use erlangen_net::wire::{encode, MessageView, Packet, WireMessage};
+/// let message = WireMessage { type_name: "u8".into(), body: vec![7] };
+/// let bytes = encode(&Packet::Reply { to: 3, tag: 9, message }).unwrap();
+/// let view = MessageView::read(&bytes).unwrap().unwrap();
+/// assert_eq!((view.to, view.tag, view.type_name, view.body), (3, Some(9), "u8", &[7u8][..]));
+/// let named = encode(&Packet::Whereis { request: 1, name: "echo".into() }).unwrap();
+/// assert!(MessageView::read(&named).is_none());
+/// assert!(MessageView::read(&bytes[..bytes.len() - 1]).unwrap().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageView<'a> {
+    /// The receiver's serial.
+    pub to: u64,
+    /// The call it answers, for a reply.
+    pub tag: Option<u64>,
+    /// The name the message's type was registered under.
+    pub type_name: &'a str,
+    /// The value, bincode-encoded.
+    pub body: &'a [u8],
+}
+
+impl<'a> MessageView<'a> {
+    /// `Packet::Message`'s and `Packet::Reply`'s variant numbers.
+    const MESSAGE: u32 = 0;
+    const REPLY: u32 = 5;
+
+    /// The view of a packet's bytes if they are a message or a reply, an
+    /// error if such a packet does not decode; `None` for any other packet.
+    pub fn read(packet: &'a [u8]) -> Option<Result<MessageView<'a>, DecodeError>> {
+        let small = bincode::config::standard().with_limit::<16>();
+        let (variant, _): (u32, usize) = bincode::decode_from_slice(packet, small).ok()?;
+        let view =
+            match variant {
+                Self::MESSAGE => borrow_whole::<(u32, u64, &str, &[u8])>(packet).map(
+                    |(_, to, type_name, body)| MessageView {
+                        to,
+                        tag: None,
+                        type_name,
+                        body,
+                    },
+                ),
+                Self::REPLY => borrow_whole::<(u32, u64, u64, &str, &[u8])>(packet).map(
+                    |(_, to, tag, type_name, body)| MessageView {
+                        to,
+                        tag: Some(tag),
+                        type_name,
+                        body,
+                    },
+                ),
+                _ => return None,
+            };
+        Some(view)
+    }
+
+    /// The owned packet, for one that must wait (its agent's large message
+    /// is still decoding).
+    pub fn to_packet(&self) -> Packet {
+        let message = WireMessage {
+            type_name: self.type_name.to_owned(),
+            body: self.body.to_vec(),
+        };
+        match self.tag {
+            None => Packet::Message {
+                to: self.to,
+                message,
+            },
+            Some(tag) => Packet::Reply {
+                to: self.to,
+                tag,
+                message,
+            },
+        }
+    }
+}
+
+/// Decodes all of `body` as a value that borrows from it, under the
+/// protocol's budget.
+fn borrow_whole<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
+    let (value, read): (T, usize) = bincode::serde::borrow_decode_from_slice(body, config())
+        .map_err(|e| DecodeError(e.to_string()))?;
+    if read != body.len() {
+        return Err(DecodeError(format!(
+            "{} trailing bytes after the value",
+            body.len() - read
+        )));
+    }
+    Ok(value)
+}
+
 /// bincode's configuration for user values inside a packet (messages,
 /// arguments, returned values): the same wire form, with room for their
 /// in-memory expansion (`config::DECODE_EXPANSION_MAX`).
@@ -557,7 +653,9 @@ pub mod bytes {
         serializer.serialize_bytes(bytes)
     }
 
-    /// Deserializes serde bytes (or a sequence of `u8`).
+    /// Deserializes serde bytes (or a sequence of `u8`). Asked for as
+    /// borrowed bytes: bincode then copies them once out of the slice,
+    /// where asked for an owned buffer it would zero one first.
     ///
     /// ```
     /// #[derive(serde::Deserialize, Debug, PartialEq)]
@@ -566,7 +664,7 @@ pub mod bytes {
     /// assert_eq!(erlangen_net::wire::decode::<B>(&[1, 9]).unwrap(), B(vec![9]));
     /// ```
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-        deserializer.deserialize_byte_buf(BytesVisitor)
+        deserializer.deserialize_bytes(BytesVisitor)
     }
 
     struct BytesVisitor;

@@ -347,6 +347,11 @@ impl EventLoop {
                 if let Some(connection) = self.connections.get_mut(&token) {
                     connection.packets_in += 1;
                 }
+                // The common case, read in place.
+                if let Some(view) = wire::MessageView::read(body) {
+                    let view = view.map_err(|e| format!("bad packet: {e}"))?;
+                    return self.on_message_view(token, view);
+                }
                 let packet: Packet = {
                     let _context = pid::enter(&*self.shared);
                     wire::decode(body).map_err(|e| format!("bad packet: {e}"))?

@@ -70,12 +70,18 @@ fn receiver_of(bytes: &[u8]) -> Option<u64> {
 }
 
 impl EventLoop {
+    /// Whether no agent's large packet is decoding and nothing waits (step
+    /// 2 has nothing to hold back).
+    pub(super) fn large_in_idle(&self) -> bool {
+        self.large_in.decoding.is_empty() && self.large_in.barrier.is_empty()
+    }
+
     /// Step 2: whether a packet with `key` must wait; it is then queued.
     pub(super) fn large_must_wait(&mut self, key: Key, waiting: Waiting) -> Option<Waiting> {
-        let state = &mut self.large_in;
-        if state.decoding.is_empty() && state.barrier.is_empty() {
+        if self.large_in_idle() {
             return Some(waiting);
         }
+        let state = &mut self.large_in;
         match key {
             Key::Free => Some(waiting),
             Key::Agent(to) if state.barrier.is_empty() => match state.decoding.get_mut(&to) {
@@ -247,7 +253,7 @@ fn decode(shared: &NodeShared, token: Token, bytes: &[u8]) -> Decoded {
     };
     let message = shared
         .types
-        .decode_message(&wire_message)
+        .decode_message(&wire_message.type_name, &wire_message.body)
         .map_err(|error| (false, format!("{}: {error}", wire_message.type_name)));
     Decoded {
         token,

@@ -10,7 +10,7 @@ use mio::Token;
 use crate::command::Target;
 use crate::config::ERROR_TEXT_BYTES_MAX;
 use crate::shared::SpawnResult;
-use crate::wire::{Packet, WireAttach, WireMessage, WireSignal};
+use crate::wire::{MessageView, Packet, WireAttach, WireMessage, WireSignal};
 use crate::{pid, wire};
 
 use super::{Command, EventLoop, LOGGED_TYPES_MAX};
@@ -259,25 +259,64 @@ impl EventLoop {
     }
 
     /// A packet from an established connection.
-    pub(super) fn on_packet(&mut self, token: Token, packet: Packet) -> Result<(), String> {
-        let peer = self
+    /// A message or reply read in place (wire.rs `MessageView`): delivered
+    /// at once unless its agent's large message is still decoding, in
+    /// which case it waits, owned (large.rs step 2).
+    pub(super) fn on_message_view(
+        &mut self,
+        token: Token,
+        view: MessageView<'_>,
+    ) -> Result<(), String> {
+        if !self.large_in_idle() {
+            let key = crate::fragments::Key::Agent(view.to);
+            let waiting = super::large::Waiting::Packet(token, view.to_packet());
+            return match self.large_must_wait(key, waiting) {
+                Some(super::large::Waiting::Packet(token, packet)) => self.on_packet(token, packet),
+                _ => Ok(()),
+            };
+        }
+        self.deliver_message(view.to, view.tag, view.type_name, view.body);
+        Ok(())
+    }
+
+    /// Decodes a message (or the reply to call `tag`) for the local agent
+    /// `to` and delivers it; one for an agent that is gone is dropped and
+    /// counted.
+    fn deliver_message(&mut self, to: u64, tag: Option<u64>, type_name: &str, body: &[u8]) {
+        let Some(message) = self.decode_message(type_name, body) else {
+            return;
+        };
+        match (self.shared.local(to), tag) {
+            (Some(pid), None) => self.shared.runtime.send(&pid, message),
+            (Some(pid), Some(tag)) => {
+                let tag = erlangen_runtime::Tag::from_id(tag);
+                self.shared.runtime.reply(&pid, tag, message);
+            }
+            (None, _) => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The peer's name on connection `token`.
+    fn peer_of(&self, token: Token) -> Result<String, String> {
+        Ok(self
             .connections
             .get(&token)
             .and_then(|c| c.peer.clone())
-            .ok_or("gone")?;
+            .ok_or("gone")?)
+    }
+
+    pub(super) fn on_packet(&mut self, token: Token, packet: Packet) -> Result<(), String> {
         match packet {
             Packet::Message { to, message } => {
-                if let Some(message) = self.decode_message(&message) {
-                    match self.shared.local(to) {
-                        Some(pid) => self.shared.runtime.send(&pid, message),
-                        None => {
-                            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
+                self.deliver_message(to, None, &message.type_name, &message.body);
+            }
+            Packet::Reply { to, tag, message } => {
+                self.deliver_message(to, Some(tag), &message.type_name, &message.body);
             }
             Packet::Named { name, message } => {
-                if let Some(message) = self.decode_message(&message) {
+                if let Some(message) = self.decode_message(&message.type_name, &message.body) {
                     match self.shared.runtime.whereis(&name) {
                         Some(pid) => self.shared.runtime.send(&pid, message),
                         None => {
@@ -286,7 +325,10 @@ impl EventLoop {
                     }
                 }
             }
-            Packet::Signal { from, to, signal } => self.on_signal(&peer, from, to, signal)?,
+            Packet::Signal { from, to, signal } => {
+                let peer = self.peer_of(token)?;
+                self.on_signal(&peer, from, to, signal)?;
+            }
             Packet::Spawn {
                 request,
                 parent,
@@ -296,6 +338,7 @@ impl EventLoop {
                 mailbox_len,
                 args_type,
             } => {
+                let peer = self.peer_of(token)?;
                 self.on_spawn(
                     token,
                     &peer,
@@ -314,10 +357,15 @@ impl EventLoop {
             } => self.on_spawn_reply(token, request, result),
             Packet::Whereis { request, name } => self.on_whereis(token, request, &name),
             Packet::WhereisReply { request, found } => {
+                let peer = self.peer_of(token)?;
                 self.on_whereis_reply(token, &peer, request, found);
             }
-            Packet::Peers { nodes } => self.on_peers(&peer, nodes)?,
+            Packet::Peers { nodes } => {
+                let peer = self.peer_of(token)?;
+                self.on_peers(&peer, nodes)?;
+            }
             Packet::Groups { joined, left } => {
+                let peer = self.peer_of(token)?;
                 let incarnation = self
                     .connections
                     .get(&token)
@@ -328,24 +376,12 @@ impl EventLoop {
                 registered,
                 released,
             } => {
+                let peer = self.peer_of(token)?;
                 let incarnation = self
                     .connections
                     .get(&token)
                     .map_or(0, |c| c.peer_incarnation);
                 self.on_globals(&peer, incarnation, registered, released)?;
-            }
-            Packet::Reply { to, tag, message } => {
-                if let Some(message) = self.decode_message(&message) {
-                    match self.shared.local(to) {
-                        Some(pid) => {
-                            let tag = erlangen_runtime::Tag::from_id(tag);
-                            self.shared.runtime.reply(&pid, tag, message);
-                        }
-                        None => {
-                            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
             }
         }
         Ok(())
@@ -355,17 +391,17 @@ impl EventLoop {
     /// unknown type, or a value past `VALUE_DECODE_BYTES_MAX`) is dropped
     /// and counted, and its connection stays up: the frame around it was
     /// sound.
-    pub(super) fn decode_message(&mut self, wire: &WireMessage) -> Option<Message> {
+    pub(super) fn decode_message(&mut self, type_name: &str, body: &[u8]) -> Option<Message> {
         let decoded = {
             let _context = pid::enter(&*self.shared);
-            self.shared.types.decode_message(wire)
+            self.shared.types.decode_message(type_name, body)
         };
         match decoded {
             Ok(message) => Some(message),
             Err(error) => {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 if let Some(held) = self.log.allow("undecodable-message") {
-                    let type_name = wire::bounded_text(wire.type_name.clone(), 256);
+                    let type_name = wire::bounded_text(type_name.to_owned(), 256);
                     tracing::warn!(%type_name, %error, held, "erlangen: a message that does not decode was dropped");
                 }
                 None

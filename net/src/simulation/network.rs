@@ -473,19 +473,21 @@ impl Network {
                 let _ = wire;
                 lock(&self.state).dropped += 1;
             }
-            Wire::Message(wire) => match node.types.decode_message(&wire) {
+            Wire::Message(wire) => match node.types.decode_message(&wire.type_name, &wire.body) {
                 Ok(message) => node
                     .runtime
                     .send(target.as_ref().expect("checked"), message),
                 Err(_) => lock(&self.state).dropped += 1,
             },
-            Wire::Reply(tag, wire) => match node.types.decode_message(&wire) {
-                Ok(message) => {
-                    let target = target.as_ref().expect("checked");
-                    node.runtime.reply(target, Tag::from_id(tag), message);
+            Wire::Reply(tag, wire) => {
+                match node.types.decode_message(&wire.type_name, &wire.body) {
+                    Ok(message) => {
+                        let target = target.as_ref().expect("checked");
+                        node.runtime.reply(target, Tag::from_id(tag), message);
+                    }
+                    Err(_) => lock(&self.state).dropped += 1,
                 }
-                Err(_) => lock(&self.state).dropped += 1,
-            },
+            }
             Wire::Signal(wire) => {
                 let Ok(signal) = node.types.decode_signal(wire) else {
                     lock(&self.state).dropped += 1;
