@@ -135,6 +135,14 @@ impl Command {
         )
     }
 
+    /// Whether the loop may write bytes to a connection for it, so that a
+    /// later direct write of its sender must wait until it is processed
+    /// (unsettled.rs). A flush only writes what is in a buffer already; a
+    /// decoded large message is delivered here.
+    pub(crate) fn puts_bytes_on_a_connection(&self) -> bool {
+        !matches!(self, Command::Flush { .. } | Command::Decoded(_))
+    }
+
     /// Whether the command is a message (signals are never dropped for
     /// backpressure: they are bounded by the number of edges).
     pub(crate) fn is_message(&self) -> bool {

@@ -168,7 +168,11 @@ impl NodeShared {
         }
         // Counted before it is visible to the loop, which counts it out
         // after processing it.
-        let bucket = crate::unsettled::Unsettled::bucket(sender);
+        let bucket = if command.puts_bytes_on_a_connection() {
+            crate::unsettled::Unsettled::bucket(sender)
+        } else {
+            crate::unsettled::Bucket::Uncounted
+        };
         self.unsettled.add(bucket);
         crate::sync::lock(&self.commands).push_back((bucket, command));
         // AcqRel: pairs with the loop's swap(false) before it drains, so

@@ -12,7 +12,11 @@
 //! send of the node to the loop as long as any command of any agent was
 //! queued, which under eight senders on two workers kept most sends
 //! there (issue 21). A command whose sender is unknown (a node call, a
-//! plain thread) counts for everyone.
+//! plain thread) counts for everyone; one that puts no bytes on a
+//! connection (a flush of a buffer, a decoded large message) counts for
+//! no one: a worker's flush handed to the loop held every sender of the
+//! node back until the loop took it, and a single sender flooding a
+//! connection then stayed on the loop's path for the rest of its burst.
 //!
 //! # Protocol
 //!
@@ -27,8 +31,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::UNSETTLED_BUCKETS;
 
-/// Which count a command is in: `None` for a command of no known sender.
-pub(crate) type Bucket = Option<usize>;
+/// Which count a command is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bucket {
+    /// In none: a command that puts no bytes on a connection (a flush of
+    /// bytes already in a buffer, a large message decoded here), so no
+    /// later write has to follow it.
+    Uncounted,
+    /// A command of no known sender: it holds every direct write back.
+    Unknown,
+    /// A command of the agent whose serial is this, modulo
+    /// `UNSETTLED_BUCKETS`.
+    Sender(usize),
+}
 
 /// The counts (module docs).
 #[derive(Debug)]
@@ -51,24 +66,32 @@ impl Default for Unsettled {
 impl Unsettled {
     /// The bucket of the agent with serial `sender` (0: none).
     pub(crate) fn bucket(sender: u64) -> Bucket {
-        (sender != 0).then(|| (sender % UNSETTLED_BUCKETS as u64) as usize)
+        match sender {
+            0 => Bucket::Unknown,
+            serial => Bucket::Sender((serial % UNSETTLED_BUCKETS as u64) as usize),
+        }
     }
 
-    fn count(&self, bucket: Bucket) -> &AtomicUsize {
+    fn count(&self, bucket: Bucket) -> Option<&AtomicUsize> {
         match bucket {
-            None => &self.unknown,
-            Some(index) => &self.by_sender[index],
+            Bucket::Uncounted => None,
+            Bucket::Unknown => Some(&self.unknown),
+            Bucket::Sender(index) => Some(&self.by_sender[index]),
         }
     }
 
     /// Step 1.
     pub(crate) fn add(&self, bucket: Bucket) {
-        self.count(bucket).fetch_add(1, Ordering::AcqRel);
+        if let Some(count) = self.count(bucket) {
+            count.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// Step 2.
     pub(crate) fn settle(&self, bucket: Bucket) {
-        self.count(bucket).fetch_sub(1, Ordering::Release);
+        if let Some(count) = self.count(bucket) {
+            count.fetch_sub(1, Ordering::Release);
+        }
     }
 
     /// Step 3: whether no command that a send of `sender` must follow is
@@ -78,8 +101,8 @@ impl Unsettled {
             return false;
         }
         match Unsettled::bucket(sender) {
-            Some(index) => self.by_sender[index].load(Ordering::Acquire) == 0,
-            None => self
+            Bucket::Sender(index) => self.by_sender[index].load(Ordering::Acquire) == 0,
+            Bucket::Unknown | Bucket::Uncounted => self
                 .by_sender
                 .iter()
                 .all(|count| count.load(Ordering::Acquire) == 0),
@@ -89,7 +112,7 @@ impl Unsettled {
 
 #[cfg(test)]
 mod tests {
-    use super::Unsettled;
+    use super::{Bucket, Unsettled};
 
     #[test]
     fn one_senders_queued_command_holds_back_only_that_sender_and_the_unknown() {
@@ -101,12 +124,16 @@ mod tests {
         assert!(unsettled.settled_for(6));
         assert!(!unsettled.settled_for(0), "no known sender waits for all");
         unsettled.settle(bucket);
-        unsettled.add(None);
+        unsettled.add(Bucket::Unknown);
         assert!(
             !unsettled.settled_for(6),
             "an unknown sender's command holds all"
         );
-        unsettled.settle(None);
+        unsettled.settle(Bucket::Unknown);
         assert!(unsettled.settled_for(6));
+        unsettled.add(Bucket::Uncounted);
+        assert!(unsettled.settled_for(6) && unsettled.settled_for(0));
+        unsettled.settle(Bucket::Uncounted);
+        assert!(unsettled.settled_for(6) && unsettled.settled_for(0));
     }
 }
