@@ -469,12 +469,15 @@ pub const UNSETTLED_BUCKETS: usize = 64;
 
 /// Most bytes of packets a connection's pending lane holds (outbox.rs
 /// step 2b): senders that find its lock held leave packets there; past
-/// this, they go to the loop as before.
+/// this, they go to the loop as before. Sized for a lock holder that loses
+/// its core for a scheduler's time slice (4 ms) while a sender floods the
+/// connection (about 2 million 80-byte packets a second): 64 KiB filled in
+/// a third of a millisecond, and every send after it went to the loop.
 ///
 /// ```
-/// assert_eq!(erlangen_net::config::OUTBOX_PENDING_BYTES_MAX, 64 * 1024);
+/// assert_eq!(erlangen_net::config::OUTBOX_PENDING_BYTES_MAX, 1024 * 1024);
 /// ```
-pub const OUTBOX_PENDING_BYTES_MAX: usize = 64 * 1024;
+pub const OUTBOX_PENDING_BYTES_MAX: usize = 1024 * 1024;
 
 /// Most node names one `Peers` packet may list (net/PROTOCOL.md,
 /// "Membership"): a mesh is meant for tens of nodes, as Erlang's full mesh

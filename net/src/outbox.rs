@@ -38,6 +38,16 @@
 //!    workers: a sender that met it held went to the loop, and every send
 //!    of the node after it followed while that command was unsettled,
 //!    issue 21.)
+//!    2c. A sender that finds the buffer past its high-water mark (the
+//!    peer reads slower than the node writes; large packets leaving in
+//!    fragments are not counted here: they have a mark of their own, and
+//!    small messages overtake them) queues the packet for the
+//!    loop, as in step 2, and is told to wait (`Sent::wait`): suspended,
+//!    it looks again every `REMOTE_BUSY_POLL` until the buffer is back
+//!    under the mark (`Outbox::is_full`). So a flood spills one packet per
+//!    sender into the loop's queue, not one per message: a sender with a
+//!    command unsettled writes nothing directly, and one that never waited
+//!    stayed on the loop's path for the rest of its burst (issue 21).
 //! 3. A sender on a worker leaves the frame in the buffer and marks the
 //!    outbox owed a write (`Deferred`); its worker calls the route's flush
 //!    when the sending agent's slice ends, which writes every owed outbox
@@ -201,6 +211,13 @@ pub(crate) enum Direct {
     HandOver,
     /// Not written (step 2's rules): the packet goes to the loop.
     Refused(Packet),
+    /// Not written: the buffer (not counting large packets) is past
+    /// `CONNECTION_WRITE_BYTES_HIGH_WATER` (the peer reads slower than its
+    /// senders write). The packet goes to
+    /// the loop, and its sender waits until the buffer is back under the
+    /// mark (step 2c), so that a flood waits rather than spilling into the
+    /// loop's queue one command per message.
+    Full(Packet),
 }
 
 impl Outbox {
@@ -401,10 +418,14 @@ impl Outbox {
             }
             _ => false,
         };
+        if state.open && state.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER {
+            // Step 2c: the loop takes the packet, the sender waits.
+            return Direct::Full(packet);
+        }
         if !state.open
             || state.held
-            // Past the mark (large packets included) the loop decides:
-            // it holds what must wait, and its count makes senders wait.
+            // Past the mark with large packets counted, the loop decides:
+            // it holds what must wait behind them (fragments.rs).
             || state.queued_bytes() >= CONNECTION_WRITE_BYTES_HIGH_WATER
             || self.incarnation.load(Ordering::Acquire) != incarnation
             || !decoded
@@ -429,6 +450,12 @@ impl Outbox {
             };
         }
         state.write_now()
+    }
+
+    /// Step 2c: whether the buffer (not counting large packets) is past its
+    /// high-water mark, so that a sender told to wait goes on waiting.
+    pub(crate) fn is_full(&self) -> bool {
+        self.lock().write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER
     }
 
     /// Step 3: writes a buffer owed a flush.
@@ -815,6 +842,48 @@ mod tests {
     }
 
     /// While commands are held behind the buffer, nothing takes the lane.
+    /// Step 2c: past the buffer's mark a sender is refused and told to
+    /// wait until it drains; a large packet leaving in fragments does not
+    /// make small senders wait.
+    #[test]
+    fn a_sender_that_finds_the_buffer_full_waits_until_it_drains_but_not_behind_a_large_packet() {
+        let outbox = Outbox::new(Instant::now(), None);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let accepted: HashSet<String> = ["Vec<u8>".to_owned()].into_iter().collect();
+        outbox.open(stream, 7, accepted);
+        // One large packet in fragments: small ones are not held for it.
+        outbox
+            .lock()
+            .append(&message(2, 0, 2 * CONNECTION_WRITE_BYTES_HIGH_WATER))
+            .unwrap();
+        assert!(!outbox.is_full());
+        let refused = outbox.try_write(message(1, 0, 10), 7, true, || true);
+        assert!(matches!(refused, Direct::Refused(_)), "{refused:?}");
+        // Small packets, deferred (left in the buffer), past the mark.
+        let mut outbox_state = outbox.lock();
+        outbox_state.outgoing = Outgoing::default();
+        drop(outbox_state);
+        let mut appended = 0;
+        loop {
+            match outbox.try_write(message(1, 1, FRAGMENT_BYTES / 2), 7, true, || true) {
+                Direct::Deferred | Direct::Appended => appended += 1,
+                Direct::Full(_) => break,
+                other => panic!("{other:?} after {appended}"),
+            }
+        }
+        assert!(appended * FRAGMENT_BYTES / 2 >= CONNECTION_WRITE_BYTES_HIGH_WATER);
+        assert!(outbox.is_full());
+        // Written out (as the loop would): the sender goes on.
+        outbox.lock().write.clear();
+        assert!(!outbox.is_full());
+        let sent = outbox.try_write(message(1, 2, 10), 7, true, || true);
+        assert!(
+            matches!(sent, Direct::Deferred | Direct::Appended),
+            "{sent:?}"
+        );
+    }
+
     #[test]
     fn the_pending_lane_is_closed_while_commands_are_held() {
         let outbox = Outbox::new(Instant::now(), None);

@@ -58,12 +58,18 @@ impl Remote for PeerRoute {
         self.send_message(sender, to, Some(tag), message, true)
     }
 
-    /// The sender of a large message waits while the node holds more than
-    /// `config::LARGE_BACKLOG_BYTES_HIGH_WATER` of them.
-    fn holds_sender(&self, _to: &RemotePid) -> bool {
-        self.shared
-            .upgrade()
-            .is_some_and(|shared| shared.outboxes.large_bytes() > LARGE_BACKLOG_BYTES_HIGH_WATER)
+    /// A sender told to wait goes on waiting while the node holds more
+    /// than `config::LARGE_BACKLOG_BYTES_HIGH_WATER` of large messages, or
+    /// while the buffer of `to`'s connection is past its high-water mark
+    /// (outbox.rs step 2c).
+    fn holds_sender(&self, to: &RemotePid) -> bool {
+        self.shared.upgrade().is_some_and(|shared| {
+            shared.outboxes.large_bytes() > LARGE_BACKLOG_BYTES_HIGH_WATER
+                || shared
+                    .outboxes
+                    .get(to.node())
+                    .is_some_and(|outbox| outbox.is_full())
+        })
     }
 
     fn flush(&self) {
@@ -102,14 +108,16 @@ impl PeerRoute {
         };
         let message = shared.encode_message(&message)?;
         let bytes = message.body.len();
-        let wait = fragments::is_large(&message)
-            && shared.outboxes.large_bytes() > LARGE_BACKLOG_BYTES_HIGH_WATER;
-        let flush = self.write_or_queue(&shared, sender, to, tag, message, defer);
+        let large = fragments::is_large(&message);
+        let (flush, full) = self.write_or_queue(&shared, sender, to, tag, message, defer);
+        let wait =
+            full || (large && shared.outboxes.large_bytes() > LARGE_BACKLOG_BYTES_HIGH_WATER);
         Ok(Sent::new(flush, wait, bytes))
     }
 
-    /// `send_message`'s packet, written (saying whether a flush is owed)
-    /// or queued.
+    /// `send_message`'s packet, written or queued: whether a flush is
+    /// owed, and whether the connection's buffer is full (its sender waits,
+    /// outbox.rs step 2c).
     fn write_or_queue(
         &self,
         shared: &NodeShared,
@@ -118,7 +126,7 @@ impl PeerRoute {
         tag: Option<u64>,
         message: WireMessage,
         defer: bool,
-    ) -> bool {
+    ) -> (bool, bool) {
         // The target is built (its node's name copied) only for the loop.
         let packet = match tag {
             Some(tag) => Packet::Reply {
@@ -133,25 +141,29 @@ impl PeerRoute {
         };
         let Some(outbox) = shared.outboxes.get(to.node()) else {
             shared.push_from(sender, command_of(Target::of(to), packet));
-            return false;
+            return (false, false);
         };
         let settled = || shared.settled_for(sender);
         match outbox.try_write(packet, to.incarnation(), defer, settled) {
-            Direct::Sent => false,
+            Direct::Sent => (false, false),
             Direct::Deferred => {
                 shared.owe(to.node(), outbox);
-                true
+                (true, false)
             }
-            Direct::Appended => true,
+            Direct::Appended => (true, false),
             Direct::Failed | Direct::HandOver => {
                 shared.push(Command::Flush {
                     node: to.node().to_owned(),
                 });
-                false
+                (false, false)
             }
             Direct::Refused(packet) => {
                 shared.push_from(sender, command_of(Target::of(to), packet));
-                false
+                (false, false)
+            }
+            Direct::Full(packet) => {
+                shared.push_from(sender, command_of(Target::of(to), packet));
+                (false, true)
             }
         }
     }
