@@ -213,9 +213,12 @@ pub const BACKLOG_COMMANDS_MAX: usize = 4 * BACKLOG_COMMANDS_HIGH_WATER;
 /// Bytes a connection's write buffer may hold before the node stops
 /// reading from that connection and holds further commands for it: every
 /// frame read may add a reply (spawn replies, `noproc` answers), so a peer
-/// that sends and never reads stops being read. With one frame of either
-/// kind on top, a connection's write buffer never exceeds
-/// `CONNECTION_WRITE_BYTES_HIGH_WATER + 2 * (FRAME_BODY_BYTES_MAX + 5)`.
+/// that sends and never reads stops being read. Agents that send past it
+/// are made to wait (outbox.rs step 2c), appending while the buffer is
+/// less than a frame past it. With one frame of either kind on top, and
+/// the pending lane moved in, a connection's write buffer never exceeds
+/// `CONNECTION_WRITE_BYTES_HIGH_WATER + 2 * (FRAME_BODY_BYTES_MAX + 5) +
+/// OUTBOX_PENDING_BYTES_MAX`.
 ///
 /// ```
 /// use erlangen_net::config::*;

@@ -38,16 +38,17 @@
 //!    workers: a sender that met it held went to the loop, and every send
 //!    of the node after it followed while that command was unsettled,
 //!    issue 21.)
-//!    2c. A sender that finds the buffer past its high-water mark (the
-//!    peer reads slower than the node writes; large packets leaving in
-//!    fragments are not counted here: they have a mark of their own, and
-//!    small messages overtake them) queues the packet for the
-//!    loop, as in step 2, and is told to wait (`Sent::wait`): suspended,
-//!    it looks again every `REMOTE_BUSY_POLL` until the buffer is back
-//!    under the mark (`Outbox::is_full`). So a flood spills one packet per
-//!    sender into the loop's queue, not one per message: a sender with a
-//!    command unsettled writes nothing directly, and one that never waited
-//!    stayed on the loop's path for the rest of its burst (issue 21).
+//!    2c. A worker's sender that finds the buffer past its high-water mark
+//!    (the peer reads slower than the node writes; large packets leaving
+//!    in fragments are not counted here: they have a mark of their own,
+//!    and small messages overtake them) still appends, while the buffer is
+//!    less than a frame past the mark, and is told to wait
+//!    (`Sent::wait`): suspended, it looks again every `REMOTE_BUSY_POLL`
+//!    until the buffer is back under the mark (`Outbox::is_full`). So a
+//!    flood waits for the peer instead of spilling into the loop's queue,
+//!    where every later send of its sender followed while its command was
+//!    unsettled (issue 21). Past the frame of slack, the loop takes the
+//!    packet, as in step 2.
 //! 3. A sender on a worker leaves the frame in the buffer and marks the
 //!    outbox owed a write (`Deferred`); its worker calls the route's flush
 //!    when the sending agent's slice ends, which writes every owed outbox
@@ -85,8 +86,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
 use crate::config::{
-    CONNECTION_WRITE_BYTES_HIGH_WATER, FRAGMENT_BYTES, FRAGMENT_REFILL_BYTES, OUTBOX_LOCK_SPIN,
-    OUTBOX_PENDING_BYTES_MAX, PACKET_BYTES_MAX, WORKER_WRITE_BYTES_MAX,
+    CONNECTION_WRITE_BYTES_HIGH_WATER, FRAGMENT_BYTES, FRAGMENT_REFILL_BYTES, FRAME_BODY_BYTES_MAX,
+    OUTBOX_LOCK_SPIN, OUTBOX_PENDING_BYTES_MAX, PACKET_BYTES_MAX, WORKER_WRITE_BYTES_MAX,
 };
 use crate::fragments::{Held, Key, Outgoing};
 use crate::frame;
@@ -211,13 +212,12 @@ pub(crate) enum Direct {
     HandOver,
     /// Not written (step 2's rules): the packet goes to the loop.
     Refused(Packet),
-    /// Not written: the buffer (not counting large packets) is past
+    /// The packet is in the buffer, which is past
     /// `CONNECTION_WRITE_BYTES_HIGH_WATER` (the peer reads slower than its
-    /// senders write). The packet goes to
-    /// the loop, and its sender waits until the buffer is back under the
-    /// mark (step 2c), so that a flood waits rather than spilling into the
-    /// loop's queue one command per message.
-    Full(Packet),
+    /// senders write): the sender waits until it is back under the mark
+    /// (step 2c). `deferred` as for `Deferred`: the caller records the
+    /// flush owed.
+    Full { deferred: bool },
 }
 
 impl Outbox {
@@ -418,15 +418,15 @@ impl Outbox {
             }
             _ => false,
         };
-        if state.open && state.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER {
-            // Step 2c: the loop takes the packet, the sender waits.
-            return Direct::Full(packet);
-        }
+        let full = state.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER;
         if !state.open
             || state.held
-            // Past the mark with large packets counted, the loop decides:
+            // Under the mark with large packets counted, the loop decides:
             // it holds what must wait behind them (fragments.rs).
-            || state.queued_bytes() >= CONNECTION_WRITE_BYTES_HIGH_WATER
+            || (!full && state.queued_bytes() >= CONNECTION_WRITE_BYTES_HIGH_WATER)
+            // Past it by a whole frame (senders that have not looked again
+            // yet), so does it: the buffer stays within its bound.
+            || state.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER + FRAME_BODY_BYTES_MAX
             || self.incarnation.load(Ordering::Acquire) != incarnation
             || !decoded
             || !settled()
@@ -443,10 +443,11 @@ impl Outbox {
         }
         state.direct_out += 1;
         if defer {
-            return if std::mem::replace(&mut state.owed, true) {
-                Direct::Appended
-            } else {
-                Direct::Deferred
+            let deferred = !std::mem::replace(&mut state.owed, true);
+            return match (full, deferred) {
+                (true, deferred) => Direct::Full { deferred },
+                (false, true) => Direct::Deferred,
+                (false, false) => Direct::Appended,
             };
         }
         state.write_now()
@@ -842,9 +843,10 @@ mod tests {
     }
 
     /// While commands are held behind the buffer, nothing takes the lane.
-    /// Step 2c: past the buffer's mark a sender is refused and told to
-    /// wait until it drains; a large packet leaving in fragments does not
-    /// make small senders wait.
+    /// Step 2c: past the buffer's mark a sender appends and is told to
+    /// wait until it drains; a frame past it, the loop takes its packets;
+    /// a large packet leaving in fragments does not make small senders
+    /// wait.
     #[test]
     fn a_sender_that_finds_the_buffer_full_waits_until_it_drains_but_not_behind_a_large_packet() {
         let outbox = Outbox::new(Instant::now(), None);
@@ -868,12 +870,28 @@ mod tests {
         loop {
             match outbox.try_write(message(1, 1, FRAGMENT_BYTES / 2), 7, true, || true) {
                 Direct::Deferred | Direct::Appended => appended += 1,
-                Direct::Full(_) => break,
+                Direct::Full { deferred: false } => break,
                 other => panic!("{other:?} after {appended}"),
             }
         }
         assert!(appended * FRAGMENT_BYTES / 2 >= CONNECTION_WRITE_BYTES_HIGH_WATER);
         assert!(outbox.is_full());
+        // Senders that have not waited yet append up to a frame past the
+        // mark; then the loop takes their packets.
+        let mut past = 0;
+        let refused = loop {
+            match outbox.try_write(message(1, 1, FRAGMENT_BYTES / 2), 7, true, || true) {
+                Direct::Full { .. } => past += 1,
+                other => break other,
+            }
+        };
+        assert!(matches!(refused, Direct::Refused(_)), "{refused:?}");
+        let len = outbox.lock().write.len();
+        assert!(
+            len >= CONNECTION_WRITE_BYTES_HIGH_WATER + FRAME_BODY_BYTES_MAX,
+            "{len} after {past}"
+        );
+        assert!(len < CONNECTION_WRITE_BYTES_HIGH_WATER + 2 * FRAME_BODY_BYTES_MAX);
         // Written out (as the loop would): the sender goes on.
         outbox.lock().write.clear();
         assert!(!outbox.is_full());

@@ -161,9 +161,11 @@ impl PeerRoute {
                 shared.push_from(sender, command_of(Target::of(to), packet));
                 (false, false)
             }
-            Direct::Full(packet) => {
-                shared.push_from(sender, command_of(Target::of(to), packet));
-                (false, true)
+            Direct::Full { deferred } => {
+                if deferred {
+                    shared.owe(to.node(), outbox);
+                }
+                (true, true)
             }
         }
     }
