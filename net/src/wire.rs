@@ -385,28 +385,43 @@ impl<'a> MessageView<'a> {
     /// The view of a packet's bytes if they are a message or a reply, an
     /// error if such a packet does not decode; `None` for any other packet.
     pub fn read(packet: &'a [u8]) -> Option<Result<MessageView<'a>, DecodeError>> {
+        Self::read_with(packet, config())
+    }
+
+    /// `read` for a packet put together from fragments (at most
+    /// `config::PACKET_BYTES_MAX`), under [`decode_large_packet`]'s budget.
+    pub(crate) fn read_large(packet: &'a [u8]) -> Option<Result<MessageView<'a>, DecodeError>> {
+        Self::read_with(
+            packet,
+            bincode::config::standard().with_limit::<LARGE_PACKET_DECODE_BYTES_MAX>(),
+        )
+    }
+
+    fn read_with(
+        packet: &'a [u8],
+        config: impl bincode::config::Config,
+    ) -> Option<Result<MessageView<'a>, DecodeError>> {
         let small = bincode::config::standard().with_limit::<16>();
         let (variant, _): (u32, usize) = bincode::decode_from_slice(packet, small).ok()?;
-        let view =
-            match variant {
-                Self::MESSAGE => borrow_whole::<(u32, u64, &str, &[u8])>(packet).map(
-                    |(_, to, type_name, body)| MessageView {
-                        to,
-                        tag: None,
-                        type_name,
-                        body,
-                    },
-                ),
-                Self::REPLY => borrow_whole::<(u32, u64, u64, &str, &[u8])>(packet).map(
-                    |(_, to, tag, type_name, body)| MessageView {
-                        to,
-                        tag: Some(tag),
-                        type_name,
-                        body,
-                    },
-                ),
-                _ => return None,
-            };
+        let view = match variant {
+            Self::MESSAGE => borrow_whole::<(u32, u64, &str, &[u8])>(packet, config).map(
+                |(_, to, type_name, body)| MessageView {
+                    to,
+                    tag: None,
+                    type_name,
+                    body,
+                },
+            ),
+            Self::REPLY => borrow_whole::<(u32, u64, u64, &str, &[u8])>(packet, config).map(
+                |(_, to, tag, type_name, body)| MessageView {
+                    to,
+                    tag: Some(tag),
+                    type_name,
+                    body,
+                },
+            ),
+            _ => return None,
+        };
         Some(view)
     }
 
@@ -431,10 +446,13 @@ impl<'a> MessageView<'a> {
     }
 }
 
-/// Decodes all of `body` as a value that borrows from it, under the
-/// protocol's budget.
-fn borrow_whole<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
-    let (value, read): (T, usize) = bincode::serde::borrow_decode_from_slice(body, config())
+/// Decodes all of `body` as a value that borrows from it, under `config`'s
+/// budget.
+fn borrow_whole<'a, T: serde::Deserialize<'a>>(
+    body: &'a [u8],
+    config: impl bincode::config::Config,
+) -> Result<T, DecodeError> {
+    let (value, read): (T, usize) = bincode::serde::borrow_decode_from_slice(body, config)
         .map_err(|e| DecodeError(e.to_string()))?;
     if read != body.len() {
         return Err(DecodeError(format!(

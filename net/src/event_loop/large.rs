@@ -29,7 +29,7 @@ use crate::command::{Command, Decoded};
 use crate::fragments::Key;
 use crate::pid;
 use crate::shared::NodeShared;
-use crate::wire::{self, Packet};
+use crate::wire::{self, MessageView, Packet};
 
 use super::EventLoop;
 
@@ -60,13 +60,9 @@ pub(super) struct LargeIn {
 }
 
 /// The agent a large packet's bytes are for, if it is a message or a reply
-/// (their first fields: the variant's index, then the receiver's serial).
+/// (one that does not decode is decoded, and refused, on the loop).
 fn receiver_of(bytes: &[u8]) -> Option<u64> {
-    const MESSAGE: u32 = 0;
-    const REPLY: u32 = 5;
-    let config = bincode::config::standard().with_limit::<64>();
-    let ((variant, to), _): ((u32, u64), usize) = bincode::decode_from_slice(bytes, config).ok()?;
-    matches!(variant, MESSAGE | REPLY).then_some(to)
+    Some(MessageView::read_large(bytes)?.ok()?.to)
 }
 
 impl EventLoop {
@@ -231,18 +227,9 @@ fn start_decoder(shared: Arc<NodeShared>) -> mpsc::Sender<Job> {
 fn decode(shared: &NodeShared, token: Token, bytes: &[u8]) -> Decoded {
     let to = receiver_of(bytes).unwrap_or_default();
     let _context = pid::enter(shared);
-    let (tag, wire_message) = match wire::decode_large_packet(bytes) {
-        Ok(Packet::Message { message, .. }) => (None, message),
-        Ok(Packet::Reply { tag, message, .. }) => (Some(tag), message),
-        Ok(_) => {
-            return Decoded {
-                token,
-                to,
-                tag: None,
-                message: Err((true, "a large packet changed kind".to_owned())),
-            }
-        }
-        Err(error) => {
+    let view = match MessageView::read_large(bytes) {
+        Some(Ok(view)) => view,
+        Some(Err(error)) => {
             return Decoded {
                 token,
                 to,
@@ -250,11 +237,22 @@ fn decode(shared: &NodeShared, token: Token, bytes: &[u8]) -> Decoded {
                 message: Err((true, format!("bad fragmented packet: {error}"))),
             }
         }
+        None => {
+            return Decoded {
+                token,
+                to,
+                tag: None,
+                message: Err((true, "a large packet changed kind".to_owned())),
+            }
+        }
     };
+    // Decoded from the packet's own bytes: the message's are not copied
+    // first.
+    let tag = view.tag;
     let message = shared
         .types
-        .decode_message(&wire_message.type_name, &wire_message.body)
-        .map_err(|error| (false, format!("{}: {error}", wire_message.type_name)));
+        .decode_message(view.type_name, view.body)
+        .map_err(|error| (false, format!("{}: {error}", view.type_name)));
     Decoded {
         token,
         to,
