@@ -151,6 +151,15 @@ pub const DIAL_RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// ```
 pub const SPAWN_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 
+/// Bytes a node's loop asks the kernel for per read call, into a scratch
+/// buffer of this size it keeps (not zeroed again for each read).
+///
+/// ```
+/// use erlangen_net::config::*;
+/// assert!(READ_CHUNK_BYTES <= READ_BYTES_PER_TURN_MAX);
+/// ```
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+
 /// Most bytes read from one connection per readiness event before others
 /// get a turn.
 ///

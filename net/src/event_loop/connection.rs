@@ -240,9 +240,9 @@ impl EventLoop {
     /// Reads what is there (up to a turn's worth) and handles every
     /// complete frame.
     pub(super) fn read_from(&mut self, token: Token) -> Result<(), String> {
-        let mut chunk = [0u8; 16 * 1024];
         let mut total = 0usize;
         loop {
+            let chunk = &mut self.read_scratch;
             let connection = self.connections.get_mut(&token).ok_or("gone")?;
             if connection.paused {
                 // The write budget is spent: leave the rest in the socket
@@ -250,8 +250,8 @@ impl EventLoop {
                 return Ok(());
             }
             let read = match &connection.tls {
-                None => connection.stream.read(&mut chunk),
-                Some(tls) => tls.read(&mut connection.stream, &mut chunk),
+                None => connection.stream.read(chunk),
+                Some(tls) => tls.read(&mut connection.stream, chunk),
             };
             match read {
                 Ok(0) => {

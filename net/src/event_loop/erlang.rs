@@ -61,8 +61,6 @@ const ERLANG_TICK_TIMEOUT: Duration = Duration::from_secs(60);
 const ERLANG_WAITING_PACKETS_MAX: usize = 65_536;
 /// Data bytes per fragment of a large message we send.
 const FRAGMENT_BYTES: usize = crate::erlang::fragments::FRAGMENT_BYTES;
-/// Bytes read from a socket per read call.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// One connection with an Erlang node.
 pub(super) struct ErlConnection {
@@ -199,6 +197,9 @@ pub(crate) struct ErlangSide {
     /// Connections written to since the last `flush_dirty` (one write per
     /// connection per batch of commands).
     dirty: Vec<Token>,
+    /// What each read call reads into (`config::READ_CHUNK_BYTES`),
+    /// allocated and zeroed once.
+    read_scratch: Box<[u8]>,
 }
 
 impl ErlangSide {
@@ -231,6 +232,7 @@ impl ErlangSide {
             next_token: FIRST_CONNECTION,
             shared,
             dirty: Vec::new(),
+            read_scratch: vec![0; crate::config::READ_CHUNK_BYTES].into_boxed_slice(),
         })
     }
 
@@ -320,12 +322,12 @@ impl ErlangSide {
         registry: &Registry,
         shared: &NodeShared,
     ) -> Result<(), String> {
-        let mut chunk = vec![0u8; READ_CHUNK_BYTES];
         loop {
+            let chunk = &mut self.read_scratch;
             let Some(connection) = self.connections.get_mut(&token) else {
                 return Ok(());
             };
-            match connection.stream.read(&mut chunk) {
+            match connection.stream.read(chunk) {
                 Ok(0) => return Err("closed by the Erlang node".into()),
                 Ok(n) => {
                     connection.read.extend_from_slice(&chunk[..n]);

@@ -253,6 +253,9 @@ pub(crate) struct EventLoop {
     dirty: Vec<Token>,
     /// Connections that had more to read when their turn ended.
     unread: Vec<Token>,
+    /// What each read call reads into (`config::READ_CHUNK_BYTES`),
+    /// allocated and zeroed once.
+    read_scratch: Box<[u8]>,
     /// Commands were left in the queue when the turn ended.
     more_commands: bool,
     stopping: bool,
@@ -314,6 +317,7 @@ impl EventLoop {
             logged_types: Default::default(),
             dirty: Vec::new(),
             unread: Vec::new(),
+            read_scratch: vec![0; crate::config::READ_CHUNK_BYTES].into_boxed_slice(),
             more_commands: false,
             stopping: false,
             last_activity: Instant::now(),
