@@ -142,6 +142,7 @@ mod fragments;
 mod functions;
 mod global;
 mod groups;
+mod hashing;
 mod id;
 mod metrics;
 mod metrics_http;

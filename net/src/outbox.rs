@@ -78,7 +78,7 @@
 //! lock at most `config::OUTBOX_LOCK_SPIN` (spinning) before it leaves the
 //! packet, or the flush, to the loop.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -91,6 +91,7 @@ use crate::config::{
 };
 use crate::fragments::{Held, Key, Outgoing};
 use crate::frame;
+use crate::hashing::{FastMap, FastSet};
 use crate::wire::{self, Packet, KIND_PACKET};
 use erlangen_portmap::tls::Session;
 
@@ -109,7 +110,7 @@ pub(crate) struct Outbox {
     incarnation: AtomicU64,
     /// The type names the peer decodes, set by `open` (step 2b reads them
     /// without the state lock).
-    accepted: RwLock<HashSet<String>>,
+    accepted: RwLock<FastSet<String>>,
 }
 
 /// Step 2b's lane: encoded packets with their keys, in send order, and
@@ -230,7 +231,7 @@ impl Outbox {
             pending_len: AtomicUsize::new(0),
             direct: direct.clone(),
             incarnation: AtomicU64::new(0),
-            accepted: RwLock::new(HashSet::new()),
+            accepted: RwLock::new(FastSet::default()),
             state: Mutex::new(OutboxState {
                 write: Vec::new(),
                 outgoing: Outgoing::default(),
@@ -368,7 +369,7 @@ impl Outbox {
     pub(crate) fn open(&self, stream: TcpStream, incarnation: u64, accepted: HashSet<String>) {
         let mut state = self.lock();
         state.stream = Some(stream);
-        *crate::sync::write(&self.accepted) = accepted;
+        *crate::sync::write(&self.accepted) = accepted.into_iter().collect();
         self.incarnation.store(incarnation, Ordering::Release);
         state.open = true;
         state.mirror();
@@ -669,7 +670,7 @@ fn check_size(length: usize) -> Result<(), String> {
 /// The outboxes of up connections, by peer node name (step 1).
 #[derive(Debug, Default)]
 pub(crate) struct Outboxes {
-    by_node: RwLock<HashMap<String, Arc<Outbox>>>,
+    by_node: RwLock<FastMap<String, Arc<Outbox>>>,
 }
 
 impl Outboxes {

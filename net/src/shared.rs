@@ -53,7 +53,7 @@ pub struct NodeEvent {
 /// coming back resolve through here (no table of every agent is needed).
 #[derive(Default)]
 pub(crate) struct Exported {
-    pub(crate) by_serial: HashMap<u64, WeakPid>,
+    pub(crate) by_serial: crate::hashing::FastMap<u64, WeakPid>,
     /// Size after the last sweep of dead entries.
     pub(crate) swept_len: usize,
 }

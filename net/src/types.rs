@@ -10,7 +10,6 @@
 //! that disagree, not a schema check.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -25,6 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{
     ERROR_TEXT_BYTES_MAX, MESSAGE_BODY_BYTES_MAX, REASON_TEXT_BYTES_MAX, WIRE_DEPTH_MAX,
 };
+use crate::hashing::FastMap;
 use crate::wire::{
     self, DecodeError, WireLeaf, WireMessage, WireReason, WireSignal, WireStatus, WireValue,
 };
@@ -60,8 +60,8 @@ struct Entry {
 /// ```
 #[derive(Clone)]
 pub struct Types {
-    by_name: HashMap<String, Arc<Entry>>,
-    by_id: HashMap<TypeId, Arc<Entry>>,
+    by_name: FastMap<String, Arc<Entry>>,
+    by_id: FastMap<TypeId, Arc<Entry>>,
 }
 
 impl fmt::Debug for Types {
@@ -85,8 +85,8 @@ impl Types {
     /// ```
     pub fn new() -> Types {
         let types = Types {
-            by_name: HashMap::new(),
-            by_id: HashMap::new(),
+            by_name: FastMap::default(),
+            by_id: FastMap::default(),
         };
         types
             .register::<()>("()")
@@ -198,16 +198,15 @@ impl Types {
             name: name.to_owned(),
             fingerprint: fingerprint::<Vec<u8>>(name),
             encode_message: |message| {
-                wire::encode(&BytesRef(
-                    message
-                        .downcast_ref::<Vec<u8>>()
-                        .expect("checked by type id"),
-                ))
+                let bytes = message
+                    .downcast_ref::<Vec<u8>>()
+                    .expect("checked by type id");
+                // The length's varint, then the bytes: the size is known.
+                wire::encode_with_capacity(&BytesRef(bytes), bytes.len() + 9)
             },
             encode_value: |value| {
-                wire::encode(&BytesRef(
-                    value.downcast_ref::<Vec<u8>>().expect("checked by type id"),
-                ))
+                let bytes = value.downcast_ref::<Vec<u8>>().expect("checked by type id");
+                wire::encode_with_capacity(&BytesRef(bytes), bytes.len() + 9)
             },
             decode_message: |body| Ok(Message::new(wire::decode_value::<OwnedBytes>(body)?.0)),
             decode_value: |body| Ok(Value::new(wire::decode_value::<OwnedBytes>(body)?.0)),

@@ -545,7 +545,23 @@ pub fn bounded_text(text: String, max: usize) -> String {
 /// assert_eq!(bytes, [7]);
 /// ```
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, DecodeError> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|e| DecodeError(e.to_string()))
+    encode_with_capacity(value, ENCODE_START_BYTES)
+}
+
+/// Room a value's encoding starts with: a small message or packet fits, so
+/// it is not grown byte string by byte string (five reallocations for a
+/// 64-byte message starting from nothing).
+const ENCODE_START_BYTES: usize = 128;
+
+/// `encode` into a buffer that starts with room for `capacity` bytes (the
+/// size, when it is known beforehand).
+pub(crate) fn encode_with_capacity<T: Serialize>(
+    value: &T,
+    capacity: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::with_capacity(capacity);
+    encode_into(value, &mut out)?;
+    Ok(out)
 }
 
 /// Appends the encoding of `value` to `out` (bounded by the frame limit).

@@ -213,7 +213,7 @@ pub(crate) struct EventLoop {
     /// Set when descriptors ran out: when to try accepting again.
     accept_retry_at: Option<Instant>,
     registration: Option<TcpStream>,
-    connections: HashMap<Token, Connection>,
+    connections: crate::hashing::FastMap<Token, Connection>,
     next_token: usize,
     /// The connection that is up, by node.
     up: HashMap<String, Token>,
@@ -297,7 +297,7 @@ impl EventLoop {
             listener,
             accept_retry_at: None,
             registration: None,
-            connections: HashMap::new(),
+            connections: crate::hashing::FastMap::default(),
             next_token: FIRST_CONNECTION,
             up: HashMap::new(),
             dialing: HashMap::new(),
