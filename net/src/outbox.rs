@@ -843,7 +843,6 @@ mod tests {
         assert_eq!(order, vec![1, 2, 3]);
     }
 
-    /// While commands are held behind the buffer, nothing takes the lane.
     /// Step 2c: past the buffer's mark a sender appends and is told to
     /// wait until it drains; a frame past it, the loop takes its packets;
     /// a large packet leaving in fragments does not make small senders
@@ -863,10 +862,9 @@ mod tests {
         assert!(!outbox.is_full());
         let refused = outbox.try_write(message(1, 0, 10), 7, true, || true);
         assert!(matches!(refused, Direct::Refused(_)), "{refused:?}");
-        // Small packets, deferred (left in the buffer), past the mark.
-        let mut outbox_state = outbox.lock();
-        outbox_state.outgoing = Outgoing::default();
-        drop(outbox_state);
+        // The large packet gone, small packets, deferred (left in the
+        // buffer), past the mark.
+        outbox.lock().outgoing = Outgoing::default();
         let mut appended = 0;
         loop {
             match outbox.try_write(message(1, 1, FRAGMENT_BYTES / 2), 7, true, || true) {
@@ -903,6 +901,7 @@ mod tests {
         );
     }
 
+    /// While commands are held behind the buffer, nothing takes the lane.
     #[test]
     fn the_pending_lane_is_closed_while_commands_are_held() {
         let outbox = Outbox::new(Instant::now(), None);

@@ -120,10 +120,10 @@ pub struct Sent {
     /// The route buffered it: the worker calls [`Remote::flush`] before it
     /// runs anything else.
     pub flush: bool,
-    /// The route holds many bytes of large messages: the sender waits,
-    /// suspended, while [`Remote::holds_sender`] says so (backpressure on
-    /// the senders of large messages only, so that small ones to the same
-    /// node go on).
+    /// The route holds too many bytes for `to` (of large messages, or a
+    /// connection's buffer past its mark): the sender waits, suspended,
+    /// while [`Remote::holds_sender`] says so (backpressure on the senders
+    /// told so only, so that others to the same node go on).
     pub wait: bool,
     /// Bytes the message took on the wire: the sender is charged for them
     /// (one scheduling step per `config::SEND_BYTES_PER_REDUCTION`), so that

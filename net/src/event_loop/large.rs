@@ -44,6 +44,8 @@ pub(super) enum Waiting {
 /// A large packet for the decoder.
 struct Job {
     token: Token,
+    /// The receiving agent's serial (read by `receiver_of`).
+    to: u64,
     bytes: Vec<u8>,
 }
 
@@ -130,7 +132,7 @@ impl EventLoop {
             .large_in
             .jobs
             .get_or_insert_with(|| start_decoder(self.shared.clone()));
-        if jobs.send(Job { token, bytes }).is_err() {
+        if jobs.send(Job { token, to, bytes }).is_err() {
             tracing::error!("erlangen: the node's decoder thread is gone");
         }
     }
@@ -211,8 +213,8 @@ fn start_decoder(shared: Arc<NodeShared>) -> mpsc::Sender<Job> {
         .name(format!("erlangen-decode-{}", shared.name))
         .stack_size(super::LOOP_STACK_BYTES)
         .spawn(move || {
-            while let Ok(Job { token, bytes }) = queue.recv() {
-                let decoded = decode(&shared, token, &bytes);
+            while let Ok(Job { token, to, bytes }) = queue.recv() {
+                let decoded = decode(&shared, token, to, &bytes);
                 drop(bytes);
                 shared.push(Command::Decoded(Box::new(decoded)));
             }
@@ -224,8 +226,7 @@ fn start_decoder(shared: Arc<NodeShared>) -> mpsc::Sender<Job> {
 }
 
 /// One job's work (step 1).
-fn decode(shared: &NodeShared, token: Token, bytes: &[u8]) -> Decoded {
-    let to = receiver_of(bytes).unwrap_or_default();
+fn decode(shared: &NodeShared, token: Token, to: u64, bytes: &[u8]) -> Decoded {
     let _context = pid::enter(shared);
     let view = match MessageView::read_large(bytes) {
         Some(Ok(view)) => view,

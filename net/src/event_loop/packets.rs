@@ -258,7 +258,6 @@ impl EventLoop {
             .flatten()
     }
 
-    /// A packet from an established connection.
     /// A message or reply read in place (wire.rs `MessageView`): delivered
     /// at once unless its agent's large message is still decoding, in
     /// which case it waits, owned (large.rs step 2).
@@ -307,6 +306,7 @@ impl EventLoop {
             .ok_or("gone")?)
     }
 
+    /// A packet from an established connection.
     pub(super) fn on_packet(&mut self, token: Token, packet: Packet) -> Result<(), String> {
         match packet {
             Packet::Message { to, message } => {
