@@ -15,11 +15,13 @@ pub(crate) enum Command {
     /// A message for a remote agent, encoded by its sender.
     Send { to: Target, message: WireMessage },
     /// A large message or reply for a remote agent, its packet encoded by
-    /// its sender (the loop only moves the bytes: fragments.rs).
+    /// its sender, `head` in front of the message's `bytes` (the loop only
+    /// moves them: fragments.rs).
     SendEncoded {
         to: Target,
         type_name: String,
-        packet: Vec<u8>,
+        head: Vec<u8>,
+        bytes: Vec<u8>,
     },
     /// A message for a registered name on a node, encoded by its sender.
     SendNamed {

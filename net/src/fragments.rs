@@ -83,19 +83,49 @@ impl Key {
     }
 }
 
-/// An encoded packet that waits (step 3).
+/// An encoded packet that waits (step 3), in two parts: `head` goes in
+/// front of `bytes` (a large message's packet head, kept apart so that its
+/// bytes are not moved to make room: `wire::large_packet_head`), empty for
+/// a packet encoded whole.
 #[derive(Debug)]
 pub(crate) struct Held {
     pub(crate) key: Key,
+    pub(crate) head: Vec<u8>,
     pub(crate) bytes: Vec<u8>,
+}
+
+impl Held {
+    /// A packet encoded whole.
+    pub(crate) fn whole(key: Key, bytes: Vec<u8>) -> Held {
+        Held {
+            key,
+            head: Vec::new(),
+            bytes,
+        }
+    }
+
+    /// The packet's length.
+    pub(crate) fn len(&self) -> usize {
+        self.head.len() + self.bytes.len()
+    }
+
+    /// Appends bytes `from..to` of the packet to `out`.
+    fn copy_range(&self, from: usize, to: usize, out: &mut Vec<u8>) {
+        let split = self.head.len();
+        if from < split {
+            out.extend_from_slice(&self.head[from..to.min(split)]);
+        }
+        if to > split {
+            out.extend_from_slice(&self.bytes[from.max(split) - split..to - split]);
+        }
+    }
 }
 
 /// A large packet on its way out (step 2).
 #[derive(Debug)]
 struct Stream {
     id: u64,
-    key: Key,
-    bytes: Vec<u8>,
+    packet: Held,
     /// Bytes already framed.
     sent: usize,
     /// What waits for this stream's end (step 3).
@@ -123,20 +153,20 @@ impl Outgoing {
         match key {
             Key::Free => false,
             _ if !self.barrier.is_empty() => true,
-            _ if self.streams.iter().any(|s| s.key == Key::Barrier) => true,
+            _ if self.streams.iter().any(|s| s.packet.key == Key::Barrier) => true,
             Key::Barrier => !self.streams.is_empty(),
-            Key::Agent(_) => self.streams.iter().any(|s| s.key == key),
+            Key::Agent(_) => self.streams.iter().any(|s| s.packet.key == key),
         }
     }
 
     /// Step 3: holds `packet` where it waits (`must_wait` said it must).
     pub(crate) fn hold(&mut self, packet: Held) {
-        self.bytes += packet.bytes.len();
+        self.bytes += packet.len();
         let behind_barrier = !self.barrier.is_empty()
             || packet.key == Key::Barrier
-            || self.streams.iter().any(|s| s.key == Key::Barrier);
+            || self.streams.iter().any(|s| s.packet.key == Key::Barrier);
         if !behind_barrier {
-            if let Some(stream) = self.streams.iter_mut().find(|s| s.key == packet.key) {
+            if let Some(stream) = self.streams.iter_mut().find(|s| s.packet.key == packet.key) {
                 stream.after.push_back(packet);
                 return;
             }
@@ -146,13 +176,12 @@ impl Outgoing {
 
     /// Step 2: `packet` leaves as fragments.
     pub(crate) fn start(&mut self, packet: Held) {
-        self.bytes += packet.bytes.len();
+        self.bytes += packet.len();
         let id = self.next_id;
         self.next_id += 1;
         self.streams.push_back(Stream {
             id,
-            key: packet.key,
-            bytes: packet.bytes,
+            packet,
             sent: 0,
             after: VecDeque::new(),
         });
@@ -168,16 +197,17 @@ impl Outgoing {
                 return None;
             }
             let released = std::mem::take(&mut self.barrier);
-            self.bytes -= released.iter().map(|h| h.bytes.len()).sum::<usize>();
+            self.bytes -= released.iter().map(Held::len).sum::<usize>();
             return Some(released);
         };
-        let end = (stream.sent + FRAGMENT_BYTES).min(stream.bytes.len());
-        let last = end == stream.bytes.len();
+        let len = stream.packet.len();
+        let end = (stream.sent + FRAGMENT_BYTES).min(len);
+        let last = end == len;
         let at = frame::begin(KIND_FRAGMENT, out);
         out.extend_from_slice(&stream.id.to_le_bytes());
         out.push(u8::from(last));
-        out.extend_from_slice(&(stream.bytes.len() as u64).to_le_bytes());
-        out.extend_from_slice(&stream.bytes[stream.sent..end]);
+        out.extend_from_slice(&(len as u64).to_le_bytes());
+        stream.packet.copy_range(stream.sent, end, out);
         frame::finish(at, out);
         self.bytes -= end - stream.sent;
         stream.sent = end;
@@ -186,7 +216,7 @@ impl Outgoing {
             return Some(VecDeque::new());
         }
         let released = stream.after;
-        self.bytes -= released.iter().map(|h| h.bytes.len()).sum::<usize>();
+        self.bytes -= released.iter().map(Held::len).sum::<usize>();
         Some(released)
     }
 }

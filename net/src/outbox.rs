@@ -285,7 +285,7 @@ impl Outbox {
         }
         for (key, bytes) in taken {
             state.direct_out += 1;
-            state.append_encoded(key, bytes);
+            state.append_encoded(key, Vec::new(), bytes);
         }
         state.owed = true;
     }
@@ -413,27 +413,15 @@ impl Outbox {
         let Some(mut state) = state else {
             return Direct::Refused(packet);
         };
-        let decoded = match &packet {
+        let type_name = match &packet {
             Packet::Message { message, .. } | Packet::Reply { message, .. } => {
-                self.accepts(&message.type_name)
+                Some(message.type_name.as_str())
             }
-            _ => false,
+            _ => None,
         };
-        let full = state.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER;
-        if !state.open
-            || state.held
-            // Under the mark with large packets counted, the loop decides:
-            // it holds what must wait behind them (fragments.rs).
-            || (!full && state.queued_bytes() >= CONNECTION_WRITE_BYTES_HIGH_WATER)
-            // Past it by a whole frame (senders that have not looked again
-            // yet), so does it: the buffer stays within its bound.
-            || state.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER + FRAME_BODY_BYTES_MAX
-            || self.incarnation.load(Ordering::Acquire) != incarnation
-            || !decoded
-            || !settled()
-        {
+        let Some(full) = self.admits(&state, incarnation, type_name, settled) else {
             return Direct::Refused(packet);
-        }
+        };
         if state.queued_bytes() == 0 {
             // The no-progress clock starts with the first byte buffered.
             state.last_progress = Instant::now();
@@ -442,6 +430,72 @@ impl Outbox {
             // Too large for a frame: the loop refuses and counts it.
             return Direct::Refused(packet);
         }
+        Self::appended(state, full, defer)
+    }
+
+    /// `try_write` for a large message or reply its sender encoded
+    /// (`wire::large_packet_head` in front of the message's bytes, made
+    /// outside the lock), for the agent of `key`: the parts back if they go
+    /// to the loop (the pending lane takes no large packet).
+    pub(crate) fn try_write_encoded(
+        &self,
+        key: Key,
+        type_name: &str,
+        (head, bytes): (Vec<u8>, Vec<u8>),
+        incarnation: u64,
+        defer: bool,
+        settled: impl FnOnce() -> bool,
+    ) -> Result<Direct, (Vec<u8>, Vec<u8>)> {
+        let state = if defer {
+            self.try_lock()
+        } else {
+            self.lock_within(OUTBOX_LOCK_SPIN)
+        };
+        let Some(mut state) = state else {
+            return Err((head, bytes));
+        };
+        let Some(full) = self.admits(&state, incarnation, Some(type_name), settled) else {
+            return Err((head, bytes));
+        };
+        if check_size(head.len() + bytes.len()).is_err() {
+            return Err((head, bytes));
+        }
+        if state.queued_bytes() == 0 {
+            state.last_progress = Instant::now();
+        }
+        state.append_encoded(key, head, bytes);
+        Ok(Self::appended(state, full, defer))
+    }
+
+    /// Steps 2 and 2c's rules, under the lock, for a message or reply of
+    /// `type_name` (`None`: another packet, refused): `None` if it goes to
+    /// the loop, else whether the buffer is past its mark.
+    fn admits(
+        &self,
+        state: &OutboxState,
+        incarnation: u64,
+        type_name: Option<&str>,
+        settled: impl FnOnce() -> bool,
+    ) -> Option<bool> {
+        let full = state.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER;
+        let refused = !state.open
+            || state.held
+            // Under the mark with large packets counted, the loop decides:
+            // it holds what must wait behind them (fragments.rs).
+            || (!full && state.queued_bytes() >= CONNECTION_WRITE_BYTES_HIGH_WATER)
+            // Past it by a whole frame (senders that have not looked again
+            // yet), so does it: the buffer stays within its bound.
+            || state.write.len() >= CONNECTION_WRITE_BYTES_HIGH_WATER + FRAME_BODY_BYTES_MAX
+            || self.incarnation.load(Ordering::Acquire) != incarnation
+            || !type_name.is_some_and(|name| self.accepts(name))
+            || !settled();
+        (!refused).then_some(full)
+    }
+
+    /// Steps 2c and 3 for a packet just appended: left for the worker's
+    /// flush if `defer` (the sender told to wait if the buffer is `full`),
+    /// else written at once.
+    fn appended(mut state: OutboxGuard<'_>, full: bool, defer: bool) -> Direct {
         state.direct_out += 1;
         if defer {
             let deferred = !std::mem::replace(&mut state.owed, true);
@@ -544,7 +598,7 @@ impl OutboxState {
             let bytes = wire::encode(packet).map_err(|e| e.to_string())?;
             check_size(bytes.len())?;
             self.count(bytes.len());
-            self.release(Held { key, bytes });
+            self.release(Held::whole(key, bytes));
             return Ok(());
         }
         let at = frame::begin(KIND_PACKET, &mut self.write);
@@ -562,7 +616,7 @@ impl OutboxState {
         if length > FRAGMENT_BYTES {
             let bytes = self.write.split_off(at + frame::HEADER_BYTES);
             self.write.truncate(at);
-            self.outgoing.start(Held { key, bytes });
+            self.outgoing.start(Held::whole(key, bytes));
         } else {
             frame::finish(at, &mut self.write);
         }
@@ -570,10 +624,11 @@ impl OutboxState {
     }
 
     /// Appends a packet its sender encoded (a large message or reply for
-    /// the agent of `key`), as `append` would.
-    pub(crate) fn append_encoded(&mut self, key: Key, bytes: Vec<u8>) {
-        self.count(bytes.len());
-        self.release(Held { key, bytes });
+    /// the agent of `key`, `head` in front of `bytes`), as `append` would.
+    pub(crate) fn append_encoded(&mut self, key: Key, head: Vec<u8>, bytes: Vec<u8>) {
+        let held = Held { key, head, bytes };
+        self.count(held.len());
+        self.release(held);
     }
 
     /// A packet counted out.
@@ -587,10 +642,13 @@ impl OutboxState {
     fn release(&mut self, held: Held) {
         if self.outgoing.must_wait(held.key) {
             self.outgoing.hold(held);
-        } else if held.bytes.len() > FRAGMENT_BYTES {
+        } else if held.len() > FRAGMENT_BYTES {
             self.outgoing.start(held);
         } else {
-            frame::encode(KIND_PACKET, &held.bytes, &mut self.write);
+            let at = frame::begin(KIND_PACKET, &mut self.write);
+            self.write.extend_from_slice(&held.head);
+            self.write.extend_from_slice(&held.bytes);
+            frame::finish(at, &mut self.write);
         }
     }
 
@@ -759,6 +817,31 @@ mod tests {
         }
         assert_eq!(at, sink.len(), "whole frames only");
         arrived
+    }
+
+    /// A large packet appended as a head and its message's bytes (as a
+    /// sender encodes one, `wire::large_packet_head`) arrives as the same
+    /// packet, its fragments cut across the two parts.
+    #[test]
+    fn a_large_packet_in_two_parts_arrives_whole() {
+        let outbox = Outbox::new(Instant::now(), None);
+        let mut state = outbox.lock();
+        for len in [FRAGMENT_BYTES + 1, 3 * FRAGMENT_BYTES - 2] {
+            let Packet::Message { to, message } = message(1, 7, len) else {
+                unreachable!()
+            };
+            let head = wire::large_packet_head(to, None, &message).unwrap();
+            state.append_encoded(Key::Agent(to), head, message.body);
+        }
+        state.append(&message(1, 8, 10)).unwrap();
+        assert_eq!(
+            transfer(&mut state),
+            [
+                ("1".to_owned(), 7, FRAGMENT_BYTES + 1),
+                ("1".to_owned(), 7, 3 * FRAGMENT_BYTES - 2),
+                ("1".to_owned(), 8, 10)
+            ]
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! else queues a command for the node's event loop and wakes it once per
 //! burst (node/mod.rs `push`).
 
+use std::sync::atomic::Ordering;
 use std::sync::Weak;
 
 use erlangen_runtime::{Error, Message, Pid, Remote, RemotePid, RemoteSignal, Sent};
@@ -14,7 +15,7 @@ use crate::config::LARGE_BACKLOG_BYTES_HIGH_WATER;
 use crate::fragments;
 use crate::outbox::Direct;
 use crate::shared::NodeShared;
-use crate::wire::{Packet, WireMessage};
+use crate::wire::{self, Packet, WireMessage};
 
 /// The route to one remote node, shared by all its pids.
 #[derive(Debug)]
@@ -127,6 +128,9 @@ impl PeerRoute {
         message: WireMessage,
         defer: bool,
     ) -> (bool, bool) {
+        if fragments::is_large(&message) {
+            return Self::write_or_queue_large(shared, sender, to, tag, message, defer);
+        }
         // The target is built (its node's name copied) only for the loop.
         let packet = match tag {
             Some(tag) => Packet::Reply {
@@ -144,7 +148,64 @@ impl PeerRoute {
             return (false, false);
         };
         let settled = || shared.settled_for(sender);
-        match outbox.try_write(packet, to.incarnation(), defer, settled) {
+        let direct = outbox.try_write(packet, to.incarnation(), defer, settled);
+        Self::written(shared, sender, to, outbox, direct)
+    }
+
+    /// `write_or_queue` for a large message: its packet's head is encoded
+    /// here, on the sender's thread, with no lock held
+    /// (`wire::large_packet_head`), and travels beside the message's own
+    /// bytes (neither copied nor moved), appended or handed to the loop, so
+    /// that the loop only moves them.
+    fn write_or_queue_large(
+        shared: &NodeShared,
+        sender: u64,
+        to: &RemotePid,
+        tag: Option<u64>,
+        message: WireMessage,
+        defer: bool,
+    ) -> (bool, bool) {
+        let Ok(head) = wire::large_packet_head(to.serial(), tag, &message) else {
+            // Encoding a head into a `Vec` does not fail; counted if it did.
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return (false, false);
+        };
+        let WireMessage {
+            type_name,
+            body: bytes,
+        } = message;
+        let queue = |(head, bytes)| Command::SendEncoded {
+            to: Target::of(to),
+            type_name: type_name.clone(),
+            head,
+            bytes,
+        };
+        let Some(outbox) = shared.outboxes.get(to.node()) else {
+            shared.push_from(sender, queue((head, bytes)));
+            return (false, false);
+        };
+        let key = fragments::Key::Agent(to.serial());
+        let settled = || shared.settled_for(sender);
+        let parts = (head, bytes);
+        match outbox.try_write_encoded(key, &type_name, parts, to.incarnation(), defer, settled) {
+            Ok(direct) => Self::written(shared, sender, to, outbox, direct),
+            Err(parts) => {
+                shared.push_from(sender, queue(parts));
+                (false, false)
+            }
+        }
+    }
+
+    /// What a direct write's outcome asks of the sender (step 3's flush
+    /// owed, step 2c's wait) and of the loop.
+    fn written(
+        shared: &NodeShared,
+        sender: u64,
+        to: &RemotePid,
+        outbox: std::sync::Arc<crate::outbox::Outbox>,
+        direct: Direct,
+    ) -> (bool, bool) {
+        match direct {
             Direct::Sent => (false, false),
             Direct::Deferred => {
                 shared.owe(to.node(), outbox);
@@ -157,35 +218,23 @@ impl PeerRoute {
                 });
                 (false, false)
             }
-            Direct::Refused(packet) => {
-                shared.push_from(sender, command_of(Target::of(to), packet));
-                (false, false)
-            }
             Direct::Full { deferred } => {
                 if deferred {
                     shared.owe(to.node(), outbox);
                 }
                 (true, true)
             }
+            Direct::Refused(packet) => {
+                shared.push_from(sender, command_of(Target::of(to), packet));
+                (false, false)
+            }
         }
     }
 }
 
-/// The loop's command for a message or reply packet to `to`; a large one
-/// is encoded here, on the sender's thread, so that the loop only moves
-/// its bytes.
+/// The loop's command for a message or reply packet to `to` (a large one
+/// was encoded by `write_or_queue_large`).
 fn command_of(to: Target, packet: Packet) -> Command {
-    if let Packet::Message { message, .. } | Packet::Reply { message, .. } = &packet {
-        if fragments::is_large(message) {
-            if let Ok(bytes) = crate::wire::encode(&packet) {
-                return Command::SendEncoded {
-                    to,
-                    type_name: message.type_name.clone(),
-                    packet: bytes,
-                };
-            }
-        }
-    }
     match packet {
         Packet::Reply { tag, message, .. } => Command::Reply { to, tag, message },
         Packet::Message { message, .. } => Command::Send { to, message },

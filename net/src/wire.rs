@@ -446,6 +446,26 @@ impl<'a> MessageView<'a> {
     }
 }
 
+/// The head of a large message's or reply's packet (`Packet::Message`
+/// without `tag`, `Packet::Reply` with it): with the message's own bytes
+/// after it, the bytes `encode` gives for the packet. Kept apart, the
+/// message's bytes are neither copied nor moved to make room for it.
+pub(crate) fn large_packet_head(
+    to: u64,
+    tag: Option<u64>,
+    message: &WireMessage,
+) -> Result<Vec<u8>, DecodeError> {
+    let mut head = Vec::with_capacity(48 + message.type_name.len());
+    // The message's bytes go as serde bytes: their length, then them.
+    let len = message.body.len() as u64;
+    let name = message.type_name.as_str();
+    match tag {
+        None => encode_into(&(MessageView::MESSAGE, to, name, len), &mut head)?,
+        Some(tag) => encode_into(&(MessageView::REPLY, to, tag, name, len), &mut head)?,
+    }
+    Ok(head)
+}
+
 /// Decodes all of `body` as a value that borrows from it, under `config`'s
 /// budget.
 fn borrow_whole<'a, T: serde::Deserialize<'a>>(
@@ -724,6 +744,38 @@ pub mod bytes {
                 out.push(byte);
             }
             Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_packets_head_and_its_messages_bytes_are_the_packet_encoded_whole() {
+        for tag in [None, Some(1 << 40)] {
+            for len in [0, 1, 250, 70_000] {
+                let message = WireMessage {
+                    type_name: "Vec<u8>".into(),
+                    body: encode(&vec![9u8; len]).unwrap(),
+                };
+                let packet = match tag {
+                    None => Packet::Message {
+                        to: 300,
+                        message: message.clone(),
+                    },
+                    Some(tag) => Packet::Reply {
+                        to: 300,
+                        tag,
+                        message: message.clone(),
+                    },
+                };
+                let whole = encode(&packet).unwrap();
+                let mut parts = large_packet_head(300, tag, &message).unwrap();
+                parts.extend_from_slice(&message.body);
+                assert_eq!(parts, whole);
+            }
         }
     }
 }

@@ -27,10 +27,11 @@ impl EventLoop {
         if let Command::SendEncoded {
             to,
             type_name,
-            packet,
+            head,
+            bytes,
         } = command
         {
-            self.send_encoded(token, incarnation, &to, &type_name, packet);
+            self.send_encoded(token, incarnation, &to, &type_name, (head, bytes));
             return;
         }
         let packet = {
@@ -59,7 +60,7 @@ impl EventLoop {
         incarnation: u64,
         to: &Target,
         type_name: &str,
-        packet: Vec<u8>,
+        (head, bytes): (Vec<u8>, Vec<u8>),
     ) {
         if to.incarnation != incarnation {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
@@ -69,10 +70,11 @@ impl EventLoop {
             return;
         }
         if let Some(connection) = self.connections.get(&token) {
-            connection
-                .outbox
-                .lock()
-                .append_encoded(crate::fragments::Key::Agent(to.serial), packet);
+            connection.outbox.lock().append_encoded(
+                crate::fragments::Key::Agent(to.serial),
+                head,
+                bytes,
+            );
         }
     }
 
