@@ -25,6 +25,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -260,6 +261,14 @@ def command(program, binaries, case, quick):
     return [binaries[program], *extra]
 
 
+def kill_group(pgid):
+    """Kills what is left of a run's process group (nothing, normally)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def run_once(program, binaries, case, quick):
     """One run: (lines, peak RSS KiB) or raises RuntimeError(why)."""
     cmd = command(program, binaries, case, quick)
@@ -269,7 +278,11 @@ def run_once(program, binaries, case, quick):
         # Both nodes of a pair: ours read the worker count, Erlang's peer node
         # (started by the driver node) reads ERL_FLAGS.
         env.update(ERLANGEN_BENCH_NODE_WORKERS=per_node, ERL_FLAGS=f"+S {per_node}:{per_node}")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A group of its own: a peer it started (an Erlang node, one of ours)
+    # that outlives it is killed with it, rather than holding its pipes open
+    # and this script with them.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     limit = RUN_TIMEOUT_QUICK_S if quick else RUN_TIMEOUT_S
     deadline = time.time() + limit
     while True:
@@ -277,10 +290,11 @@ def run_once(program, binaries, case, quick):
         if pid:
             break
         if time.time() > deadline:
-            proc.kill()
+            kill_group(proc.pid)
             os.wait4(proc.pid, 0)
             raise RuntimeError(f"timed out after {limit} s")
         time.sleep(0.01)
+    kill_group(proc.pid)
     out, err = proc.stdout.read(), proc.stderr.read()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
