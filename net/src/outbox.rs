@@ -285,7 +285,7 @@ impl Outbox {
         }
         for (key, bytes) in taken {
             state.direct_out += 1;
-            state.append_encoded(key, Vec::new(), bytes);
+            state.append_encoded(Held::whole(key, bytes));
         }
         state.owed = true;
     }
@@ -463,7 +463,7 @@ impl Outbox {
         if state.queued_bytes() == 0 {
             state.last_progress = Instant::now();
         }
-        state.append_encoded(key, head, bytes);
+        state.append_encoded(Held { key, head, bytes });
         Ok(Self::appended(state, full, defer))
     }
 
@@ -623,10 +623,9 @@ impl OutboxState {
         Ok(())
     }
 
-    /// Appends a packet its sender encoded (a large message or reply for
-    /// the agent of `key`, `head` in front of `bytes`), as `append` would.
-    pub(crate) fn append_encoded(&mut self, key: Key, head: Vec<u8>, bytes: Vec<u8>) {
-        let held = Held { key, head, bytes };
+    /// Appends a packet its sender encoded (from the pending lane, or a
+    /// large message or reply in two parts), as `append` would.
+    pub(crate) fn append_encoded(&mut self, held: Held) {
         self.count(held.len());
         self.release(held);
     }
@@ -831,7 +830,11 @@ mod tests {
                 unreachable!()
             };
             let head = wire::large_packet_head(to, None, &message).unwrap();
-            state.append_encoded(Key::Agent(to), head, message.body);
+            state.append_encoded(Held {
+                key: Key::Agent(to),
+                head,
+                bytes: message.body,
+            });
         }
         state.append(&message(1, 8, 10)).unwrap();
         assert_eq!(

@@ -110,17 +110,20 @@ impl PeerRoute {
         let message = shared.encode_message(&message)?;
         let bytes = message.body.len();
         let large = fragments::is_large(&message);
-        let (flush, full) = self.write_or_queue(&shared, sender, to, tag, message, defer);
+        let (flush, full) = if large {
+            Self::write_or_queue_large(&shared, sender, to, tag, message, defer)
+        } else {
+            Self::write_or_queue(&shared, sender, to, tag, message, defer)
+        };
         let wait =
             full || (large && shared.outboxes.large_bytes() > LARGE_BACKLOG_BYTES_HIGH_WATER);
         Ok(Sent::new(flush, wait, bytes))
     }
 
-    /// `send_message`'s packet, written or queued: whether a flush is
-    /// owed, and whether the connection's buffer is full (its sender waits,
-    /// outbox.rs step 2c).
+    /// `send_message`'s packet (a small one), written or queued: whether
+    /// a flush is owed, and whether the connection's buffer is full (its
+    /// sender waits, outbox.rs step 2c).
     fn write_or_queue(
-        &self,
         shared: &NodeShared,
         sender: u64,
         to: &RemotePid,
@@ -128,9 +131,6 @@ impl PeerRoute {
         message: WireMessage,
         defer: bool,
     ) -> (bool, bool) {
-        if fragments::is_large(&message) {
-            return Self::write_or_queue_large(shared, sender, to, tag, message, defer);
-        }
         // The target is built (its node's name copied) only for the loop.
         let packet = match tag {
             Some(tag) => Packet::Reply {

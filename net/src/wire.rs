@@ -617,14 +617,7 @@ fn decode_whole<T: serde::de::DeserializeOwned + Bounded>(
     body: &[u8],
     config: impl bincode::config::Config,
 ) -> Result<T, DecodeError> {
-    let (value, read): (T, usize) =
-        bincode::serde::decode_from_slice(body, config).map_err(|e| DecodeError(e.to_string()))?;
-    if read != body.len() {
-        return Err(DecodeError(format!(
-            "{} trailing bytes after the value",
-            body.len() - read
-        )));
-    }
+    let value: T = borrow_whole(body, config)?;
     value.check()?;
     Ok(value)
 }

@@ -70,11 +70,14 @@ impl EventLoop {
             return;
         }
         if let Some(connection) = self.connections.get(&token) {
-            connection.outbox.lock().append_encoded(
-                crate::fragments::Key::Agent(to.serial),
-                head,
-                bytes,
-            );
+            connection
+                .outbox
+                .lock()
+                .append_encoded(crate::fragments::Held {
+                    key: crate::fragments::Key::Agent(to.serial),
+                    head,
+                    bytes,
+                });
         }
     }
 
